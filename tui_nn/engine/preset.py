@@ -1,0 +1,593 @@
+"""Reading, validating and writing preset files (TOML).
+
+Nothing here executes what the file says: TOML is parsed with `tomllib`, the section structure is
+validated with pydantic (unknown keys are errors), layer entries are validated against the layer
+catalogue, and every failure is one `PresetError` naming the file, the field path
+(`model.layers[2].out_features`), what was expected, and a "did you mean" for near-miss names.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .catalogue import (BOOL, CATALOGUE, CHOICE, FLOAT, INT, INTS, LAYER_KEYS, OPT_FLOAT, OPT_INT, PADDING,
+                        ArgSpec, LayerType)
+from .errors import PresetError, did_you_mean
+from .objectives import LOSSES, OPTIMIZERS, Objective
+from .spec import GENERATORS, CallSpec, DataSpec, GeneratorSpec, LayerSpec, ModelSpec, Preset, TrainingSpec
+
+MAX_FILE_BYTES = 16 * 1024 * 1024  # a preset is text; larger files are refused before parsing
+MAX_NESTING = 32  # brackets/braces deeper than this are refused before parsing
+MAX_TENSOR_ELEMENTS = 10_000_000
+MAX_LAYERS = 1000
+
+_PosInt = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _PresetSection(_Strict):
+    name: str = Field(default="", max_length=200)
+    description: str = Field(default="", max_length=20_000)
+    lab: str | None = Field(default=None, max_length=40)
+
+
+class _ModelSection(_Strict):
+    input_shape: Annotated[list[_PosInt], Field(min_length=1, max_length=8)]
+    layers: Annotated[list[Any], Field(max_length=MAX_LAYERS)] = []
+
+
+class _Generator(_Strict):
+    generate: Literal["rand", "randn", "zeros", "ones", "randint"]
+    shape: Annotated[list[Annotated[int, Field(ge=0, le=2**31 - 1)]], Field(min_length=1, max_length=8)]
+    low: int = 0
+    high: int | None = None
+
+
+class _DataSection(_Strict):
+    inputs: Any = None
+    targets: Any = None
+
+
+class _TrainingSection(_Strict):
+    loss: Any = "MSELoss"
+    optimizer: Any = None
+    steps: Annotated[int, Field(ge=0, le=10**12)] = 100
+    batch_size: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    shuffle: bool = True
+    device: Annotated[str, Field(max_length=40)] = "cpu"
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    target_loss: float | None = None
+    reset_optimizer_each_step: bool = False
+
+
+class _File(_Strict):
+    preset: _PresetSection = _PresetSection()
+    model: _ModelSection
+    data: _DataSection = _DataSection()
+    training: _TrainingSection = _TrainingSection()
+
+
+_SECTION_MODELS: dict[str, type[BaseModel]] = {
+    "": _File, "preset": _PresetSection, "model": _ModelSection, "data": _DataSection,
+    "training": _TrainingSection,
+}
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _translate(err: ValidationError, source: str) -> PresetError:
+    e = err.errors()[0]
+    loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in ("list[int]", "int", "str")))
+    field = _path(loc)
+    if e["type"] == "extra_forbidden":
+        parent = ".".join(str(p) for p in loc[:-1] if isinstance(p, str))
+        model = _SECTION_MODELS.get(parent)
+        choices = list(model.model_fields) if model else []
+        return PresetError(f"unknown key \"{loc[-1]}\"{did_you_mean(str(loc[-1]), choices)}; "
+                           f"expected one of: {', '.join(choices)}", source=source, field=field)
+    if e["type"] == "missing":
+        return PresetError("required key is missing", source=source, field=field)
+    got = e.get("input")
+    got_text = f"; got {_short(got)}" if "input" in e else ""
+    return PresetError(f"{e['msg']}{got_text}", source=source, field=field)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a table"}.get(type(value), type(value).__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# argument validation shared by layers, losses and optimizers
+
+
+def check_arg(spec: ArgSpec, value: Any, field: str, source: str = "<input>") -> Any:
+    """Validate one argument value against its spec; returns the normalised value."""
+
+    def fail(expected: str) -> PresetError:
+        return PresetError(f"expected {expected}; got {_short(value)}", source=source, field=field)
+
+    def bounded(v: float, what: str) -> None:
+        if spec.min is not None and v < spec.min:
+            raise PresetError(f"{what} must be >= {spec.min:g}; got {v!r}", source=source, field=field)
+        if spec.max is not None and v > spec.max:
+            raise PresetError(f"{what} must be <= {spec.max:g}; got {v!r}", source=source, field=field)
+
+    kind = spec.kind
+    if kind in (INT, OPT_INT):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail("an integer")
+        bounded(value, spec.name)
+        return value
+    if kind in (FLOAT, OPT_FLOAT):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail("a number")
+        if not math.isfinite(value):
+            raise fail("a finite number")
+        bounded(value, spec.name)
+        return float(value)
+    if kind == BOOL:
+        if not isinstance(value, bool):
+            raise fail("true or false")
+        return value
+    if kind == CHOICE:
+        if not isinstance(value, str) or value not in spec.choices:
+            hint = did_you_mean(value, spec.choices) if isinstance(value, str) else ""
+            raise PresetError(f"expected one of {', '.join(spec.choices)}; got {_short(value)}{hint}",
+                              source=source, field=field)
+        return value
+    if kind in (INTS, PADDING):
+        if kind == PADDING and isinstance(value, str):
+            if value not in spec.choices:
+                raise PresetError(f"expected an integer, a list of integers or one of {', '.join(spec.choices)}; "
+                                  f"got {_short(value)}{did_you_mean(value, spec.choices)}", source=source,
+                                  field=field)
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            bounded(value, spec.name)
+            return value
+        if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            if spec.dims and len(value) != spec.dims:
+                raise fail(f"an integer or a list of {spec.dims} integers")
+            for v in value:
+                bounded(v, spec.name)
+            return list(value)
+        raise fail("an integer or a list of integers" if spec.dims != 1 else "an integer")
+    if kind == "float_pair":
+        if (not isinstance(value, list) or len(value) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            raise fail("a list of two numbers")
+        for v in value:
+            bounded(v, spec.name)
+        return [float(v) for v in value]
+    raise AssertionError(f"unknown argument kind {kind}")  # pragma: no cover - catalogue bug
+
+
+def check_numbers(value: Any, field: str, source: str = "<input>") -> tuple[int, ...]:
+    """Check a (nested) list of numbers is rectangular; returns its shape."""
+    if isinstance(value, bool) or (not isinstance(value, (list, int, float))):
+        raise PresetError(f"expected a number or a (nested) list of numbers; got {_type_name(value)}",
+                          source=source, field=field)
+    shape: list[int] = []
+    level = [value]
+    depth = 0
+    total = 1
+    while True:
+        firsts = level[0]
+        if isinstance(firsts, list):
+            n = len(firsts)
+            for i, item in enumerate(level):
+                if not isinstance(item, list) or len(item) != n:
+                    raise PresetError(f"rows of different lengths or mixed lists and numbers at depth {depth} "
+                                      f"(item {i}): every row must have {n} entries", source=source, field=field)
+            shape.append(n)
+            total *= max(n, 1)
+            depth += 1
+            if depth > 8 or total > MAX_TENSOR_ELEMENTS:
+                raise PresetError("tensor too large or too deeply nested (at most 8 dimensions, "
+                                  f"{MAX_TENSOR_ELEMENTS} numbers)", source=source, field=field)
+            level = [x for item in level for x in item]
+            if not level:
+                return tuple(shape)
+            continue
+        for item in level:
+            if isinstance(item, bool) or not isinstance(item, (int, float)):
+                raise PresetError(f"expected numbers; found {_type_name(item)} {_short(item)}", source=source,
+                                  field=field)
+            if isinstance(item, float) and not math.isfinite(item):
+                raise PresetError(f"expected finite numbers; found {item!r}", source=source, field=field)
+        return tuple(shape)
+
+
+def _call_spec(value: Any, table: dict[str, Objective], field: str, source: str, what: str) -> CallSpec:
+    if isinstance(value, str):
+        name, raw_args = value, {}
+    elif isinstance(value, dict):
+        if "type" not in value:
+            raise PresetError(f"a {what} table needs a \"type\" key", source=source, field=f"{field}.type")
+        name = value["type"]
+        raw_args = {k: v for k, v in value.items() if k != "type"}
+        if not isinstance(name, str):
+            raise PresetError(f"expected a {what} name; got {_short(name)}", source=source, field=f"{field}.type")
+    else:
+        raise PresetError(f"expected a {what} name or a table with \"type\"; got {_type_name(value)}",
+                          source=source, field=field)
+    if name not in table:
+        raise PresetError(f"unknown {what} \"{name}\"{did_you_mean(name, table)}; expected one of: "
+                          f"{', '.join(table)}", source=source, field=field if isinstance(value, str)
+                          else f"{field}.type")
+    obj = table[name]
+    args: dict[str, Any] = {}
+    for key, v in raw_args.items():
+        spec = obj.arg(key)
+        if spec is None:
+            names = [a.name for a in obj.args]
+            raise PresetError(f"unknown argument \"{key}\" for {name}{did_you_mean(key, names)}; "
+                              f"expected one of: {', '.join(names)}", source=source, field=f"{field}.{key}")
+        args[key] = check_arg(spec, v, f"{field}.{key}", source)
+    return CallSpec(name, args)
+
+
+def parse_layer(raw: Any, field: str, source: str = "<input>", depth: int = 0) -> LayerSpec:
+    if not isinstance(raw, dict):
+        raise PresetError(f"expected a table describing a layer; got {_type_name(raw)}", source=source, field=field)
+    if "type" not in raw:
+        raise PresetError("a layer needs a \"type\" key (a torch.nn class name such as \"Linear\")",
+                          source=source, field=f"{field}.type")
+    name = raw["type"]
+    if not isinstance(name, str) or name not in CATALOGUE:
+        raise PresetError(f"unknown layer type {_short(name)}"
+                          f"{did_you_mean(name, CATALOGUE) if isinstance(name, str) else ''}",
+                          source=source, field=f"{field}.type")
+    lt: LayerType = CATALOGUE[name]
+    spec = LayerSpec(type=name)
+    allowed = list(LAYER_KEYS) + lt.arg_names + [p for p in lt.params if p not in lt.arg_names] + list(lt.ignored_args)
+    if name == "Residual":
+        allowed.append("layers")
+    for key, value in raw.items():
+        kfield = f"{field}.{key}"
+        if key == "type":
+            continue
+        if key == "frozen":
+            if not isinstance(value, bool):
+                raise PresetError(f"expected true or false; got {_short(value)}", source=source, field=kfield)
+            spec.frozen = value
+        elif key == "init":
+            spec.init = parse_init(value, kfield, source)
+        elif key == "layers" and name == "Residual":
+            if depth >= 8:
+                raise PresetError("Residual blocks nested too deeply (at most 8)", source=source, field=kfield)
+            if not isinstance(value, list):
+                raise PresetError(f"expected a list of layers; got {_type_name(value)}", source=source, field=kfield)
+            spec.layers = [parse_layer(v, f"{kfield}[{i}]", source, depth + 1) for i, v in enumerate(value)]
+        elif key in lt.params and (isinstance(value, (list, float)) or
+                                   (isinstance(value, int) and not isinstance(value, bool))):
+            check_numbers(value, kfield, source)
+            spec.params[key] = value
+        elif lt.arg(key) is not None:
+            spec.args[key] = check_arg(lt.arg(key), value, kfield, source)  # type: ignore[arg-type]
+        elif key in lt.ignored_args:
+            if not isinstance(value, bool):
+                raise PresetError(f"expected true or false; got {_short(value)}", source=source, field=kfield)
+            spec.args[key] = value
+        else:
+            raise PresetError(f"unknown key \"{key}\" for {name}{did_you_mean(key, allowed)}; "
+                              f"expected one of: {', '.join(allowed)}", source=source, field=kfield)
+    for a in lt.args:
+        if a.required and a.name not in spec.args:
+            raise PresetError(f"{name} needs \"{a.name}\" ({a.doc})", source=source, field=f"{field}.{a.name}")
+    return spec
+
+
+INIT_SCHEMES = ("default", "zeros", "ones", "constant", "uniform", "normal", "xavier_uniform", "kaiming_uniform")
+
+
+def parse_init(value: Any, field: str, source: str = "<input>") -> dict[str, Any]:
+    if isinstance(value, str):
+        table: dict[str, Any] = {"scheme": value}
+    elif isinstance(value, dict):
+        table = dict(value)
+    else:
+        raise PresetError(f"expected a scheme name or a table with \"scheme\"; got {_type_name(value)}",
+                          source=source, field=field)
+    scheme = table.get("scheme")
+    if not isinstance(scheme, str) or scheme not in INIT_SCHEMES:
+        raise PresetError(f"unknown initialisation {_short(scheme)}"
+                          f"{did_you_mean(scheme, INIT_SCHEMES) if isinstance(scheme, str) else ''}; expected one "
+                          f"of: {', '.join(INIT_SCHEMES)}", source=source, field=field)
+    allowed = {"constant": ("value",), "uniform": ("a", "b"), "normal": ("mean", "std"),
+               "xavier_uniform": ("gain",)}.get(scheme, ())
+    for key, v in table.items():
+        if key == "scheme":
+            continue
+        if key not in allowed:
+            raise PresetError(f"unknown key \"{key}\" for init {scheme}{did_you_mean(key, allowed)}",
+                              source=source, field=f"{field}.{key}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise PresetError(f"expected a finite number; got {_short(v)}", source=source, field=f"{field}.{key}")
+        table[key] = float(v)
+    if scheme == "constant" and "value" not in table:
+        raise PresetError("init \"constant\" needs a \"value\"", source=source, field=f"{field}.value")
+    return table
+
+
+def _tensor_source(value: Any, field: str, source: str) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        try:
+            g = _Generator.model_validate(value)
+        except ValidationError as err:
+            e = _translate(err, source)
+            raise PresetError(e.detail, source=source, field=f"{field}.{e.field}") from None
+        if g.generate == "randint":
+            high = g.high if g.high is not None else 2
+            if high <= g.low:
+                raise PresetError(f"high ({high}) must be greater than low ({g.low})", source=source,
+                                  field=f"{field}.high")
+            return GeneratorSpec("randint", tuple(g.shape), g.low, high)
+        if g.high is not None or g.low != 0:
+            raise PresetError("low/high apply only to generate = \"randint\"", source=source, field=field)
+        return GeneratorSpec(g.generate, tuple(g.shape))
+    check_numbers(value, field, source)
+    return value
+
+
+def source_shape(value: Any) -> tuple[int, ...]:
+    if isinstance(value, GeneratorSpec):
+        return tuple(value.shape)
+    return check_numbers(value, "data")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _prescan(text: str, source: str) -> None:
+    depth = 0
+    deepest = 0
+    in_str: str | None = None
+    for ch in text:
+        if in_str:
+            if ch == in_str:
+                in_str = None
+            continue
+        if ch in "\"'":
+            in_str = ch
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_NESTING:
+                raise PresetError(f"nested more than {MAX_NESTING} levels deep", source=source)
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        elif ch == "\n":
+            pass
+
+
+def loads_preset(text: str, source: str = "<string>") -> Preset:
+    """Parse and validate preset text. Raises PresetError."""
+    if len(text) > MAX_FILE_BYTES:
+        raise PresetError(f"file too large ({len(text)} bytes; at most {MAX_FILE_BYTES})", source=source)
+    _prescan(text, source)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        msg = str(err)
+        m = re.search(r"line (\d+)", msg)
+        raise PresetError(f"TOML syntax error: {msg}", source=source,
+                          line=int(m.group(1)) if m else None) from None
+    except RecursionError:
+        raise PresetError("nested too deeply", source=source) from None
+    return preset_from_dict(raw, source)
+
+
+def preset_from_dict(raw: dict[str, Any], source: str = "<preset>") -> Preset:
+    for key in raw:
+        if key not in _File.model_fields:
+            raise PresetError(f"unknown section [{key}]{did_you_mean(key, _File.model_fields)}; expected: "
+                              f"{', '.join(_File.model_fields)}", source=source, field=key)
+    try:
+        doc = _File.model_validate(raw)
+    except ValidationError as err:
+        raise _translate(err, source) from None
+    layers = [parse_layer(layer, f"model.layers[{i}]", source) for i, layer in enumerate(doc.model.layers)]
+    model = ModelSpec(tuple(doc.model.input_shape), layers)
+    data = DataSpec(_tensor_source(doc.data.inputs, "data.inputs", source),
+                    _tensor_source(doc.data.targets, "data.targets", source))
+    if data.inputs is not None:
+        shape = source_shape(data.inputs)
+        if tuple(shape[1:]) != tuple(model.input_shape[1:]):
+            want = list(model.input_shape[1:])
+            raise PresetError(f"inputs have shape {list(shape)} but model.input_shape is {list(model.input_shape)}: "
+                              f"each sample must have shape {want} (the first dimension counts samples)",
+                              source=source, field="data.inputs")
+    t = doc.training
+    optimizer = t.optimizer if t.optimizer is not None else {"type": "SGD", "lr": 0.01}
+    if t.target_loss is not None and not math.isfinite(t.target_loss):
+        raise PresetError("expected a finite number", source=source, field="training.target_loss")
+    training = TrainingSpec(
+        loss=_call_spec(t.loss, LOSSES, "training.loss", source, "loss"),
+        optimizer=_call_spec(optimizer, OPTIMIZERS, "training.optimizer", source, "optimizer"),
+        steps=t.steps, batch_size=t.batch_size, shuffle=t.shuffle, device=t.device, seed=t.seed,
+        target_loss=t.target_loss, reset_optimizer_each_step=t.reset_optimizer_each_step,
+    )
+    name = doc.preset.name or Path(source).stem
+    preset = Preset(name=name, model=model, description=doc.preset.description, lab=doc.preset.lab,
+                    data=data, training=training, source=source)
+    from .model import validate_params  # late import: model.py imports torch-heavy code
+
+    validate_params(model, source)
+    return preset
+
+
+def load_preset(path: str | os.PathLike[str]) -> Preset:
+    """Load a preset from a file path, or a bundled preset by name (`lab004-...`)."""
+    p = Path(path)
+    if not p.exists():
+        bundled = find_bundled(str(path))
+        if bundled is None:
+            names = [b.stem for b in bundled_presets()]
+            raise PresetError(f"no such file or bundled preset{did_you_mean(p.stem, names)}", source=str(path))
+        p = bundled
+    try:
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise PresetError(f"file too large ({size} bytes; at most {MAX_FILE_BYTES})", source=str(p))
+        data = p.read_bytes()
+    except OSError as err:
+        raise PresetError(f"cannot read: {err.strerror or err}", source=str(p)) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise PresetError(f"not UTF-8 text (byte {err.start})", source=str(p)) from None
+    return loads_preset(text, str(p))
+
+
+def preset_to_dict(preset: Preset) -> dict[str, Any]:
+    head: dict[str, Any] = {"name": preset.name}
+    if preset.description:
+        head["description"] = preset.description
+    if preset.lab:
+        head["lab"] = preset.lab
+    out: dict[str, Any] = {
+        "preset": head,
+        "model": {"input_shape": list(preset.model.input_shape),
+                  "layers": [layer.to_dict() for layer in preset.model.layers]},
+    }
+    data: dict[str, Any] = {}
+    for key in ("inputs", "targets"):
+        value = getattr(preset.data, key)
+        if value is not None:
+            data[key] = value.to_dict() if isinstance(value, GeneratorSpec) else value
+    if data:
+        out["data"] = data
+    t = preset.training
+    training: dict[str, Any] = {
+        "loss": t.loss.to_value(), "optimizer": t.optimizer.to_value(), "steps": t.steps,
+        "batch_size": t.batch_size, "shuffle": t.shuffle, "device": t.device, "seed": t.seed,
+    }
+    if t.target_loss is not None:
+        training["target_loss"] = t.target_loss
+    if t.reset_optimizer_each_step:
+        training["reset_optimizer_each_step"] = True
+    out["training"] = training
+    return out
+
+
+def _toml_value(value: Any) -> str:
+    """One TOML value, compact: numeric lists on one line per innermost row."""
+    if isinstance(value, list):
+        if value and all(isinstance(v, list) for v in value):
+            inner = ",\n    ".join(_toml_value(v) for v in value)
+            return f"[\n    {inner},\n]"
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, float):
+        text = repr(value)
+        return text if ("." in text or "e" in text or "n" in text) else text + ".0"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return tomli_w.dumps({"v": value}, multiline_strings=True)[4:].rstrip("\n")
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else tomli_w.dumps({key: 0}).split(" = ")[0]
+
+
+def _table(lines: list[str], header: str, table: dict[str, Any]) -> None:
+    lines.append(header)
+    nested: list[tuple[str, dict[str, Any]]] = []
+    for key, value in table.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            nested.extend((key, v) for v in value)
+            continue
+        lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    name = header.strip("[]")
+    for key, sub in nested:
+        lines.append("")
+        _table(lines, f"[[{name}.{key}]]", sub)
+
+
+def dumps_preset(preset: Preset) -> str:
+    """TOML text that `loads_preset` reads back as the same experiment (weights row by row)."""
+    doc = preset_to_dict(preset)
+    lines: list[str] = []
+    for section, table in doc.items():
+        if lines:
+            lines.append("")
+        layers = table.pop("layers", None) if section == "model" else None
+        _table(lines, f"[{section}]", table)
+        for layer in layers or []:
+            lines.append("")
+            _table(lines, "[[model.layers]]", layer)
+    return "\n".join(lines) + "\n"
+
+
+def save_preset(preset: Preset, path: str | os.PathLike[str]) -> None:
+    from .storage import atomic_write_bytes
+
+    atomic_write_bytes(path, dumps_preset(preset).encode("utf-8"))
+
+
+# ---------------------------------------------------------------------------------------------
+# bundled presets
+
+
+def presets_dir() -> Path:
+    here = Path(__file__).resolve().parent.parent
+    installed = here / "_presets"
+    if installed.is_dir():
+        return installed
+    return here.parent / "presets"
+
+
+def bundled_presets() -> list[Path]:
+    d = presets_dir()
+    return sorted(d.glob("*.toml")) if d.is_dir() else []
+
+
+def find_bundled(name: str) -> Path | None:
+    stem = Path(name).stem if name.endswith(".toml") else name
+    for p in bundled_presets():
+        if p.stem == stem:
+            return p
+    return None
+
+
+def list_presets() -> list[tuple[str, Preset | PresetError]]:
+    """(stem, preset or its error) for every bundled preset."""
+    out: list[tuple[str, Preset | PresetError]] = []
+    for p in bundled_presets():
+        try:
+            out.append((p.stem, load_preset(p)))
+        except PresetError as err:
+            out.append((p.stem, err))
+    return out
+
+
+__all__ = ["load_preset", "loads_preset", "dumps_preset", "save_preset", "preset_to_dict", "preset_from_dict",
+           "list_presets", "bundled_presets", "find_bundled", "parse_layer", "check_arg", "check_numbers",
+           "INIT_SCHEMES", "GENERATORS"]

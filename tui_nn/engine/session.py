@@ -1,0 +1,268 @@
+"""A live experiment: the spec, the built model, the data, the loss, the optimizer and the history.
+
+Determinism (the contract the tests and the exported scripts rely on):
+1. inputs, then targets, are drawn from `torch.Generator().manual_seed(seed)`;
+2. `torch.manual_seed(seed)` is called right before the layers are constructed, in order;
+3. init schemes and hand-set parameters are applied;
+4. mini-batch order is drawn from a second `torch.Generator().manual_seed(seed)`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import torch
+from torch import nn
+
+from .data import make_inputs, make_targets
+from .devices import resolve_device
+from .errors import DataError, EngineError, ShapeError
+from .history import LossHistory
+from .model import build_model, get_param, init_module, iter_specs, set_frozen, set_param
+from .objectives import make_loss, make_optimizer
+from .shapes import ShapeReport, check_memory, check_model
+from .spec import CallSpec, LayerSpec, ModelSpec, Preset
+
+
+def tensor_to_list(t: torch.Tensor) -> Any:
+    """Nested lists of the shortest decimals that read back to the same float32 values."""
+    import numpy as np
+
+    arr = t.detach().cpu().float().numpy()
+
+    def conv(a: "np.ndarray") -> Any:
+        if a.ndim == 0:
+            return float(np.format_float_positional(a, unique=True, trim="0")) if np.isfinite(a) else float(a)
+        return [conv(x) for x in a]
+
+    return conv(arr)
+
+
+class ShapeCheckFailed(EngineError):
+    """Training asked for on a model whose shapes do not fit."""
+
+    def __init__(self, error: ShapeError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class Session:
+    def __init__(self, preset: Preset, *, device: str | None = None, budget: int | None = None) -> None:
+        self.preset = preset.copy()
+        self.original = preset.copy()
+        if device is not None:
+            self.preset.training.device = device
+        self.budget = budget
+        self.device = resolve_device(self.preset.training.device)
+        self.preset.training.device = str(self.device)
+        self.history = LossHistory()
+        self.step = 0
+        self.data_error: DataError | None = None
+        self.model: nn.Sequential = nn.Sequential()
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.loss_fn: nn.Module | None = None
+        self.inputs: torch.Tensor = torch.zeros(0)
+        self.targets: torch.Tensor | None = None
+        self.report: ShapeReport
+        self.reset()
+
+    @classmethod
+    def from_preset(cls, preset: Preset, **kw: Any) -> "Session":
+        return cls(preset, **kw)
+
+    # -- building --------------------------------------------------------------------------------
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.preset.model
+
+    @property
+    def training(self):  # noqa: ANN201 - TrainingSpec
+        return self.preset.training
+
+    def _check(self, spec: ModelSpec, inputs_shape: tuple[int, ...]) -> ShapeReport:
+        t = self.training
+        report = check_model(spec, inputs_shape, optimizer=t.optimizer.type, optimizer_args=t.optimizer.args)
+        check_memory(report, str(self.device), self.budget)
+        return report
+
+    def reset(self) -> None:
+        """Rebuild data, model (seeded init + hand-set parameters) and optimizer; clear the history."""
+        t = self.training
+        inputs, _ = make_inputs(self.preset.data, self.spec.input_shape, t.seed)
+        report = self._check(self.spec, tuple(inputs.shape))
+        self.report = report
+        self.model = build_model(self.spec, seed=t.seed, device=self.device)
+        self.inputs = inputs.to(self.device)
+        self._make_targets()
+        self.loss_fn = make_loss(t.loss.type, t.loss.args)
+        self.optimizer = self.new_optimizer()
+        self.step = 0
+        self.history.clear()
+        self.batch_gen = torch.Generator().manual_seed(t.seed)
+        self.batch_perm: torch.Tensor | None = None
+        self.batch_pos = 0
+
+    def _make_targets(self) -> None:
+        """Targets drawn after the inputs from the data generator, exactly as `reset()` draws them."""
+        self.data_error = None
+        _, gen = make_inputs(self.preset.data, self.spec.input_shape, self.training.seed)
+        try:
+            targets = make_targets(self.preset.data, self.training.loss.type, self.report.output_shape,
+                                   int(self.inputs.shape[0]), gen)
+            self.targets = targets.to(self.device) if targets is not None else None
+        except DataError as err:
+            self.targets = None
+            self.data_error = err
+
+    def new_optimizer(self) -> torch.optim.Optimizer:
+        o = self.training.optimizer
+        return make_optimizer(o.type, self.model.parameters(), o.args)
+
+    def rebuild(self, spec: ModelSpec) -> ShapeReport:
+        """Use a new model spec; weights of layers whose (type, arguments) are unchanged are kept (matched
+        in order, so inserting or removing a layer keeps the others). The optimizer starts afresh."""
+        inputs_shape = (int(self.inputs.shape[0]),) + tuple(spec.input_shape[1:])
+        if tuple(spec.input_shape[1:]) != tuple(self.inputs.shape[1:]):
+            inputs_shape = tuple(spec.input_shape)
+        report = self._check(spec, inputs_shape)
+        old_specs = list(self.spec.layers)
+        old_modules = list(self.model)
+        torch.manual_seed(self.training.seed)
+        new_model = build_model(spec, seed=None, device=self.device)
+        sig = [(s.type, sorted(s.args.items()), repr(s.layers)) for s in old_specs]
+        new_sig = [(s.type, sorted(s.args.items()), repr(s.layers)) for s in spec.layers]
+        matcher = difflib.SequenceMatcher(a=[repr(x) for x in sig], b=[repr(x) for x in new_sig], autojunk=False)
+        for block in matcher.get_matching_blocks():
+            for k in range(block.size):
+                new_model[block.b + k].load_state_dict(old_modules[block.a + k].state_dict())
+        self.preset.model = spec
+        self.report = report
+        self.model = new_model
+        if tuple(spec.input_shape[1:]) != tuple(self.inputs.shape[1:]):
+            self.preset.data.inputs = None
+            self.preset.data.targets = None
+            inputs, _ = make_inputs(self.preset.data, spec.input_shape, self.training.seed)
+            self.inputs = inputs.to(self.device)
+        self._make_targets()
+        self.optimizer = self.new_optimizer()
+        return report
+
+    # -- settings --------------------------------------------------------------------------------
+
+    def set_loss(self, loss: CallSpec) -> None:
+        self.training.loss = loss
+        self.loss_fn = make_loss(loss.type, loss.args)
+        self._make_targets()
+
+    def set_optimizer(self, optimizer: CallSpec) -> None:
+        self.training.optimizer = optimizer
+        self.optimizer = self.new_optimizer()
+
+    def set_device(self, name: str) -> None:
+        dev = resolve_device(name)
+        report = check_model(self.spec, tuple(self.inputs.shape), optimizer=self.training.optimizer.type,
+                             optimizer_args=self.training.optimizer.args)
+        check_memory(report, str(dev), self.budget)
+        state = self.optimizer.state_dict() if self.optimizer is not None else None
+        self.model.to(dev)
+        self.inputs = self.inputs.to(dev)
+        self.targets = self.targets.to(dev) if self.targets is not None else None
+        self.device = dev
+        self.training.device = str(dev)
+        self.optimizer = self.new_optimizer()
+        if state is not None:
+            self.optimizer.load_state_dict(state)
+
+    # -- inspection ------------------------------------------------------------------------------
+
+    @property
+    def trainable(self) -> bool:
+        return self.report.error is None and self.targets is not None and self.data_error is None
+
+    def why_not_trainable(self) -> str:
+        if self.report.error is not None:
+            return str(self.report.error)
+        if self.data_error is not None:
+            return str(self.data_error)
+        if self.targets is None:
+            return "there are no targets"
+        return ""
+
+    def trace(self) -> list[tuple[str, torch.Tensor]]:
+        """The input and each top-level layer's output for the current inputs (eval mode, no grad)."""
+        out = [("input", self.inputs.detach())]
+        if self.report.error is not None and self.report.error.layer == 0:
+            return out
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            x = self.inputs
+            with torch.no_grad():
+                for i, layer in enumerate(self.model):
+                    if self.report.error is not None and i >= self.report.error.layer:
+                        break
+                    x = layer(x)
+                    out.append((f"{i} {self.spec.layers[i].type}", x.detach()))
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def forward(self) -> torch.Tensor | None:
+        if self.report.error is not None:
+            return None
+        return self.trace()[-1][1]
+
+    def loss_value(self) -> float | None:
+        out = self.forward()
+        if out is None or self.targets is None or self.loss_fn is None:
+            return None
+        with torch.no_grad():
+            return float(self.loss_fn(out, self.targets).item())
+
+    def compute_gradients(self) -> float:
+        """One forward and backward pass on the whole data, without an optimizer step; returns the loss."""
+        if not self.trainable:
+            raise EngineError(self.why_not_trainable())
+        assert self.loss_fn is not None and self.targets is not None
+        self.model.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model(self.inputs), self.targets)
+        loss.backward()
+        return float(loss.item())
+
+    def named_parameters(self) -> list[tuple[str, torch.Tensor]]:
+        return [(n, p) for n, p in self.model.named_parameters()]
+
+    def get_param(self, name: str) -> torch.Tensor:
+        return get_param(self.model, name)
+
+    def set_param(self, name: str, value: Any, index: tuple[int, ...] | None = None) -> None:
+        set_param(self.model, name, value, index)
+
+    def _module(self, path: str) -> nn.Module:
+        return dict(self.model.named_modules())[path]
+
+    def _layer_spec(self, path: str) -> LayerSpec:
+        return dict(iter_specs(self.spec.layers))[path]
+
+    def init_layer(self, path: str, init: dict[str, Any]) -> None:
+        init_module(self._module(path), init)
+
+    def freeze(self, path: str, frozen: bool = True) -> None:
+        set_frozen(self._module(path), frozen)
+        self._layer_spec(path).frozen = frozen
+        self.report = check_model(self.spec, tuple(self.inputs.shape), optimizer=self.training.optimizer.type,
+                                  optimizer_args=self.training.optimizer.args)
+
+    def current_preset(self, *, with_weights: bool = True) -> Preset:
+        """The experiment as a preset; with_weights writes every parameter as a hand-set value."""
+        preset = self.preset.copy()
+        if with_weights:
+            modules = dict(self.model.named_modules())
+            for path, spec in iter_specs(preset.model.layers):
+                if spec.type == "Residual":
+                    continue
+                for name, p in modules[path].named_parameters(recurse=False):
+                    spec.params[name] = tensor_to_list(p)
+        return preset

@@ -1,0 +1,481 @@
+"""Shape checking before anything is allocated.
+
+Every layer is built and run on PyTorch's meta device (shapes only, no memory). A mismatch comes
+back as a `ShapeError` value: the layer, PyTorch's own message as a CPU run prints it, a
+plain-language hint, and a concrete fix the UI can apply with one key. Conv and pool rows carry
+their output-size arithmetic. A memory estimate (parameters, gradients, optimizer state,
+activations) is checked against a budget before the real model is built.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .catalogue import CATALOGUE, full_args, pair
+from .errors import Fix, MemoryBudgetError, ShapeError
+from .model import build_layer
+from .spec import LayerSpec, ModelSpec
+
+CPU_RERUN_MAX_ELEMENTS = 2_000_000  # re-run a failing layer on the CPU for torch's CPU wording below this
+INPUT_FIX = -1  # Fix.layer value meaning "the model's input_shape"
+INSERT = "__insert__"  # Fix.arg value meaning "insert layer type `value` before `layer`"
+REMOVE = "__remove__"  # Fix.arg value meaning "remove layer `layer`"
+BYTES_PER_ELEMENT = 4  # float32
+
+
+@dataclass
+class LayerShape:
+    index: int  # top-level index
+    path: str  # "3" or "3.1" inside a Residual block
+    type: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...] | None
+    params: int
+    trainable: int
+    detail: str = ""  # output-size arithmetic for conv/pool layers
+    depth: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "path": self.path, "type": self.type, "input_shape": list(self.input_shape),
+                "output_shape": list(self.output_shape) if self.output_shape is not None else None,
+                "params": self.params, "trainable": self.trainable, "detail": self.detail}
+
+
+@dataclass
+class MemoryEstimate:
+    parameters: int = 0
+    gradients: int = 0
+    optimizer_state: int = 0
+    activations: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.parameters + self.gradients + self.optimizer_state + self.activations
+
+    def describe(self) -> str:
+        return (f"{fmt_bytes(self.total)} (parameters {fmt_bytes(self.parameters)}, gradients "
+                f"{fmt_bytes(self.gradients)}, optimizer state {fmt_bytes(self.optimizer_state)}, activations "
+                f"{fmt_bytes(self.activations)})")
+
+
+@dataclass
+class ShapeReport:
+    input_shape: tuple[int, ...]
+    layers: list[LayerShape] = field(default_factory=list)
+    error: ShapeError | None = None
+    memory: MemoryEstimate = field(default_factory=MemoryEstimate)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def total_params(self) -> int:
+        return sum(ly.params for ly in self.layers if ly.depth == 0)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(ly.trainable for ly in self.layers if ly.depth == 0)
+
+    @property
+    def output_shape(self) -> tuple[int, ...] | None:
+        top = [ly for ly in self.layers if ly.depth == 0]
+        if self.error is not None:
+            return None
+        return top[-1].output_shape if top else self.input_shape
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1024 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PB"  # pragma: no cover
+
+
+def fmt_shape(shape: tuple[int, ...] | None) -> str:
+    return "?" if shape is None else "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def _times(shape: tuple[int, ...]) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def conv_arithmetic(spec: LayerSpec, in_shape: tuple[int, ...]) -> str:
+    """The output-size arithmetic ((in + 2p - d(k-1) - 1)/s + 1) of a conv or pool layer, per dimension."""
+    t = spec.type
+    if t not in ("Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d"):
+        return ""
+    dims = 1 if t == "Conv1d" else 2
+    if len(in_shape) < dims + 1:
+        return ""
+    a = full_args(CATALOGUE[t], spec.args)
+    k = pair(a["kernel_size"], dims)
+    s = pair(a["stride"] if a.get("stride") is not None else a["kernel_size"], dims)
+    pad = a.get("padding", 0)
+    if isinstance(pad, str):
+        return f"padding='{pad}'"
+    p = pair(pad, dims)
+    d = pair(a.get("dilation", 1), dims)
+    names = ("L",) if dims == 1 else ("H", "W")
+    parts = []
+    for i, name in enumerate(names):
+        n = in_shape[len(in_shape) - dims + i]
+        kk = k[i] if d[i] == 1 else f"{d[i]}*({k[i]}-1)+1"
+        num = n + 2 * p[i] - d[i] * (k[i] - 1) - 1
+        out = num // s[i] + 1 if num >= 0 else 0
+        if a.get("ceil_mode") and num >= 0:
+            out = -(-num // s[i]) + 1
+        parts.append(f"{name}: ({n} + 2*{p[i]} - {kk})/{s[i]} + 1 = {out}")
+    return "; ".join(parts)
+
+
+def _cpu_message(spec: LayerSpec, in_shape: tuple[int, ...], meta_err: BaseException) -> str:
+    """PyTorch's message as a CPU run words it (the meta device words some errors differently)."""
+    text = str(meta_err).strip()
+    if spec.type == "Linear" and "same reduction dim" in text and len(in_shape) >= 1:
+        a = full_args(CATALOGUE["Linear"], spec.args)
+        rows = math.prod(in_shape[:-1]) if len(in_shape) > 1 else 1
+        return (f"mat1 and mat2 shapes cannot be multiplied ({rows}x{in_shape[-1]} and "
+                f"{a['in_features']}x{a['out_features']})")
+    if math.prod(in_shape) <= CPU_RERUN_MAX_ELEMENTS:
+        try:
+            with torch.device("cpu"):
+                module = build_layer(spec)
+            n_params = sum(p.numel() for p in module.parameters())
+            if n_params <= 10_000_000:
+                module(torch.zeros(in_shape))
+        except Exception as err:  # noqa: BLE001 - we want torch's own words, whatever they are
+            return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text.splitlines()[0] if text else type(meta_err).__name__
+
+
+def _explicit_check(spec: LayerSpec, in_shape: tuple[int, ...]) -> str | None:
+    """Errors the meta device does not raise (softmax dim range)."""
+    if spec.type in ("Softmax", "LogSoftmax"):
+        dim = full_args(CATALOGUE[spec.type], spec.args)["dim"]
+        n = len(in_shape)
+        if not -n <= dim < n:
+            return f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})"
+    return None
+
+
+@dataclass
+class _Produced:
+    """Where the current tensor came from (for hints)."""
+
+    index: int  # -1: the model's input
+    type: str
+    shape: tuple[int, ...]
+    flatten_of: tuple[int, ...] | None = None  # shape that a Flatten flattened
+
+
+def _source_text(src: _Produced) -> str:
+    if src.index < 0:
+        return f"the model input {fmt_shape(src.shape)}"
+    if src.flatten_of is not None:
+        dims = src.flatten_of
+        return (f"layer {src.index} (Flatten), which flattens {' x '.join(str(d) for d in dims)} = "
+                f"{math.prod(dims)}")
+    return f"layer {src.index} ({src.type}), which outputs {fmt_shape(src.shape)}"
+
+
+def diagnose(index: int, path: str, spec: LayerSpec, in_shape: tuple[int, ...], message: str, src: _Produced,
+             model: ModelSpec | None = None) -> ShapeError:
+    """Turn a failure into a hint and a concrete fix."""
+    t = spec.type
+    a = full_args(CATALOGUE[t], spec.args) if t in CATALOGUE and t != "Residual" else {}
+    hint = f"layer {path} ({t}) received {fmt_shape(in_shape)} from {_source_text(src)}."
+    fix: Fix | None = None
+    extra: list[Fix] = []
+    nd = len(in_shape)
+    if t == "Linear" and nd >= 1:
+        got = in_shape[-1]
+        want = a["in_features"]
+        if nd > 2 and src.index >= 0 and src.type in ("Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d",
+                                                        "AdaptiveAvgPool2d", "BatchNorm2d"):
+            hint = (f"Linear acts on the last dimension only, and its input {fmt_shape(in_shape)} from "
+                    f"{_source_text(src)} still has {nd} dimensions; flatten it first "
+                    f"({' x '.join(str(d) for d in in_shape[1:])} = {math.prod(in_shape[1:])} features).")
+            fix = Fix(index, INSERT, "Flatten", f"insert a Flatten layer before layer {index}")
+            extra.append(Fix(index, "in_features", math.prod(in_shape[1:]),
+                             f"then set in_features = {math.prod(in_shape[1:])}"))
+        elif got != want:
+            hint = (f"Linear was built for in_features = {want}, but receives {got} features from "
+                    f"{_source_text(src)}.")
+            fix = Fix(index, "in_features", got, f"set in_features = {got}")
+            if model is not None:
+                alt = _input_for(model, index, want)
+                if alt is not None:
+                    extra.append(Fix(INPUT_FIX, "input_shape", list(alt),
+                                     f"or use an input of shape {fmt_shape(alt)}, the size this layer was built for"))
+    elif t in ("Conv1d", "Conv2d"):
+        dims = 1 if t == "Conv1d" else 2
+        if nd not in (dims + 1, dims + 2):
+            want_s = "(N, C, L) or (C, L)" if dims == 1 else "(N, C, H, W) or (C, H, W)"
+            hint = f"{t} expects {want_s}, but receives {fmt_shape(in_shape)} from {_source_text(src)}."
+            if src.type == "Flatten" and src.index >= 0:
+                fix = Fix(src.index, REMOVE, None, f"remove the Flatten at layer {src.index}")
+        else:
+            c = in_shape[-dims - 1]
+            if c != a["in_channels"]:
+                hint = (f"{t} was built for in_channels = {a['in_channels']}, but its input has {c} channels "
+                        f"(dimension {nd - dims - 1} of {fmt_shape(in_shape)}, from {_source_text(src)}).")
+                fix = Fix(index, "in_channels", c, f"set in_channels = {c}")
+            else:
+                fix, hint = _kernel_fix(index, t, a, in_shape, dims, src) or (None, hint)
+    elif t in ("MaxPool2d", "AvgPool2d") and nd in (3, 4):
+        res = _kernel_fix(index, t, a, in_shape, 2, src)
+        if res:
+            fix, hint = res
+    elif t in ("BatchNorm1d", "BatchNorm2d") and nd >= 2:
+        want_nd = (2, 3) if t == "BatchNorm1d" else (4,)
+        if nd not in want_nd:
+            hint = f"{t} expects {' or '.join(f'{n}-D' for n in want_nd)} input, but receives {fmt_shape(in_shape)}."
+        elif in_shape[1] != a["num_features"]:
+            hint = (f"{t} was built for num_features = {a['num_features']}, but its input has {in_shape[1]} "
+                    f"channels (dimension 1 of {fmt_shape(in_shape)}, from {_source_text(src)}).")
+            fix = Fix(index, "num_features", in_shape[1], f"set num_features = {in_shape[1]}")
+    elif t == "LayerNorm":
+        ns = a["normalized_shape"]
+        k = len(ns) if isinstance(ns, list) else 1
+        if nd >= k:
+            trail = list(in_shape[-k:])
+            value: Any = trail[0] if k == 1 else trail
+            hint = (f"LayerNorm normalises the last {k} dimension(s), which must be {ns}, but the input is "
+                    f"{fmt_shape(in_shape)} from {_source_text(src)}.")
+            fix = Fix(index, "normalized_shape", value, f"set normalized_shape = {value}")
+    elif t == "PReLU" and nd >= 2:
+        hint = f"PReLU with num_parameters = {a['num_parameters']} needs that many channels (dimension 1), " \
+               f"but the input {fmt_shape(in_shape)} has {in_shape[1]}."
+        fix = Fix(index, "num_parameters", in_shape[1], f"set num_parameters = {in_shape[1]}")
+    elif t in ("Softmax", "LogSoftmax", "Flatten"):
+        hint = f"the input {fmt_shape(in_shape)} has {nd} dimensions (valid dims: {-nd}..{nd - 1})."
+        if t != "Flatten":
+            fix = Fix(index, "dim", -1, "set dim = -1 (the last dimension)")
+        else:
+            fix = Fix(index, "start_dim", 1, "set start_dim = 1")
+    elif t == "Residual":
+        hint = (f"a Residual block adds its input {fmt_shape(in_shape)} to its body's output, so the body must "
+                f"keep the shape.")
+    return ShapeError(layer=index, type=t, message=message, hint=hint, fix=fix, input_shape=in_shape, path=path,
+                      extra_fixes=tuple(extra))
+
+
+def _kernel_fix(index: int, t: str, a: dict[str, Any], in_shape: tuple[int, ...], dims: int,
+                src: _Produced) -> tuple[Fix | None, str] | None:
+    k = pair(a["kernel_size"], dims)
+    pad = a.get("padding", 0)
+    if isinstance(pad, str):
+        return None
+    p = pair(pad, dims)
+    d = pair(a.get("dilation", 1), dims)
+    sizes = in_shape[-dims:]
+    bad = [i for i in range(dims) if sizes[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1 < 0]
+    if not bad:
+        return None
+    fit = [min(k[i], (sizes[i] + 2 * p[i] - 1) // d[i] + 1) for i in range(dims)]
+    fit_value: Any = fit[0] if (dims == 1 or len(set(fit)) == 1) else fit
+    padded = " x ".join(str(sizes[i] + 2 * p[i]) for i in range(dims))
+    hint = (f"the kernel {' x '.join(map(str, k))} is larger than the padded input {padded} (input "
+            f"{fmt_shape(in_shape)} from {_source_text(src)}, padding {pad}).")
+    if min(fit) < 1:
+        return None, hint
+    return Fix(index, "kernel_size", fit_value, f"set kernel_size = {fit_value}"), hint
+
+
+def _input_for(model: ModelSpec, index: int, want: int) -> tuple[int, ...] | None:
+    """An input shape (same batch and channels, square spatial size) for which layer `index` gets `want`
+    features, searched outward from the current size. None when the input has no spatial dims."""
+    shape = tuple(model.input_shape)
+    if len(shape) < 3:
+        return None
+    base = shape[2]
+    tried = 0
+    for delta in range(0, 257):
+        for s in {base + delta, base - delta}:
+            if s < 1:
+                continue
+            tried += 1
+            cand = shape[:2] + (s,) * (len(shape) - 2)
+            x = torch.empty(cand, device="meta")
+            try:
+                with torch.device("meta"):
+                    for spec in model.layers[:index]:
+                        x = build_layer(spec)(x)
+            except Exception:  # noqa: BLE001 - a candidate that fails earlier is simply not a match
+                continue
+            if x.dim() >= 1 and x.shape[-1] == want:
+                return cand
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def check_model(model: ModelSpec, input_shape: tuple[int, ...] | None = None, *,
+                optimizer: str | None = None, optimizer_args: dict[str, Any] | None = None) -> ShapeReport:
+    """Shapes, parameter counts and the first error of a model, on the meta device."""
+    shape = tuple(input_shape if input_shape is not None else model.input_shape)
+    report = ShapeReport(input_shape=shape)
+    x = torch.empty(shape, device="meta")
+    activations = math.prod(shape)
+    src = _Produced(-1, "input", shape)
+    x, activations = _walk(model, model.layers, x, "", 0, report, src, activations)
+    params = report.total_params
+    trainable = report.trainable_params
+    mem = report.memory
+    mem.parameters = params * BYTES_PER_ELEMENT
+    mem.gradients = trainable * BYTES_PER_ELEMENT
+    mem.optimizer_state = trainable * BYTES_PER_ELEMENT * optimizer_slots(optimizer, optimizer_args or {})
+    mem.activations = activations * BYTES_PER_ELEMENT
+    return report
+
+
+def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: str, depth: int,
+          report: ShapeReport, src: _Produced, activations: int) -> tuple[torch.Tensor, int]:
+    for i, spec in enumerate(layers):
+        path = f"{prefix}{i}"
+        top = int(path.split(".")[0])
+        in_shape = tuple(x.shape)
+        try:
+            with torch.device("meta"):
+                module = build_layer(spec)
+        except Exception as err:  # noqa: BLE001 - bad arguments are a value for the UI
+            report.error = ShapeError(top, spec.type, f"{spec.type} cannot be built: {err}",
+                                      hint="check the layer's arguments.", input_shape=in_shape, path=path)
+            report.layers.append(LayerShape(top, path, spec.type, in_shape, None, 0, 0, depth=depth))
+            return x, activations
+        n_params = sum(p.numel() for p in module.parameters())
+        n_train = 0 if spec.frozen else n_params
+        row = LayerShape(top, path, spec.type, in_shape, None, n_params, n_train,
+                         conv_arithmetic(spec, in_shape), depth)
+        report.layers.append(row)
+        if spec.type == "Residual":
+            y, activations = _walk(model, spec.layers, x, f"{path}.", depth + 1, report, src, activations)
+            if report.error is not None:
+                return x, activations
+            try:
+                out = x + y
+            except RuntimeError as err:
+                report.error = ShapeError(top, "Residual", str(err).splitlines()[0],
+                                          hint=f"a Residual block adds its input {fmt_shape(in_shape)} to its body's "
+                                               f"output {fmt_shape(tuple(y.shape))}; the body must keep the shape.",
+                                          input_shape=in_shape, path=path)
+                return x, activations
+            row.output_shape = tuple(out.shape)
+            activations += out.numel()
+            src = _Produced(top, "Residual", tuple(out.shape))
+            x = out
+            continue
+        problem = _explicit_check(spec, in_shape)
+        if problem is None:
+            try:
+                y = module(x)
+            except Exception as err:  # noqa: BLE001 - torch raises RuntimeError/IndexError/ValueError
+                problem = _cpu_message(spec, in_shape, err)
+        if problem is not None:
+            report.error = diagnose(top, path, spec, in_shape, problem, src, model if depth == 0 else None)
+            return x, activations
+        row.output_shape = tuple(y.shape)
+        activations += y.numel()
+        flat = None
+        if spec.type == "Flatten":
+            a = full_args(CATALOGUE["Flatten"], spec.args)
+            sd = a["start_dim"] % len(in_shape) if in_shape else 0
+            ed = a["end_dim"] % len(in_shape) if in_shape else 0
+            flat = in_shape[sd:ed + 1]
+        src = _Produced(top, spec.type, tuple(y.shape), flat)
+        x = y
+    return x, activations
+
+
+def optimizer_slots(name: str | None, args: dict[str, Any]) -> int:
+    """How many parameter-sized state tensors an optimizer keeps."""
+    if name in ("Adam", "AdamW"):
+        return 3 if args.get("amsgrad") else 2
+    if name == "SGD":
+        return 1 if args.get("momentum", 0.0) else 0
+    if name == "RMSprop":
+        return 1 + (1 if args.get("momentum", 0.0) else 0) + (1 if args.get("centered") else 0)
+    if name == "Adagrad":
+        return 1
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# memory budget
+
+
+def available_bytes(device: str = "cpu") -> int:
+    """Memory the device can give now: MemAvailable on the host, free memory on a CUDA device."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        free, _total = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 * 1024**3
+
+
+def default_budget(device: str = "cpu") -> int:
+    env = os.environ.get("TUI_NN_MEMORY_BUDGET")
+    if env:
+        try:
+            return int(float(env))
+        except ValueError:
+            pass
+    return int(available_bytes(device) * 0.8)
+
+
+def check_memory(report: ShapeReport, device: str = "cpu", budget: int | None = None) -> None:
+    """Refuse (MemoryBudgetError) a model whose estimate exceeds the budget, before anything is allocated."""
+    budget = default_budget(device) if budget is None else budget
+    need = report.memory.total
+    if need > budget:
+        raise MemoryBudgetError(
+            f"this model needs about {fmt_bytes(need)} ({need} bytes: {report.memory.describe()}) but the memory "
+            f"budget on {device} is {fmt_bytes(budget)}; it was not built",
+            needed_bytes=need, budget_bytes=budget,
+            hint="make the layers smaller, use a smaller batch, or set TUI_NN_MEMORY_BUDGET (bytes)")
+
+
+def summary_table(report: ShapeReport) -> str:
+    """A torchinfo-style table: layer, output shape, parameters, trainable; totals."""
+    rows = [("Layer", "Input", "Output", "Params", "Trainable")]
+    for ly in report.layers:
+        name = ("  " * ly.depth) + f"{ly.path} {ly.type}"
+        rows.append((name, fmt_shape(ly.input_shape), fmt_shape(ly.output_shape), f"{ly.params:,}",
+                     f"{ly.trainable:,}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = []
+    for j, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(widths[i]) if i < 3 else c.rjust(widths[i]) for i, c in enumerate(r)))
+        if j == 0:
+            lines.append("-" * len(lines[0]))
+    lines.append("-" * len(lines[0]))
+    lines.append(f"Total params: {report.total_params:,}")
+    lines.append(f"Trainable params: {report.trainable_params:,}")
+    lines.append(f"Non-trainable params: {report.total_params - report.trainable_params:,}")
+    lines.append(f"Estimated memory: {report.memory.describe()}")
+    return "\n".join(lines)
+
+
+__all__ = ["check_model", "ShapeReport", "LayerShape", "MemoryEstimate", "check_memory", "summary_table",
+           "conv_arithmetic", "fmt_shape", "fmt_bytes", "INPUT_FIX", "INSERT", "REMOVE", "available_bytes",
+           "default_budget", "optimizer_slots"]

@@ -1,0 +1,240 @@
+"""The trainer: commands in, reports out.
+
+`Trainer.run()` trains a `Session` for N steps (or until a target loss) and reports through a
+callback: `Progress` at a bounded rate (time-based, plus the first and the last step, or every K-th
+step) and one `Finished` at the end. It never touches a UI: the app runs it in a thread worker and
+posts each report as a message; the command line prints them; a future process-based runner can
+pickle them (they are plain dataclasses of numbers and strings).
+
+One step = zero_grad, forward, loss, backward, optimizer step. Per-step losses stay on the device
+in a buffer; `.cpu()`/`.item()` happen only when reporting (a GPU sync point). A stop request is
+honoured at a step boundary, so the weights are those of the last completed step. A NaN/Inf loss
+stops training and restores the newest weight snapshot (taken at each report) whose parameters are
+finite and that precedes the bad step; the optimizer state is then reset.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .errors import EngineError
+from .session import Session, ShapeCheckFailed
+
+REPORT_INTERVAL = 1 / 15  # seconds between progress reports (about 15 Hz)
+BUFFER = 4096  # losses kept on the device between reports
+
+
+@dataclass
+class Progress:
+    step: int  # steps completed in this session
+    loss: float  # loss of the last step
+    losses: np.ndarray  # losses of the steps since the previous report (steps first_step..step)
+    first_step: int
+    steps_per_s: float
+    elapsed: float
+    run_steps: int  # steps completed in this run
+    total_steps: int | None  # steps asked for in this run (None: until stopped/target)
+
+
+@dataclass
+class Finished:
+    reason: str  # "done", "stopped", "target", "nonfinite", "error"
+    step: int
+    run_steps: int
+    final_loss: float | None
+    elapsed: float
+    steps_per_s: float
+    message: str = ""
+    hint: str = ""
+    restored_step: int | None = None  # for "nonfinite": the step whose weights were restored
+
+    @property
+    def ok(self) -> bool:
+        return self.reason in ("done", "stopped", "target")
+
+
+Report = Progress | Finished
+
+
+@dataclass
+class _Batches:
+    """Full batch, mini-batches (reshuffled each epoch) or one sample per step."""
+
+    session: Session
+    size: int
+    shuffle: bool
+    perm: torch.Tensor | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        n = int(self.session.inputs.shape[0])
+        self.n = n
+        self.full = self.size <= 0 or self.size >= n
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.session
+        assert s.targets is not None
+        if self.full:
+            return s.inputs, s.targets
+        if s.batch_perm is None or s.batch_pos + self.size > self.n:
+            perm = (torch.randperm(self.n, generator=s.batch_gen) if self.shuffle else torch.arange(self.n))
+            s.batch_perm = perm.to(s.inputs.device)
+            s.batch_pos = 0
+        idx = s.batch_perm[s.batch_pos:s.batch_pos + self.size]
+        s.batch_pos += self.size
+        return s.inputs[idx], s.targets[idx]
+
+
+def friendly_error(err: BaseException) -> tuple[str, str]:
+    """(message, hint) for an exception raised inside a training step."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in text.lower():
+        return (f"out of memory: {text}", "use a smaller batch or model, or another device; the weights are those "
+                                          "of the last completed step")
+    if isinstance(err, EngineError):
+        return err.message, err.hint
+    if "between 0 and 1" in text:
+        return text, "BCELoss needs probabilities: end the model with Sigmoid, or use BCEWithLogitsLoss"
+    if "Expected floating point type for target" in text or "expected scalar type Long" in text:
+        return text, "the loss and the targets do not match: class indices for CrossEntropyLoss, values for MSELoss"
+    return f"{type(err).__name__}: {text}", "the weights are those of the last completed step"
+
+
+class Trainer:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def run(self, steps: int | None, *, report: Callable[[Report], None] = lambda r: None,
+            should_stop: Callable[[], bool] = lambda: False, interval: float = REPORT_INTERVAL,
+            every: int | None = None, target_loss: float | None = None) -> Finished:
+        """Train `steps` steps (None: until stopped or the target loss). Reports via `report`."""
+        s = self.session
+        if not s.trainable:
+            if s.report.error is not None:
+                raise ShapeCheckFailed(s.report.error)
+            raise EngineError(s.why_not_trainable())
+        assert s.loss_fn is not None
+        t = s.training
+        target = target_loss if target_loss is not None else t.target_loss
+        model, loss_fn = s.model, s.loss_fn
+        params = [p for p in model.parameters()]
+        batches = _Batches(s, t.batch_size, t.shuffle)
+        device = s.inputs.device
+        buf = torch.empty(BUFFER, device=device)
+        fill = 0
+        start_step = s.step
+        first_in_buf = s.step + 1
+        snapshot = (s.step, [p.detach().clone() for p in params])
+        older: tuple[int, list[torch.Tensor]] | None = None
+        reset_each = t.reset_optimizer_each_step
+        check_each = target is not None  # a target needs the loss every step (a sync point)
+        t0 = time.perf_counter()
+        next_report = t0  # the first step is reported
+        done = 0
+        reason = "done"
+        message = hint = ""
+        restored: int | None = None
+        last_loss: float | None = s.history.last if len(s.history) else None
+        model.train()
+
+        def flush(final: bool) -> bool:
+            """Move buffered losses to the host, record them, report. False if a loss was not finite."""
+            nonlocal fill, first_in_buf, snapshot, older, reason, message, hint, restored, last_loss, next_report
+            if fill == 0:
+                return True
+            values = buf[:fill].detach().cpu().double().numpy()
+            bad = ~np.isfinite(values)
+            if bad.any():
+                k = int(np.argmax(bad))
+                bad_step = first_in_buf + k
+                s.history.extend(values[:k])
+                # newest snapshot before the bad step whose parameters are all finite
+                for cand in (snapshot, older):
+                    if cand is not None and cand[0] < bad_step and all(bool(torch.isfinite(v).all()) for v in cand[1]):
+                        with torch.no_grad():
+                            for p, v in zip(params, cand[1]):
+                                p.copy_(v)
+                        restored = cand[0]
+                        break
+                if restored is None:
+                    restored = s.step
+                s.step = restored
+                s.history.truncate(restored)
+                s.optimizer = s.new_optimizer()
+                reason = "nonfinite"
+                message = (f"the loss became {values[k]} at step {bad_step}; training stopped and the weights of "
+                           f"step {restored} were restored (the optimizer state was reset)")
+                hint = "lower the learning rate, or check the data and the loss"
+                last_loss = float(s.history.last) if len(s.history) else None
+                fill = 0
+                return False
+            s.history.extend(values)
+            last_loss = float(values[-1])
+            now = time.perf_counter()
+            elapsed = now - t0
+            done_now = s.step - start_step
+            report(Progress(step=s.step, loss=last_loss, losses=values, first_step=first_in_buf,
+                            steps_per_s=done_now / elapsed if elapsed > 0 else 0.0, elapsed=elapsed,
+                            run_steps=done_now, total_steps=steps))
+            if not final:
+                older = snapshot
+                snapshot = (s.step, [p.detach().clone() for p in params])
+            first_in_buf = s.step + 1
+            fill = 0
+            next_report = now + interval
+            return True
+
+        try:
+            while steps is None or done < steps:
+                if should_stop():
+                    reason = "stopped"
+                    break
+                xb, yb = batches.next()
+                opt = s.optimizer = s.new_optimizer() if reset_each else s.optimizer
+                assert opt is not None
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(xb), yb)
+                loss.backward()
+                opt.step()
+                buf[fill] = loss.detach()
+                fill += 1
+                s.step += 1
+                done += 1
+                last = steps is not None and done >= steps
+                if (check_each or fill == BUFFER or last
+                        or (every is not None and s.step % every == 0)
+                        or (every is None and time.perf_counter() >= next_report)):
+                    if not flush(final=last):
+                        break
+                    if target is not None and last_loss is not None and last_loss <= target:
+                        reason = "target"
+                        break
+        except Exception as err:  # noqa: BLE001 - every failure in a step becomes a value
+            message, hint = friendly_error(err)
+            reason = "error"
+            flush(final=True)
+        else:
+            if reason != "nonfinite":
+                flush(final=True)
+        elapsed = time.perf_counter() - t0
+        run_steps = s.step - start_step
+        return Finished(reason=reason, step=s.step, run_steps=max(run_steps, 0), final_loss=last_loss,
+                        elapsed=elapsed, steps_per_s=run_steps / elapsed if elapsed > 0 and run_steps > 0 else 0.0,
+                        message=message, hint=hint, restored_step=restored)
+
+
+def train(session: Session, steps: int, **kw) -> tuple[Finished, list[float]]:  # noqa: ANN003
+    """Convenience for scripts and tests: run and collect every step's loss."""
+    losses: list[float] = []
+
+    def collect(r: Report) -> None:
+        if isinstance(r, Progress):
+            losses.extend(float(v) for v in r.losses)
+
+    fin = Trainer(session).run(steps, report=collect, **kw)
+    return fin, losses
+
