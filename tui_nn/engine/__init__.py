@@ -1,15 +1,28 @@
-"""The headless engine: networks, data, training, presets and sessions. Imports torch, never Textual."""
+"""The headless engine: networks, data, training, presets and sessions. Imports torch, never Textual.
 
-from .errors import DataError, DeviceError, EngineError, Fix, MemoryBudgetError, PresetError, ShapeError, WeightError
-from .preset import dumps_preset, list_presets, load_preset, loads_preset, save_preset
-from .session import Session, ShapeCheckFailed
-from .shapes import ShapeReport, check_model, summary_table
-from .spec import CallSpec, DataSpec, GeneratorSpec, LayerSpec, ModelSpec, Preset, TrainingSpec
-from .trainer import Finished, Progress, Trainer, train
+Names are loaded lazily, so `from tui_nn.engine.bundled import ...` (used before the app's first
+frame) does not pay for importing torch.
+"""
 
-__all__ = [
-    "DataError", "DeviceError", "EngineError", "Fix", "MemoryBudgetError", "PresetError", "ShapeError", "WeightError",
-    "dumps_preset", "list_presets", "load_preset", "loads_preset", "save_preset", "Session", "ShapeCheckFailed",
-    "ShapeReport", "check_model", "summary_table", "CallSpec", "DataSpec", "GeneratorSpec", "LayerSpec", "ModelSpec",
-    "Preset", "TrainingSpec", "Finished", "Progress", "Trainer", "train",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "errors": ["DataError", "DeviceError", "EngineError", "Fix", "MemoryBudgetError", "PresetError", "ShapeError",
+               "WeightError"],
+    "preset": ["dumps_preset", "list_presets", "load_preset", "loads_preset", "save_preset"],
+    "session": ["Session", "ShapeCheckFailed"],
+    "shapes": ["ShapeReport", "check_model", "summary_table"],
+    "spec": ["CallSpec", "DataSpec", "GeneratorSpec", "LayerSpec", "ModelSpec", "Preset", "TrainingSpec"],
+    "trainer": ["Finished", "Progress", "Trainer", "train"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

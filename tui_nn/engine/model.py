@@ -167,7 +167,7 @@ def coerce_value(value: Any, shape: tuple[int, ...], what: str = "value") -> tor
             t = torch.tensor(value, dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError) as err:
         msg = getattr(err, "detail", str(err))
-        raise WeightError(f"{what}: not a tensor of numbers: {msg}") from None
+        raise WeightError(f"{what}: {msg}") from None
     if t.numel() == int(torch.Size(shape).numel()) and tuple(t.shape) != tuple(shape):
         if t.dim() == 0 or t.numel() == 1 or tuple(s for s in t.shape if s != 1) == tuple(s for s in shape if s != 1):
             t = t.reshape(shape)

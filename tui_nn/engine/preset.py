@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .bundled import bundled_presets, find_bundled, presets_dir
 from .catalogue import (BOOL, CATALOGUE, CHOICE, FLOAT, INT, INTS, LAYER_KEYS, OPT_FLOAT, OPT_INT, PADDING,
                         ArgSpec, LayerType)
 from .errors import PresetError, did_you_mean
@@ -556,27 +557,6 @@ def save_preset(preset: Preset, path: str | os.PathLike[str]) -> None:
 # bundled presets
 
 
-def presets_dir() -> Path:
-    here = Path(__file__).resolve().parent.parent
-    installed = here / "_presets"
-    if installed.is_dir():
-        return installed
-    return here.parent / "presets"
-
-
-def bundled_presets() -> list[Path]:
-    d = presets_dir()
-    return sorted(d.glob("*.toml")) if d.is_dir() else []
-
-
-def find_bundled(name: str) -> Path | None:
-    stem = Path(name).stem if name.endswith(".toml") else name
-    for p in bundled_presets():
-        if p.stem == stem:
-            return p
-    return None
-
-
 def list_presets() -> list[tuple[str, Preset | PresetError]]:
     """(stem, preset or its error) for every bundled preset."""
     out: list[tuple[str, Preset | PresetError]] = []
@@ -589,5 +569,5 @@ def list_presets() -> list[tuple[str, Preset | PresetError]]:
 
 
 __all__ = ["load_preset", "loads_preset", "dumps_preset", "save_preset", "preset_to_dict", "preset_from_dict",
-           "list_presets", "bundled_presets", "find_bundled", "parse_layer", "check_arg", "check_numbers",
+           "list_presets", "bundled_presets", "find_bundled", "presets_dir", "parse_layer", "check_arg", "check_numbers",
            "INIT_SCHEMES", "GENERATORS"]

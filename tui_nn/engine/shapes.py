@@ -363,10 +363,11 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
             y, activations = _walk(model, spec.layers, x, f"{path}.", depth + 1, report, src, activations)
             if report.error is not None:
                 return x, activations
-            try:
+            mismatch = _add_mismatch(in_shape, tuple(y.shape))
+            if mismatch is None:
                 out = x + y
-            except RuntimeError as err:
-                report.error = ShapeError(top, "Residual", str(err).splitlines()[0],
+            else:
+                report.error = ShapeError(top, "Residual", mismatch,
                                           hint=f"a Residual block adds its input {fmt_shape(in_shape)} to its body's "
                                                f"output {fmt_shape(tuple(y.shape))}; the body must keep the shape.",
                                           input_shape=in_shape, path=path)
@@ -396,6 +397,18 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
         src = _Produced(top, spec.type, tuple(y.shape), flat)
         x = y
     return x, activations
+
+
+def _add_mismatch(a: tuple[int, ...], b: tuple[int, ...]) -> str | None:
+    """CPU PyTorch's message for `a + b` when the shapes do not broadcast (the meta device words it differently)."""
+    n = max(len(a), len(b))
+    for k in range(1, n + 1):
+        da = a[-k] if k <= len(a) else 1
+        db = b[-k] if k <= len(b) else 1
+        if da != db and da != 1 and db != 1:
+            return (f"The size of tensor a ({da}) must match the size of tensor b ({db}) at non-singleton "
+                    f"dimension {n - k}")
+    return None
 
 
 def optimizer_slots(name: str | None, args: dict[str, Any]) -> int:

@@ -1,0 +1,96 @@
+import pytest
+import torch
+
+from tui_nn.engine.errors import WeightError
+from tui_nn.engine.preset import loads_preset
+from tui_nn.engine.session import Session
+
+from .conftest import EXAMPLE
+
+
+@pytest.fixture
+def session():
+    return Session(loads_preset(EXAMPLE))
+
+
+def test_set_param_whole_and_cell(session):
+    session.set_param("0.bias", [0.5, -0.5, 1.0])
+    assert session.get_param("0.bias").tolist() == [0.5, -0.5, 1.0]
+    session.set_param("0.weight", 2.0, index=(1, 2))
+    assert session.get_param("0.weight")[1, 2].item() == 2.0
+
+
+@pytest.mark.parametrize("name,value,index,words", [
+    ("0.weight", [[1.0, 2.0]], None, "expected shape [3, 3]"),
+    ("0.weight", [[1.0, "a", 2.0]] * 3, None, "expected numbers"),
+    ("0.bias", [0.0, float("nan"), 1.0], None, "finite"),
+    ("0.bias", [0.0, float("inf"), 1.0], None, "finite"),
+    ("0.weight", 1.0, (3, 0), "outside shape"),
+    ("9.weight", 1.0, None, "no parameter named"),
+])
+def test_bad_values_are_refused_and_nothing_changes(session, name, value, index, words):
+    before = [p.detach().clone() for _, p in session.named_parameters()]
+    with pytest.raises(WeightError) as info:
+        session.set_param(name, value, index)
+    assert words in str(info.value)
+    for (_, p), q in zip(session.named_parameters(), before):
+        assert torch.equal(p, q)
+
+
+def test_init_schemes(session):
+    session.init_layer("0", {"scheme": "zeros"})
+    assert session.get_param("0.weight").abs().sum().item() == 0
+    session.init_layer("0", {"scheme": "constant", "value": 0.5})
+    assert torch.all(session.get_param("0.bias") == 0.5)
+    torch.manual_seed(1)
+    session.init_layer("0", {"scheme": "xavier_uniform"})
+    assert session.get_param("0.bias").abs().sum().item() == 0
+    bound = (6 / (3 + 3)) ** 0.5
+    assert session.get_param("0.weight").abs().max().item() <= bound
+    session.init_layer("0", {"scheme": "default"})
+    assert session.get_param("0.weight").abs().max().item() <= 1 / 3 ** 0.5
+
+
+def test_freeze_excludes_from_training(session):
+    from tui_nn.engine.trainer import train
+
+    session.freeze("0", True)
+    assert session.report.trainable_params == 0 and session.report.total_params == 12
+    w = session.get_param("0.weight").detach().clone()
+    train(session, 3)
+    assert torch.equal(session.get_param("0.weight"), w)
+    session.freeze("0", False)
+    train(session, 3)
+    assert not torch.equal(session.get_param("0.weight"), w)
+
+
+def test_trace_and_forward_follow_the_layers(session):
+    trace = session.trace()
+    assert [label for label, _ in trace] == ["input", "0 Linear", "1 ReLU", "2 Softmax"]
+    w = torch.tensor([[0.1, 0.3, 0.4], [0.2, 0.2, 0.3], [0.3, 0.7, 0.9]])
+    x = torch.tensor([[0.1, 0.2, 0.7]])
+    assert torch.allclose(trace[1][1], x @ w.T + session.get_param("0.bias"))
+    assert torch.allclose(session.forward().sum(), torch.tensor(1.0))
+
+
+def test_rebuild_keeps_unchanged_layers(session):
+    spec = session.spec.copy()
+    w = session.get_param("0.weight").detach().clone()
+    from tui_nn.engine.spec import LayerSpec
+
+    spec.layers.insert(1, LayerSpec("Linear", {"in_features": 3, "out_features": 3}))
+    report = session.rebuild(spec)
+    assert report.ok and [ly.type for ly in report.layers] == ["Linear", "Linear", "ReLU", "Softmax"]
+    assert torch.equal(session.get_param("0.weight"), w)
+
+
+def test_gradients_after_backward(session):
+    loss = session.compute_gradients()
+    assert loss == pytest.approx(session.loss_value())
+    assert session.get_param("0.weight").grad.shape == (3, 3)
+
+
+def test_model_text_is_print_model():
+    from tui_nn.engine.model import model_text
+
+    assert "(0): Linear(in_features=3, out_features=3, bias=True)" in model_text(loads_preset(EXAMPLE).model)

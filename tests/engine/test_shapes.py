@@ -1,0 +1,130 @@
+import pytest
+
+from tui_nn.engine.errors import MemoryBudgetError
+from tui_nn.engine.shapes import INPUT_FIX, INSERT, check_memory, check_model, conv_arithmetic, summary_table
+from tui_nn.engine.spec import LayerSpec, ModelSpec
+
+
+def L(t, **args):
+    return LayerSpec(t, args)
+
+
+def classifier(size):
+    return ModelSpec((1, 3, size, size), [
+        L("Conv2d", in_channels=3, out_channels=16, kernel_size=3, padding=1), L("ReLU"),
+        L("Conv2d", in_channels=16, out_channels=3, kernel_size=3, padding=1), L("Flatten"),
+        L("Linear", in_features=3072, out_features=10)])
+
+
+def test_shapes_params_and_arithmetic():
+    r = check_model(classifier(32))
+    assert r.ok
+    assert [ly.output_shape for ly in r.layers] == [(1, 16, 32, 32), (1, 16, 32, 32), (1, 3, 32, 32), (1, 3072),
+                                                    (1, 10)]
+    assert [ly.params for ly in r.layers] == [448, 0, 435, 0, 30730]
+    assert r.total_params == r.trainable_params == 31613
+    assert r.layers[0].detail == "H: (32 + 2*1 - 3)/1 + 1 = 32; W: (32 + 2*1 - 3)/1 + 1 = 32"
+    table = summary_table(r)
+    assert "Total params: 31,613" in table and "[1, 3072]" in table
+
+
+def test_flatten_size_mismatch_lab001_message_hint_fix():
+    r = check_model(classifier(16))
+    e = r.error
+    assert (e.layer, e.type) == (4, "Linear")
+    assert e.message == "mat1 and mat2 shapes cannot be multiplied (1x768 and 3072x10)"
+    assert "3 x 16 x 16 = 768" in e.hint and "layer 3 (Flatten)" in e.hint
+    assert (e.fix.layer, e.fix.arg, e.fix.value) == (4, "in_features", 768)
+    assert e.fix.text == "set in_features = 768"
+    alt = e.extra_fixes[0]
+    assert (alt.layer, alt.arg, alt.value) == (INPUT_FIX, "input_shape", [1, 3, 32, 32])
+
+
+def test_linear_mismatch_uses_cpu_wording():
+    r = check_model(ModelSpec((1, 4), [L("Linear", in_features=4, out_features=5), L("ReLU"),
+                                        L("Linear", in_features=4, out_features=2)]))
+    e = r.error
+    assert (e.layer, e.type) == (2, "Linear")
+    assert e.message == "mat1 and mat2 shapes cannot be multiplied (1x5 and 4x2)"  # not the meta device's words
+    assert "in_features = 4" in e.hint and "receives 5" in e.hint
+    assert (e.fix.arg, e.fix.value) == ("in_features", 5)
+
+
+def test_conv_channel_mismatch():
+    r = check_model(ModelSpec((1, 3, 9, 9), [L("Conv2d", in_channels=3, out_channels=8, kernel_size=3),
+                                              L("Conv2d", in_channels=3, out_channels=1, kernel_size=3)]))
+    e = r.error
+    assert (e.layer, e.type) == (1, "Conv2d")
+    assert e.message == ("Given groups=1, weight of size [1, 3, 3, 3], expected input[1, 8, 7, 7] to have 3 "
+                         "channels, but got 8 channels instead")
+    assert "8 channels" in e.hint
+    assert (e.fix.arg, e.fix.value, e.fix.text) == ("in_channels", 8, "set in_channels = 8")
+
+
+def test_kernel_larger_than_input():
+    r = check_model(ModelSpec((1, 3, 4, 4), [L("Conv2d", in_channels=3, out_channels=1, kernel_size=5)]))
+    e = r.error
+    assert e.layer == 0
+    assert "Kernel size can't be greater than actual input size" in e.message
+    assert "larger than the padded input 4 x 4" in e.hint
+    assert (e.fix.arg, e.fix.value) == ("kernel_size", 4)
+    assert conv_arithmetic(L("Conv2d", in_channels=3, out_channels=1, kernel_size=5), (1, 3, 4, 4)).startswith(
+        "H: (4 + 2*0 - 5)/1 + 1 = 0")
+
+
+def test_linear_on_4d_input_suggests_flatten():
+    r = check_model(ModelSpec((1, 3, 8, 8), [L("Conv2d", in_channels=3, out_channels=4, kernel_size=3, padding=1),
+                                              L("Linear", in_features=256, out_features=10)]))
+    e = r.error
+    assert e.layer == 1
+    assert (e.fix.arg, e.fix.value) == (INSERT, "Flatten")
+    assert "4 x 8 x 8 = 256" in e.hint
+
+
+def test_softmax_dim_out_of_range_is_caught_although_meta_does_not_raise():
+    r = check_model(ModelSpec((2, 4), [L("Softmax", dim=3)]))
+    assert r.error.message == "Dimension out of range (expected to be in range of [-2, 1], but got 3)"
+    assert (r.error.fix.arg, r.error.fix.value) == ("dim", -1)
+
+
+def test_residual_must_keep_shape():
+    ok = check_model(ModelSpec((2, 4), [LayerSpec("Residual", layers=[L("Linear", in_features=4, out_features=4)])]))
+    assert ok.ok and ok.total_params == 20
+    assert [ly.path for ly in ok.layers] == ["0", "0.0"]
+    bad = check_model(ModelSpec((2, 4), [LayerSpec("Residual", layers=[L("Linear", in_features=4, out_features=3)])]))
+    assert bad.error.type == "Residual" and "must match" in bad.error.message
+
+
+def test_error_inside_residual_points_to_nested_layer():
+    r = check_model(ModelSpec((2, 4), [LayerSpec("Residual", layers=[L("ReLU"),
+                                                                     L("Linear", in_features=5, out_features=4)])]))
+    assert (r.error.layer, r.error.path, r.error.type) == (0, "0.1", "Linear")
+
+
+def test_huge_layers_are_values_not_crashes():
+    r = check_model(ModelSpec((1, 10**12), [L("Linear", in_features=10**12, out_features=10**12)]))
+    assert r.error is not None and "cannot be built" in r.error.message
+
+
+def test_memory_budget_refuses_before_allocation():
+    r = check_model(ModelSpec((1, 100_000), [L("Linear", in_features=100_000, out_features=100_000)]),
+                    optimizer="Adam")
+    params = 100_000 * 100_000 + 100_000
+    assert r.memory.parameters == params * 4
+    assert r.memory.optimizer_state == params * 8
+    with pytest.raises(MemoryBudgetError) as info:
+        check_memory(r, "cpu", budget=10**9)
+    assert info.value.needed_bytes == r.memory.total
+    assert str(r.memory.total) in str(info.value)
+
+
+def test_session_refuses_oversized_model_with_the_number():
+    from tui_nn.engine.preset import loads_preset
+    from tui_nn.engine.session import Session
+
+    p = loads_preset("[model]\ninput_shape = [1, 50000]\n[[model.layers]]\ntype = \"Linear\"\n"
+                     "in_features = 50000\nout_features = 50000\n")
+    with pytest.raises(MemoryBudgetError) as info:
+        Session(p, budget=100 * 1024**2)
+    assert info.value.needed_bytes > 100 * 1024**2
+    assert "bytes" in str(info.value)

@@ -1,0 +1,210 @@
+"""The trainer gives exactly the losses of a hand-written PyTorch loop (same seed, model, data, loss, optimizer)."""
+
+import math
+import threading
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tui_nn.engine.preset import loads_preset
+from tui_nn.engine.session import Session
+from tui_nn.engine.trainer import Finished, Progress, Trainer, train
+
+MLP = '''
+[model]
+input_shape = [1, 6]
+[[model.layers]]
+type = "Linear"
+in_features = 6
+out_features = 16
+[[model.layers]]
+type = "Tanh"
+[[model.layers]]
+type = "Linear"
+in_features = 16
+out_features = 3
+[data]
+inputs = {{ generate = "randn", shape = [20, 6] }}
+targets = {{ generate = "randint", shape = [20], high = 3 }}
+[training]
+loss = "CrossEntropyLoss"
+optimizer = {optimizer}
+batch_size = {batch}
+seed = {seed}
+'''
+
+
+def hand_written(optimizer: str, args: dict, batch: int, seed: int, steps: int) -> list[float]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(20, 6, generator=g)
+    y = torch.randint(0, 3, (20,), generator=g)
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
+    opt = getattr(torch.optim, optimizer)(model.parameters(), **args)
+    loss_fn = nn.CrossEntropyLoss()
+    order = torch.Generator().manual_seed(seed)
+    perm, pos = None, 0
+    losses = []
+    for _ in range(steps):
+        if batch:
+            if perm is None or pos + batch > 20:
+                perm, pos = torch.randperm(20, generator=order), 0
+            idx = perm[pos:pos + batch]
+            pos += batch
+            xb, yb = x[idx], y[idx]
+        else:
+            xb, yb = x, y
+        opt.zero_grad()
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+OPTIMIZERS = [
+    ("SGD", {"lr": 0.1}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
+    ("Adagrad", {"lr": 0.1}),
+    ("RMSprop", {"lr": 0.01, "alpha": 0.9}),
+    ("Adam", {"lr": 0.01}),
+    ("AdamW", {"lr": 0.01, "weight_decay": 0.1}),
+]
+
+
+def _toml_table(name, args):
+    inner = ", ".join(f"{k} = {str(v).lower() if isinstance(v, bool) else v}" for k, v in args.items())
+    return f'{{ type = "{name}", {inner} }}'
+
+
+@pytest.mark.parametrize("batch", [0, 5, 1], ids=["full", "mini", "sgd1"])
+@pytest.mark.parametrize("optimizer,args", OPTIMIZERS, ids=[f"{o}{i}" for i, (o, _) in enumerate(OPTIMIZERS)])
+def test_losses_equal_hand_written_loop(optimizer, args, batch):
+    seed = 3
+    preset = loads_preset(MLP.format(optimizer=_toml_table(optimizer, args), batch=batch, seed=seed))
+    fin, losses = train(Session(preset), 30)
+    assert fin.reason == "done" and fin.step == 30
+    assert losses == hand_written(optimizer, args, batch, seed, 30)  # bit-identical on CPU
+
+
+def test_same_seed_same_losses_other_seed_differs():
+    text = MLP.format(optimizer='{ type = "Adam", lr = 0.01 }', batch=4, seed=11)
+    a = train(Session(loads_preset(text)), 20)[1]
+    b = train(Session(loads_preset(text)), 20)[1]
+    c = train(Session(loads_preset(text.replace("seed = 11", "seed = 12"))), 20)[1]
+    assert a == b and a != c
+
+
+def test_reports_are_bounded_and_include_first_and_last_step():
+    preset = loads_preset(MLP.format(optimizer='"SGD"', batch=0, seed=0))
+    reports: list = []
+    fin = Trainer(Session(preset)).run(3000, report=reports.append, interval=3600)
+    progress = [r for r in reports if isinstance(r, Progress)]
+    assert progress[0].step == 1  # the first step is reported at once
+    assert progress[-1].step == 3000  # and the last
+    assert len(progress) <= 3  # with a long interval: first, buffer flushes, last; never per step
+    assert sum(len(p.losses) for p in progress) == 3000
+    assert fin.step == 3000
+
+
+def test_every_k_reports():
+    preset = loads_preset(MLP.format(optimizer='"SGD"', batch=0, seed=0))
+    steps = []
+    Trainer(Session(preset)).run(50, report=lambda r: steps.append(r.step), every=10)
+    assert steps == [10, 20, 30, 40, 50]
+
+
+def test_stop_leaves_weights_of_last_completed_step():
+    preset = loads_preset(MLP.format(optimizer='{ type = "Adam", lr = 0.01 }', batch=0, seed=0))
+    s = Session(preset)
+    stop = threading.Event()
+    snapshots = {}
+
+    calls = {"n": 0}
+
+    def should_stop():
+        # called once before each step: record the weights then, stop before step 18
+        snapshots[s.step] = [p.detach().clone() for p in s.model.parameters()]
+        calls["n"] += 1
+        return calls["n"] > 17 or stop.is_set()
+
+    fin = Trainer(s).run(100, should_stop=should_stop)
+    assert fin.reason == "stopped" and fin.step == 17 and len(s.history) == 17
+    for p, q in zip(s.model.parameters(), snapshots[17]):
+        assert torch.equal(p, q)
+    # resuming continues exactly like an uninterrupted run
+    _, rest = train(s, 13)
+    _, whole = train(Session(preset), 30)
+    assert rest == whole[17:]
+
+
+def test_nan_loss_stops_and_restores_finite_weights():
+    preset = loads_preset('[model]\ninput_shape = [8, 6]\n[[model.layers]]\ntype = "Linear"\nin_features = 6\n'
+                          'out_features = 1\n[training]\noptimizer = { type = "SGD", lr = 1e6 }\n')
+    s = Session(preset)
+    fin = Trainer(s).run(200, interval=0)  # report (and snapshot) every step
+    assert fin.reason == "nonfinite"
+    assert "step" in fin.message and fin.restored_step is not None
+    assert all(bool(torch.isfinite(p).all()) for p in s.model.parameters())
+    assert s.step == fin.restored_step == len(s.history)
+    steps, mean, _, _ = s.history.series()
+    assert np.isfinite(mean).all()
+
+
+def test_step_exception_is_a_value_and_keeps_weights():
+    preset = loads_preset(MLP.format(optimizer='"SGD"', batch=0, seed=0))
+    s = Session(preset)
+    train(s, 5)
+    before = [p.detach().clone() for p in s.model.parameters()]
+
+    def boom(*a, **k):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    s.loss_fn = boom  # a failing step (simulated out-of-memory)
+    fin = Trainer(s).run(5)
+    assert isinstance(fin, Finished) and fin.reason == "error"
+    assert fin.message.startswith("out of memory")
+    assert s.step == 5
+    for p, q in zip(s.model.parameters(), before):
+        assert torch.equal(p, q)
+
+
+def test_target_loss_stops_early():
+    preset = loads_preset(MLP.format(optimizer='{ type = "Adam", lr = 0.05 }', batch=0, seed=0))
+    s = Session(preset)
+    fin, losses = train(s, 5000, target_loss=0.5)
+    assert fin.reason == "target"
+    assert losses[-1] <= 0.5 and all(v > 0.5 for v in losses[:-1])
+
+
+def test_reset_optimizer_each_step_matches_fresh_adam_loop():
+    text = MLP.format(optimizer='{ type = "Adam", lr = 0.01 }', batch=0, seed=0) + \
+        "reset_optimizer_each_step = true\n"
+    _, losses = train(Session(loads_preset(text)), 10)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(20, 6, generator=g)
+    y = torch.randint(0, 3, (20,), generator=g)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
+    want = []
+    for _ in range(10):
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        opt.zero_grad()
+        loss = nn.CrossEntropyLoss()(model(x), y)
+        loss.backward()
+        opt.step()
+        want.append(loss.item())
+    assert losses == want
+
+
+def test_untrainable_session_raises_engine_error():
+    from tui_nn.engine.session import ShapeCheckFailed
+
+    bad = loads_preset("[model]\ninput_shape = [1, 4]\n[[model.layers]]\ntype = \"Linear\"\nin_features = 3\n"
+                       "out_features = 2\n")
+    with pytest.raises(ShapeCheckFailed) as info:
+        Trainer(Session(bad)).run(3)
+    assert info.value.error.layer == 0
+    assert math.isnan(Session(bad).history.last)

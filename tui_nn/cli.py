@@ -1,0 +1,242 @@
+"""The `tui-nn` command: the app by default, headless subcommands for scripts, CI and grading.
+
+Exit codes: 0 ok, 1 a model/data/preset error, 2 a usage error. Errors print one message, never a
+traceback. Torch is imported only by the subcommands that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any, Sequence
+
+SUBCOMMANDS = ("run", "check", "presets")
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tui-nn",
+        description="A terminal playground for PyTorch neural networks. Without a subcommand, opens the app.",
+        epilog="Subcommands: run, check, presets (tui-nn SUBCOMMAND --help). `tui-nn PRESET` opens the app on a "
+               "preset (a file, or a bundled name from `tui-nn presets`).",
+    )
+    sub = p.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    r = sub.add_parser("run", help="train a preset headless")
+    r.add_argument("preset", help="a preset file or a bundled preset name")
+    r.add_argument("--steps", type=int, help="steps to train (default: the preset's)")
+    r.add_argument("--device", help="cpu, cuda:0, ... (default: the preset's)")
+    r.add_argument("--seed", type=int, help="random seed (default: the preset's)")
+    r.add_argument("--every", type=int, metavar="K", help="report every K-th step (default: about 15 per second, "
+                                                          "plus the first and the last step)")
+    r.add_argument("--json", action="store_true", help="JSON Lines on stdout: one object per report, then a "
+                                                       "'done' object")
+    c = sub.add_parser("check", help="shapes, parameter counts and the current loss of a preset")
+    c.add_argument("preset", help="a preset file or a bundled preset name")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    sub.add_parser("presets", help="list the bundled presets")
+    return p
+
+
+def _app_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tui-nn", description="Open the app (optionally on a preset).")
+    p.add_argument("preset", nargs="?", help="a preset file or a bundled preset name")
+    return p
+
+
+def _fail(message: str, hint: str = "", *, json_mode: bool = False, payload: dict[str, Any] | None = None) -> int:
+    if json_mode:
+        print(json.dumps(payload if payload is not None else {"error": {"message": message, "hint": hint}}))
+    else:
+        print(f"tui-nn: error: {message}", file=sys.stderr)
+        if hint:
+            print(f"  hint: {hint}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or (args[0] not in SUBCOMMANDS and args[0] not in ("-h", "--help")):
+        ns = _app_parser().parse_args(args)
+        return _open_app(ns.preset)
+    ns = _parser().parse_args(args)
+    if ns.command == "presets":
+        return cmd_presets()
+    if ns.command == "check":
+        return cmd_check(ns.preset, json_mode=ns.json)
+    if ns.command == "run":
+        if ns.steps is not None and ns.steps < 0:
+            _parser().error("--steps must be >= 0")
+        if ns.every is not None and ns.every < 1:
+            _parser().error("--every must be >= 1")
+        return cmd_run(ns.preset, steps=ns.steps, device=ns.device, seed=ns.seed, every=ns.every, json_mode=ns.json)
+    _parser().print_help()
+    return EXIT_USAGE
+
+
+def _open_app(preset: str | None) -> int:
+    if preset is not None:
+        from pathlib import Path
+
+        from .engine.bundled import bundled_presets, find_bundled
+
+        if not Path(preset).exists() and find_bundled(preset) is None:
+            from .engine.errors import did_you_mean  # no torch import
+
+            names = [b.stem for b in bundled_presets()]
+            return _fail(f"{preset}: no such file or bundled preset{did_you_mean(Path(preset).stem, names)}",
+                         "`tui-nn presets` lists the bundled presets")
+    try:
+        from .ui import run_app
+    except ImportError as err:  # pragma: no cover - the app is its own issue
+        print(f"tui-nn: the app is not available: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    return int(run_app(preset) or 0)
+
+
+def _load(path: str, *, device: str | None = None, seed: int | None = None):  # noqa: ANN202
+    from .engine.preset import load_preset
+    from .engine.session import Session
+
+    preset = load_preset(path)
+    if seed is not None:
+        preset.training.seed = seed
+    return Session(preset, device=device)
+
+
+def cmd_presets() -> int:
+    from .engine.preset import list_presets
+
+    items = list_presets()
+    if not items:
+        print("no bundled presets found")
+        return EXIT_OK
+    width = max(len(stem) for stem, _ in items)
+    for stem, preset in items:
+        if isinstance(preset, Exception):
+            line = f"(broken: {preset})"
+        else:
+            first = (preset.description.strip().splitlines() or [""])[0]
+            line = preset.name + (f" - {first}" if first and first != preset.name else "")
+        print(f"{stem.ljust(width)}  {line}")
+    return EXIT_OK
+
+
+def cmd_check(path: str, *, json_mode: bool = False) -> int:
+    from .engine.errors import EngineError
+    from .engine.shapes import fmt_shape, summary_table
+
+    try:
+        session = _load(path)
+    except EngineError as err:
+        return _fail(err.message, err.hint, json_mode=json_mode)
+    report = session.report
+    if report.error is not None:
+        e = report.error
+        if json_mode:
+            print(json.dumps({"error": e.to_dict()}))
+        else:
+            print(summary_table(report))
+            print()
+            print(f"shape error at {e}", file=sys.stderr)
+        return EXIT_ERROR
+    loss = session.loss_value()
+    if json_mode:
+        print(json.dumps({
+            "layers": [{"index": ly.index, "path": ly.path, "type": ly.type, "input_shape": list(ly.input_shape),
+                        "output_shape": list(ly.output_shape or ()), "params": ly.params}
+                       for ly in report.layers],
+            "total_params": report.total_params, "trainable_params": report.trainable_params,
+            "memory_bytes": report.memory.total, "loss": loss,
+            "data_error": str(session.data_error) if session.data_error else None,
+        }))
+        return EXIT_OK
+    print(f"{session.preset.name}  (input {fmt_shape(report.input_shape)}, output {fmt_shape(report.output_shape)})")
+    print(summary_table(report))
+    if session.data_error is not None:
+        print(f"data: {session.data_error}")
+    elif loss is not None:
+        print(f"Loss ({session.training.loss.type}) of the current output: {loss:.6g}")
+    return EXIT_OK
+
+
+class _Bar:
+    """A progress bar on stderr when it is a terminal."""
+
+    def __init__(self, total: int | None) -> None:
+        self.total = total
+        self.enabled = sys.stderr.isatty()
+
+    def update(self, step: int, done: int, loss: float, rate: float) -> None:
+        if not self.enabled:
+            return
+        if self.total:
+            frac = min(done / self.total, 1.0)
+            bar = "#" * int(frac * 30)
+            eta = (self.total - done) / rate if rate > 0 else float("inf")
+            eta_s = f"{eta:.0f}s" if math.isfinite(eta) else "?"
+            text = f"[{bar:<30}] {done}/{self.total} loss {loss:.6g} {rate:,.0f} steps/s ETA {eta_s}"
+        else:
+            text = f"step {step} loss {loss:.6g} {rate:,.0f} steps/s"
+        sys.stderr.write("\r" + text[:120])
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def cmd_run(path: str, *, steps: int | None, device: str | None, seed: int | None, every: int | None,
+            json_mode: bool) -> int:
+    from .engine.errors import EngineError
+    from .engine.session import ShapeCheckFailed
+    from .engine.trainer import Progress, Trainer
+
+    try:
+        session = _load(path, device=device, seed=seed)
+    except EngineError as err:
+        return _fail(err.message, err.hint, json_mode=json_mode)
+    n = session.training.steps if steps is None else steps
+    bar = _Bar(n) if not json_mode else None
+
+    def report(r: Progress) -> None:  # type: ignore[override]
+        if json_mode:
+            print(json.dumps({"step": r.step, "loss": r.loss, "steps_per_s": round(r.steps_per_s, 1)}), flush=False)
+        elif bar is not None:
+            bar.update(r.step, r.run_steps, r.loss, r.steps_per_s)
+
+    try:
+        fin = Trainer(session).run(n, report=report, every=every)  # type: ignore[arg-type]
+    except ShapeCheckFailed as err:
+        e = err.error
+        return _fail(str(e), json_mode=json_mode, payload={"error": e.to_dict()})
+    except EngineError as err:
+        return _fail(err.message, err.hint, json_mode=json_mode)
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        return 130
+    if bar is not None:
+        bar.close()
+    if json_mode:
+        out: dict[str, Any] = {"event": "done", "reason": fin.reason, "steps": fin.step, "final_loss": fin.final_loss,
+                               "steps_per_s": round(fin.steps_per_s, 1)}
+        if fin.message:
+            out["message"] = fin.message
+            out["hint"] = fin.hint
+        print(json.dumps(out))
+    else:
+        loss = "n/a" if fin.final_loss is None else f"{fin.final_loss:.6g}"
+        print(f"{session.preset.name}: {fin.run_steps} steps in {fin.elapsed:.2f}s "
+              f"({fin.steps_per_s:,.0f} steps/s), final loss {loss}")
+        if fin.message:
+            print(f"tui-nn: {fin.message}", file=sys.stderr)
+            if fin.hint:
+                print(f"  hint: {fin.hint}", file=sys.stderr)
+    return EXIT_OK if fin.ok else EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
