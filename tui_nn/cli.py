@@ -143,7 +143,12 @@ def cmd_check(path: str, *, json_mode: bool = False) -> int:
             print()
             print(f"shape error at {e}", file=sys.stderr)
         return EXIT_ERROR
-    loss = session.loss_value()
+    try:
+        loss = session.loss_value()
+    except EngineError as err:
+        loss = None
+        if session.data_error is None:
+            session.data_error = err  # type: ignore[assignment]
     if json_mode:
         print(json.dumps({
             "layers": [{"index": ly.index, "path": ly.path, "type": ly.type, "input_shape": list(ly.input_shape),

@@ -180,9 +180,9 @@ _TYPES: list[LayerType] = [
     LayerType("Sigmoid", "1 / (1 + exp(-x)), squashes to (0, 1)", "activation", cls=nn.Sigmoid),
     LayerType("Tanh", "tanh(x), squashes to (-1, 1)", "activation", cls=nn.Tanh),
     LayerType("Softmax", "exp(x_i) / sum_j exp(x_j) along dim: probabilities that sum to 1", "activation",
-              (_ACT_DIM,), cls=nn.Softmax),
+              (_ACT_DIM,), cls=nn.Softmax, extra={"always": ("dim",)}),
     LayerType("LogSoftmax", "log(Softmax(x)) along dim, computed stably", "activation", (_ACT_DIM,),
-              cls=nn.LogSoftmax),
+              cls=nn.LogSoftmax, extra={"always": ("dim",)}),
     LayerType("Residual", "A block of layers whose output is added to its input: x + f(x)", "block"),
 ]
 
@@ -209,6 +209,8 @@ class Residual(nn.Module):
 def torch_kwargs(lt: LayerType, args: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments passed to the torch constructor (tuples for list values)."""
     out: dict[str, Any] = {}
+    for name in lt.extra.get("always", ()):  # our default differs from torch's (Softmax dim: -1, not None)
+        out[name] = lt.arg(name).default  # type: ignore[union-attr]
     for name, value in args.items():
         if name in lt.ignored_args:
             continue

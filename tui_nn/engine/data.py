@@ -56,6 +56,10 @@ def make_inputs(data: DataSpec, input_shape: tuple[int, ...], seed: int) -> tupl
 def make_targets(data: DataSpec, loss: str, output_shape: tuple[int, ...] | None, n: int,
                  gen: torch.Generator) -> torch.Tensor | None:
     """The targets as the loss expects them; without data.targets, random targets that fit the loss."""
+    if output_shape is not None and (len(output_shape) == 0 or output_shape[0] != n):
+        raise DataError(f"the model's output {list(output_shape)} does not have one row per sample ({n} samples): "
+                        "a layer mixes up the batch dimension",
+                        hint="keep dimension 0 for samples (Flatten's start_dim should be 1)")
     raw = materialise(data.targets, gen)
     if raw is None:
         if output_shape is None:

@@ -116,9 +116,13 @@ class Session:
             self.targets = None
             self.data_error = err
 
-    def new_optimizer(self) -> torch.optim.Optimizer:
+    def new_optimizer(self) -> torch.optim.Optimizer | None:
+        """The optimizer over the model's parameters; None for a model without any."""
+        params = list(self.model.parameters())
+        if not params:
+            return None
         o = self.training.optimizer
-        return make_optimizer(o.type, self.model.parameters(), o.args)
+        return make_optimizer(o.type, params, o.args)
 
     def rebuild(self, spec: ModelSpec) -> ShapeReport:
         """Use a new model spec; weights of layers whose (type, arguments) are unchanged are kept (matched
@@ -179,7 +183,8 @@ class Session:
 
     @property
     def trainable(self) -> bool:
-        return self.report.error is None and self.targets is not None and self.data_error is None
+        return (self.report.error is None and self.targets is not None and self.data_error is None
+                and self.optimizer is not None)
 
     def why_not_trainable(self) -> str:
         if self.report.error is not None:
@@ -188,6 +193,8 @@ class Session:
             return str(self.data_error)
         if self.targets is None:
             return "there are no targets"
+        if self.optimizer is None:
+            return "the model has no parameters to train (add a layer with weights, such as Linear)"
         return ""
 
     def trace(self) -> list[tuple[str, torch.Tensor]]:
@@ -215,11 +222,19 @@ class Session:
         return self.trace()[-1][1]
 
     def loss_value(self) -> float | None:
+        """The loss of the current output on the whole data; None without output or targets.
+        A loss that cannot be computed (BCELoss on values outside [0, 1], say) raises DataError."""
         out = self.forward()
         if out is None or self.targets is None or self.loss_fn is None:
             return None
-        with torch.no_grad():
-            return float(self.loss_fn(out, self.targets).item())
+        try:
+            with torch.no_grad():
+                return float(self.loss_fn(out, self.targets).item())
+        except Exception as err:  # noqa: BLE001 - torch's message becomes a value with a hint
+            from .trainer import friendly_error
+
+            message, hint = friendly_error(err)
+            raise DataError(f"the loss cannot be computed: {message}", hint=hint) from None
 
     def compute_gradients(self) -> float:
         """One forward and backward pass on the whole data, without an optimizer step; returns the loss."""
