@@ -19,7 +19,7 @@ from .data import make_inputs, make_targets
 from .devices import resolve_device
 from .errors import DataError, EngineError, ShapeError
 from .history import LossHistory
-from .model import build_model, get_param, init_module, iter_specs, set_frozen, set_param
+from .model import build_layer, build_model, get_param, init_module, iter_specs, set_frozen, set_param
 from .objectives import make_loss, make_optimizer
 from .shapes import ShapeReport, check_memory, check_model
 from .spec import CallSpec, LayerSpec, ModelSpec, Preset
@@ -70,6 +70,37 @@ class Session:
     @classmethod
     def from_preset(cls, preset: Preset, **kw: Any) -> "Session":
         return cls(preset, **kw)
+
+    @classmethod
+    def for_worker(cls, preset: Preset, state: dict[str, torch.Tensor], inputs: torch.Tensor,
+                   targets: torch.Tensor | None) -> "Session":
+        """A session around tensors that already exist (shared memory from the app's process): the model's
+        parameters and buffers *are* `state`'s tensors, so training updates them in place."""
+        self = cls.__new__(cls)
+        self.preset = preset
+        self.original = preset
+        self.budget = None
+        self.device = inputs.device
+        self.history = LossHistory()
+        self.step = 0
+        self.data_error = None
+        self.inputs = inputs
+        self.targets = targets
+        self.report = check_model(preset.model, tuple(inputs.shape), optimizer=preset.training.optimizer.type,
+                                  optimizer_args=preset.training.optimizer.args)
+        with torch.device("meta"):
+            model = nn.Sequential(*[build_layer(spec) for spec in preset.model.layers])
+        model.load_state_dict(state, assign=True)
+        for path, spec in iter_specs(preset.model.layers):
+            if spec.frozen:
+                set_frozen(dict(model.named_modules())[path], True)
+        self.model = model
+        self.loss_fn = make_loss(preset.training.loss.type, preset.training.loss.args)
+        self.optimizer = self.new_optimizer()
+        self.batch_gen = torch.Generator().manual_seed(preset.training.seed)
+        self.batch_perm = None
+        self.batch_pos = 0
+        return self
 
     # -- building --------------------------------------------------------------------------------
 

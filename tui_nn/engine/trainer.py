@@ -152,6 +152,11 @@ class Trainer:
                 k = int(np.argmax(bad))
                 bad_step = first_in_buf + k
                 s.history.extend(values[:k])
+                if k:  # the finite losses before the bad step still reach the listener (a remote history)
+                    el = time.perf_counter() - t0
+                    report(Progress(step=bad_step - 1, loss=float(values[k - 1]), losses=values[:k],
+                                    first_step=first_in_buf, steps_per_s=(bad_step - 1 - start_step) / el if el else 0,
+                                    elapsed=el, run_steps=bad_step - 1 - start_step, total_steps=steps))
                 # newest snapshot before the bad step whose parameters are all finite
                 for cand in (snapshot, older):
                     if cand is not None and cand[0] < bad_step and all(bool(torch.isfinite(v).all()) for v in cand[1]):

@@ -1,0 +1,237 @@
+"""Where the trainer runs: in this process (a thread), or in a trainer process of its own.
+
+Both runners take the same call as `Trainer.run` (steps, a report callback, a stop predicate) and
+return the same `Finished`, so the UI does not care where training happens. The app calls a
+runner from a Textual thread worker; the worker only waits and forwards reports.
+
+Why a process: a small model's per-step Python work and the UI's Python work take turns on the
+GIL, which capped a thread worker at about 0.75x of a plain loop. `ProcessRunner` keeps one
+long-lived trainer process (spawned once, torch imported once) and moves the session's parameters,
+buffers and data into shared memory, so the trainer updates the very tensors the UI reads: no
+copies per step, the UI sees live weights, and a stop leaves the last completed step's weights in
+place. Optimizer state, gradients, the step count, the batch position and the RNG states travel
+back when a run ends, so a later run (in either runner) continues exactly.
+
+CUDA sessions use the thread runner: the GPU does the work there, and CUDA tensors would need
+CUDA IPC between the processes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any, Callable
+
+import torch
+import torch.multiprocessing as mp
+
+from .session import Session, ShapeCheckFailed
+from .trainer import Finished, Progress, Report, Trainer
+
+_CTX = mp.get_context("spawn")
+
+
+def _run_kwargs(interval: float, every: int | None, target_loss: float | None) -> dict[str, Any]:
+    return {"interval": interval, "every": every, "target_loss": target_loss}
+
+
+class ThreadRunner:
+    """Runs the trainer in the calling thread (the app's thread worker)."""
+
+    kind = "thread"
+
+    def run(self, session: Session, steps: int | None, *, report: Callable[[Report], None],
+            should_stop: Callable[[], bool], interval: float = 1 / 15, every: int | None = None,
+            target_loss: float | None = None) -> Finished:
+        return Trainer(session).run(steps, report=report, should_stop=should_stop,
+                                    **_run_kwargs(interval, every, target_loss))
+
+    def close(self) -> None:
+        pass
+
+
+def _share(session: Session) -> None:
+    """Move parameters, buffers and data into shared memory, in place (CPU only)."""
+    for t in list(session.model.parameters()) + list(session.model.buffers()):
+        if not t.is_shared():
+            t.data.share_memory_()
+    for t in (session.inputs, session.targets):
+        if t is not None and not t.is_shared():
+            t.share_memory_()
+
+
+def _session_state(session: Session) -> dict[str, Any]:
+    return {
+        "step": session.step,
+        "optimizer": session.optimizer.state_dict() if session.optimizer is not None else None,
+        "batch_perm": session.batch_perm,
+        "batch_pos": session.batch_pos,
+        "batch_gen": session.batch_gen.get_state(),
+        "rng": torch.get_rng_state(),
+        "grads": {n: p.grad for n, p in session.model.named_parameters() if p.grad is not None},
+    }
+
+
+def _apply_state(session: Session, state: dict[str, Any]) -> None:
+    session.step = state["step"]
+    if state["optimizer"] is not None:
+        session.optimizer = session.new_optimizer()
+        if session.optimizer is not None:
+            session.optimizer.load_state_dict(state["optimizer"])
+    session.batch_perm = state["batch_perm"]
+    session.batch_pos = state["batch_pos"]
+    session.batch_gen.set_state(state["batch_gen"])
+    torch.set_rng_state(state["rng"])
+    params = dict(session.model.named_parameters())
+    for name, grad in state["grads"].items():
+        if name in params:
+            params[name].grad = grad
+
+
+def _child_main(conn: Any, stop: Any, threads: int) -> None:  # pragma: no cover - runs in the child process
+    torch.set_num_threads(threads)
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg[0] == "quit":
+            return
+        if msg[0] == "ping":
+            conn.send(("pong",))
+            continue
+        _, payload = msg
+        try:
+            session = Session.for_worker(payload["preset"], payload["state"], payload["inputs"], payload["targets"])
+            _apply_state(session, payload["session"])
+
+            def send(r: Report) -> None:
+                conn.send(("progress", r))
+
+            fin = Trainer(session).run(payload["steps"], report=send, should_stop=stop.is_set,
+                                       **payload["kwargs"])
+            conn.send(("finished", fin, _session_state(session)))
+        except Exception as err:  # noqa: BLE001 - anything is reported, the process lives on
+            from .trainer import friendly_error
+
+            message, hint = friendly_error(err)
+            conn.send(("failed", message, hint))
+
+
+class ProcessRunner:
+    """Runs the trainer in a long-lived process of its own; parameters live in shared memory."""
+
+    kind = "process"
+
+    def __init__(self, threads: int | None = None) -> None:
+        cores = os.cpu_count() or 1
+        self.threads = threads or max(1, cores - 1)  # leave a core to the UI
+        self._proc: Any = None
+        self._conn: Any = None
+        self._stop = _CTX.Event()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the trainer process (importing torch there takes a second or two); idempotent."""
+        with self._lock:
+            if self._proc is not None and self._proc.is_alive():
+                return
+            parent, child = _CTX.Pipe(duplex=True)
+            self._proc = _CTX.Process(target=_child_main, args=(child, self._stop, self.threads), daemon=True,
+                                      name="tui-nn-trainer")
+            self._proc.start()
+            child.close()
+            self._conn = parent
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.is_alive()
+
+    def run(self, session: Session, steps: int | None, *, report: Callable[[Report], None],
+            should_stop: Callable[[], bool], interval: float = 1 / 15, every: int | None = None,
+            target_loss: float | None = None) -> Finished:
+        if not session.trainable:
+            if session.report.error is not None:
+                raise ShapeCheckFailed(session.report.error)
+            from .errors import EngineError
+
+            raise EngineError(session.why_not_trainable())
+        if session.inputs.device.type != "cpu":
+            return ThreadRunner().run(session, steps, report=report, should_stop=should_stop,
+                                      **_run_kwargs(interval, every, target_loss))
+        self.start()
+        _share(session)
+        t0 = time.perf_counter()
+        start_step = session.step
+        payload = {
+            "preset": session.preset, "state": session.model.state_dict(keep_vars=False),
+            "inputs": session.inputs, "targets": session.targets, "session": _session_state(session),
+            "steps": steps, "kwargs": _run_kwargs(interval, every, target_loss),
+        }
+        self._stop.clear()
+        self._conn.send(("run", payload))
+        while True:
+            if should_stop():
+                self._stop.set()
+            if self._conn.poll(0.02):
+                try:
+                    msg = self._conn.recv()
+                except (EOFError, OSError):
+                    msg = ("died",)
+            elif not self._proc.is_alive():
+                msg = ("died",)
+            else:
+                continue
+            kind = msg[0]
+            if kind == "progress":
+                p: Progress = msg[1]
+                session.history.extend(p.losses)
+                session.step = p.step
+                report(p)
+            elif kind == "finished":
+                fin: Finished = msg[1]
+                _apply_state(session, msg[2])
+                if fin.reason == "nonfinite" and fin.restored_step is not None:
+                    session.history.truncate(fin.restored_step)
+                return fin
+            else:
+                if kind == "failed":
+                    message, hint = msg[1], msg[2]
+                else:
+                    code = self._proc.exitcode if self._proc is not None else None
+                    message = f"the trainer process stopped unexpectedly (exit code {code})"
+                    hint = "the weights are those in shared memory at that moment; start a new run to continue"
+                    self._proc = None
+                elapsed = time.perf_counter() - t0
+                return Finished(reason="error", step=session.step, run_steps=session.step - start_step,
+                                final_loss=session.history.last if len(session.history) else None,
+                                elapsed=elapsed, steps_per_s=0.0, message=message, hint=hint)
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop the trainer process (within `timeout` seconds, then terminate it)."""
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if proc is None:
+            return
+        self._stop.set()
+        try:
+            conn.send(("quit",))
+        except (OSError, BrokenPipeError):
+            pass
+        proc.join(timeout)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(timeout)
+        if proc.is_alive():  # pragma: no cover - a wedged child
+            proc.kill()
+        try:
+            conn.close()
+        except OSError:  # pragma: no cover
+            pass
+
+
+def make_runner(prefer: str = "process") -> ThreadRunner | ProcessRunner:
+    """The runner for the app: a trainer process unless TUI_NN_RUNNER=thread (or prefer='thread')."""
+    choice = os.environ.get("TUI_NN_RUNNER", prefer)
+    return ThreadRunner() if choice == "thread" else ProcessRunner()
