@@ -78,10 +78,15 @@ def test_a_killed_trainer_process_is_an_error_value_and_the_next_run_restarts_it
     r = ProcessRunner(threads=1)
     try:
         s = Session(loads_preset(TEXT))
-        r.start()
-        killer = threading.Timer(0.5, lambda: os.kill(r._proc.pid, signal.SIGKILL))
-        killer.start()
-        fin = r.run(s, None, report=lambda p: None, should_stop=lambda: False)
+        killed = []
+
+        def kill_on_first_report(p):
+            if not killed:
+                killed.append(p.step)
+                os.kill(r._proc.pid, signal.SIGKILL)
+
+        fin = r.run(s, None, report=kill_on_first_report, should_stop=lambda: False)
+        assert killed
         assert fin.reason == "error" and "stopped unexpectedly" in fin.message
         assert all(bool(torch.isfinite(p).all()) for p in s.model.parameters())
         fin = r.run(s, 5, report=lambda p: None, should_stop=lambda: False)

@@ -208,3 +208,19 @@ def test_untrainable_session_raises_engine_error():
         Trainer(Session(bad)).run(3)
     assert info.value.error.layer == 0
     assert math.isnan(Session(bad).history.last)
+
+
+def test_global_rng_reproduces_the_notebook_seeding_pattern():
+    """`[data] rng = "global"`: torch.manual_seed(seed); x = torch.randn(...); model = ... (lab 003's pattern)."""
+    text = MLP.format(optimizer='{ type = "SGD", lr = 0.1 }', batch=0, seed=5).replace("[data]", '[data]\nrng = "global"')
+    s = Session(loads_preset(text))
+    torch.manual_seed(5)
+    x = torch.randn(20, 6)
+    y = torch.randint(0, 3, (20,))
+    model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
+    assert torch.equal(s.inputs, x) and torch.equal(s.targets, y)
+    for (_, a), (_, b) in zip(s.named_parameters(), model.named_parameters()):
+        assert torch.equal(a, b)
+    from tui_nn.engine.preset import dumps_preset
+
+    assert 'rng = "global"' in dumps_preset(s.preset)

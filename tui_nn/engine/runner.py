@@ -26,6 +26,7 @@ from typing import Any, Callable
 import torch
 import torch.multiprocessing as mp
 
+from .metrics import apply_progress
 from .session import Session, ShapeCheckFailed
 from .trainer import Finished, Progress, Report, Trainer
 
@@ -65,6 +66,7 @@ def _session_state(session: Session) -> dict[str, Any]:
     return {
         "step": session.step,
         "optimizer": session.optimizer.state_dict() if session.optimizer is not None else None,
+        "scheduler": session.scheduler.state_dict() if getattr(session, "scheduler", None) is not None else None,
         "batch_perm": session.batch_perm,
         "batch_pos": session.batch_pos,
         "batch_gen": session.batch_gen.get_state(),
@@ -79,6 +81,8 @@ def _apply_state(session: Session, state: dict[str, Any]) -> None:
         session.optimizer = session.new_optimizer()
         if session.optimizer is not None:
             session.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scheduler") is not None and session.scheduler is not None:
+            session.scheduler.load_state_dict(state["scheduler"])
     session.batch_perm = state["batch_perm"]
     session.batch_pos = state["batch_pos"]
     session.batch_gen.set_state(state["batch_gen"])
@@ -104,6 +108,7 @@ def _child_main(conn: Any, stop: Any, threads: int) -> None:  # pragma: no cover
         _, payload = msg
         try:
             session = Session.for_worker(payload["preset"], payload["state"], payload["inputs"], payload["targets"])
+            session.test_inputs, session.test_targets = payload["test"]  # evaluated at report time (metrics.py)
             _apply_state(session, payload["session"])
 
             def send(r: Report) -> None:
@@ -167,10 +172,16 @@ class ProcessRunner:
         payload = {
             "preset": session.preset, "state": session.model.state_dict(keep_vars=False),
             "inputs": session.inputs, "targets": session.targets, "session": _session_state(session),
+            "test": (session.test_inputs, session.test_targets),
             "steps": steps, "kwargs": _run_kwargs(interval, every, target_loss),
         }
         self._stop.clear()
-        self._conn.send(("run", payload))
+        try:
+            self._conn.send(("run", payload))
+        except (OSError, EOFError):  # the trainer process died between runs: start a new one, once
+            self._proc = None
+            self.start()
+            self._conn.send(("run", payload))
         while True:
             if should_stop():
                 self._stop.set()
@@ -187,6 +198,7 @@ class ProcessRunner:
             if kind == "progress":
                 p: Progress = msg[1]
                 session.history.extend(p.losses)
+                apply_progress(session, p)  # accuracy and test evaluations
                 session.step = p.step
                 report(p)
             elif kind == "finished":
@@ -194,6 +206,8 @@ class ProcessRunner:
                 _apply_state(session, msg[2])
                 if fin.reason == "nonfinite" and fin.restored_step is not None:
                     session.history.truncate(fin.restored_step)
+                    session.metrics.truncate(fin.restored_step)
+                session.runs.track(session, fin)
                 return fin
             else:
                 if kind == "failed":
