@@ -12,7 +12,7 @@ import math
 import sys
 from typing import Any, Sequence
 
-SUBCOMMANDS = ("run", "check", "presets")
+SUBCOMMANDS = ("run", "check", "presets", "export", "gradcheck")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tui-nn",
         description="A terminal playground for PyTorch neural networks. Without a subcommand, opens the app.",
-        epilog="Subcommands: run, check, presets (tui-nn SUBCOMMAND --help). `tui-nn PRESET` opens the app on a "
+        epilog="Subcommands: run, check, presets, export, gradcheck (tui-nn SUBCOMMAND --help). `tui-nn PRESET` opens the app on a "
                "preset (a file, or a bundled name from `tui-nn presets`).",
     )
     sub = p.add_subparsers(dest="command", metavar="SUBCOMMAND")
@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("preset", help="a preset file or a bundled preset name")
     c.add_argument("--json", action="store_true", help="print JSON")
     sub.add_parser("presets", help="list the bundled presets")
+    from .cli_extra import add_parsers  # export, gradcheck
+
+    add_parsers(sub)
     return p
 
 
@@ -73,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.every is not None and ns.every < 1:
             _parser().error("--every must be >= 1")
         return cmd_run(ns.preset, steps=ns.steps, device=ns.device, seed=ns.seed, every=ns.every, json_mode=ns.json)
+    if ns.command in ("export", "gradcheck"):
+        from .cli_extra import dispatch
+
+        return dispatch(ns, _parser())
     _parser().print_help()
     return EXIT_USAGE
 
@@ -195,6 +202,19 @@ class _Bar:
             sys.stderr.flush()
 
 
+def _extra_metrics(r: Any) -> dict[str, Any]:
+    """accuracy / test_loss / test_accuracy of a report, where there are such (classification, a test split)."""
+    out: dict[str, Any] = {}
+    if r.accuracy is not None:
+        out["accuracy"] = r.accuracy
+    ev = r.evaluation
+    if ev is not None:
+        out["test_loss"] = ev.loss
+        if ev.accuracy is not None:
+            out["test_accuracy"] = ev.accuracy
+    return out
+
+
 def cmd_run(path: str, *, steps: int | None, device: str | None, seed: int | None, every: int | None,
             json_mode: bool) -> int:
     from .engine.errors import EngineError
@@ -210,7 +230,9 @@ def cmd_run(path: str, *, steps: int | None, device: str | None, seed: int | Non
 
     def report(r: Progress) -> None:  # type: ignore[override]
         if json_mode:
-            print(json.dumps({"step": r.step, "loss": r.loss, "steps_per_s": round(r.steps_per_s, 1)}), flush=False)
+            line = {"step": r.step, "loss": r.loss, "steps_per_s": round(r.steps_per_s, 1)}
+            line.update(_extra_metrics(r))
+            print(json.dumps(line), flush=False)
         elif bar is not None:
             bar.update(r.step, r.run_steps, r.loss, r.steps_per_s)
 
@@ -228,6 +250,7 @@ def cmd_run(path: str, *, steps: int | None, device: str | None, seed: int | Non
     if json_mode:
         out: dict[str, Any] = {"event": "done", "reason": fin.reason, "steps": fin.step, "final_loss": fin.final_loss,
                                "steps_per_s": round(fin.steps_per_s, 1)}
+        out.update(_extra_metrics(fin))
         if fin.message:
             out["message"] = fin.message
             out["hint"] = fin.hint
@@ -236,6 +259,9 @@ def cmd_run(path: str, *, steps: int | None, device: str | None, seed: int | Non
         loss = "n/a" if fin.final_loss is None else f"{fin.final_loss:.6g}"
         print(f"{session.preset.name}: {fin.run_steps} steps in {fin.elapsed:.2f}s "
               f"({fin.steps_per_s:,.0f} steps/s), final loss {loss}")
+        extra = _extra_metrics(fin)
+        if extra:
+            print("  " + ", ".join(f"{k.replace('_', ' ')} {v:.6g}" for k, v in extra.items() if v is not None))
         if fin.message:
             print(f"tui-nn: {fin.message}", file=sys.stderr)
             if fin.hint:

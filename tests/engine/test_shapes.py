@@ -101,9 +101,11 @@ def test_error_inside_residual_points_to_nested_layer():
     assert (r.error.layer, r.error.path, r.error.type) == (0, "0.1", "Linear")
 
 
-def test_huge_layers_are_values_not_crashes():
-    r = check_model(ModelSpec((1, 10**12), [L("Linear", in_features=10**12, out_features=10**12)]))
-    assert r.error is not None and "cannot be built" in r.error.message
+def test_huge_layers_are_refused_with_the_bytes_not_crashes():
+    with pytest.raises(MemoryBudgetError) as info:
+        check_model(ModelSpec((1, 10**12), [L("Linear", in_features=10**12, out_features=10**12)]))
+    assert info.value.needed_bytes == (10**24 + 10**12) * 4
+    assert str((10**24 + 10**12) * 4) in str(info.value)
 
 
 def test_memory_budget_refuses_before_allocation():

@@ -79,9 +79,10 @@ def _a(name: str, kind: str, default: Any = None, **kw: Any) -> ArgSpec:
 
 
 def _feat(name: str, doc: str) -> ArgSpec:
-    return ArgSpec(name, INT, None, required=True, min=1, max=2**31 - 1, doc=doc)
+    return ArgSpec(name, INT, None, required=True, min=1, max=MAX_SIZE, doc=doc)
 
 
+MAX_SIZE = 10**12  # features/channels: larger sizes are refused by the memory budget, with the bytes needed
 _BIAS = _a("bias", BOOL, True, doc="learn an additive bias")
 _INPLACE = ("inplace",)
 

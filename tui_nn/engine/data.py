@@ -44,9 +44,31 @@ def materialise(source: Any, gen: torch.Generator) -> torch.Tensor | None:
     return t
 
 
+def planned_input_shape(data: DataSpec, input_shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The inputs' shape, known before anything is generated (None for data sets and CSV files)."""
+    if getattr(data, "dataset", None) is not None or getattr(data, "csv", None) is not None:
+        return None
+    if data.inputs is None:
+        return tuple(input_shape)
+    if isinstance(data.inputs, GeneratorSpec):
+        return tuple(data.inputs.shape)
+    from .preset import check_numbers
+
+    return check_numbers(data.inputs, "data.inputs")
+
+
 def make_inputs(data: DataSpec, input_shape: tuple[int, ...], seed: int) -> tuple[torch.Tensor, torch.Generator]:
-    """The inputs (float32) and the data generator (targets are drawn from it next)."""
-    gen = torch.Generator().manual_seed(seed)
+    """The inputs (float32) and the data generator (targets are drawn from it next). With data.rng == "global"
+    the generator is torch's global one, seeded here (the layers are then built from the same stream)."""
+    if getattr(data, "rng", "own") == "global":
+        gen = torch.default_generator
+        torch.manual_seed(seed)
+    else:
+        gen = torch.Generator().manual_seed(seed)
+    if data.dataset is not None or data.csv is not None:  # a data set or a CSV file: its training split
+        from .datasets import split_inputs
+
+        return split_inputs(data, input_shape, seed).float(), gen  # type: ignore[union-attr]
     x = materialise(data.inputs, gen)
     if x is None:
         x = torch.rand(tuple(input_shape), generator=gen)
@@ -60,6 +82,10 @@ def make_targets(data: DataSpec, loss: str, output_shape: tuple[int, ...] | None
         raise DataError(f"the model's output {list(output_shape)} does not have one row per sample ({n} samples): "
                         "a layer mixes up the batch dimension",
                         hint="keep dimension 0 for samples (Flatten's start_dim should be 1)")
+    if data.dataset is not None or data.csv is not None:
+        from .datasets import split_targets
+
+        return match_targets(split_targets(data, gen.initial_seed()), loss, output_shape, n)  # type: ignore[arg-type]
     raw = materialise(data.targets, gen)
     if raw is None:
         if output_shape is None:

@@ -107,6 +107,8 @@ class ShapeError:
             text += f"\n  hint: {self.hint}"
         if self.fix:
             text += f"\n  fix: {self.fix.text}"
+        for extra in self.extra_fixes:
+            text += f"\n       {extra.text}"
         return text
 
 

@@ -51,6 +51,8 @@ def validate_params(model: ModelSpec, source: str = "<preset>") -> None:
             with torch.device("meta"):
                 module = build_layer(spec) if spec.type != "Residual" else None
         except (ValueError, TypeError, RuntimeError) as err:
+            if "overflow" in str(err).lower():
+                continue  # a size question, not a format one: the memory budget refuses it, with the bytes
             raise PresetError(f"{spec.type} cannot be built: {err}", source=source, field=field) from None
         if module is None:
             continue

@@ -30,7 +30,7 @@ MAX_NESTING = 32  # brackets/braces deeper than this are refused before parsing
 MAX_TENSOR_ELEMENTS = 10_000_000
 MAX_LAYERS = 1000
 
-_PosInt = Annotated[int, Field(ge=1, le=2**31 - 1)]
+_PosInt = Annotated[int, Field(ge=1, le=10**12)]
 
 
 class _Strict(BaseModel):
@@ -58,6 +58,9 @@ class _Generator(_Strict):
 class _DataSection(_Strict):
     inputs: Any = None
     targets: Any = None
+    rng: Literal["own", "global"] = "own"
+    dataset: Any = None  # validated by datasets.parse_dataset
+    csv: Any = None  # validated by datasets.parse_csv
 
 
 class _TrainingSection(_Strict):
@@ -70,6 +73,8 @@ class _TrainingSection(_Strict):
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
     target_loss: float | None = None
     reset_optimizer_each_step: bool = False
+    scheduler: Any = None  # validated against schedules.SCHEDULERS
+    target_accuracy: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
 
 
 class _File(_Strict):
@@ -418,7 +423,7 @@ def preset_from_dict(raw: dict[str, Any], source: str = "<preset>") -> Preset:
     layers = [parse_layer(layer, f"model.layers[{i}]", source) for i, layer in enumerate(doc.model.layers)]
     model = ModelSpec(tuple(doc.model.input_shape), layers)
     data = DataSpec(_tensor_source(doc.data.inputs, "data.inputs", source),
-                    _tensor_source(doc.data.targets, "data.targets", source))
+                    _tensor_source(doc.data.targets, "data.targets", source), rng=doc.data.rng)
     if data.inputs is not None:
         shape = source_shape(data.inputs)
         if tuple(shape[1:]) != tuple(model.input_shape[1:]):
@@ -426,8 +431,23 @@ def preset_from_dict(raw: dict[str, Any], source: str = "<preset>") -> Preset:
             raise PresetError(f"inputs have shape {list(shape)} but model.input_shape is {list(model.input_shape)}: "
                               f"each sample must have shape {want} (the first dimension counts samples)",
                               source=source, field="data.inputs")
+    from .datasets import parse_data_tables  # late import: torch-heavy
+
+    data.dataset, data.csv = parse_data_tables(doc.data.dataset, doc.data.csv, inputs=doc.data.inputs,
+                                               targets=doc.data.targets, source=source,
+                                               input_shape=model.input_shape)
     t = doc.training
     optimizer = t.optimizer if t.optimizer is not None else {"type": "SGD", "lr": 0.01}
+    scheduler = None
+    if t.scheduler is not None:
+        from .schedules import SCHEDULERS, check_required
+
+        scheduler = _call_spec(t.scheduler, SCHEDULERS, "training.scheduler", source, "scheduler")
+        check_required(scheduler, "training.scheduler", source)
+        if t.reset_optimizer_each_step:
+            raise PresetError("a scheduler cannot be combined with reset_optimizer_each_step (a fresh optimizer "
+                              "every step would restart the schedule every step)", source=source,
+                              field="training.scheduler")
     if t.target_loss is not None and not math.isfinite(t.target_loss):
         raise PresetError("expected a finite number", source=source, field="training.target_loss")
     training = TrainingSpec(
@@ -435,6 +455,7 @@ def preset_from_dict(raw: dict[str, Any], source: str = "<preset>") -> Preset:
         optimizer=_call_spec(optimizer, OPTIMIZERS, "training.optimizer", source, "optimizer"),
         steps=t.steps, batch_size=t.batch_size, shuffle=t.shuffle, device=t.device, seed=t.seed,
         target_loss=t.target_loss, reset_optimizer_each_step=t.reset_optimizer_each_step,
+        scheduler=scheduler, target_accuracy=t.target_accuracy,
     )
     name = doc.preset.name or Path(source).stem
     preset = Preset(name=name, model=model, description=doc.preset.description, lab=doc.preset.lab,
@@ -484,6 +505,12 @@ def preset_to_dict(preset: Preset) -> dict[str, Any]:
         value = getattr(preset.data, key)
         if value is not None:
             data[key] = value.to_dict() if isinstance(value, GeneratorSpec) else value
+    if preset.data.dataset is not None:
+        data["dataset"] = preset.data.dataset.to_dict()
+    if preset.data.csv is not None:
+        data["csv"] = preset.data.csv.to_dict()
+    if preset.data.rng != "own":
+        data["rng"] = preset.data.rng
     if data:
         out["data"] = data
     t = preset.training
@@ -495,6 +522,10 @@ def preset_to_dict(preset: Preset) -> dict[str, Any]:
         training["target_loss"] = t.target_loss
     if t.reset_optimizer_each_step:
         training["reset_optimizer_each_step"] = True
+    if t.scheduler is not None:
+        training["scheduler"] = {"type": t.scheduler.type, **t.scheduler.args}
+    if t.target_accuracy is not None:
+        training["target_accuracy"] = t.target_accuracy
     out["training"] = training
     return out
 
@@ -550,6 +581,11 @@ def dumps_preset(preset: Preset) -> str:
 def save_preset(preset: Preset, path: str | os.PathLike[str]) -> None:
     from .storage import atomic_write_bytes
 
+    if preset.data.csv is not None:  # keep a relative CSV path pointing at the same file from the new folder
+        from .datasets import rebase
+
+        preset = preset.copy()
+        preset.data = rebase(preset.data, Path(path).resolve().parent)
     atomic_write_bytes(path, dumps_preset(preset).encode("utf-8"))
 
 

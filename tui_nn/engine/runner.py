@@ -204,6 +204,7 @@ class ProcessRunner:
             elif kind == "finished":
                 fin: Finished = msg[1]
                 _apply_state(session, msg[2])
+                apply_progress(session, fin)  # the test split's evaluation at the end of the run
                 if fin.reason == "nonfinite" and fin.restored_step is not None:
                     session.history.truncate(fin.restored_step)
                     session.metrics.truncate(fin.restored_step)

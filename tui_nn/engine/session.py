@@ -15,12 +15,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data import make_inputs, make_targets
+from .data import make_inputs, make_targets, planned_input_shape
 from .devices import resolve_device
-from .errors import DataError, EngineError, ShapeError
+from .errors import DataError, EngineError, MemoryBudgetError, ShapeError
 from .history import LossHistory
+from .metrics import Metrics
 from .model import build_layer, build_model, get_param, init_module, iter_specs, set_frozen, set_param
 from .objectives import make_loss, make_optimizer
+from .runs import RunRegistry
+from .schedules import make_scheduler
 from .shapes import ShapeReport, check_memory, check_model
 from .spec import CallSpec, LayerSpec, ModelSpec, Preset
 
@@ -65,6 +68,11 @@ class Session:
         self.inputs: torch.Tensor = torch.zeros(0)
         self.targets: torch.Tensor | None = None
         self.report: ShapeReport
+        self.scheduler: Any = None  # the learning-rate schedule (schedules.py), made with each optimizer
+        self.test_inputs: torch.Tensor | None = None  # a data set's test split (datasets.py)
+        self.test_targets: torch.Tensor | None = None
+        self.metrics = Metrics()  # accuracy per step and test evaluations (metrics.py)
+        self.runs = RunRegistry()  # every training run of this session (runs.py)
         self.reset()
 
     @classmethod
@@ -121,16 +129,29 @@ class Session:
     def reset(self) -> None:
         """Rebuild data, model (seeded init + hand-set parameters) and optimizer; clear the history."""
         t = self.training
+        planned = planned_input_shape(self.preset.data, self.spec.input_shape)
+        if planned is not None:  # check shapes and memory before generating anything
+            self._check(self.spec, planned)
         inputs, _ = make_inputs(self.preset.data, self.spec.input_shape, t.seed)
         report = self._check(self.spec, tuple(inputs.shape))
         self.report = report
-        self.model = build_model(self.spec, seed=t.seed, device=self.device)
         self.inputs = inputs.to(self.device)
-        self._make_targets()
+        self._make_targets()  # draws inputs then targets again, from a freshly seeded generator
+        one_stream = self.preset.data.rng == "global"  # the layers continue the data's stream
+        try:
+            self.model = build_model(self.spec, seed=None if one_stream else t.seed, device=self.device)
+        except (RuntimeError, MemoryError) as err:  # the estimate fit, the allocator still said no
+            if not isinstance(err, MemoryError) and "memory" not in str(err).lower():
+                raise
+            raise MemoryBudgetError(f"not enough memory to build this model (estimated {report.memory.describe()})",
+                                    needed_bytes=report.memory.total, budget_bytes=0,
+                                    hint="make the layers smaller, or use another device") from None
         self.loss_fn = make_loss(t.loss.type, t.loss.args)
         self.optimizer = self.new_optimizer()
         self.step = 0
         self.history.clear()
+        self.metrics.clear()
+        self.runs.mark_reset()
         self.batch_gen = torch.Generator().manual_seed(t.seed)
         self.batch_perm: torch.Tensor | None = None
         self.batch_pos = 0
@@ -146,14 +167,20 @@ class Session:
         except DataError as err:
             self.targets = None
             self.data_error = err
+        from .datasets import attach_test_split
+
+        attach_test_split(self)
 
     def new_optimizer(self) -> torch.optim.Optimizer | None:
         """The optimizer over the model's parameters; None for a model without any."""
         params = list(self.model.parameters())
+        self.scheduler = None
         if not params:
             return None
         o = self.training.optimizer
-        return make_optimizer(o.type, params, o.args)
+        optimizer = make_optimizer(o.type, params, o.args)
+        self.scheduler = make_scheduler(self.training.scheduler, optimizer)  # a fresh schedule with it
+        return optimizer
 
     def rebuild(self, spec: ModelSpec) -> ShapeReport:
         """Use a new model spec; weights of layers whose (type, arguments) are unchanged are kept (matched
@@ -178,6 +205,8 @@ class Session:
         if tuple(spec.input_shape[1:]) != tuple(self.inputs.shape[1:]):
             self.preset.data.inputs = None
             self.preset.data.targets = None
+            self.preset.data.dataset = None
+            self.preset.data.csv = None
             inputs, _ = make_inputs(self.preset.data, spec.input_shape, self.training.seed)
             self.inputs = inputs.to(self.device)
         self._make_targets()
@@ -201,14 +230,19 @@ class Session:
                              optimizer_args=self.training.optimizer.args)
         check_memory(report, str(dev), self.budget)
         state = self.optimizer.state_dict() if self.optimizer is not None else None
+        schedule = self.scheduler.state_dict() if self.scheduler is not None else None
         self.model.to(dev)
         self.inputs = self.inputs.to(dev)
         self.targets = self.targets.to(dev) if self.targets is not None else None
+        self.test_inputs = self.test_inputs.to(dev) if self.test_inputs is not None else None
+        self.test_targets = self.test_targets.to(dev) if self.test_targets is not None else None
         self.device = dev
         self.training.device = str(dev)
         self.optimizer = self.new_optimizer()
         if state is not None:
             self.optimizer.load_state_dict(state)
+        if schedule is not None and self.scheduler is not None:
+            self.scheduler.load_state_dict(schedule)
 
     # -- inspection ------------------------------------------------------------------------------
 

@@ -350,6 +350,12 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
             with torch.device("meta"):
                 module = build_layer(spec)
         except Exception as err:  # noqa: BLE001 - bad arguments are a value for the UI
+            if "overflow" in str(err).lower():
+                need = _exact_param_count(spec) * BYTES_PER_ELEMENT
+                raise MemoryBudgetError(
+                    f"layer {path} ({spec.type}) needs at least {need} bytes ({fmt_bytes(need)}) for its parameters, "
+                    f"more than PyTorch can index; it was not built", needed_bytes=need, budget_bytes=0,
+                    hint="make the layer smaller") from None
             report.error = ShapeError(top, spec.type, f"{spec.type} cannot be built: {err}",
                                       hint="check the layer's arguments.", input_shape=in_shape, path=path)
             report.layers.append(LayerShape(top, path, spec.type, in_shape, None, 0, 0, depth=depth))
@@ -399,6 +405,17 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
     return x, activations
 
 
+def _exact_param_count(spec: LayerSpec) -> int:
+    """Parameter count in Python integers (no overflow), for sizes torch cannot even describe."""
+    a = full_args(CATALOGUE[spec.type], spec.args) if spec.type in CATALOGUE else {}
+    if spec.type == "Linear":
+        return a["in_features"] * a["out_features"] + (a["out_features"] if a["bias"] else 0)
+    if spec.type in ("Conv1d", "Conv2d"):
+        k = math.prod(pair(a["kernel_size"], 1 if spec.type == "Conv1d" else 2))
+        return a["out_channels"] * (a["in_channels"] // a["groups"]) * k + (a["out_channels"] if a["bias"] else 0)
+    return 2**63
+
+
 def _add_mismatch(a: tuple[int, ...], b: tuple[int, ...]) -> str | None:
     """CPU PyTorch's message for `a + b` when the shapes do not broadcast (the meta device words it differently)."""
     n = max(len(a), len(b))
@@ -429,21 +446,48 @@ def optimizer_slots(name: str | None, args: dict[str, Any]) -> int:
 
 
 def available_bytes(device: str = "cpu") -> int:
-    """Memory the device can give now: MemAvailable on the host, free memory on a CUDA device."""
+    """Memory the device can give now: on the host the least of MemAvailable, the cgroup's room and the
+    address-space limit's room (so a capped process is not killed); free memory on a CUDA device."""
     if device.startswith("cuda") and torch.cuda.is_available():
         free, _total = torch.cuda.mem_get_info(torch.device(device))
         return int(free)
+    limits: list[int] = []
+    meminfo = _read_kv("/proc/meminfo")
+    if "MemAvailable" in meminfo:
+        limits.append(meminfo["MemAvailable"] * 1024)
     try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
+        cg_max = open("/sys/fs/cgroup/memory.max", encoding="ascii").read().strip()
+        cg_cur = int(open("/sys/fs/cgroup/memory.current", encoding="ascii").read().strip())
+        if cg_max != "max":
+            limits.append(int(cg_max) - cg_cur)
+    except (OSError, ValueError):
         pass
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            status = _read_kv("/proc/self/status")
+            limits.append(soft - status.get("VmSize", 0) * 1024)
+    except (ImportError, OSError, ValueError):  # pragma: no cover - non-POSIX
+        pass
+    if not limits:  # pragma: no cover - no /proc
         return 8 * 1024**3
+    return max(0, min(limits))
+
+
+def _read_kv(path: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    try:
+        with open(path, encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                key, _, rest = line.partition(":")
+                parts = rest.split()
+                if parts and parts[0].isdigit():
+                    out[key] = int(parts[0])
+    except OSError:
+        pass
+    return out
 
 
 def default_budget(device: str = "cpu") -> int:

@@ -67,9 +67,61 @@ TensorSource = Any  # nested list of numbers | GeneratorSpec | None
 
 
 @dataclass
+class DatasetSpec:
+    """A generated data set (`[data] dataset = { name = "spiral", ... }`); see `datasets.py`."""
+
+    name: str
+    samples: int = 200
+    noise: float = 0.0
+    test_fraction: float = 0.0
+    classes: int | None = None  # blobs and spiral only (default 2)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "samples": self.samples, "noise": self.noise,
+                               "test_fraction": self.test_fraction}
+        if self.classes is not None:
+            out["classes"] = self.classes
+        return out
+
+
+@dataclass
+class CsvSpec:
+    """Data read from a CSV file with a header (`[data] csv = { path = "f.csv", features = [...], target = "y" }`).
+
+    `path` is kept as written (relative paths are relative to the preset file); `base` is the folder it is
+    resolved against (not part of the experiment's identity, so not compared).
+    """
+
+    path: str
+    features: list[str] = field(default_factory=list)
+    target: list[str] = field(default_factory=list)
+    test_fraction: float = 0.0
+    base: str = field(default="", compare=False)
+
+    @property
+    def resolved(self) -> str:
+        import os
+
+        return self.path if os.path.isabs(self.path) or not self.base else os.path.join(self.base, self.path)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "features": list(self.features),
+                               "target": self.target[0] if len(self.target) == 1 else list(self.target)}
+        if self.test_fraction:
+            out["test_fraction"] = self.test_fraction
+        return out
+
+
+@dataclass
 class DataSpec:
     inputs: TensorSource = None
     targets: TensorSource = None
+    # "own": data from torch.Generator().manual_seed(seed), then torch.manual_seed(seed) before the layers.
+    # "global": torch.manual_seed(seed), then inputs, targets and the layers from that one stream (the notebook
+    # pattern `torch.manual_seed(s); x = torch.randn(...); model = ...`).
+    rng: str = "own"
+    dataset: DatasetSpec | None = None  # instead of inputs/targets: a generated data set
+    csv: CsvSpec | None = None  # instead of inputs/targets: columns of a CSV file
 
 
 @dataclass
@@ -94,6 +146,8 @@ class TrainingSpec:
     seed: int = 0
     target_loss: float | None = None
     reset_optimizer_each_step: bool = False
+    scheduler: CallSpec | None = None  # a learning-rate schedule, stepped once per training step
+    target_accuracy: float | None = None  # stop once the training accuracy (of a step's batch) reaches this
 
 
 @dataclass

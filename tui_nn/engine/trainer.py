@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -39,6 +39,16 @@ class Progress:
     elapsed: float
     run_steps: int  # steps completed in this run
     total_steps: int | None  # steps asked for in this run (None: until stopped/target)
+    accuracy: float | None = None  # accuracy of the last step's batch (classification losses; metrics.py)
+    evaluation: Any = None  # metrics.Evaluation of the test split made at this report, if any
+
+    @property
+    def test_loss(self) -> float | None:
+        return None if self.evaluation is None else self.evaluation.loss
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return None if self.evaluation is None else self.evaluation.accuracy
 
 
 @dataclass
@@ -52,6 +62,8 @@ class Finished:
     message: str = ""
     hint: str = ""
     restored_step: int | None = None  # for "nonfinite": the step whose weights were restored
+    accuracy: float | None = None  # accuracy of the last step's batch (classification losses)
+    evaluation: Any = None  # metrics.Evaluation of the test split at the end, if there is one
 
     @property
     def ok(self) -> bool:
@@ -125,13 +137,19 @@ class Trainer:
         batches = _Batches(s, t.batch_size, t.shuffle)
         device = s.inputs.device
         buf = torch.empty(BUFFER, device=device)
+        from .metrics import StepMetrics
+
+        metrics = StepMetrics(s, every=every)  # the last batch's accuracy and the test split, at report time
+        target_acc = t.target_accuracy
+        last_acc: float | None = None
+        last_eval: Any = None
         fill = 0
         start_step = s.step
         first_in_buf = s.step + 1
         snapshot = (s.step, [p.detach().clone() for p in params])
         older: tuple[int, list[torch.Tensor]] | None = None
         reset_each = t.reset_optimizer_each_step
-        check_each = target is not None  # a target needs the loss every step (a sync point)
+        check_each = target is not None or target_acc is not None  # a target needs every step (a sync point)
         t0 = time.perf_counter()
         next_report = t0  # the first step is reported
         done = 0
@@ -144,6 +162,7 @@ class Trainer:
         def flush(final: bool) -> bool:
             """Move buffered losses to the host, record them, report. False if a loss was not finite."""
             nonlocal fill, first_in_buf, snapshot, older, reason, message, hint, restored, last_loss, next_report
+            nonlocal last_acc, last_eval
             if fill == 0:
                 return True
             values = buf[:fill].detach().cpu().double().numpy()
@@ -169,6 +188,7 @@ class Trainer:
                     restored = s.step
                 s.step = restored
                 s.history.truncate(restored)
+                metrics.metrics.truncate(restored)
                 s.optimizer = s.new_optimizer()
                 reason = "nonfinite"
                 message = (f"the loss became {values[k]} at step {bad_step}; training stopped and the weights of "
@@ -179,12 +199,17 @@ class Trainer:
                 return False
             s.history.extend(values)
             last_loss = float(values[-1])
+            acc, ev = metrics.flush(s.step, final=final, interval=interval)
+            if acc is not None:
+                last_acc = acc
+            if ev is not None:
+                last_eval = ev
             now = time.perf_counter()
             elapsed = now - t0
             done_now = s.step - start_step
             report(Progress(step=s.step, loss=last_loss, losses=values, first_step=first_in_buf,
                             steps_per_s=done_now / elapsed if elapsed > 0 else 0.0, elapsed=elapsed,
-                            run_steps=done_now, total_steps=steps))
+                            run_steps=done_now, total_steps=steps, accuracy=acc, evaluation=ev))
             if not final:
                 older = snapshot
                 snapshot = (s.step, [p.detach().clone() for p in params])
@@ -202,9 +227,13 @@ class Trainer:
                 opt = s.optimizer = s.new_optimizer() if reset_each else s.optimizer
                 assert opt is not None
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(xb), yb)
+                out = model(xb)
+                loss = loss_fn(out, yb)
                 loss.backward()
                 opt.step()
+                if s.scheduler is not None:
+                    s.scheduler.step()
+                metrics.record(out, yb)
                 buf[fill] = loss.detach()
                 fill += 1
                 s.step += 1
@@ -218,6 +247,9 @@ class Trainer:
                     if target is not None and last_loss is not None and last_loss <= target:
                         reason = "target"
                         break
+                    if target_acc is not None and last_acc is not None and last_acc >= target_acc:
+                        reason = "target"
+                        break
         except Exception as err:  # noqa: BLE001 - every failure in a step becomes a value
             message, hint = friendly_error(err)
             reason = "error"
@@ -227,9 +259,15 @@ class Trainer:
                 flush(final=True)
         elapsed = time.perf_counter() - t0
         run_steps = s.step - start_step
-        return Finished(reason=reason, step=s.step, run_steps=max(run_steps, 0), final_loss=last_loss,
-                        elapsed=elapsed, steps_per_s=run_steps / elapsed if elapsed > 0 and run_steps > 0 else 0.0,
-                        message=message, hint=hint, restored_step=restored)
+        if reason != "nonfinite":
+            last_eval = metrics.finish(s.step) or last_eval  # the test split as training left it
+        fin = Finished(reason=reason, step=s.step, run_steps=max(run_steps, 0), final_loss=last_loss,
+                       elapsed=elapsed, steps_per_s=run_steps / elapsed if elapsed > 0 and run_steps > 0 else 0.0,
+                       message=message, hint=hint, restored_step=restored, accuracy=last_acc, evaluation=last_eval)
+        runs = getattr(s, "runs", None)  # a trainer process's session has none: the app's process records it
+        if runs is not None:
+            runs.track(s, fin)
+        return fin
 
 
 def train(session: Session, steps: int, **kw) -> tuple[Finished, list[float]]:  # noqa: ANN003

@@ -1,0 +1,326 @@
+"""Data sets and CSV data: the preset tables, their validation, the seeded train/test split, CSV errors."""
+
+import math
+import os
+
+import pytest
+import torch
+
+from tui_nn.engine import datasets
+from tui_nn.engine.datasets import DATASETS, CsvError, load_split
+from tui_nn.engine.errors import DataError, PresetError
+from tui_nn.engine.preset import dumps_preset, load_preset, loads_preset, save_preset
+from tui_nn.engine.session import Session
+from tui_nn.engine.spec import DatasetSpec
+from tui_nn.engine.trainer import train
+
+MLP2 = '''
+[model]
+input_shape = [1, {features}]
+[[model.layers]]
+type = "Linear"
+in_features = {features}
+out_features = 8
+[[model.layers]]
+type = "Tanh"
+[[model.layers]]
+type = "Linear"
+in_features = 8
+out_features = {outputs}
+[data]
+{data}
+[training]
+loss = "{loss}"
+optimizer = {{ type = "Adam", lr = 0.05 }}
+seed = {seed}
+'''
+
+
+def preset(data: str, *, features: int = 2, outputs: int = 2, loss: str = "CrossEntropyLoss", seed: int = 0,
+           source: str = "p.toml"):
+    return loads_preset(MLP2.format(data=data, features=features, outputs=outputs, loss=loss, seed=seed), source)
+
+
+def _err(data: str, **kw) -> PresetError:
+    with pytest.raises(PresetError) as info:
+        preset(data, **kw)
+    return info.value
+
+
+# ------------------------------------------------------------------------------------------------- generated
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_every_data_set_is_seeded_split_and_labelled(name):
+    info = DATASETS[name]
+    spec = DatasetSpec(name, samples=101, noise=0.1, test_fraction=0.2)
+    a = datasets.generate_dataset(spec, seed=5)
+    b = datasets.generate_dataset(spec, seed=5)
+    c = datasets.generate_dataset(spec, seed=6)
+    for t, u in zip((a.x_train, a.y_train, a.x_test, a.y_test), (b.x_train, b.y_train, b.x_test, b.y_test)):
+        assert torch.equal(t, u)  # same seed, same data
+    assert not torch.equal(a.x_train, c.x_train)
+    assert a.x_train.shape == (81, info.features) and a.x_test.shape == (20, info.features)
+    assert a.y_train.shape == (81,) and a.x_train.dtype == torch.float32
+    assert bool(torch.isfinite(a.x_train).all()) and bool(torch.isfinite(a.y_train).all())
+    assert a.task == info.task
+    if info.task == "classification":
+        labels = torch.cat([a.y_train, a.y_test])
+        assert set(labels.tolist()) == {0.0, 1.0}  # both classes present, as class indices
+        counts = torch.bincount(labels.long())
+        if name != "xor":  # balanced by construction (xor's classes are the random quadrants)
+            assert counts.min() == 101 // 2
+
+
+def test_data_set_labels_follow_their_rule_without_noise():
+    xor = datasets.generate_dataset(DatasetSpec("xor", samples=300), 0)
+    assert torch.equal(xor.y_train, (xor.x_train[:, 0] * xor.x_train[:, 1] >= 0).float())
+    circles = datasets.generate_dataset(DatasetSpec("circles", samples=300), 0)
+    r = circles.x_train.norm(dim=1)
+    assert torch.equal(circles.y_train, (r <= 0.5).float()) and bool(((r <= 0.5) | (r >= 0.7)).all())
+    sine = datasets.generate_dataset(DatasetSpec("sine", samples=50), 0)
+    assert torch.allclose(sine.y_train, torch.sin(math.pi * sine.x_train[:, 0]))
+    plane = datasets.generate_dataset(DatasetSpec("plane", samples=50), 0)
+    assert torch.allclose(plane.y_train, plane.x_train.sum(1) / 2)
+
+
+def test_classes_for_blobs_and_spiral():
+    s = datasets.generate_dataset(DatasetSpec("spiral", samples=90, classes=3), 0)
+    assert set(s.y_train.tolist()) == {0.0, 1.0, 2.0}
+    p = preset('dataset = { name = "blobs", classes = 4, samples = 80 }', outputs=4)
+    assert p.data.dataset == DatasetSpec("blobs", samples=80, classes=4)
+    assert Session(p).targets.max().item() == 3
+
+
+def test_session_uses_the_training_split_and_keeps_the_test_split():
+    p = preset('dataset = { name = "moons", samples = 50, noise = 0.1, test_fraction = 0.3 }')
+    s = Session(p)
+    split = load_split(p.data, p.training.seed)
+    assert torch.equal(s.inputs, split.x_train) and s.inputs.shape == (35, 2)
+    assert torch.equal(s.targets, split.y_train.long()) and s.targets.dtype == torch.long
+    assert torch.equal(s.test_inputs, split.x_test) and s.test_inputs.shape == (15, 2)
+    assert s.test_targets.dtype == torch.long
+    # the documented recipe: generator, then one permutation from the same generator
+    g = torch.Generator().manual_seed(0)
+    x, y = datasets.make_moons(50, 0.1, g)
+    perm = torch.randperm(50, generator=g)
+    assert torch.equal(s.inputs, x[perm[15:]]) and torch.equal(s.test_inputs, x[perm[:15]])
+    # the seed is training.seed
+    other = Session(preset('dataset = { name = "moons", samples = 50, noise = 0.1, test_fraction = 0.3 }', seed=1))
+    assert not torch.equal(other.inputs, s.inputs)
+
+
+def test_regression_and_binary_targets_fit_the_loss():
+    s = Session(preset('dataset = { name = "sine", samples = 40 }', features=1, outputs=1, loss="MSELoss"))
+    assert s.targets.shape == (40, 1) and s.targets.dtype == torch.float32 and s.test_inputs is None
+    s = Session(preset('dataset = { name = "xor", samples = 40, test_fraction = 0.25 }', outputs=1,
+                       loss="BCEWithLogitsLoss"))
+    assert s.targets.shape == (30, 1) and s.test_targets.shape == (10, 1)
+    s.set_loss(type(s.training.loss)("MSELoss"))  # a new loss converts both splits
+    assert s.test_targets.dtype == torch.float32
+
+
+@pytest.mark.parametrize("stem", ["playground-spiral", "playground-xor", "playground-circles", "playground-sine"])
+def test_playground_presets_learn_their_problem(stem):
+    from tui_nn.engine.metrics import evaluate
+
+    s = Session(load_preset(stem))
+    assert s.preset.data.dataset is not None and s.test_inputs is not None
+    fin, losses = train(s, s.training.steps)
+    assert fin.ok, fin.message
+    test = evaluate(s, "test")
+    if DATASETS[s.preset.data.dataset.name].task == "classification":
+        assert test.accuracy >= 0.9, test
+    else:
+        assert test.loss < 0.01, test
+    assert losses[-1] < losses[0] / 5
+
+
+# ------------------------------------------------------------------------------------------------- preset format
+
+
+def test_dataset_round_trips_through_the_preset_format(tmp_path):
+    p = preset('dataset = { name = "spiral", samples = 200, noise = 0.1, test_fraction = 0.2, classes = 3 }',
+               outputs=3)
+    assert p.data.dataset == DatasetSpec("spiral", 200, 0.1, 0.2, 3)
+    text = dumps_preset(p)
+    assert 'dataset = { name = "spiral", samples = 200, noise = 0.1, test_fraction = 0.2, classes = 3 }' in text
+    q = loads_preset(text, "p.toml")
+    assert q == p
+    path = tmp_path / "s.toml"
+    save_preset(p, path)
+    assert load_preset(path).data == p.data
+
+
+@pytest.mark.parametrize("data,field,words", [
+    ('dataset = { name = "spirals" }', "data.dataset.name", 'did you mean "spiral"'),
+    ('dataset = { name = "spiral", sample = 10 }', "data.dataset.sample", 'did you mean "samples"'),
+    ('dataset = { name = "spiral", samples = 0 }', "data.dataset.samples", "must be >= 1"),
+    ('dataset = { name = "spiral", samples = 10.5 }', "data.dataset.samples", "expected an integer"),
+    ('dataset = { name = "spiral", noise = -1 }', "data.dataset.noise", "must be >= 0"),
+    ('dataset = { name = "spiral", test_fraction = 0.95 }', "data.dataset.test_fraction", "must be <= 0.9"),
+    ('dataset = { name = "spiral", samples = 2, test_fraction = 0.9 }', "data.dataset.test_fraction",
+     "leaves no training sample"),
+    ('dataset = { name = "xor", classes = 3 }', "data.dataset.classes", "only blobs and spiral"),
+    ('dataset = { samples = 3 }', "data.dataset.name", "needs a \"name\""),
+    ('dataset = 3', "data.dataset", "expected a table"),
+    ('dataset = { name = "sine" }', "data.dataset", "1 feature(s) per sample"),
+    ('dataset = { name = "xor" }\ninputs = [[1.0, 2.0]]', "data.inputs", "cannot be combined with dataset"),
+    ('dataset = { name = "xor" }\ncsv = { path = "a.csv", features = ["a"], target = "b" }', "data.csv",
+     "either dataset or csv"),
+    ('datset = { name = "xor" }', "data.datset", 'did you mean "dataset"'),
+])
+def test_dataset_errors_name_the_field(data, field, words):
+    err = _err(data)
+    assert err.field == field, str(err)
+    assert words in str(err)
+    assert str(err).startswith("p.toml")
+
+
+# ------------------------------------------------------------------------------------------------- CSV
+
+
+CSV = "x1,x2,label,note\n0.5,1.0,0,a\n-1.5,2.0,1,b\n\n2.5,-3.0,1,c\n0.0,0.25,0,d\n"
+
+
+@pytest.fixture
+def csv_dir(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "points.csv").write_text(CSV)
+    return tmp_path
+
+
+def csv_preset(folder, table='csv = { path = "data/points.csv", features = ["x1", "x2"], target = "label" }',
+               **kw):
+    path = folder / "p.toml"
+    path.write_text(MLP2.format(data=table, features=kw.get("features", 2), outputs=kw.get("outputs", 2),
+                                loss=kw.get("loss", "CrossEntropyLoss"), seed=0))
+    return path
+
+
+def test_csv_columns_become_inputs_and_targets_and_the_file_is_never_modified(csv_dir):
+    path = csv_preset(csv_dir)
+    data_file = csv_dir / "data" / "points.csv"
+    before = (data_file.read_bytes(), os.stat(data_file).st_mtime_ns)
+    p = load_preset(path)
+    assert p.data.csv.path == "data/points.csv" and p.data.csv.features == ["x1", "x2"]
+    assert p.data.csv.target == ["label"]
+    s = Session(p)
+    # no test split: every row, in the permuted order of the seeded split
+    g = torch.Generator().manual_seed(0)
+    perm = torch.randperm(4, generator=g)
+    rows = torch.tensor([[0.5, 1.0], [-1.5, 2.0], [2.5, -3.0], [0.0, 0.25]])
+    assert torch.equal(s.inputs, rows[perm]) and torch.equal(s.targets, torch.tensor([0, 1, 1, 0])[perm])
+    train(s, 5)
+    assert (data_file.read_bytes(), os.stat(data_file).st_mtime_ns) == before
+
+
+def test_csv_round_trips_and_relative_paths_follow_the_preset(csv_dir, tmp_path):
+    p = load_preset(csv_preset(csv_dir))
+    text = dumps_preset(p)
+    assert 'csv = { path = "data/points.csv", features = ["x1", "x2"], target = "label" }' in text
+    # saved into another folder, the path is rewritten to reach the same file
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    save_preset(p, other / "copy.toml")
+    q = load_preset(other / "copy.toml")
+    assert q.data.csv.path == os.path.join("..", "data", "points.csv")
+    assert torch.equal(Session(q).inputs, Session(p).inputs)
+
+
+def test_csv_features_can_fill_a_multi_dimensional_sample(tmp_path):
+    (tmp_path / "img.csv").write_text("a,b,c,d,y\n" + "".join(f"{i},{i + 1},{i + 2},{i + 3},{i % 2}\n"
+                                                            for i in range(6)))
+    text = '''
+[model]
+input_shape = [1, 1, 2, 2]
+[[model.layers]]
+type = "Flatten"
+[[model.layers]]
+type = "Linear"
+in_features = 4
+out_features = 2
+[data]
+csv = { path = "img.csv", features = ["a", "b", "c", "d"], target = "y", test_fraction = 0.5 }
+[training]
+loss = "CrossEntropyLoss"
+'''
+    (tmp_path / "p.toml").write_text(text)
+    s = Session(load_preset(tmp_path / "p.toml"))
+    assert s.inputs.shape == (3, 1, 2, 2) and s.test_inputs.shape == (3, 1, 2, 2)
+    assert train(s, 2)[0].ok
+
+
+@pytest.mark.parametrize("content,line,words", [
+    ("x1,x2,label,note\n0.5,1.0,0,a\n-1.5,oops,1,b\n", 3, 'column "x2": expected a number; got "oops"'),
+    ("x1,x2,label,note\n0.5,1.0,0,a\n\n-1.5,2.0,1\n", 4, "expected 4 cells, as the header has; got 3"),
+    ("x1,x2,label,note\n0.5,1.0,,a\n", 2, "got an empty cell"),
+    ("x1,x2,label,note\n0.5,inf,1,a\n", 2, "expected a finite number"),
+    ("x1,x2,lable,note\n0.5,1.0,0,a\n", 1, 'no target column "label" in the header (did you mean "lable"?)'),
+    ("x1,x2,label,x1\n0.5,1.0,0,1\n", 1, 'column "x1" appears twice'),
+    ("x1,x2,label,note\n", 1, "no data rows"),
+    ("", 1, "the file is empty"),
+    ('x1,x2,label,note\n0.5,1.0,0,"unclosed\n', 2, "not valid CSV"),
+])
+def test_a_bad_csv_row_is_an_error_with_its_line(csv_dir, content, line, words):
+    (csv_dir / "data" / "points.csv").write_text(content)
+    with pytest.raises(CsvError) as info:
+        load_preset(csv_preset(csv_dir))
+    err = info.value
+    assert isinstance(err, PresetError)
+    assert err.line == line, str(err)
+    assert words in str(err)
+    assert err.source.endswith("points.csv") and f"points.csv, line {line}" in str(err)
+
+
+def test_csv_not_utf8_names_the_line(csv_dir):
+    (csv_dir / "data" / "points.csv").write_bytes(b"x1,x2,label,note\n0.5,1.0,0,a\n1,2,1,\xff\n")
+    with pytest.raises(CsvError) as info:
+        load_preset(csv_preset(csv_dir))
+    assert info.value.line == 3 and "UTF-8" in str(info.value)
+
+
+@pytest.mark.parametrize("table,field,words", [
+    ('csv = { path = "data/missing.csv", features = ["x1", "x2"], target = "label" }', "data.csv.path",
+     "No such file"),
+    ('csv = { path = "data/points.csv", feature = ["x1", "x2"], target = "label" }', "data.csv.feature",
+     'did you mean "features"'),
+    ('csv = { path = "data/points.csv", features = ["x1", "x2"] }', "data.csv.target", 'needs "target"'),
+    ('csv = { path = "data/points.csv", features = [], target = "label" }', "data.csv.features",
+     "expected the feature columns"),
+    ('csv = { path = "data/points.csv", features = ["x1", "x1"], target = "label" }', "data.csv.features[1]",
+     "named twice"),
+    ('csv = { path = "data/points.csv", features = ["x1"], target = "label" }', "data.csv.features",
+     "1 feature column(s) per sample but model.input_shape is [1, 2]"),
+    ('csv = { path = "data/points.csv", features = ["x1", "x2"], target = "label", test_fraction = 1.0 }',
+     "data.csv.test_fraction", "must be <= 0.9"),
+])
+def test_csv_table_errors_name_the_field(csv_dir, table, field, words):
+    with pytest.raises(PresetError) as info:
+        load_preset(csv_preset(csv_dir, table))
+    assert info.value.field == field, str(info.value)
+    assert words in str(info.value)
+
+
+def test_csv_class_targets_must_be_whole_numbers(csv_dir):
+    (csv_dir / "data" / "points.csv").write_text("x1,x2,label,note\n0.5,1.0,0.5,a\n1,2,1,b\n")
+    s = Session(load_preset(csv_preset(csv_dir)))
+    assert not s.trainable and isinstance(s.data_error, DataError) and "whole numbers" in s.why_not_trainable()
+
+
+def test_an_edited_csv_is_read_again(csv_dir):
+    path = csv_preset(csv_dir)
+    assert Session(load_preset(path)).inputs.shape == (4, 2)
+    f = csv_dir / "data" / "points.csv"
+    f.write_text(CSV + "9,9,1,e\n")
+    os.utime(f, ns=(os.stat(f).st_atime_ns, os.stat(f).st_mtime_ns + 10**9))
+    assert Session(load_preset(path)).inputs.shape == (5, 2)
+
+
+def test_rebuild_with_another_sample_shape_drops_the_data_set():
+    s = Session(preset('dataset = { name = "xor", samples = 20 }'))
+    spec = s.spec.copy()
+    spec.input_shape = (1, 3)
+    spec.layers[0].args["in_features"] = 3
+    s.rebuild(spec)
+    assert s.preset.data.dataset is None and s.inputs.shape == (1, 3) and s.test_inputs is None

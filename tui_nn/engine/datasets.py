@@ -1,0 +1,508 @@
+"""Data sets: the playground's 2-D problems, and your own data from a CSV file.
+
+Generated data sets (in the style of TensorFlow Playground), all seeded:
+
+- classification, 2 features in about [-1, 1]: xor, circles, moons, blobs, spiral (labels 0, 1, ...);
+- regression: sine (1 feature, y = sin(pi x)), plane (2 features, y = (x1 + x2) / 2).
+
+`[data] dataset = { name = "spiral", samples = 200, noise = 0.1, test_fraction = 0.2 }` (blobs and
+spiral also take `classes`). `[data] csv = { path = "f.csv", features = ["x1", "x2"], target = "y" }`
+reads columns of a CSV file with a header (the path is relative to the preset file; the file is only
+ever read). A bad row is an error naming the file and its line.
+
+Determinism: the generator functions below draw from `torch.Generator().manual_seed(seed)` (the data
+generator of the session's contract); then one permutation drawn from the same generator shuffles the
+samples and the first `round(samples * test_fraction)` of it form the test split. The generator
+functions and `split` use only `torch` and `math`, so `export.py` copies their source into exported
+scripts unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .catalogue import CHOICE, FLOAT, INT, ArgSpec
+from .errors import DataError, PresetError, did_you_mean
+from .spec import CsvSpec, DataSpec, DatasetSpec
+
+MAX_SAMPLES = 1_000_000
+MAX_CSV_BYTES = 64 * 1024 * 1024
+MAX_CSV_COLUMNS = 100_000
+
+
+# ---------------------------------------------------------------------------------------------
+# the generators (self-contained: copied verbatim into exported scripts)
+
+
+def make_xor(n, noise, g, classes=None):
+    p = torch.rand(n, 2, generator=g) * 2 - 1
+    p = p + 0.05 * torch.sign(p)  # keep the points a little away from the axes
+    y = (p[:, 0] * p[:, 1] >= 0).float()
+    return p + noise * torch.randn(n, 2, generator=g), y
+
+
+def make_circles(n, noise, g, classes=None):
+    inner = torch.arange(n) < n // 2
+    r = torch.rand(n, generator=g)
+    r = torch.where(inner, r * 0.5, 0.7 + r * 0.3)
+    a = torch.rand(n, generator=g) * (2 * math.pi)
+    p = torch.stack([r * torch.cos(a), r * torch.sin(a)], 1)
+    return p + noise * torch.randn(n, 2, generator=g), inner.float()
+
+
+def make_moons(n, noise, g, classes=None):
+    upper = torch.arange(n) < (n + 1) // 2
+    t = torch.rand(n, generator=g) * math.pi
+    px = torch.where(upper, torch.cos(t), 1 - torch.cos(t))
+    py = torch.where(upper, torch.sin(t), 0.5 - torch.sin(t))
+    p = (torch.stack([px, py], 1) - torch.tensor([0.5, 0.25])) * 0.6
+    return p + noise * torch.randn(n, 2, generator=g), (~upper).float()
+
+
+def make_blobs(n, noise, g, classes=2):
+    k = torch.arange(n) % classes
+    a = k.float() * (2 * math.pi / classes) + math.pi / 4
+    centre = 0.5 * torch.stack([torch.cos(a), torch.sin(a)], 1)
+    return centre + (0.15 + noise) * torch.randn(n, 2, generator=g), k.float()
+
+
+def make_spiral(n, noise, g, classes=2):
+    k = torch.arange(n) % classes
+    t = torch.rand(n, generator=g)
+    a = 1.75 * 2 * math.pi * t + k.float() * (2 * math.pi / classes)
+    p = torch.stack([t * torch.sin(a), t * torch.cos(a)], 1)
+    return p + noise * torch.randn(n, 2, generator=g), k.float()
+
+
+def make_sine(n, noise, g, classes=None):
+    x = torch.rand(n, 1, generator=g) * 2 - 1
+    return x, torch.sin(math.pi * x[:, 0]) + noise * torch.randn(n, generator=g)
+
+
+def make_plane(n, noise, g, classes=None):
+    x = torch.rand(n, 2, generator=g) * 2 - 1
+    return x, (x[:, 0] + x[:, 1]) / 2 + noise * torch.randn(n, generator=g)
+
+
+def split(x, y, test_fraction, g):
+    """Shuffle the samples, then the first round(n * test_fraction) are the test split."""
+    perm = torch.randperm(x.shape[0], generator=g)
+    n_test = round(x.shape[0] * test_fraction)
+    train, test = perm[n_test:], perm[:n_test]
+    return x[train], y[train], x[test], y[test]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    fn: Callable[..., Any]
+    features: int
+    task: str  # "classification" or "regression"
+    doc: str
+    takes_classes: bool = False
+
+
+DATASETS: dict[str, DatasetInfo] = {d.name: d for d in [
+    DatasetInfo("xor", make_xor, 2, "classification", "class 1 where x1 and x2 have the same sign"),
+    DatasetInfo("circles", make_circles, 2, "classification", "a disc (class 1) inside a ring (class 0)"),
+    DatasetInfo("moons", make_moons, 2, "classification", "two interleaved half circles"),
+    DatasetInfo("blobs", make_blobs, 2, "classification", "Gaussian clusters, one per class", True),
+    DatasetInfo("spiral", make_spiral, 2, "classification", "interleaved spiral arms, one per class", True),
+    DatasetInfo("sine", make_sine, 1, "regression", "y = sin(pi x) for x in [-1, 1]"),
+    DatasetInfo("plane", make_plane, 2, "regression", "y = (x1 + x2) / 2 for x in [-1, 1]^2"),
+]}
+
+
+# ---------------------------------------------------------------------------------------------
+# preset tables
+
+
+DATASET_ARGS = (
+    ArgSpec("name", CHOICE, None, required=True, choices=tuple(DATASETS), doc="which data set"),
+    ArgSpec("samples", INT, 200, min=1, max=MAX_SAMPLES, doc="number of samples (training + test)"),
+    ArgSpec("noise", FLOAT, 0.0, min=0.0, max=10.0, doc="standard deviation of the Gaussian noise"),
+    ArgSpec("test_fraction", FLOAT, 0.0, min=0.0, max=0.9, doc="share of the samples held out for testing"),
+    ArgSpec("classes", INT, 2, min=2, max=10, doc="number of classes (blobs and spiral)"),
+)
+CSV_KEYS = ("path", "features", "target", "test_fraction")
+
+
+class CsvError(PresetError):
+    """A CSV file that cannot be used: names the file, and the line of a bad row."""
+
+
+def _unknown(key: str, choices: list[str], field: str, source: str, what: str) -> PresetError:
+    return PresetError(f"unknown key \"{key}\" for {what}{did_you_mean(key, choices)}; expected one of: "
+                       f"{', '.join(choices)}", source=source, field=f"{field}.{key}")
+
+
+def _test_fraction_fits(n: int, fraction: float, field: str, source: str) -> None:
+    if n - round(n * fraction) < 1:
+        raise PresetError(f"test_fraction {fraction:g} of {n} samples leaves no training sample", source=source,
+                          field=f"{field}.test_fraction")
+
+
+def parse_dataset(raw: Any, *, source: str = "<input>", field: str = "data.dataset") -> DatasetSpec:
+    from .preset import check_arg
+
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, dict):
+        raise PresetError("expected a table such as { name = \"spiral\", samples = 200, noise = 0.1 }",
+                          source=source, field=field)
+    specs = {a.name: a for a in DATASET_ARGS}
+    for key in raw:
+        if key not in specs:
+            raise _unknown(key, list(specs), field, source, "a data set")
+    if "name" not in raw:
+        raise PresetError(f"a data set needs a \"name\": one of {', '.join(DATASETS)}", source=source,
+                          field=f"{field}.name")
+    values = {key: check_arg(specs[key], v, f"{field}.{key}", source) for key, v in raw.items()}
+    info = DATASETS[values["name"]]
+    if "classes" in values and not info.takes_classes:
+        raise PresetError(f"the {info.name} data set has 2 classes; only blobs and spiral take \"classes\"",
+                          source=source, field=f"{field}.classes")
+    spec = DatasetSpec(values["name"], values.get("samples", 200), values.get("noise", 0.0),
+                       values.get("test_fraction", 0.0), values.get("classes"))
+    _test_fraction_fits(spec.samples, spec.test_fraction, field, source)
+    return spec
+
+
+def _names(value: Any, field: str, source: str, what: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if (not isinstance(value, list) or not value or len(value) > MAX_CSV_COLUMNS
+            or not all(isinstance(v, str) and v.strip() for v in value)):
+        raise PresetError(f"expected {what}: a column name or a list of column names", source=source, field=field)
+    names = [v.strip() for v in value]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise PresetError(f"column \"{name}\" is named twice", source=source, field=f"{field}[{i}]")
+    return names
+
+
+def parse_csv(raw: Any, *, source: str = "<input>", field: str = "data.csv", base: str | None = None) -> CsvSpec:
+    """Validate a `csv = { ... }` table and read the file once (its header and rows are checked now)."""
+    from .preset import check_arg
+
+    if not isinstance(raw, dict):
+        raise PresetError("expected a table such as { path = \"data.csv\", features = [\"x1\", \"x2\"], "
+                          "target = \"y\" }", source=source, field=field)
+    for key in raw:
+        if key not in CSV_KEYS:
+            raise _unknown(key, list(CSV_KEYS), field, source, "csv")
+    for key in ("path", "features", "target"):
+        if key not in raw:
+            raise PresetError(f"csv needs \"{key}\"", source=source, field=f"{field}.{key}")
+    path = raw["path"]
+    if not isinstance(path, str) or not path.strip() or len(path) > 4096 or "\0" in path:
+        raise PresetError("expected the path of a CSV file", source=source, field=f"{field}.path")
+    features = _names(raw["features"], f"{field}.features", source, "the feature columns")
+    target = _names(raw["target"], f"{field}.target", source, "the target column(s)")
+    fraction = check_arg(DATASET_ARGS[3], raw.get("test_fraction", 0.0), f"{field}.test_fraction", source)
+    if base is None:
+        p = Path(source)
+        base = str(p.resolve().parent) if source and not source.startswith("<") else os.getcwd()
+    spec = CsvSpec(path, features, target, fraction, base=base)
+    x, _ = read_csv(spec, source=source, field=field)
+    _test_fraction_fits(int(x.shape[0]), fraction, field, source)
+    return spec
+
+
+def check_fits(data: DataSpec, input_shape: tuple[int, ...], source: str) -> None:
+    """The data's features per sample must fit model.input_shape (the first dimension counts samples)."""
+    want = tuple(input_shape[1:])
+    if data.dataset is not None:
+        info = DATASETS[data.dataset.name]
+        if want != (info.features,):
+            raise PresetError(f"the {info.name} data set has {info.features} feature(s) per sample but "
+                              f"model.input_shape is {list(input_shape)}: use input_shape = "
+                              f"[{input_shape[0]}, {info.features}]", source=source, field="data.dataset")
+    if data.csv is not None:
+        n = len(data.csv.features)
+        if math.prod(want) != n:
+            raise PresetError(f"{n} feature column(s) per sample but model.input_shape is {list(input_shape)} "
+                              f"({math.prod(want)} values per sample)", source=source, field="data.csv.features")
+
+
+def parse_data_tables(dataset: Any, csv_table: Any, *, inputs: Any, targets: Any, source: str,
+                      input_shape: tuple[int, ...]) -> tuple[DatasetSpec | None, CsvSpec | None]:
+    """`[data] dataset` / `[data] csv` of a preset file, checked against each other and the model."""
+    if dataset is not None and csv_table is not None:
+        raise PresetError("give either dataset or csv, not both", source=source, field="data.csv")
+    if dataset is None and csv_table is None:
+        return None, None
+    which = "dataset" if dataset is not None else "csv"
+    for key, value in (("inputs", inputs), ("targets", targets)):
+        if value is not None:
+            raise PresetError(f"{key} cannot be combined with {which} (the {which} gives both inputs and targets)",
+                              source=source, field=f"data.{key}")
+    ds = parse_dataset(dataset, source=source) if dataset is not None else None
+    cs = parse_csv(csv_table, source=source) if csv_table is not None else None
+    check_fits(DataSpec(dataset=ds, csv=cs), input_shape, source)
+    return ds, cs
+
+
+def rebase(data: DataSpec, folder: str | os.PathLike[str]) -> DataSpec:
+    """A copy whose CSV path is written relative to `folder` (where the preset is being saved)."""
+    import copy
+
+    out = copy.deepcopy(data)
+    if out.csv is not None:
+        target = os.path.abspath(out.csv.resolved)
+        folder = os.path.abspath(folder)
+        try:
+            rel = os.path.relpath(target, folder)
+        except ValueError:  # another drive (Windows)
+            rel = target
+        out.csv.path = rel
+        out.csv.base = folder
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# reading CSV files
+
+
+_csv_cache: "OrderedDict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]]" = OrderedDict()
+_lock = threading.Lock()
+
+
+def read_csv(spec: CsvSpec, *, source: str | None = None, field: str = "data.csv") -> tuple[torch.Tensor,
+                                                                                               torch.Tensor]:
+    """(features [N, F], targets [N, T]) as float64, from the file (cached while it is unchanged)."""
+    path = spec.resolved
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise CsvError(f"cannot read \"{spec.path}\" ({path}): {err.strerror or err}", source=source or path,
+                       field=f"{field}.path") from None
+    if st.st_size > MAX_CSV_BYTES:
+        raise CsvError(f"the file is too large ({st.st_size} bytes; at most {MAX_CSV_BYTES})", source=path)
+    key = (os.path.abspath(path), st.st_mtime_ns, st.st_size, tuple(spec.features), tuple(spec.target))
+    with _lock:
+        hit = _csv_cache.get(key)
+        if hit is not None:
+            _csv_cache.move_to_end(key)
+            return hit
+    try:
+        with open(path, "rb") as fh:  # read only: the file is never modified
+            blob = fh.read(MAX_CSV_BYTES + 1)
+    except OSError as err:
+        raise CsvError(f"cannot read \"{spec.path}\": {err.strerror or err}", source=source or path,
+                       field=f"{field}.path") from None
+    result = parse_csv_text(blob, spec.features, spec.target, path)
+    with _lock:
+        _csv_cache[key] = result
+        while len(_csv_cache) > 4:
+            _csv_cache.popitem(last=False)
+    return result
+
+
+def parse_csv_text(blob: bytes, features: list[str], target: list[str], source: str = "<csv>") -> tuple[
+        torch.Tensor, torch.Tensor]:
+    """Parse CSV bytes (UTF-8, a header row): the chosen columns as float64 tensors. Raises CsvError."""
+    try:
+        text = blob.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = blob[:err.start].count(b"\n") + 1
+        raise CsvError(f"not UTF-8 text (byte {err.start})", source=source, line=line) from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next((row for row in reader if row), None)
+    except csv.Error as err:
+        raise CsvError(f"not valid CSV: {err}", source=source, line=reader.line_num) from None
+    if header is None:
+        raise CsvError("the file is empty: a CSV file needs a header row naming its columns", source=source,
+                       line=1)
+    header_line = reader.line_num
+    names = [h.strip() for h in header]
+    where: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in where:
+            raise CsvError(f"column \"{name}\" appears twice in the header (columns {where[name] + 1} and {i + 1})",
+                           source=source, line=header_line)
+        where[name] = i
+    cols: list[int] = []
+    for role, wanted in (("feature", features), ("target", target)):
+        for name in wanted:
+            if name not in where:
+                raise CsvError(f"no {role} column \"{name}\" in the header{did_you_mean(name, names)}; the columns "
+                               f"are: {', '.join(names)}", source=source, line=header_line)
+            cols.append(where[name])
+    values: list[float] = []
+    rows = 0
+    width = len(names)
+    try:
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank line
+            line = reader.line_num
+            if len(row) != width:
+                raise CsvError(f"expected {width} cells, as the header has; got {len(row)}", source=source, line=line)
+            for c in cols:
+                cell = row[c].strip()
+                try:
+                    v = float(cell)
+                except ValueError:
+                    what = "an empty cell" if not cell else f"\"{cell[:40]}\""
+                    raise CsvError(f"column \"{names[c]}\": expected a number; got {what}", source=source,
+                                   line=line) from None
+                if not math.isfinite(v):
+                    raise CsvError(f"column \"{names[c]}\": expected a finite number; got \"{cell}\"", source=source,
+                                   line=line)
+                values.append(v)
+            rows += 1
+    except csv.Error as err:
+        raise CsvError(f"not valid CSV: {err}", source=source, line=reader.line_num) from None
+    if rows == 0:
+        raise CsvError("the file has a header but no data rows", source=source, line=header_line)
+    table = torch.tensor(values, dtype=torch.float64).reshape(rows, len(cols))
+    return table[:, :len(features)].contiguous(), table[:, len(features):].contiguous()
+
+
+# ---------------------------------------------------------------------------------------------
+# materialising a split
+
+
+@dataclass
+class Split:
+    x_train: torch.Tensor  # [N, F] float32 (reshaped to the model's sample shape by the session)
+    y_train: torch.Tensor  # [N] (or [N, T]) float32: class indices or values
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    task: str  # "classification" or "regression" (CSV: "unknown", the loss decides)
+
+
+_split_cache: "OrderedDict[tuple[Any, ...], Split]" = OrderedDict()
+
+
+def _split_key(data: DataSpec, seed: int) -> tuple[Any, ...] | None:
+    if data.dataset is not None:
+        return ("dataset", tuple(sorted(data.dataset.to_dict().items())), seed)
+    if data.csv is not None:
+        path = data.csv.resolved
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return ("csv", os.path.abspath(path), st.st_mtime_ns, st.st_size, tuple(data.csv.features),
+                tuple(data.csv.target), data.csv.test_fraction, seed)
+    return None
+
+
+def generate_dataset(spec: DatasetSpec, seed: int) -> Split:
+    if spec.name not in DATASETS:
+        raise DataError(f"unknown data set \"{spec.name}\"{did_you_mean(spec.name, DATASETS)}")
+    info = DATASETS[spec.name]
+    g = torch.Generator().manual_seed(seed)
+    classes = spec.classes if spec.classes is not None else 2
+    x, y = info.fn(spec.samples, spec.noise, g, classes)
+    return Split(*split(x, y, spec.test_fraction, g), task=info.task)
+
+
+def csv_split(spec: CsvSpec, seed: int) -> Split:
+    feats, targets = read_csv(spec)
+    x = feats.float()
+    y = targets.float()
+    if y.shape[1] == 1:
+        y = y[:, 0]
+    g = torch.Generator().manual_seed(seed)
+    return Split(*split(x, y, spec.test_fraction, g), task="unknown")
+
+
+def load_split(data: DataSpec, seed: int) -> Split | None:
+    """The train/test split of a dataset or CSV data spec (None for inline/generated tensors). Cached."""
+    if data.dataset is None and data.csv is None:
+        return None
+    key = _split_key(data, seed)
+    with _lock:
+        hit = _split_cache.get(key) if key is not None else None
+        if hit is not None:
+            _split_cache.move_to_end(key)
+            return hit
+    result = generate_dataset(data.dataset, seed) if data.dataset is not None else csv_split(data.csv, seed)  # type: ignore[arg-type]
+    if key is not None:
+        with _lock:
+            _split_cache[key] = result
+            while len(_split_cache) > 8:
+                _split_cache.popitem(last=False)
+    return result
+
+
+def sample_view(x: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """Rows of features as the model's samples (e.g. 784 CSV columns as [1, 28, 28])."""
+    want = tuple(input_shape[1:])
+    if tuple(x.shape[1:]) != want and x.shape[1:].numel() == math.prod(want):
+        return x.reshape((x.shape[0],) + want)
+    return x
+
+
+def split_inputs(data: DataSpec, input_shape: tuple[int, ...], seed: int) -> torch.Tensor | None:
+    s = load_split(data, seed)
+    return None if s is None else sample_view(s.x_train, input_shape).clone()
+
+
+def split_targets(data: DataSpec, seed: int) -> torch.Tensor | None:
+    s = load_split(data, seed)
+    return None if s is None else s.y_train.clone()
+
+
+def attach_test_split(session: Any) -> None:
+    """Set `session.test_inputs` / `session.test_targets` (None without a test split), matched to the loss."""
+    from .data import match_targets
+
+    session.test_inputs = None
+    session.test_targets = None
+    data = session.preset.data
+    if data.dataset is None and data.csv is None:
+        return
+    s = load_split(data, session.training.seed)
+    if s is None or s.x_test.shape[0] == 0 or session.targets is None:
+        return
+    n = int(s.x_test.shape[0])
+    out = session.report.output_shape
+    out_n = (n,) + tuple(out[1:]) if out is not None else None
+    try:
+        y = match_targets(s.y_test.clone(), session.training.loss.type, out_n, n)
+    except DataError:
+        return  # the training targets were accepted, so this cannot differ; be safe anyway
+    session.test_inputs = sample_view(s.x_test, session.spec.input_shape).clone().to(session.device)
+    session.test_targets = y.to(session.device)
+
+
+def task_of(data: DataSpec) -> str | None:
+    """"classification"/"regression" for a generated data set, else None."""
+    return DATASETS[data.dataset.name].task if data.dataset is not None else None
+
+
+def describe(data: DataSpec) -> str:
+    """One line naming the data: "spiral, 200 samples, noise 0.1, 20% test"."""
+    if data.dataset is not None:
+        d = data.dataset
+        text = f"{d.name}, {d.samples} samples, noise {d.noise:g}"
+        if d.classes is not None:
+            text += f", {d.classes} classes"
+    elif data.csv is not None:
+        d = data.csv  # type: ignore[assignment]
+        text = f"{os.path.basename(data.csv.path)}: {', '.join(data.csv.features)} -> {', '.join(data.csv.target)}"
+    else:
+        return "inline or generated tensors"
+    if d.test_fraction:
+        text += f", {d.test_fraction:.0%} test"
+    return text
+
+
+__all__ = ["DATASETS", "DatasetInfo", "CsvError", "Split", "parse_dataset", "parse_csv", "parse_data_tables",
+           "check_fits", "read_csv", "parse_csv_text", "load_split", "generate_dataset", "attach_test_split",
+           "split", "describe", "task_of", "rebase", "sample_view"]
