@@ -493,13 +493,15 @@ def describe(data: DataSpec) -> str:
         text = f"{d.name}, {d.samples} samples, noise {d.noise:g}"
         if d.classes is not None:
             text += f", {d.classes} classes"
+        fraction = d.test_fraction
     elif data.csv is not None:
-        d = data.csv  # type: ignore[assignment]
-        text = f"{os.path.basename(data.csv.path)}: {', '.join(data.csv.features)} -> {', '.join(data.csv.target)}"
+        c = data.csv
+        text = f"{os.path.basename(c.path)}: {', '.join(c.features)} -> {', '.join(c.target)}"
+        fraction = c.test_fraction
     else:
         return "inline or generated tensors"
-    if d.test_fraction:
-        text += f", {d.test_fraction:.0%} test"
+    if fraction:
+        text += f", {fraction:.0%} test"
     return text
 
 

@@ -205,6 +205,8 @@ def export_script(preset: Preset, *, steps: int | None = None) -> str:
     w("the mini-batch order comes from a second generator seeded with SEED.")
     w('"""')
     w("")
+    w("from __future__ import annotations")
+    w("")
     w("import math")
     w("")
     w("import torch")

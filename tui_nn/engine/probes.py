@@ -229,10 +229,10 @@ def decision_grid(session: Any, width: int = 64, height: int = 32,
         x0, x1, y0, y1 = (float(b) for b in bounds)
         if not all(math.isfinite(b) for b in (x0, x1, y0, y1)) or x1 <= x0 or y1 <= y0:
             raise EngineError(f"bounds must be finite with xmin < xmax and ymin < ymax; got {bounds!r}")
-    xs = torch.linspace(x0, x1, width)
-    ys = torch.linspace(y0, y1, height)
+    xs = torch.linspace(x0, x1, width, dtype=torch.float64)
+    ys = torch.linspace(y0, y1, height, dtype=torch.float64)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    pts = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1).to(session.inputs.device)
+    pts = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1).float().to(session.inputs.device)
     out = _predict(session, pts).float().cpu()
     out = out.reshape(out.shape[0], -1)
     loss = session.training.loss.type
@@ -264,8 +264,8 @@ def function_curve(session: Any, points: int = 200, bounds: tuple[float, float] 
     if isinstance(points, bool) or not isinstance(points, int) or not (2 <= points <= MAX_CURVE_POINTS):
         raise EngineError(f"points must be an integer in 2..{MAX_CURVE_POINTS}; got {points!r}")
     lo, hi = bounds if bounds is not None else _data_bounds(session, 1)[0]
-    xs = torch.linspace(float(lo), float(hi), points)
-    out = _predict(session, xs.reshape(-1, 1).to(session.inputs.device)).float().cpu().reshape(points, -1)
+    xs = torch.linspace(float(lo), float(hi), points, dtype=torch.float64)
+    out = _predict(session, xs.reshape(-1, 1).float().to(session.inputs.device)).float().cpu().reshape(points, -1)
     if not (0 <= output < out.shape[1]):
         raise EngineError(f"output {output} is outside 0..{out.shape[1] - 1}")
     return xs.numpy().astype(np.float64), out[:, output].numpy().astype(np.float64)

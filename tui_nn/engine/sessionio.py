@@ -198,6 +198,8 @@ def session_bytes(session: Any) -> bytes:
         "evals": [[e.step, e.loss, e.accuracy, e.samples] for e in metrics.evals],
         "data_error": str(session.data_error) if session.data_error is not None else None,
         "device": str(device),
+        "source": session.preset.source,  # where the preset came from (a file, a bundled name)
+        "original_source": session.original.source,
         "torch": torch.__version__,
         "saved_at": time.time(),
     }
@@ -372,6 +374,10 @@ def load_session(path: str | os.PathLike[str], *, device: str | None = None) -> 
     for key in ("inputs", "batch_gen", "torch_rng"):
         if key not in data:
             raise SessionFileError(f"{where}: data.safetensors has no \"{key}\"")
+    if isinstance(state.get("source"), str):
+        preset.source = state["source"]
+    if isinstance(state.get("original_source"), str):
+        original.source = state["original_source"]
     inputs = data["inputs"]
     if not inputs.is_floating_point() or inputs.dim() < 1:
         raise SessionFileError(f"{where}: the saved inputs are not a float tensor")

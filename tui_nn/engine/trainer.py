@@ -231,8 +231,9 @@ class Trainer:
                 loss = loss_fn(out, yb)
                 loss.backward()
                 opt.step()
-                if s.scheduler is not None:
-                    s.scheduler.step()
+                schedule = getattr(s, "scheduler", None)  # schedules.py: stepped once per step
+                if schedule is not None:
+                    schedule.step()
                 metrics.record(out, yb)
                 buf[fill] = loss.detach()
                 fill += 1

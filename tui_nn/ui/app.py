@@ -1,0 +1,1330 @@
+"""The playground: one screen that drives the engine. It holds no training logic of its own.
+
+Threads: loading a preset, rebuilding the model after a layer edit, resetting and moving devices run in
+thread workers (`_engine_op`); training runs in a thread worker calling `Trainer.run`, whose report
+callback posts `TrainProgress` messages (the trainer reports at about 15 Hz). The UI thread only reads
+the session; while a run is under way, edits are refused with a notice.
+
+Nothing here imports torch at module level: the first frame is drawn before the engine loads.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, TabbedContent, TabPane
+from textual.worker import get_current_worker
+
+from .commands import PlaygroundCommands
+from .messages import (EngineDone, EngineFailed, LoadFailed, SessionLoaded, TrainFailed, TrainFinished,
+                       TrainProgress)
+from .screens.dialogs import ErrorModal, GeneratorModal, InitModal, SaveModal, TextEditModal
+from .screens.help import HelpScreen
+from .screens.layer_form import LayerFormScreen
+from .screens.pickers import LayerPicker, PresetPicker
+from .widgets.controls import TrainControls
+from .widgets.data import DataPane, InfoPane, Instructions
+from .widgets.layers import ErrorPanel, LayerTable, Totals
+from .widgets.plot import LossPlot
+from .widgets.status import StatusBar
+from .widgets.tensors import TensorEntry, TensorList, TensorsPane, TensorView
+
+TABS = ("layers", "tensors", "train", "data", "info")
+LIVE_TENSOR_INTERVAL = 0.25  # seconds between live refreshes of a parameter shown while training
+
+
+class PlaygroundApp(App[int]):
+    """tui-nn: build, shape-check, edit, train and watch a PyTorch network."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "tui-nn"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    COMMANDS = App.COMMANDS | {PlaygroundCommands}
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS = [
+        Binding("f", "apply_fix", "Fix", id="layers.fix", tooltip="Apply the fix shown under a shape error"),
+        Binding("F", "apply_alt_fix", "Alternative fix", show=False, id="layers.alt_fix",
+                tooltip="Apply the alternative fix (e.g. change the model input shape)"),
+        Binding("n", "train_step", "Step", id="train.step", tooltip="Train one step"),
+        Binding("r", "train_run", "Run", id="train.run", tooltip="Train the number of steps set on the Train tab"),
+        Binding("p", "pause", "Pause", id="train.pause", tooltip="Pause the run at the next step"),
+        Binding("p", "resume", "Resume", id="train.resume", tooltip="Resume a paused run"),
+        Binding("s", "stop", "Stop", id="train.stop", tooltip="Stop the run at the next step (keeps the weights)"),
+        Binding("u", "undo", "Undo", id="layers.undo", tooltip="Undo the last change to layers or weights"),
+        Binding("U", "redo", "Redo", show=False, id="layers.redo", tooltip="Redo what was undone"),
+        Binding("o", "open_preset", "Open", id="app.open", tooltip="Open a bundled preset or a preset file"),
+        Binding("question_mark,f1", "help", "Help", id="app.help", tooltip="This list of keys"),
+        Binding("R", "reset_weights", "Reset weights", show=False, id="train.reset",
+                tooltip="Reset weights, data and loss history to the preset (or the seed's initialisation)"),
+        Binding("l", "toggle_log", "Log scale", show=False, id="plot.log",
+                tooltip="Toggle a logarithmic loss axis"),
+        Binding("g", "compute_grads", "Backward", show=False, id="tensors.backward",
+                tooltip="Run one forward and backward pass: gradients appear on the Tensors tab"),
+        Binding("ctrl+s", "save_preset", "Save", show=False, id="app.save",
+                tooltip="Save the current state (and weights) as a preset file"),
+        Binding("1", "show_tab('layers')", "Layers tab", show=False, id="tab.layers"),
+        Binding("2", "show_tab('tensors')", "Tensors tab", show=False, id="tab.tensors"),
+        Binding("3", "show_tab('train')", "Train tab", show=False, id="tab.train"),
+        Binding("4", "show_tab('data')", "Data tab", show=False, id="tab.data"),
+        Binding("5", "show_tab('info')", "Info tab", show=False, id="tab.info"),
+        Binding("q,ctrl+q", "quit", "Quit", show=False, id="app.quit", tooltip="Quit (stops a run first)"),
+    ]
+
+    def __init__(self, preset_path: str | None = None, *, clock: bool = True) -> None:
+        super().__init__()
+        self.preset_path = preset_path
+        self.clock = clock  # show steps/s and ETA (snapshot tests turn it off: timings vary)
+        self.session: Any = None
+        self.devices: list[Any] = []
+        self.presets: list[tuple[str, str, Any]] = []
+        self.run_state = "loading"
+        self.busy_label = ""
+        self._state_before_busy = "ready"
+        self.undo_stack: Any = None
+        self.version = 0
+        self._tensors_version = -1
+        self._trace_cache: list[tuple[str, Any]] | None = None
+        self._initial_loss: tuple[int, float | None] | None = None
+        self._stop_event = threading.Event()
+        self._pause_requested = False
+        self.run_total = 0
+        self.run_done_before = 0
+        self.last_progress: Any = None
+        self.last_finished: Any = None
+        self._select_after: str | None = None
+        self._last_live = 0.0
+        self._pause_at: int | None = None
+        self.loaded = threading.Event()
+
+    # -- layout ----------------------------------------------------------------------------------
+
+    def compose(self):  # noqa: ANN201
+        with TabbedContent(id="tabs", initial="tab-layers"):
+            with TabPane("1 Layers", id="tab-layers"):
+                with Horizontal(id="layers-split"):
+                    with Vertical(id="layers-main"):
+                        yield LayerTable(id="layer-table")
+                        yield ErrorPanel("", id="error-panel", markup=False)
+                        yield Totals("loading…", id="totals", markup=False)
+                    with Vertical(id="layers-side"):
+                        yield Instructions(id="instructions")
+                        yield LossPlot(id="side-plot")
+            with TabPane("2 Tensors", id="tab-tensors"):
+                yield TensorsPane(id="tensors")
+            with TabPane("3 Train", id="tab-train"):
+                with Horizontal(id="train-split"):
+                    yield TrainControls(id="controls")
+                    yield LossPlot(id="plot")
+            with TabPane("4 Data", id="tab-data"):
+                yield DataPane(id="data")
+            with TabPane("5 Info", id="tab-info"):
+                yield InfoPane(id="info")
+        yield StatusBar(id="status")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(StatusBar).show(state="loading", step=0, loss=None, device="…",
+                                       note=f"opening {self.preset_path or 'the scratch network'}…")
+        self.query_one(LayerTable).focus()
+        self._load(self.preset_path, initial=True)
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    def _load(self, path: str | None, *, initial: bool = False) -> None:
+        self.run_state = "loading"
+        self.refresh_bindings()
+        self.run_worker(partial(self._load_thread, path, initial), thread=True, group="engine",
+                        exit_on_error=False, name="load")
+
+    def _load_thread(self, path: str | None, initial: bool) -> None:
+        try:
+            from tui_nn.engine.devices import list_devices
+            from tui_nn.engine.errors import DeviceError, EngineError
+            from tui_nn.engine.preset import bundled_presets, load_preset
+            from tui_nn.engine.session import Session
+
+            from . import edits
+        except Exception as err:  # noqa: BLE001 - a broken install: say so, stay alive
+            self.post_message(LoadFailed("Cannot load the engine", f"{type(err).__name__}: {err}"))
+            return
+        try:
+            devices = list_devices()
+            presets: list[tuple[str, str, Any]] = []
+            for p in bundled_presets():
+                try:
+                    presets.append((p.stem, str(p), load_preset(p)))
+                except EngineError as err:
+                    presets.append((p.stem, str(p), err))
+            note = ""
+            preset = None
+            try:
+                preset = load_preset(path) if path else edits.scratch_preset()
+            except EngineError as err:
+                self.post_message(LoadFailed("Cannot open the preset", err.message, err.hint))
+                if not initial:
+                    self.post_message(SessionLoaded(None, devices, presets=presets))
+                    return
+                preset = edits.scratch_preset()
+                note = "opened the scratch network instead"
+            try:
+                session = Session(preset)
+            except DeviceError as err:
+                session = Session(preset, device="cpu")
+                note = f"{err.message}; using the CPU"
+            except EngineError as err:
+                self.post_message(LoadFailed("Cannot build the preset", err.message, err.hint))
+                if not initial:
+                    self.post_message(SessionLoaded(None, devices, presets=presets))
+                    return
+                session = Session(edits.scratch_preset())
+                note = "opened the scratch network instead"
+            self.post_message(SessionLoaded(session, devices, note, presets=presets))
+        except Exception as err:  # noqa: BLE001 - whatever happens, the app stays alive
+            self.post_message(LoadFailed("Cannot open the preset", f"{type(err).__name__}: {err}"))
+            self.post_message(SessionLoaded(None, []))
+
+    async def on_session_loaded(self, msg: SessionLoaded) -> None:
+        if msg.presets is not None:
+            self.presets = msg.presets
+        if msg.devices:
+            self.devices = msg.devices
+        if msg.session is None:  # a later load failed: keep the current session
+            self.run_state = "ready" if self.session is not None else "error"
+            self._update_status()
+            self.refresh_bindings()
+            return
+        from . import edits
+
+        self.session = msg.session
+        self.undo_stack = edits.UndoStack()
+        self.run_total = self.run_done_before = 0
+        self.last_progress = self.last_finished = None
+        self._trace_cache = None
+        self.run_state = "ready"
+        await self.query_one(TrainControls).load(self.session, self.devices)
+        err = self.session.report.error
+        self._changed(select=(err.path or str(err.layer)) if err is not None else "0")
+        if msg.note:
+            self.notify(msg.note, severity="warning", markup=False)
+        self.loaded.set()
+
+    def on_load_failed(self, msg: LoadFailed) -> None:
+        self.push_screen(ErrorModal(msg.title, msg.message, msg.hint))
+
+    # -- refreshing ------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.run_state == "running"
+
+    def _changed(self, select: str | None = None) -> None:
+        """The model, weights or data changed: redraw everything that shows them."""
+        self.version += 1
+        self._trace_cache = None
+        self._refresh_all(select)
+
+    def _refresh_all(self, select: str | None = None) -> None:
+        s = self.session
+        if s is None:
+            return
+        table = self.query_one(LayerTable)
+        table.update_from(s, select)
+        self.query_one(ErrorPanel).update_from(s)
+        self.query_one(Totals).update_from(s, table.selected_path)
+        self.query_one(Instructions).update_from(s)
+        self.query_one(InfoPane).update_from(s, self.devices)
+        self.query_one(DataPane).update_from(s, editable=not self.running)
+        if not self.running:
+            series = s.history.series()
+            for plot in self.query(LossPlot):
+                plot.set_series(series)
+        if self._active_tab() == "tensors":
+            self._refresh_tensors()
+        self._update_status()
+        self.refresh_bindings()
+
+    def _active_tab(self) -> str:
+        return self.query_one(TabbedContent).active.removeprefix("tab-")
+
+    def _current_loss(self) -> float | None:
+        s = self.session
+        if s is None:
+            return None
+        if self.running and self.last_progress is not None:
+            return float(self.last_progress.loss)
+        if len(s.history):
+            return float(s.history.last)
+        if self.running:
+            return None
+        if self._initial_loss is None or self._initial_loss[0] != self.version:
+            try:
+                value = s.loss_value()
+            except Exception:  # noqa: BLE001 - e.g. targets that do not fit the loss: no loss to show
+                value = None
+            self._initial_loss = (self.version, value)
+        return self._initial_loss[1]
+
+    def _update_status(self, note: str = "") -> None:
+        s = self.session
+        bar = self.query_one(StatusBar)
+        if s is None:
+            bar.show(state=self.run_state, step=0, loss=None, device="…", note=note)
+            return
+        state = self.run_state
+        if state == "busy":
+            note = note or f"{self.busy_label}…"
+        sps = eta = None
+        done = total = None
+        if state in ("running", "paused") and self.run_total:
+            total = self.run_total
+            done = self.run_done_before
+            p = self.last_progress
+            if p is not None and state == "running":
+                done = self.run_done_before + p.run_steps
+                if self.clock:
+                    sps = p.steps_per_s
+                    eta = (total - done) / p.steps_per_s if p.steps_per_s > 0 else None
+        if not note and s.report.error is not None and state == "ready":
+            note = "shape error: f fixes it" if s.report.error.fix is not None else "shape error (Layers tab)"
+        bar.show(state=state, step=s.step, loss=self._current_loss(), device=str(s.device), name=s.preset.name,
+                 steps_per_s=sps, eta=eta, done=done, total=total, note=note)
+
+    # -- tensors ---------------------------------------------------------------------------------
+
+    def _tensor_entries(self) -> list[TensorEntry | str]:
+        import torch
+
+        s = self.session
+        editable = not self.running
+        out: list[TensorEntry | str] = ["Data"]
+        out.append(TensorEntry("input", "input", s.inputs, kind="data", editable=False, note=""))
+        if s.targets is not None:
+            out.append(TensorEntry("targets", "targets", s.targets, kind="data"))
+        out.append("Parameters")
+        params = s.named_parameters()
+        for name, p in params:
+            out.append(TensorEntry(f"param:{name}", name, p, kind="param", editable=editable,
+                                   note="" if p.requires_grad else "frozen"))
+        if not params:
+            out.append(TensorEntry("param:none", "(no parameters)", None, note="this model has no parameters"))
+        out.append("Forward trace")
+        trace = self._trace_cache
+        if trace is None and not self.running:
+            try:
+                trace = s.trace()
+            except Exception as err:  # noqa: BLE001 - a forward that fails is shown, not raised
+                trace = [("input", s.inputs)]
+                self.notify(f"forward pass failed: {err}", severity="error", markup=False)
+            self._trace_cache = trace
+        note_live = " (as of the last stop)" if self.running else ""
+        if trace is None:
+            out.append(TensorEntry("trace:later", "(when the run stops)", None,
+                                   note="each layer's output is computed when the run stops or pauses"))
+        for label, t in (trace or [])[1:]:
+            idx = label.split(" ", 1)[0]
+            out.append(TensorEntry(f"trace:{idx}", f"→ {label}", t, kind="trace", note=note_live.strip()))
+        err = s.report.error
+        if err is not None:
+            out.append(TensorEntry("trace:stop", f"✗ stops at {err.path or err.layer}", None,
+                                   note=f"the forward pass stops at layer {err.path or err.layer}: {err.message}"))
+        elif trace:
+            final = trace[-1][1]
+            out.append(TensorEntry("output", "output", final, kind="output", note=note_live.strip()))
+            from tui_nn.engine.objectives import LOSSES
+
+            last = s.spec.layers[-1].type if s.spec.layers else ""
+            kind = LOSSES[s.training.loss.type].kind
+            if final.dim() >= 1 and final.is_floating_point():
+                if last == "LogSoftmax":
+                    out.append(TensorEntry("probs", "exp(output)", final.exp(), kind="output",
+                                           note="probabilities"))
+                elif kind == "classification" and last != "Softmax" and final.dim() >= 2:
+                    out.append(TensorEntry("probs", "softmax(output)", torch.softmax(final, dim=1), kind="output",
+                                           note="probabilities"))
+                elif kind == "binary" and last != "Sigmoid":
+                    out.append(TensorEntry("probs", "sigmoid(output)", torch.sigmoid(final), kind="output",
+                                           note="probabilities"))
+        out.append("Gradients")
+        grads = [(n, p.grad) for n, p in params if p.grad is not None]
+        for name, g in grads:
+            out.append(TensorEntry(f"grad:{name}", f"∇ {name}", g, kind="grad"))
+        if not grads:
+            out.append(TensorEntry("grad:none", "(none yet)", None,
+                                   note="no gradients yet: train a step (n) or press g to run one backward pass"))
+        return out
+
+    def _refresh_tensors(self, force: bool = False) -> None:
+        if self.session is None or self.run_state in ("busy", "loading"):
+            return
+        if not force and self._tensors_version == self.version:
+            return
+        self._tensors_version = self.version
+        self.query_one(TensorsPane).set_entries(self._tensor_entries())
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "tab-tensors":
+            self._refresh_tensors()
+
+    # -- guards ----------------------------------------------------------------------------------
+
+    def _busy_reason(self) -> str | None:
+        if self.session is None or self.run_state == "loading":
+            return "the preset is still loading"
+        if self.running:
+            return "training is running (s stops it, p pauses)"
+        if self.run_state == "busy":
+            return f"busy: {self.busy_label}"
+        return None
+
+    def _refuse(self, what: str) -> bool:
+        reason = self._busy_reason()
+        if reason:
+            self.notify(f"Cannot {what} now: {reason}.", severity="warning", markup=False)
+            return True
+        return False
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        state = self.run_state
+        if action == "pause":
+            return state == "running"
+        if action == "resume":
+            return state == "paused"
+        if action == "stop":
+            return state in ("running", "paused")
+        if action in ("train_step", "train_run"):
+            return state not in ("running",)
+        if action == "apply_fix":
+            s = self.session
+            return s is not None and s.report.error is not None and s.report.error.fix is not None
+        if action == "apply_alt_fix":
+            s = self.session
+            return s is not None and s.report.error is not None and bool(s.report.error.extra_fixes)
+        if action == "undo":
+            return self.undo_stack is not None and bool(self.undo_stack.done)
+        return True
+
+    # -- engine operations off the UI thread ---------------------------------------------------
+
+    def _engine_op(self, label: str, fn: Callable[[], Any], then: Callable[[Any], None] | None = None,
+                   undo: Callable[[], None] | None = None) -> None:
+        self._state_before_busy = self.run_state
+        self.run_state = "busy"
+        self.busy_label = label
+        self._update_status()
+        self.refresh_bindings()
+
+        def run() -> None:
+            try:
+                result = fn()
+            except Exception as err:  # noqa: BLE001 - every failure is shown; the session is unchanged
+                self.post_message(EngineFailed(label, err, undo))
+                return
+            self.post_message(EngineDone(label, result, then))
+
+        self.run_worker(run, thread=True, group="engine", exit_on_error=False, name=label)
+
+    def on_engine_done(self, msg: EngineDone) -> None:
+        self.run_state = self._state_before_busy
+        if msg.then is not None:
+            msg.then(msg.result)
+        select, self._select_after = self._select_after, None
+        self._changed(select)
+
+    def _sync_device_select(self) -> None:
+        from textual.widgets import Select
+
+        selects = self.query("#device")
+        if selects and self.session is not None:
+            select = selects.first(Select)
+            if select.value != str(self.session.device):
+                select.value = str(self.session.device)
+
+    def on_engine_failed(self, msg: EngineFailed) -> None:
+        self._sync_device_select()
+        self.run_state = self._state_before_busy
+        if msg.undo is not None:
+            msg.undo()
+        err = msg.error
+        message = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
+        self.push_screen(ErrorModal(f"Cannot {msg.label}", message, getattr(err, "hint", "")))
+        self._select_after = None
+        self._refresh_all()
+
+    # -- layer edits -----------------------------------------------------------------------------
+
+    def _selected_path(self) -> str | None:
+        return self.query_one(LayerTable).selected_path
+
+    def _edit_model(self, label: str, mutate: Callable[[Any], str | None],
+                    carry: dict[str, str] | None = None) -> None:
+        """Apply `mutate` to a copy of the model spec and rebuild (off the UI thread). `carry` maps new layer
+        paths to old ones whose weights move with them (a moved or duplicated layer)."""
+        if self._refuse(label):
+            return
+        from . import edits
+
+        spec = self.session.spec.copy()
+        try:
+            select = mutate(spec)
+        except edits.EditError as err:
+            self.notify(err.message, severity="warning", markup=False)
+            return
+        self.undo_stack.push(edits.snapshot(self.session, label))
+        self._select_after = select
+        session = self.session
+
+        def rebuild() -> Any:
+            old = dict(session.model.named_modules())
+            report = session.rebuild(spec)
+            if carry:
+                edits.carry_weights(session, old, carry)
+            return report
+
+        self._engine_op(label, rebuild, undo=lambda: self.undo_stack.done.pop())
+
+    def action_add_layer(self) -> None:
+        if self._refuse("add a layer"):
+            return
+        path = self._selected_path()
+        where = f"after layer {path}" if path is not None else "at the end"
+        self.push_screen(LayerPicker(where), callback=lambda t: self.add_layer_of_type(t, path) if t else None)
+
+    def add_layer_of_type(self, type_name: str, path: str | None = ...) -> None:  # type: ignore[assignment]
+        if self._refuse("add a layer"):
+            return
+        from tui_nn.engine.catalogue import CATALOGUE
+        from tui_nn.engine.spec import LayerSpec
+
+        from . import edits
+
+        if path is ...:
+            path = self._selected_path()
+        s = self.session
+        in_shape = edits.shape_at(s.report, s.spec, path, after=True)
+        new = edits.default_layer(type_name, in_shape)
+        lt = CATALOGUE[type_name]
+        label = f"add {type_name}"
+
+        def insert(args: dict[str, Any] | None) -> None:
+            if args is None:
+                return
+            layer = LayerSpec(type_name, dict(args), layers=[x.copy() for x in new.layers])
+            self._edit_model(label, lambda m: edits.insert_layer(m, path, layer))
+
+        if not lt.args:
+            insert({})
+            return
+        where = f"after layer {path}" if path is not None else "at the end"
+        self.push_screen(LayerFormScreen(f"Add {type_name} {where}", type_name, new.args,
+                                         partial(self._preview, path, type_name, True)), callback=insert)
+
+    def _preview(self, path: str | None, type_name: str, insert: bool, args: dict[str, Any]) -> Text:
+        """What the model would look like with these arguments (shape check on the meta device)."""
+        from tui_nn.engine.shapes import check_model, fmt_shape
+        from tui_nn.engine.spec import LayerSpec
+
+        from . import edits
+
+        s = self.session
+        model = s.spec.copy()
+        if insert:
+            target = edits.insert_layer(model, path, LayerSpec(type_name, dict(args),
+                                                               layers=[LayerSpec("Identity")]
+                                                               if type_name == "Residual" else []))
+        else:
+            assert path is not None
+            edits.set_args(model, path, args)
+            target = path
+        report = check_model(model, tuple(s.inputs.shape), optimizer=s.training.optimizer.type,
+                             optimizer_args=s.training.optimizer.args)
+        text = Text()
+        row = next((r for r in report.layers if r.path == target), None)
+        err = report.error
+        if err is not None and (err.path or str(err.layer)) == target:
+            text.append(f"✗ {err.message}", style="bold red")
+            if err.hint:
+                text.append(f"\n  {err.hint}", style="red")
+            return text
+        if row is not None:
+            text.append(f"layer {target}: {fmt_shape(row.input_shape)} → {fmt_shape(row.output_shape)}",
+                        style="bold green")
+            text.append(f"   {row.params:,} parameters")
+            if row.detail:
+                text.append(f"\n  {row.detail}", style="dim")
+        if err is not None:
+            text.append(f"\n⚠ then layer {err.path or err.layer} ({err.type}) fails: {err.message}", style="yellow")
+            if err.fix is not None:
+                text.append(f"\n  (after applying, f: {err.fix.text})", style="dim")
+        else:
+            text.append(f"\nmodel output {fmt_shape(report.output_shape)}, {report.total_params:,} parameters",
+                        style="dim")
+        return text
+
+    def action_edit_layer(self) -> None:
+        if self._refuse("edit a layer"):
+            return
+        from tui_nn.engine.catalogue import CATALOGUE
+
+        from . import edits
+
+        path = self._selected_path()
+        if path is None:
+            self.notify("No layer: press a to add one.", severity="warning")
+            return
+        spec = edits.get_layer(self.session.spec, path)
+        lt = CATALOGUE[spec.type]
+        if spec.type == "Residual":
+            self.notify("A Residual block has no arguments: edit the layers inside it.", severity="warning")
+            return
+        if not lt.args:
+            self.notify(f"{spec.type} has no arguments.", severity="information")
+            return
+
+        def done(args: dict[str, Any] | None) -> None:
+            if args is None or args == spec.args:
+                return
+
+            def mutate(m: Any) -> str:
+                edits.set_args(m, path, args)
+                return path
+
+            self._edit_model(f"edit layer {path}", mutate)
+
+        self.push_screen(LayerFormScreen(f"Layer {path}: {spec.type}", spec.type, spec.args,
+                                         partial(self._preview, path, spec.type, False)), callback=done)
+
+    @on(DataTable.RowSelected, "#layer-table")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_edit_layer()
+
+    @on(DataTable.RowHighlighted, "#layer-table")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self.session is not None:
+            self.query_one(Totals).update_from(self.session, self._selected_path())
+
+    def action_remove_layer(self) -> None:
+        from . import edits
+
+        path = self._selected_path()
+        if path is None:
+            self.notify("No layer to remove.", severity="warning")
+            return
+        self._edit_model(f"remove layer {path}", lambda m: edits.remove_layer(m, path))
+
+    def action_duplicate_layer(self) -> None:
+        from . import edits
+
+        path = self._selected_path()
+        if path is None:
+            return
+        self._edit_model(f"duplicate layer {path}", lambda m: edits.duplicate_layer(m, path),
+                         carry={edits.sibling(path, 1): path})
+
+    def action_move_layer(self, delta: int) -> None:
+        from . import edits
+
+        path = self._selected_path()
+        if path is None:
+            return
+        other = edits.sibling(path, delta)
+        self._edit_model(f"move layer {path}", lambda m: edits.move_layer(m, path, delta),
+                         carry={other: path, path: other})
+
+    def action_apply_fix(self, alternative: bool = False) -> None:
+        from . import edits
+
+        s = self.session
+        err = s.report.error if s is not None else None
+        fixes = [] if err is None else ([err.fix] if not alternative else list(err.extra_fixes))
+        if alternative and err is not None:
+            from tui_nn.engine.shapes import INPUT_FIX
+
+            fixes = [f for f in err.extra_fixes if f.layer == INPUT_FIX] or fixes
+        if err is None or not fixes or fixes[0] is None:
+            self.notify("There is no fix to apply.", severity="warning")
+            return
+        fix = fixes[0]
+        self._edit_model(f"fix: {fix.text}", lambda m: edits.apply_fix(m, err, fix))
+
+    def action_apply_alt_fix(self) -> None:
+        self.action_apply_fix(alternative=True)
+
+    def action_undo(self) -> None:
+        self._undo_redo(undo=True)
+
+    def action_redo(self) -> None:
+        self._undo_redo(undo=False)
+
+    def _undo_redo(self, undo: bool) -> None:
+        what = "undo" if undo else "redo"
+        if self._refuse(what):
+            return
+        from . import edits
+
+        src = self.undo_stack.done if undo else self.undo_stack.undone
+        dst = self.undo_stack.undone if undo else self.undo_stack.done
+        if not src:
+            self.notify(f"Nothing to {what}.", severity="information")
+            return
+        snap = src.pop()
+        dst.append(edits.snapshot(self.session, snap.label))
+        session = self.session
+
+        def failed() -> None:
+            dst.pop()
+            src.append(snap)
+
+        self._engine_op(f"{what} {snap.label}", lambda: edits.restore(session, snap), undo=failed,
+                        then=lambda _r: self.notify(f"{what}: {snap.label}", markup=False))
+
+    def action_freeze_layer(self, path: str | None = None) -> None:
+        if self._refuse("freeze a layer"):
+            return
+        from . import edits
+
+        path = path if path is not None else self._selected_path()
+        if path is None:
+            return
+        spec = edits.get_layer(self.session.spec, path)
+        mpath = edits.module_path(path)
+        module = dict(self.session.model.named_modules()).get(mpath)
+        if module is None or not any(True for _ in module.parameters()):
+            self.notify(f"Layer {path} ({spec.type}) has no parameters to freeze.", severity="warning")
+            return
+        self.undo_stack.push(edits.snapshot(self.session, f"freeze layer {path}"))
+        self.session.freeze(mpath, not spec.frozen)
+        self.notify(f"layer {path} {'frozen' if spec.frozen else 'unfrozen'}")
+        self._changed(path)
+
+    def action_init_layer(self, path: str | None = None) -> None:
+        if self._refuse("initialise a layer"):
+            return
+        from . import edits
+
+        path = path if path is not None else self._selected_path()
+        if path is None:
+            return
+        spec = edits.get_layer(self.session.spec, path)
+        mpath = edits.module_path(path)
+
+        def apply(init: dict[str, Any]) -> str | None:
+            reason = self._busy_reason()
+            if reason:
+                return reason
+            from tui_nn.engine.errors import EngineError
+            from tui_nn.engine.preset import parse_init
+
+            try:
+                init = parse_init(init, "init")
+            except EngineError as err:
+                return getattr(err, "detail", err.message)
+            self.undo_stack.push(edits.snapshot(self.session, f"init layer {path}"))
+            try:
+                self.session.init_layer(mpath, init)
+            except Exception as err:  # noqa: BLE001
+                self.undo_stack.done.pop()
+                return str(err)
+            self._changed()
+            self.notify(f"layer {path}: {init['scheme']} initialisation applied")
+            return None
+
+        self.push_screen(InitModal(f"Initialise layer {path} ({spec.type})", apply))
+
+    def action_edit_input_shape(self) -> None:
+        if self._refuse("change the input shape"):
+            return
+        s = self.session
+
+        def apply(text: str) -> str | None:
+            try:
+                shape = tuple(int(x) for x in text.replace("[", " ").replace("]", " ").replace(",", " ").split())
+            except ValueError:
+                return "whole numbers, e.g. 1, 3 (batch, features) or 8, 1, 28, 28"
+            if not shape or any(v < 1 for v in shape) or len(shape) > 8:
+                return "one to eight positive sizes, the first counting samples"
+            if shape == tuple(s.spec.input_shape):
+                return None
+
+            def mutate(m: Any) -> None:
+                m.input_shape = shape
+                return None
+
+            self._edit_model("set the input shape", mutate)
+            return None
+
+        self.push_screen(TextEditModal(
+            "Model input shape", "Sizes separated by commas; the first counts samples (the batch).\n"
+            "Changing the sample shape replaces inline data with random data.",
+            ", ".join(str(v) for v in s.spec.input_shape), apply))
+
+    # -- weights and data ------------------------------------------------------------------------
+
+    def on_tensor_view_request(self, event: TensorView.Request) -> None:
+        event.stop()
+        entry = event.view.entry
+        if entry is None:
+            return
+        if entry.kind == "param":
+            name = entry.key.removeprefix("param:")
+            self._param_request(name, event.what, event.index)
+        elif entry.kind == "data" and entry.key.startswith("data:"):
+            self._data_request(entry.key.removeprefix("data:"), event.what, event.index)
+        else:
+            self.notify("This tensor is computed, not edited: edit a parameter or the data.", severity="warning")
+
+    def _param_request(self, name: str, what: str, index: tuple[int, ...] | None) -> None:
+        from . import edits
+
+        if what in ("init", "freeze"):
+            path = edits.layer_path_of_param(name)
+            (self.action_init_layer if what == "init" else self.action_freeze_layer)(path)
+            return
+        if self._refuse("edit weights"):
+            return
+        p = self.session.get_param(name)
+        if what == "cell":
+            if index is None:
+                return
+            current = _num_text(p.detach()[index] if index else p.detach())
+            self.push_screen(TextEditModal(
+                f"{name}[{', '.join(str(i) for i in index)}]",
+                f"A new value for this weight (now {current}). Refused if not a finite number.",
+                current, partial(self._set_weight, name, index)))
+        else:
+            self.push_screen(TextEditModal(
+                f"{name}: all values, shape {list(p.shape)}",
+                "Paste or type the whole tensor: rows by newline or ';', numbers by space or comma, or a nested "
+                "list as PyTorch prints it. A wrong shape, a non-number or a NaN is refused.",
+                edits.tensor_text(p.detach()), partial(self._set_weight, name, None), multiline=True))
+
+    def _set_weight(self, name: str, index: tuple[int, ...] | None, text: str) -> str | None:
+        """Parse and set a weight (or one cell); returns the reason for a refusal, or None."""
+        reason = self._busy_reason()
+        if reason:
+            return reason
+        from tui_nn.engine.errors import WeightError
+        from tui_nn.engine.textparse import parse_tensor_text
+
+        from . import edits
+
+        try:
+            value = parse_tensor_text(text)
+        except WeightError as err:
+            return err.message
+        if index is not None and isinstance(value, list):
+            return "type one number for one cell (v pastes the whole tensor)"
+        self.undo_stack.push(edits.snapshot(self.session, f"edit {name}"))
+        try:
+            self.session.set_param(name, value, index)
+        except WeightError as err:
+            self.undo_stack.done.pop()
+            return err.message
+        self._changed()
+        return None
+
+    def set_weight(self, name: str, value_text: str, index: tuple[int, ...] | None = None) -> str | None:
+        """For scripts and tests: the same path as the editor."""
+        return self._set_weight(name, index, value_text)
+
+    def _data_request(self, which: str, what: str, index: tuple[int, ...] | None) -> None:
+        from tui_nn.engine.spec import GeneratorSpec
+
+        from . import edits
+
+        if self._refuse("edit the data"):
+            return
+        s = self.session
+        tensor = s.inputs if which == "inputs" else s.targets
+        src = getattr(s.preset.data, which)
+        if what == "generator":
+            kind = src.kind if isinstance(src, GeneratorSpec) else "randn"
+            shape = tuple(tensor.shape) if tensor is not None else tuple(s.spec.input_shape)
+            self.push_screen(GeneratorModal(f"Generate the {which}", kind, shape,
+                                            partial(self._set_generator, which)))
+            return
+        if tensor is None:
+            self.notify(f"There are no {which} to edit: G sets a generator, or v types them.", severity="warning")
+            if what == "all":
+                self.push_screen(TextEditModal(f"{which}", "Type the values: one row per sample.", "",
+                                               partial(self._set_data_text, which, None), multiline=True))
+            return
+        if what == "cell":
+            if index is None:
+                return
+            current = _num_text(tensor[index] if index else tensor)
+            self.push_screen(TextEditModal(
+                f"{which}[{', '.join(str(i) for i in index)}]", f"A new value (now {current}).", current,
+                partial(self._set_data_text, which, index)))
+        else:
+            self.push_screen(TextEditModal(
+                f"{which}: all values, shape {list(tensor.shape)}",
+                "One row per sample: rows by newline or ';', numbers by space or comma, or a nested list. "
+                "The sample shape must stay the model's input shape.",
+                edits.tensor_text(tensor.detach().cpu()), partial(self._set_data_text, which, None), multiline=True))
+
+    def _set_data_text(self, which: str, index: tuple[int, ...] | None, text: str) -> str | None:
+        reason = self._busy_reason()
+        if reason:
+            return reason
+        from tui_nn.engine.errors import EngineError, WeightError
+        from tui_nn.engine.session import tensor_to_list
+        from tui_nn.engine.textparse import parse_tensor_text
+
+        from . import edits
+
+        try:
+            value = parse_tensor_text(text)
+        except WeightError as err:
+            return err.message
+        s = self.session
+        if index is not None:
+            if isinstance(value, list):
+                return "type one number for one cell (v edits all values)"
+            tensor = s.inputs if which == "inputs" else s.targets
+            full = tensor_to_list(tensor.detach().cpu())
+            if not index:
+                full = value
+            else:
+                cell = full
+                for i in index[:-1]:
+                    cell = cell[i]
+                cell[index[-1]] = value
+            value = full
+        if not isinstance(value, list):
+            value = [value]
+        if which == "targets":
+            value = _ints_if_whole(value) if self._classification() else value
+        try:
+            edits.set_data(s, **{which: value})
+        except EngineError as err:
+            return err.message + (f" ({err.hint})" if err.hint else "")
+        except (RuntimeError, ValueError, TypeError) as err:
+            return str(err)
+        self._changed()
+        return None
+
+    def _classification(self) -> bool:
+        from tui_nn.engine.objectives import LOSSES
+
+        return LOSSES[self.session.training.loss.type].kind == "classification"
+
+    def _set_generator(self, which: str, kind: str, shape: tuple[int, ...], low: int, high: int) -> str | None:
+        reason = self._busy_reason()
+        if reason:
+            return reason
+        from tui_nn.engine.errors import EngineError
+        from tui_nn.engine.spec import GeneratorSpec
+
+        from . import edits
+
+        if kind == "randint" and high <= low:
+            return f"high ({high}) must be greater than low ({low})"
+        try:
+            edits.set_data(self.session, **{which: GeneratorSpec(kind, tuple(shape), low, high)})
+        except EngineError as err:
+            return err.message + (f" ({err.hint})" if err.hint else "")
+        except (RuntimeError, ValueError, TypeError) as err:
+            return str(err)
+        self._changed()
+        return None
+
+    def action_compute_grads(self) -> None:
+        if self._refuse("run a backward pass"):
+            return
+        s = self.session
+        if not s.trainable:
+            self.notify(f"No backward pass: {s.why_not_trainable()}", severity="warning", markup=False)
+            return
+        self._engine_op("run a backward pass", s.compute_gradients,
+                        then=lambda loss: self.notify(f"backward pass done (loss {loss:.5g}): see ∇ in Tensors"))
+
+    # -- training --------------------------------------------------------------------------------
+
+    def action_train_step(self) -> None:
+        self._train(1)
+
+    def action_train_run(self) -> None:
+        self._train(None)
+
+    def train(self, steps: int, *, pause_at: int | None = None) -> None:
+        """Start a run of `steps` steps (tests and scripts); `pause_at` pauses it when the session reaches
+        that step, as `p` would (a deterministic mid-run state for screenshots)."""
+        self._pause_at = pause_at
+        self._train(steps)
+
+    def _train(self, steps: int | None) -> None:
+        if self.running:
+            self.notify("Already training.", severity="information")
+            return
+        if self._refuse("train"):
+            return
+        s = self.session
+        if not s.trainable:
+            self.push_screen(ErrorModal("Cannot train yet", s.why_not_trainable(),
+                                        "fix the shape error (f) first" if s.report.error is not None else ""))
+            return
+        total = steps if steps is not None else max(int(s.training.steps), 1)
+        self.run_total = total
+        self.run_done_before = 0
+        self._start_run(total)
+
+    def _start_run(self, steps: int) -> None:
+        self._stop_event.clear()
+        self._pause_requested = False
+        self.last_progress = None
+        self.run_state = "running"
+        self.query_one(TrainControls).disabled = True
+        self._refresh_all()
+        self._run_trainer(steps)
+
+    @work(thread=True, exit_on_error=False, group="train", name="train")
+    def _run_trainer(self, steps: int) -> None:
+        from tui_nn.engine.errors import EngineError
+        from tui_nn.engine.trainer import Progress, Trainer
+
+        worker = get_current_worker()
+        session = self.session
+        stop = self._stop_event
+
+        def report(r: Any) -> None:
+            if isinstance(r, Progress):
+                self.post_message(TrainProgress(r, session.history.series()))
+
+        pause_at, self._pause_at = self._pause_at, None
+
+        def should_stop() -> bool:
+            if pause_at is not None and session.step >= pause_at:
+                self._pause_requested = True
+                return True
+            return stop.is_set() or worker.is_cancelled
+
+        try:
+            finished = Trainer(session).run(steps, report=report, should_stop=should_stop)
+        except EngineError as err:
+            self.post_message(TrainFailed(err.message, err.hint))
+            return
+        except Exception as err:  # noqa: BLE001 - whatever fails, the app stays alive
+            self.post_message(TrainFailed(f"{type(err).__name__}: {err}", "the weights are those of the last "
+                                                                          "completed step"))
+            return
+        self.post_message(TrainFinished(finished))
+
+    def on_train_progress(self, msg: TrainProgress) -> None:
+        if not self.running:
+            return
+        self.last_progress = msg.progress
+        for plot in self.query(LossPlot):
+            plot.set_series(msg.series)
+        self._update_status()
+        # a parameter on screen follows the training, at a bounded rate
+        now = msg.progress.elapsed
+        if self._active_tab() == "tensors" and (now - self._last_live >= LIVE_TENSOR_INTERVAL or now < self._last_live):
+            self._last_live = now
+            pane = self.query_one(TensorsPane)
+            if pane.current and pane.current.startswith("param:"):
+                pane.select(pane.current)
+
+    def _run_ended(self) -> None:
+        self.query_one(TrainControls).disabled = False
+
+    def on_train_finished(self, msg: TrainFinished) -> None:
+        fin = msg.finished
+        self.last_finished = fin
+        done = self.run_done_before + fin.run_steps
+        self._run_ended()
+        if fin.reason == "stopped" and self._pause_requested and done < self.run_total:
+            self.run_state = "paused"
+            self.run_done_before = done
+        else:
+            self.run_state = "ready"
+            self._pause_requested = False
+        if fin.reason == "error":
+            self.push_screen(ErrorModal(f"Training stopped at step {fin.step}: a step failed", fin.message,
+                                        fin.hint))
+        elif fin.reason == "nonfinite":
+            self.push_screen(ErrorModal("The loss is not a finite number", fin.message, fin.hint))
+        elif fin.reason == "target":
+            self.notify(f"Target loss reached at step {fin.step}.", severity="information")
+        elif fin.reason == "stopped" and self.run_state == "paused":
+            self.notify(f"Paused at step {fin.step}: p resumes ({self.run_total - done} steps left), s stops.")
+        elif fin.reason == "stopped":
+            self.notify(f"Stopped at step {fin.step}.")
+        if self.run_state != "paused":
+            self.run_total = self.run_done_before = 0
+        self._changed()
+
+    def on_train_failed(self, msg: TrainFailed) -> None:
+        self._run_ended()
+        self.run_state = "ready"
+        self.run_total = self.run_done_before = 0
+        self.push_screen(ErrorModal("Training could not run", msg.message, msg.hint))
+        self._changed()
+
+    def action_pause(self) -> None:
+        if self.running:
+            self._pause_requested = True
+            self._stop_event.set()
+
+    def action_resume(self) -> None:
+        if self.run_state != "paused":
+            return
+        remaining = self.run_total - self.run_done_before
+        if remaining <= 0:
+            self.run_state = "ready"
+            self._refresh_all()
+            return
+        s = self.session
+        if not s.trainable:
+            self.push_screen(ErrorModal("Cannot resume", s.why_not_trainable()))
+            return
+        self._start_run_keep(remaining)
+
+    def _start_run_keep(self, steps: int) -> None:
+        done_before = self.run_done_before
+        total = self.run_total
+        self._start_run(steps)
+        self.run_done_before = done_before
+        self.run_total = total
+
+    def action_stop(self) -> None:
+        if self.running:
+            self._pause_requested = False
+            self._stop_event.set()
+        elif self.run_state == "paused":
+            self._pause_requested = False
+            self.run_state = "ready"
+            self.run_total = self.run_done_before = 0
+            self.notify("Stopped.")
+            self._refresh_all()
+
+    def action_reset_weights(self) -> None:
+        if self._refuse("reset the weights"):
+            return
+        from . import edits
+
+        self.undo_stack.push(edits.snapshot(self.session, "reset weights"))
+        self.run_total = self.run_done_before = 0
+        self._pause_requested = False
+        self.run_state = "ready"
+        self._engine_op("reset the weights", self.session.reset, undo=lambda: self.undo_stack.done.pop(),
+                        then=lambda _r: self.notify("Weights, data and history reset to the preset "
+                                                    "(u restores the weights)."))
+
+    def action_toggle_log(self) -> None:
+        plots = list(self.query(LossPlot))
+        value = not plots[0].log if plots else False
+        for plot in plots:
+            plot.log = value
+        self.notify(f"loss axis: {'log' if value else 'linear'} scale")
+
+    # -- training settings -----------------------------------------------------------------------
+
+    def on_train_controls_changed(self, msg: TrainControls.Changed) -> None:
+        s = self.session
+        if s is None:
+            return
+        if self.running:
+            self.notify("Training settings are locked while a run is under way.", severity="warning")
+            return
+        t = s.training
+        try:
+            if msg.what == "loss":
+                if msg.value.type != t.loss.type or msg.value.args != t.loss.args:
+                    s.set_loss(msg.value)
+                    self._changed()
+            elif msg.what == "optimizer":
+                if msg.value.type != t.optimizer.type or msg.value.args != t.optimizer.args:
+                    s.set_optimizer(msg.value)
+                    self._changed()
+            elif msg.what == "run":
+                v = msg.value
+                seed_changed = int(v.get("seed", t.seed)) != t.seed
+                t.steps = int(v.get("steps", t.steps))
+                t.batch_size = int(v.get("batch_size", t.batch_size))
+                t.shuffle = bool(v.get("shuffle", t.shuffle))
+                t.seed = int(v.get("seed", t.seed))
+                if seed_changed:
+                    self.notify("The new seed applies at the next reset (R).")
+                self._update_status()
+            elif msg.what == "device":
+                if msg.value != str(s.device):
+                    self.choose_device(msg.value)
+        except Exception as err:  # noqa: BLE001 - a refused setting is shown, nothing else changes
+            self.push_screen(ErrorModal("Setting refused", getattr(err, "message", str(err)),
+                                        getattr(err, "hint", "")))
+
+    def choose_loss(self, name: str) -> None:
+        from textual.widgets import Select
+
+        if self._refuse("change the loss"):
+            return
+        self.query_one("#loss-type", Select).value = name
+        self.action_show_tab("train")
+
+    def choose_optimizer(self, name: str) -> None:
+        from textual.widgets import Select
+
+        if self._refuse("change the optimizer"):
+            return
+        self.query_one("#opt-type", Select).value = name
+        self.action_show_tab("train")
+
+    def choose_device(self, name: str) -> None:
+        if self._refuse("change the device"):
+            return
+        s = self.session
+        if name == str(s.device):
+            return
+        self._engine_op(f"move to {name}", partial(s.set_device, name),
+                        then=lambda _r: self.notify(f"now on {name}"))
+
+    # -- presets ---------------------------------------------------------------------------------
+
+    def action_open_preset(self) -> None:
+        if self._refuse("open a preset"):
+            return
+        self.push_screen(PresetPicker(self.presets), callback=lambda p: self.open_preset_path(p) if p else None)
+
+    def open_preset_path(self, path: str) -> None:
+        if self._refuse("open a preset"):
+            return
+        for tab in ("layers",):
+            self.action_show_tab(tab)
+        self._update_status(note=f"opening {path}…")
+        self._load(path)
+
+    def action_save_preset(self) -> None:
+        if self._refuse("save"):
+            return
+        s = self.session
+        stem = Path(s.preset.source).stem if s.preset.source and not s.preset.source.startswith("<") else "scratch"
+        default = f"{stem}-mine.toml"
+
+        def apply(path: str, with_weights: bool) -> str | None:
+            from tui_nn.engine.preset import presets_dir, save_preset
+
+            target = Path(path).expanduser()
+            try:
+                if target.resolve().parent == presets_dir().resolve():
+                    return "the bundled presets are read-only here: choose another folder or name"
+                if target.is_dir():
+                    return "that is a folder: add a file name"
+                save_preset(s.current_preset(with_weights=with_weights), target)
+            except OSError as err:
+                return f"cannot write {path}: {err.strerror or err}"
+            except Exception as err:  # noqa: BLE001
+                return f"{type(err).__name__}: {err}"
+            self.notify(f"saved {target}", markup=False)
+            return None
+
+        self.push_screen(SaveModal(default, apply))
+
+    # -- navigation and help --------------------------------------------------------------------
+
+    def action_show_tab(self, name: str) -> None:
+        tabs = self.query_one(TabbedContent)
+        tabs.active = f"tab-{name}"
+        target: Any = {
+            "layers": "#layer-table", "tensors": "#tensor-list", "train": "#controls", "data": "#data-inputs-view",
+            "info": "#info",
+        }[name]
+        if name == "tensors":
+            self._refresh_tensors()
+        widget = self.query_one(target)
+        if name == "train":
+            focusable = [w for w in widget.query("Select, Input") if w.focusable]
+            widget = focusable[0] if focusable else widget
+        self.call_after_refresh(widget.focus)
+
+    def action_help(self) -> None:
+        sections = [
+            ("Everywhere", list(self.BINDINGS) + [Binding("ctrl+p", "command_palette", "Command palette: presets, "
+                                                                                     "layers, losses, optimizers, "
+                                                                                     "devices, actions"),
+                                                  Binding("tab,shift+tab", "focus", "Next / previous area")]),
+            ("Layers (tab 1)", LayerTable.BINDINGS + [Binding("enter", "edit", "Edit the highlighted layer")]),
+            ("Tensors (tab 2) and Data (tab 4)", TensorView.BINDINGS + [
+                Binding("arrows,pgup,pgdn", "move", "Move the cursor (only the visible window is drawn)")]),
+            ("Dialogs", [Binding("enter", "apply", "Apply (ctrl+s in multi-line editors)"),
+                         Binding("escape", "cancel", "Cancel"), Binding("tab", "next", "Next field")]),
+        ]
+        intro = ("tui-nn: build a network, break and fix its shapes, edit weights, train and watch every tensor. "
+                 "Everything works with the keyboard alone; the footer shows the keys of the focused area.")
+        self.push_screen(HelpScreen(sections, intro))
+
+    # -- palette ---------------------------------------------------------------------------------
+
+    def palette_actions(self) -> list[tuple[str, str, str]]:
+        return [
+            ("Run training (r)", "train_run", "train the steps set on the Train tab"),
+            ("One training step (n)", "train_step", ""),
+            ("Pause training (p)", "pause", ""),
+            ("Resume training (p)", "resume", ""),
+            ("Stop training (s)", "stop", ""),
+            ("Reset weights (R)", "reset_weights", "back to the preset's weights or the seed's initialisation"),
+            ("Apply the shape fix (f)", "apply_fix", ""),
+            ("Apply the alternative fix (F)", "apply_alt_fix", ""),
+            ("Undo (u)", "undo", ""),
+            ("Redo (U)", "redo", ""),
+            ("Add a layer (a)", "add_layer", ""),
+            ("Edit the highlighted layer (e)", "edit_layer", ""),
+            ("Remove the highlighted layer (x)", "remove_layer", ""),
+            ("Duplicate the highlighted layer (d)", "duplicate_layer", ""),
+            ("Freeze / unfreeze the highlighted layer (z)", "freeze_layer", ""),
+            ("Initialise the highlighted layer (i)", "init_layer", ""),
+            ("Change the model input shape (I)", "edit_input_shape", ""),
+            ("Run a backward pass: gradients (g)", "compute_grads", ""),
+            ("Toggle log scale of the loss plot (l)", "toggle_log", ""),
+            ("Open a preset (o)", "open_preset", ""),
+            ("Save as a preset (ctrl+s)", "save_preset", ""),
+            ("Help: keys (?)", "help", ""),
+            ("Layers tab (1)", "show_tab('layers')", ""),
+            ("Tensors tab (2)", "show_tab('tensors')", ""),
+            ("Train tab (3)", "show_tab('train')", ""),
+            ("Data tab (4)", "show_tab('data')", ""),
+            ("Info tab (5)", "show_tab('info')", ""),
+        ]
+
+    def palette_presets(self) -> list[tuple[str, str, str]]:
+        out = []
+        for stem, path, preset in self.presets:
+            desc = "" if isinstance(preset, Exception) else (preset.description.strip().splitlines() or [""])[0]
+            out.append((stem, path, desc[:100]))
+        return out
+
+    def run_action_safely(self, action: str) -> None:
+        self.call_later(self.run_action, action)
+
+    async def action_quit(self) -> None:
+        self._stop_event.set()
+        self.exit(0)
+
+
+def _num_text(t: Any) -> str:
+    """One element as the shortest text that reads back to the same value in its dtype."""
+    import numpy as np
+
+    value = t.detach().cpu().item()
+    if isinstance(value, float) and str(t.dtype) == "torch.float32":
+        return str(np.float32(value))
+    return repr(value)
+
+
+def _ints_if_whole(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_ints_if_whole(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+__all__ = ["PlaygroundApp", "TensorList"]

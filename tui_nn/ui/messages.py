@@ -1,0 +1,72 @@
+"""Messages the workers post to the app (they are thread-safe to post)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from textual.message import Message
+
+
+class SessionLoaded(Message):
+    """A preset was loaded and its session built (in a worker)."""
+
+    def __init__(self, session: Any, devices: list[Any], note: str = "",
+                 presets: list[tuple[str, str, Any]] | None = None) -> None:
+        super().__init__()
+        self.session = session
+        self.devices = devices
+        self.note = note
+        self.presets = presets
+
+
+class LoadFailed(Message):
+    """A preset could not be loaded; `message` is shown literally."""
+
+    def __init__(self, title: str, message: str, hint: str = "") -> None:
+        super().__init__()
+        self.title = title
+        self.message = message
+        self.hint = hint
+
+
+class TrainProgress(Message):
+    """A progress report from the trainer (at most ~15 per second), with a consistent copy of the
+    loss history taken in the training thread."""
+
+    def __init__(self, progress: Any, series: tuple[Any, ...]) -> None:
+        super().__init__()
+        self.progress = progress
+        self.series = series
+
+
+class TrainFinished(Message):
+    def __init__(self, finished: Any) -> None:
+        super().__init__()
+        self.finished = finished
+
+
+class TrainFailed(Message):
+    """Training could not start (shape error, no targets) or the worker itself failed."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__()
+        self.message = message
+        self.hint = hint
+
+
+class EngineDone(Message):
+    """An engine operation run off the UI thread finished."""
+
+    def __init__(self, label: str, result: Any, then: Callable[[Any], None] | None) -> None:
+        super().__init__()
+        self.label = label
+        self.result = result
+        self.then = then
+
+
+class EngineFailed(Message):
+    def __init__(self, label: str, error: BaseException, undo: Callable[[], None] | None) -> None:
+        super().__init__()
+        self.label = label
+        self.error = error
+        self.undo = undo

@@ -1,0 +1,275 @@
+"""Small modal dialogs: an error, a text editor (one cell or a whole tensor), an initialisation scheme, a
+data generator, saving a preset. Every text that comes from outside is shown literally."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Select, Static, TextArea
+
+from ..widgets.forms import ArgsForm
+
+Apply = Callable[..., "str | None"]  # returns an error message (refused, dialog stays) or None (done)
+
+
+def _hint(text: str) -> Static:
+    return Static(Text(text, style="dim"), classes="dialog-hint", markup=False)
+
+
+class ErrorModal(ModalScreen[None]):
+    """An error: its title, the message and the hint, literally."""
+
+    BINDINGS = [Binding("escape,enter,q", "dismiss", "Close")]
+
+    def __init__(self, title: str, message: str, hint: str = "") -> None:
+        super().__init__()
+        self.title_text = title
+        self.message = message
+        self.hint = hint
+
+    def compose(self):  # noqa: ANN201
+        with Vertical(classes="dialog -error", id="error-dialog"):
+            yield Static(Text(self.title_text, style="bold"), classes="dialog-title", markup=False)
+            body = Text(self.message)
+            if self.hint:
+                body.append("\n\nhint: ", style="bold")
+                body.append(self.hint)
+            yield Static(body, id="error-body", markup=False)
+            yield _hint("enter / esc: close")
+
+    def action_dismiss(self, result: Any = None) -> None:  # type: ignore[override]
+        self.dismiss(None)
+
+
+class TextEditModal(ModalScreen[bool]):
+    """Edit text and apply it; a refusal is shown inline and nothing changes."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "apply", "Apply")]
+
+    def __init__(self, title: str, help_text: str, initial: str, apply: Apply, *, multiline: bool = False) -> None:
+        super().__init__()
+        self.title_text = title
+        self.help_text = help_text
+        self.initial = initial
+        self.apply_fn = apply
+        self.multiline = multiline
+
+    def compose(self):  # noqa: ANN201
+        with Vertical(classes="dialog", id="edit-dialog"):
+            yield Static(Text(self.title_text, style="bold"), classes="dialog-title", markup=False)
+            yield Static(Text(self.help_text), classes="dialog-help", markup=False)
+            if self.multiline:
+                yield TextArea(self.initial, id="edit-area", soft_wrap=False, show_line_numbers=False)
+            else:
+                yield Input(self.initial, id="edit-input", select_on_focus=True)
+            yield Static("", id="edit-error", markup=False)
+            yield _hint(("ctrl+s: apply" if self.multiline else "enter: apply") + "   esc: cancel")
+
+    def on_mount(self) -> None:
+        if self.multiline:
+            self.query_one(TextArea).focus()
+        else:
+            self.query_one(Input).focus()
+
+    @property
+    def text(self) -> str:
+        if self.multiline:
+            return self.query_one(TextArea).text
+        return self.query_one(Input).value
+
+    def action_apply(self) -> None:
+        try:
+            error = self.apply_fn(self.text)
+        except Exception as err:  # noqa: BLE001 - any refusal is shown, the app stays
+            error = str(err) or type(err).__name__
+        if error:
+            self.query_one("#edit-error", Static).update(Text("✗ " + error, style="bold red"))
+            return
+        self.dismiss(True)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_apply()
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+class InitModal(ModalScreen[bool]):
+    """Apply an initialisation scheme to a layer's parameters."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "apply", "Apply")]
+
+    PARAMS = {"constant": ("value",), "uniform": ("a", "b"), "normal": ("mean", "std"), "xavier_uniform": ("gain",)}
+
+    def __init__(self, title: str, apply: Apply) -> None:
+        super().__init__()
+        self.title_text = title
+        self.apply_fn = apply
+
+    def compose(self):  # noqa: ANN201
+        from tui_nn.engine.preset import INIT_SCHEMES
+
+        with Vertical(classes="dialog", id="init-dialog"):
+            yield Static(Text(self.title_text, style="bold"), classes="dialog-title", markup=False)
+            with Horizontal(classes="pick-row"):
+                yield Label("scheme")
+                yield Select([(s, s) for s in INIT_SCHEMES], value="default", allow_blank=False, compact=True,
+                             id="init-scheme")
+            yield ArgsForm(self._specs("default"), {}, id="init-args")
+            yield Static("", id="init-error", markup=False)
+            yield _hint("enter / ctrl+s: apply   esc: cancel   (default: PyTorch's own initialisation)")
+
+    def on_mount(self) -> None:
+        self.query_one("#init-scheme", Select).focus()
+
+    def _specs(self, scheme: str) -> tuple[Any, ...]:
+        from tui_nn.engine.catalogue import FLOAT, ArgSpec
+
+        defaults = {"value": 0.0, "a": 0.0, "b": 1.0, "mean": 0.0, "std": 1.0, "gain": 1.0}
+        return tuple(ArgSpec(n, FLOAT, defaults[n], required=(n == "value"), doc="") for n in
+                     self.PARAMS.get(scheme, ()))
+
+    async def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id != "init-scheme":
+            return
+        event.stop()
+        old = self.query_one("#init-args", ArgsForm)
+        await old.remove()
+        form = ArgsForm(self._specs(str(event.value)), {}, id="init-args")
+        await self.query_one("#init-dialog").mount(form, after=self.query_one(".pick-row"))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_apply()
+
+
+    def action_apply(self) -> None:
+        form = self.query_one("#init-args", ArgsForm)
+        if not form.valid:
+            self.query_one("#init-error", Static).update(Text("✗ " + (form.first_error() or ""), style="bold red"))
+            return
+        init = {"scheme": str(self.query_one("#init-scheme", Select).value)}
+        init.update({k: float(v) for k, v in form.all_values().items()})
+        error = self.apply_fn(init)
+        if error:
+            self.query_one("#init-error", Static).update(Text("✗ " + error, style="bold red"))
+            return
+        self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+class GeneratorModal(ModalScreen[bool]):
+    """Switch inputs or targets to a generator (rand, randn, zeros, ones, randint) with a shape."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "apply", "Apply")]
+
+    def __init__(self, title: str, kind: str, shape: tuple[int, ...], apply: Apply) -> None:
+        super().__init__()
+        self.title_text = title
+        self.kind = kind
+        self.shape = shape
+        self.apply_fn = apply
+
+    def compose(self):  # noqa: ANN201
+        from tui_nn.engine.spec import GENERATORS
+
+        with Vertical(classes="dialog", id="gen-dialog"):
+            yield Static(Text(self.title_text, style="bold"), classes="dialog-title", markup=False)
+            with Horizontal(classes="pick-row"):
+                yield Label("generator")
+                yield Select([(g, g) for g in GENERATORS], value=self.kind if self.kind in GENERATORS else "randn",
+                             allow_blank=False, compact=True, id="gen-kind")
+            with Horizontal(classes="pick-row"):
+                yield Label("shape")
+                yield Input(", ".join(str(s) for s in self.shape), compact=True, id="gen-shape")
+            with Horizontal(classes="pick-row"):
+                yield Label("low, high")
+                yield Input("0, 2", compact=True, id="gen-range")
+            yield Static("", id="gen-error", markup=False)
+            yield _hint("enter: apply   esc: cancel   (low/high: randint only; the first dimension counts samples)")
+
+    def on_mount(self) -> None:
+        self.query_one("#gen-kind", Select).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_apply()
+
+
+    def action_apply(self) -> None:
+        kind = str(self.query_one("#gen-kind", Select).value)
+        try:
+            shape = tuple(int(x) for x in self.query_one("#gen-shape", Input).value.replace(",", " ").split())
+            low_high = [int(x) for x in self.query_one("#gen-range", Input).value.replace(",", " ").split()]
+        except ValueError:
+            self._error("the shape (and low, high) must be whole numbers, e.g. 16, 4")
+            return
+        if not shape or any(s < 1 for s in shape):
+            self._error("the shape needs one or more positive sizes, e.g. 16, 4")
+            return
+        if len(low_high) != 2:
+            self._error("low, high: two whole numbers")
+            return
+        error = self.apply_fn(kind, shape, low_high[0], low_high[1])
+        if error:
+            self._error(error)
+            return
+        self.dismiss(True)
+
+    def _error(self, text: str) -> None:
+        self.query_one("#gen-error", Static).update(Text("✗ " + text, style="bold red"))
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+class SaveModal(ModalScreen[bool]):
+    """Save the current state as a preset file."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "apply", "Apply")]
+
+    def __init__(self, path: str, apply: Apply) -> None:
+        super().__init__()
+        self.path = path
+        self.apply_fn = apply
+
+    def compose(self):  # noqa: ANN201
+        with Vertical(classes="dialog", id="save-dialog"):
+            yield Static(Text("Save as a preset", style="bold"), classes="dialog-title", markup=False)
+            with Horizontal(classes="pick-row"):
+                yield Label("file")
+                yield Input(self.path, compact=True, id="save-path")
+            with Horizontal(classes="pick-row"):
+                yield Label("weights")
+                yield Select([("current weights", True), ("arguments only", False)], value=True,
+                             allow_blank=False, compact=True, id="save-weights")
+            yield Static("", id="save-error", markup=False)
+            yield _hint("enter: save   esc: cancel   (current weights are written as hand-set parameters)")
+
+    def on_mount(self) -> None:
+        self.query_one("#save-path", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_apply()
+
+    def action_apply(self) -> None:
+        path = self.query_one("#save-path", Input).value.strip()
+        if not path:
+            self.query_one("#save-error", Static).update(Text("✗ type a file name", style="bold red"))
+            return
+        error = self.apply_fn(path, bool(self.query_one("#save-weights", Select).value))
+        if error:
+            self.query_one("#save-error", Static).update(Text("✗ " + error, style="bold red"))
+            return
+        self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)

@@ -1,0 +1,90 @@
+"""A layer's arguments in a form generated from the catalogue, validated as you type, with a live
+preview of the shapes the model would get."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
+
+from ..widgets.forms import ArgsForm
+
+
+class LayerFormScreen(ModalScreen["dict[str, Any] | None"]):
+    """Returns the new arguments (only those that differ from the defaults), or None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "apply", "Apply")]
+
+    def __init__(self, title: str, type_name: str, args: dict[str, Any],
+                 preview: Callable[[dict[str, Any]], Text]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.type_name = type_name
+        self.args = dict(args)
+        self.preview_fn = preview
+
+    def compose(self):  # noqa: ANN201
+        from tui_nn.engine.catalogue import CATALOGUE
+
+        lt = CATALOGUE[self.type_name]
+        with Vertical(classes="dialog", id="layer-form-dialog"):
+            yield Static(Text(self.title_text, style="bold"), classes="dialog-title", markup=False)
+            yield Static(Text(lt.doc, style="italic"), markup=False)
+            with VerticalScroll(id="layer-form-scroll"):
+                if lt.args:
+                    yield ArgsForm(lt.args, self.args, id="layer-args")
+                else:
+                    yield Static(Text("(no arguments)", style="dim"), markup=False)
+            yield Static("", id="layer-preview", markup=False)
+            yield Static(Text("enter / ctrl+s: apply   tab: next field   esc: cancel   * required", style="dim"),
+                         classes="dialog-hint", markup=False)
+
+    def on_mount(self) -> None:
+        forms = self.query(ArgsForm)
+        if forms:
+            forms.first().focus_first()
+        self._preview()
+
+    def _form(self) -> ArgsForm | None:
+        forms = self.query(ArgsForm)
+        return forms.first() if forms else None
+
+    def current_args(self) -> dict[str, Any] | None:
+        form = self._form()
+        if form is None:
+            return {}
+        return form.args() if form.valid else None
+
+    def _preview(self) -> None:
+        form = self._form()
+        out = self.query_one("#layer-preview", Static)
+        if form is not None and not form.valid:
+            out.update(Text(f"✗ {form.first_error()}", style="bold red"))
+            return
+        try:
+            out.update(self.preview_fn(self.current_args() or {}))
+        except Exception as err:  # noqa: BLE001 - the preview must never take the form down
+            out.update(Text(f"✗ {err}", style="red"))
+
+    def on_args_form_changed(self, event: ArgsForm.Changed) -> None:
+        event.stop()
+        self._preview()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_apply()
+
+    def action_apply(self) -> None:
+        args = self.current_args()
+        if args is None:
+            self.app.bell()
+            self._preview()
+            return
+        self.dismiss(args)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

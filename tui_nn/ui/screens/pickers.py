@@ -1,0 +1,190 @@
+"""Searchable pickers: layer types from the catalogue, presets (bundled or a file)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+
+class LayerPicker(ModalScreen["str | None"]):
+    """Type to filter; up/down to choose; enter to pick."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("down", "move(1)", "Next", show=False),
+        Binding("up", "move(-1)", "Previous", show=False),
+        Binding("pagedown", "move(5)", "Next page", show=False),
+        Binding("pageup", "move(-5)", "Previous page", show=False),
+    ]
+
+    def __init__(self, where: str) -> None:
+        super().__init__()
+        self.where = where
+
+    def compose(self):  # noqa: ANN201
+        with Vertical(classes="dialog", id="picker-dialog"):
+            yield Static(Text(f"Add a layer {self.where}", style="bold"), classes="dialog-title", markup=False)
+            yield Input(placeholder="type to search (e.g. conv, relu, norm)", id="picker-search")
+            yield OptionList(id="picker-list")
+            yield Static("", id="picker-doc", markup=False)
+            yield Static(Text("↑↓ choose   enter: add   esc: cancel", style="dim"), classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self._fill("")
+        self.query_one("#picker-search", Input).focus()
+
+    def _fill(self, query: str) -> None:
+        from tui_nn.engine.catalogue import CATALOGUE
+
+        q = query.strip().lower()
+        lst = self.query_one("#picker-list", OptionList)
+        lst.clear_options()
+        options = []
+        for lt in CATALOGUE.values():
+            hay = f"{lt.name} {lt.doc} {lt.category}".lower()
+            if q and q not in hay:
+                continue
+            label = Text(f"{lt.name:<18}", style="bold")
+            label.append(lt.category, style="dim")
+            options.append(Option(label, id=lt.name))
+        # names that start with the query first
+        options.sort(key=lambda o: (not str(o.id).lower().startswith(q), 0))
+        lst.add_options(options)
+        if options:
+            lst.highlighted = 0
+        self._doc()
+
+    def _doc(self) -> None:
+        from tui_nn.engine.catalogue import CATALOGUE
+
+        lst = self.query_one("#picker-list", OptionList)
+        text = Text()
+        if lst.highlighted is not None and lst.option_count:
+            lt = CATALOGUE[str(lst.get_option_at_index(lst.highlighted).id)]
+            text.append(lt.doc)
+            req = [a.name for a in lt.args if a.required]
+            if req:
+                text.append(f"\nneeds: {', '.join(req)}", style="dim")
+        self.query_one("#picker-doc", Static).update(text)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._fill(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._pick()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(str(event.option.id))
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        event.stop()
+        self._doc()
+
+    def action_move(self, delta: int) -> None:
+        lst = self.query_one("#picker-list", OptionList)
+        if not lst.option_count:
+            return
+        cur = lst.highlighted or 0
+        lst.highlighted = max(0, min(lst.option_count - 1, cur + delta))
+        self._doc()
+
+    def _pick(self) -> None:
+        lst = self.query_one("#picker-list", OptionList)
+        if lst.highlighted is None or not lst.option_count:
+            self.app.bell()
+            return
+        self.dismiss(str(lst.get_option_at_index(lst.highlighted).id))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class PresetPicker(ModalScreen["str | None"]):
+    """Bundled presets (name and description) or a file path."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("slash", "focus_path", "Type a path", show=False),
+    ]
+
+    def __init__(self, presets: list[tuple[str, str, Any]]) -> None:
+        """presets: (stem, path, Preset or PresetError)."""
+        super().__init__()
+        self.presets = presets
+
+    def compose(self):  # noqa: ANN201
+        with Vertical(classes="dialog", id="preset-dialog"):
+            yield Static(Text("Open a preset", style="bold"), classes="dialog-title", markup=False)
+            with Horizontal(id="preset-body"):
+                yield OptionList(id="preset-list")
+                yield Static("", id="preset-doc", markup=False)
+            yield Input(placeholder="…or type a preset file path and press enter", id="preset-path")
+            yield Static(Text("↑↓ choose   enter: open   tab: path   esc: cancel", style="dim"),
+                         classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        lst = self.query_one("#preset-list", OptionList)
+        for stem, _path, preset in self.presets:
+            label = Text(stem)
+            if isinstance(preset, Exception):
+                label.append("  ✗ invalid", style="red")
+            lst.add_option(Option(label, id=stem))
+        if self.presets:
+            lst.highlighted = 0
+            lst.focus()
+        else:
+            lst.add_option(Option(Text("(no bundled presets found)", style="dim"), disabled=True))
+            self.query_one("#preset-path", Input).focus()
+        self._doc()
+
+    def _entry(self) -> tuple[str, str, Any] | None:
+        lst = self.query_one("#preset-list", OptionList)
+        if lst.highlighted is None or not self.presets:
+            return None
+        return self.presets[lst.highlighted] if lst.highlighted < len(self.presets) else None
+
+    def _doc(self) -> None:
+        entry = self._entry()
+        text = Text()
+        if entry is not None:
+            stem, path, preset = entry
+            if isinstance(preset, Exception):
+                text.append("This preset does not load:\n", style="bold red")
+                text.append(str(preset))
+            else:
+                text.append(preset.name, style="bold")
+                if preset.lab:
+                    text.append(f"  (lab {preset.lab})", style="cyan")
+                text.append("\n" + (preset.description.strip() or "(no description)"))
+        self.query_one("#preset-doc", Static).update(text)
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        event.stop()
+        self._doc()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        entry = self._entry()
+        if entry is not None:
+            self.dismiss(entry[1])
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        path = event.value.strip()
+        if path:
+            self.dismiss(path)
+
+    def action_focus_path(self) -> None:
+        self.query_one("#preset-path", Input).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,127 @@
+"""Training controls: loss and its arguments, optimizer and its arguments, run settings, device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Label, Select, Static
+
+from .forms import ArgsForm
+
+
+class TrainControls(VerticalScroll):
+    """Built once a session exists (`load`); posts `Changed` messages the app applies to the session."""
+
+
+    class Changed(Message):
+        """what: "loss", "optimizer", "run", "device"."""
+
+        def __init__(self, what: str, value: Any) -> None:
+            super().__init__()
+            self.what = what
+            self.value = value
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._loading = False
+        self.devices: list[Any] = []
+
+    def compose(self):  # noqa: ANN201
+        yield Static("loading…", id="controls-loading")
+
+    async def load(self, session: Any, devices: list[Any]) -> None:
+        from tui_nn.engine.objectives import LOSSES, OPTIMIZERS
+
+        self._loading = True
+        self.devices = devices
+        t = session.training
+        await self.remove_children()
+        widgets = [
+            Static("Loss", classes="section"),
+            Horizontal(Label("loss"), Select([(n, n) for n in LOSSES], value=t.loss.type, allow_blank=False,
+                                              compact=True, id="loss-type"), classes="pick-row"),
+            ArgsForm(LOSSES[t.loss.type].args, t.loss.args, id="loss-args"),
+            Static("Optimizer", classes="section"),
+            Horizontal(Label("optimizer"), Select([(n, n) for n in OPTIMIZERS], value=t.optimizer.type,
+                                                  allow_blank=False, compact=True, id="opt-type"),
+                       classes="pick-row"),
+            ArgsForm(OPTIMIZERS[t.optimizer.type].args, t.optimizer.args, id="opt-args"),
+            Static("Run", classes="section"),
+            ArgsForm(run_argspecs(), {"steps": t.steps, "batch_size": t.batch_size, "seed": t.seed,
+                                      "shuffle": t.shuffle}, id="run-args"),
+            Static("Device", classes="section"),
+            Horizontal(Label("device"), Select([(d.name, d.name) for d in devices], value=str(session.device),
+                                               allow_blank=False, compact=True, id="device"), classes="pick-row"),
+            Static(Text("\n".join(f"{d.name}: {d.label}" for d in devices)), id="device-label", markup=False),
+        ]
+        await self.mount_all(widgets)
+        self.call_after_refresh(self._done_loading)
+
+    def _done_loading(self) -> None:
+        self._loading = False
+
+    async def _replace_form(self, form_id: str, argspecs: Any, values: dict[str, Any]) -> None:
+        old = self.query_one(f"#{form_id}", ArgsForm)
+        children = list(self.children)
+        before = children[children.index(old) - 1]
+        await old.remove()
+        await self.mount(ArgsForm(argspecs, values, id=form_id), after=before)
+
+    async def on_select_changed(self, event: Select.Changed) -> None:
+        from tui_nn.engine.objectives import LOSSES, OPTIMIZERS
+        from tui_nn.engine.spec import CallSpec
+
+        sid = event.select.id
+        if sid not in ("loss-type", "opt-type", "device"):
+            return
+        event.stop()
+        if self._loading:
+            return
+        if sid == "loss-type":
+            name = str(event.value)
+            await self._replace_form("loss-args", LOSSES[name].args, {})
+            self.post_message(self.Changed("loss", CallSpec(name, {})))
+        elif sid == "opt-type":
+            name = str(event.value)
+            lr = self.query_one("#opt-args", ArgsForm).values.get("lr")
+            values = {"lr": lr} if lr is not None else {}
+            await self._replace_form("opt-args", OPTIMIZERS[name].args, values)
+            self.post_message(self.Changed("optimizer", CallSpec(name, args_of(OPTIMIZERS[name].args, values))))
+        else:
+            self.post_message(self.Changed("device", str(event.value)))
+
+    def on_args_form_changed(self, event: ArgsForm.Changed) -> None:
+        from tui_nn.engine.spec import CallSpec
+
+        event.stop()
+        if self._loading or not event.form.valid:
+            return
+        fid = event.form.id
+        if fid == "loss-args":
+            name = str(self.query_one("#loss-type", Select).value)
+            self.post_message(self.Changed("loss", CallSpec(name, event.form.args())))
+        elif fid == "opt-args":
+            name = str(self.query_one("#opt-type", Select).value)
+            self.post_message(self.Changed("optimizer", CallSpec(name, event.form.args())))
+        elif fid == "run-args":
+            self.post_message(self.Changed("run", event.form.all_values()))
+
+
+def args_of(argspecs: Any, values: dict[str, Any]) -> dict[str, Any]:
+    from ..edits import args_from_values
+
+    return args_from_values(argspecs, values)
+
+
+def run_argspecs() -> tuple[Any, ...]:
+    from tui_nn.engine.catalogue import BOOL, INT, ArgSpec
+
+    return (
+        ArgSpec("steps", INT, 100, required=True, min=1, max=10**9, doc="steps for r (run)"),
+        ArgSpec("batch_size", INT, 0, required=True, min=0, max=2**31 - 1, doc="0 = all samples each step"),
+        ArgSpec("seed", INT, 0, required=True, min=0, max=2**63 - 1, doc="data and initial weights (R resets)"),
+        ArgSpec("shuffle", BOOL, True, doc="reshuffle mini-batches each epoch"),
+    )

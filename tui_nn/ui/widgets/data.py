@@ -1,0 +1,96 @@
+"""The Data tab (inputs and targets, inline or generated) and the Info tab (the exercise's text)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Static
+
+from .tensors import TensorEntry, TensorView
+
+
+def source_text(value: Any, data: Any = None) -> str:
+    from tui_nn.engine.spec import GeneratorSpec
+
+    dataset = getattr(data, "dataset", None)
+    csv = getattr(data, "csv", None)
+    if dataset is not None:
+        return f"data set {dataset.name} ({dataset.samples} samples)"
+    if csv is not None:
+        return f"CSV file {csv.path}"
+    if value is None:
+        return "random (drawn from the seed to fit the model and the loss)"
+    if isinstance(value, GeneratorSpec):
+        extra = f" low={value.low} high={value.high}" if value.kind == "randint" else ""
+        return f"generator {value.kind} {list(value.shape)}{extra}"
+    return "inline values"
+
+
+class DataPane(Horizontal):
+
+    def compose(self):  # noqa: ANN201
+        with Vertical(id="data-inputs-box"):
+            yield Static("", id="data-inputs-head", classes="data-head", markup=False)
+            yield TensorView(id="data-inputs-view")
+        with Vertical(id="data-targets-box"):
+            yield Static("", id="data-targets-head", classes="data-head", markup=False)
+            yield TensorView(id="data-targets-view")
+
+    def update_from(self, session: Any, editable: bool) -> None:
+        data = session.preset.data
+        for key, tensor, src in (("inputs", session.inputs, data.inputs), ("targets", session.targets, data.targets)):
+            head = Text()
+            head.append(key, style="bold")
+            if tensor is not None:
+                head.append(" [" + ", ".join(str(s) for s in tensor.shape) + "]", style="bold")
+            head.append(f"  {source_text(src, data)}\n", style="dim")
+            head.append("e edit cell  v edit all  G generator" if editable else "(read-only while training)",
+                        style="dim")
+            self.query_one(f"#data-{key}-head", Static).update(head)
+            note = ""
+            if tensor is None:
+                de = getattr(session, "data_error", None)
+                note = f"no targets: {de.message}" if de is not None else "no targets"
+            entry = TensorEntry(key=f"data:{key}", label=key, tensor=tensor, kind="data", editable=editable,
+                                note=note)
+            self.query_one(f"#data-{key}-view", TensorView).show(entry)
+
+
+class InfoPane(VerticalScroll):
+    """The preset's name, source and description (the exercise's instructions), and the model summary."""
+
+
+    def compose(self):  # noqa: ANN201
+        yield Static("loading…", id="info-text", markup=False)
+
+    def update_from(self, session: Any, devices: list[Any]) -> None:
+        from tui_nn.engine.shapes import summary_table
+
+        p = session.preset
+        text = Text()
+        text.append(p.name or "(unnamed)", style="bold")
+        if p.lab:
+            text.append(f"   lab {p.lab}", style="cyan")
+        text.append(f"\n{p.source}\n\n", style="dim")
+        text.append(p.description.strip() or "(no description)")
+        text.append("\n\nModel\n", style="bold")
+        text.append(summary_table(session.report))
+        if devices:
+            text.append("\n\nDevices\n", style="bold")
+            text.append("\n".join(f"{d.name}: {d.label}" for d in devices))
+        self.query_one("#info-text", Static).update(text)
+
+
+class Instructions(VerticalScroll):
+    """The description beside the layers on wide terminals."""
+
+
+    def compose(self):  # noqa: ANN201
+        yield Static("", id="instructions-text", markup=False)
+
+    def update_from(self, session: Any) -> None:
+        p = session.preset
+        self.border_title = Text(p.name)  # a Text, so the name is never read as markup
+        self.query_one("#instructions-text", Static).update(Text(p.description.strip() or "(no description)"))

@@ -1,0 +1,173 @@
+"""The layer stack: one row per layer (call, input -> output shape, parameters), the shape error with
+its hint and fix, and the totals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+
+def fmt_shape(shape: Any) -> str:
+    return "?" if shape is None else "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def short_shape(shape: Any) -> str:
+    """Shapes in the layer rows, without spaces (long conv shapes still fit 80 columns)."""
+    return "?" if shape is None else "[" + ",".join(str(s) for s in shape) + "]"
+
+
+class LayerTable(DataTable):
+    """The layers. Keys act on the highlighted layer."""
+
+    _MOVE = Binding.Group("Move")
+
+    BINDINGS = [
+        Binding("a", "app.add_layer", "Add", id="layers.add", tooltip="Add a layer after this one"),
+        Binding("e", "app.edit_layer", "Edit", id="layers.edit", tooltip="Edit this layer's arguments"),
+        Binding("x,delete", "app.remove_layer", "Del", id="layers.remove", tooltip="Remove this layer"),
+        Binding("K,shift+up", "app.move_layer(-1)", "Move up", id="layers.move_up", group=_MOVE),
+        Binding("J,shift+down", "app.move_layer(1)", "Move down", id="layers.move_down", group=_MOVE),
+        Binding("d", "app.duplicate_layer", "Duplicate", show=False, id="layers.duplicate"),
+        Binding("z", "app.freeze_layer", "Freeze / unfreeze", show=False, id="layers.freeze"),
+        Binding("i", "app.init_layer", "Initialise weights", show=False, id="layers.init"),
+        Binding("I", "app.edit_input_shape", "Model input shape", show=False, id="layers.input_shape"),
+    ]
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kw)
+        self.paths: list[str] = []
+
+    def on_mount(self) -> None:
+        self.add_column("#", key="idx", width=4)
+        self.add_column("layer", key="layer")
+        self.add_column("in → out", key="shape")
+        self.add_column("params", key="params")
+
+    @property
+    def selected_path(self) -> str | None:
+        if not self.paths:
+            return None
+        row = min(max(self.cursor_row, 0), len(self.paths) - 1)
+        return self.paths[row]
+
+    def update_from(self, session: Any, select: str | None = None) -> None:
+        """Rebuild the rows from the session's spec and shape report."""
+        from ..edits import call_text, flat_layers
+
+        keep = select if select is not None else self.selected_path
+        report = session.report
+        rows = {r.path: r for r in report.layers}
+        err = report.error
+        err_path = (err.path or str(err.layer)) if err is not None else None
+        self.clear()
+        self.paths = []
+        after_error = False
+        for path, depth, spec in flat_layers(session.spec.layers):
+            row = rows.get(path)
+            indent = "  " * depth
+            is_err = path == err_path
+            style = "bold red" if is_err else ("dim" if after_error else "")
+            call = Text(indent + call_text(spec), style=style)
+            if spec.frozen:
+                call.append(" ❄frozen", style="cyan")
+            if spec.params:
+                call.append(" ✎", style="yellow")
+            if row is None:
+                shape = Text("—", style="dim")
+                params = Text("", style="dim")
+            elif is_err:
+                shape = Text(f"{short_shape(row.input_shape)} → ✗", style="bold red")
+                params = Text(f"{row.params:,}" if row.params else "", style="red")
+            else:
+                out = short_shape(row.output_shape) if spec.type != "Residual" or row.output_shape else "…"
+                shape = Text(f"{short_shape(row.input_shape)} → {out}")
+                ptxt = f"{row.params:,}" if row.params else "0"
+                params = Text(ptxt, style="dim" if not row.params else ("cyan" if row.trainable == 0 else ""))
+            mark = Text(("✗ " if is_err else "  ") + path, style="bold red" if is_err else "dim")
+            self.add_row(mark, call, shape, params, key=path)
+            self.paths.append(path)
+            if is_err:
+                after_error = True
+        if keep in self.paths:
+            self.move_cursor(row=self.paths.index(keep), animate=False)
+        elif err_path in self.paths and select is None:
+            self.move_cursor(row=self.paths.index(err_path), animate=False)
+
+
+class ErrorPanel(Static):
+    """The shape error (PyTorch's message, the hint, the fix and its key), or a data problem."""
+
+    def update_from(self, session: Any, running: bool = False) -> None:
+        from tui_nn.engine.shapes import INPUT_FIX
+
+        err = session.report.error
+        text = Text()
+        if err is not None:
+            where = err.path or str(err.layer)
+            text.append(f"✗ layer {where} ({err.type}): ", style="bold red")
+            text.append(err.message, style="red")
+            if err.hint:
+                text.append("\n  hint: ", style="bold")
+                text.append(err.hint)
+            if err.fix is not None:
+                text.append("\n  f", style="bold reverse")
+                text.append(" fix: ", style="bold green")
+                text.append(err.fix.text, style="green")
+            alts = [f for f in err.extra_fixes if f.layer == INPUT_FIX]
+            if alts:
+                text.append("\n  F", style="bold reverse")
+                text.append(" alternative: ", style="bold green")
+                text.append(alts[0].text, style="green")
+        elif getattr(session, "data_error", None) is not None:
+            de = session.data_error
+            text.append("⚠ data: ", style="bold yellow")
+            text.append(de.message, style="yellow")
+            if de.hint:
+                text.append("\n  hint: ", style="bold")
+                text.append(de.hint)
+            text.append("\n  (Data tab: 4)", style="dim")
+        self.update(text)
+        self.display = bool(text.plain)
+        self.set_class(err is not None, "-error")
+
+
+class Totals(Static):
+    """Parameters, trainable parameters, memory estimate; the highlighted layer's details."""
+
+    def update_from(self, session: Any, path: str | None) -> None:
+        from tui_nn.engine.catalogue import CATALOGUE
+        from tui_nn.engine.shapes import fmt_bytes
+
+        from ..edits import get_layer
+
+        report = session.report
+        text = Text()
+        text.append("params ", style="dim")
+        text.append(f"{report.total_params:,}", style="bold")
+        text.append("  trainable ", style="dim")
+        text.append(f"{report.trainable_params:,}", style="bold")
+        text.append("  mem ≈ ", style="dim")
+        text.append(fmt_bytes(report.memory.total), style="bold")
+        text.append("  ")
+        text.append(fmt_shape(tuple(session.inputs.shape)))
+        text.append(" → ", style="dim")
+        text.append(fmt_shape(report.output_shape))
+        detail = ""
+        if path is not None:
+            try:
+                spec = get_layer(session.spec, path)
+            except Exception:  # noqa: BLE001 - a stale path after an edit: no details
+                spec = None
+            if spec is not None:
+                lt = CATALOGUE.get(spec.type)
+                row = next((r for r in report.layers if r.path == path), None)
+                if row is not None and row.detail:
+                    detail = f"{spec.type} output size: {row.detail}"
+                else:
+                    detail = f"{spec.type}: {lt.doc if lt else ''}"
+        text.append("\n")
+        text.append(detail, style="italic")
+        self.update(text)
