@@ -19,9 +19,11 @@ CUDA IPC between the processes.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.multiprocessing as mp
@@ -93,7 +95,37 @@ def _apply_state(session: Session, state: dict[str, Any]) -> None:
             params[name].grad = grad
 
 
+@contextmanager
+def _spawnable_std_streams() -> Iterator[None]:
+    """A UI framework may replace sys.stdout/sys.stderr with capture objects that have no real file
+    descriptor, and multiprocessing hands sys.stderr's descriptor to the processes it starts. Point
+    such streams at os.devnull while spawning."""
+
+    def usable(stream: Any) -> bool:
+        try:
+            return stream is not None and stream.fileno() >= 0
+        except (AttributeError, OSError, ValueError):
+            return False
+
+    saved = sys.stdout, sys.stderr
+    if usable(saved[0]) and usable(saved[1]):
+        yield
+        return
+    null = open(os.devnull, "w")  # noqa: SIM115 - closed below
+    try:
+        sys.stdout = saved[0] if usable(saved[0]) else null
+        sys.stderr = saved[1] if usable(saved[1]) else null
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+        null.close()
+
+
 def _child_main(conn: Any, stop: Any, threads: int) -> None:  # pragma: no cover - runs in the child process
+    # Nothing the trainer process prints may reach the terminal the app draws on.
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
     torch.set_num_threads(threads)
     while True:
         try:
@@ -134,7 +166,8 @@ class ProcessRunner:
         self.threads = threads or max(1, cores - 1)  # leave a core to the UI
         self._proc: Any = None
         self._conn: Any = None
-        self._stop = _CTX.Event()
+        with _spawnable_std_streams():  # the Event's semaphore may start multiprocessing's resource tracker
+            self._stop = _CTX.Event()
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -145,7 +178,8 @@ class ProcessRunner:
             parent, child = _CTX.Pipe(duplex=True)
             self._proc = _CTX.Process(target=_child_main, args=(child, self._stop, self.threads), daemon=True,
                                       name="tui-nn-trainer")
-            self._proc.start()
+            with _spawnable_std_streams():
+                self._proc.start()
             child.close()
             self._conn = parent
 
@@ -182,18 +216,19 @@ class ProcessRunner:
             self._proc = None
             self.start()
             self._conn.send(("run", payload))
+        proc, conn = self._proc, self._conn  # close() from another thread must not pull these away mid-run
         while True:
             if should_stop():
                 self._stop.set()
-            if self._conn.poll(0.02):
-                try:
-                    msg = self._conn.recv()
-                except (EOFError, OSError):
-                    msg = ("died",)
-            elif not self._proc.is_alive():
+            try:
+                ready = conn.poll(0.02)
+                msg = conn.recv() if ready else None
+            except (EOFError, OSError, ValueError):  # closed under us (the app is quitting) or the child died
                 msg = ("died",)
-            else:
-                continue
+            if msg is None:
+                if proc.is_alive():
+                    continue
+                msg = ("died",)
             kind = msg[0]
             if kind == "progress":
                 p: Progress = msg[1]
@@ -214,16 +249,17 @@ class ProcessRunner:
                 if kind == "failed":
                     message, hint = msg[1], msg[2]
                 else:
-                    code = self._proc.exitcode if self._proc is not None else None
+                    code = proc.exitcode
                     message = f"the trainer process stopped unexpectedly (exit code {code})"
                     hint = "the weights are those in shared memory at that moment; start a new run to continue"
-                    self._proc = None
+                    if self._proc is proc:
+                        self._proc = None
                 elapsed = time.perf_counter() - t0
                 return Finished(reason="error", step=session.step, run_steps=session.step - start_step,
                                 final_loss=session.history.last if len(session.history) else None,
                                 elapsed=elapsed, steps_per_s=0.0, message=message, hint=hint)
 
-    def close(self, timeout: float = 1.0) -> None:
+    def close(self, timeout: float = 0.2) -> None:
         """Stop the trainer process (within `timeout` seconds, then terminate it)."""
         proc, conn = self._proc, self._conn
         self._proc = self._conn = None

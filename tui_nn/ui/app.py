@@ -104,6 +104,14 @@ class PlaygroundApp(App[int]):
         self._last_live = 0.0
         self._pause_at: int | None = None
         self.loaded = threading.Event()
+        self._runner: Any = None  # the engine's runner: a trainer process (TUI_NN_RUNNER=thread: in a thread)
+
+    def runner(self) -> Any:
+        if self._runner is None:
+            from tui_nn.engine.runner import make_runner
+
+            self._runner = make_runner()
+        return self._runner
 
     # -- layout ----------------------------------------------------------------------------------
 
@@ -157,6 +165,9 @@ class PlaygroundApp(App[int]):
             self.post_message(LoadFailed("Cannot load the engine", f"{type(err).__name__}: {err}"))
             return
         try:
+            runner = self.runner()
+            if hasattr(runner, "start"):
+                runner.start()  # the trainer process imports torch behind the first frame
             devices = list_devices()
             presets: list[tuple[str, str, Any]] = []
             for p in bundled_presets():
@@ -988,8 +999,10 @@ class PlaygroundApp(App[int]):
 
     @work(thread=True, exit_on_error=False, group="train", name="train")
     def _run_trainer(self, steps: int) -> None:
+        from dataclasses import replace
+
         from tui_nn.engine.errors import EngineError
-        from tui_nn.engine.trainer import Progress, Trainer
+        from tui_nn.engine.trainer import Progress
 
         worker = get_current_worker()
         session = self.session
@@ -1000,15 +1013,18 @@ class PlaygroundApp(App[int]):
                 self.post_message(TrainProgress(r, session.history.series()))
 
         pause_at, self._pause_at = self._pause_at, None
+        run_steps = steps
+        if pause_at is not None:  # pause exactly at that step (a deterministic mid-run state)
+            run_steps = max(0, min(steps, pause_at - session.step))
 
         def should_stop() -> bool:
-            if pause_at is not None and session.step >= pause_at:
-                self._pause_requested = True
-                return True
             return stop.is_set() or worker.is_cancelled
 
         try:
-            finished = Trainer(session).run(steps, report=report, should_stop=should_stop)
+            finished = self.runner().run(session, run_steps, report=report, should_stop=should_stop)
+            if run_steps < steps and finished.reason == "done":
+                self._pause_requested = True
+                finished = replace(finished, reason="stopped")
         except EngineError as err:
             self.post_message(TrainFailed(err.message, err.hint))
             return
@@ -1307,6 +1323,11 @@ class PlaygroundApp(App[int]):
     async def action_quit(self) -> None:
         self._stop_event.set()
         self.exit(0)
+
+    def on_unmount(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.close()
 
 
 def _num_text(t: Any) -> str:
