@@ -94,3 +94,26 @@ def test_model_text_is_print_model():
     from tui_nn.engine.model import model_text
 
     assert "(0): Linear(in_features=3, out_features=3, bias=True)" in model_text(loads_preset(EXAMPLE).model)
+
+
+def test_set_data_keeps_weights_and_refuses_wrong_shapes(session):
+    from tui_nn.engine.errors import DataError
+    from tui_nn.engine.spec import DataSpec
+
+    w = session.get_param("0.weight").detach().clone()
+    session.set_data(DataSpec(inputs=[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], targets=[0, 2]))
+    assert session.inputs.shape == (2, 3) and session.targets.tolist() == [0, 2]
+    assert torch.equal(session.get_param("0.weight"), w)
+    with pytest.raises(DataError):
+        session.set_data(DataSpec(inputs=[[1.0, 2.0]]))
+    assert session.inputs.shape == (2, 3)  # unchanged
+
+
+def test_stale_hand_set_weights_are_a_weight_error():
+    from tui_nn.engine.model import build_model
+    from tui_nn.engine.spec import LayerSpec, ModelSpec
+
+    spec = ModelSpec((1, 2), [LayerSpec("Linear", {"in_features": 2, "out_features": 3},
+                                        {"weight": [[1.0, 2.0, 3.0]] * 3})])
+    with pytest.raises(WeightError, match="hand-set weight has shape"):
+        build_model(spec)

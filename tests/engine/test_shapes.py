@@ -130,3 +130,10 @@ def test_session_refuses_oversized_model_with_the_number():
         Session(p, budget=100 * 1024**2)
     assert info.value.needed_bytes > 100 * 1024**2
     assert "bytes" in str(info.value)
+
+
+def test_fix_inside_residual_names_the_nested_layer():
+    r = check_model(ModelSpec((2, 4), [LayerSpec("Residual", layers=[L("ReLU"),
+                                                                     L("Linear", in_features=5, out_features=4)])]))
+    fix = r.error.fix
+    assert (fix.layer, fix.path, fix.arg, fix.value) == (0, "0.1", "in_features", 4)

@@ -64,15 +64,20 @@ class MemoryBudgetError(EngineError):
 
 @dataclass(frozen=True)
 class Fix:
-    """A concrete, applicable fix: set argument `arg` of layer `layer` to `value`."""
+    """A concrete, applicable fix: set argument `arg` of layer `layer` to `value`.
+
+    `layer` is a top-level index; `path` names the exact layer ("3.1": the second layer inside the
+    Residual block at index 3) and is what to apply the fix to."""
 
     layer: int
     arg: str
     value: Any
     text: str
+    path: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"layer": self.layer, "arg": self.arg, "value": self.value, "text": self.text}
+        return {"layer": self.layer, "path": self.path or str(self.layer), "arg": self.arg, "value": self.value,
+                "text": self.text}
 
 
 @dataclass(frozen=True)

@@ -100,9 +100,16 @@ def apply_spec_params(model: nn.Module, spec: ModelSpec) -> None:
         if s.init is not None:
             init_module(module, s.init)
         for name, value in s.params.items():
-            param = getattr(module, name)
+            param = getattr(module, name, None)
+            if not isinstance(param, torch.Tensor):
+                raise WeightError(f"layer {path} ({s.type}) has no parameter \"{name}\" to set")
+            t = torch.tensor(value, dtype=param.dtype)
+            if t.numel() != param.numel():
+                raise WeightError(f"layer {path} ({s.type}): the hand-set {name} has shape {list(t.shape)} but the "
+                                  f"layer's {name} has shape {list(param.shape)}",
+                                  hint="drop the hand-set values, or change them to the new shape")
             with torch.no_grad():
-                param.copy_(torch.tensor(value, dtype=param.dtype).reshape(param.shape))
+                param.copy_(t.reshape(param.shape))
         if s.frozen:
             for p in module.parameters():
                 p.requires_grad_(False)

@@ -25,7 +25,7 @@ from .objectives import make_loss, make_optimizer
 from .runs import RunRegistry
 from .schedules import make_scheduler
 from .shapes import ShapeReport, check_memory, check_model
-from .spec import CallSpec, LayerSpec, ModelSpec, Preset
+from .spec import CallSpec, DataSpec, LayerSpec, ModelSpec, Preset
 
 
 def tensor_to_list(t: torch.Tensor) -> Any:
@@ -155,6 +155,27 @@ class Session:
         self.batch_gen = torch.Generator().manual_seed(t.seed)
         self.batch_perm: torch.Tensor | None = None
         self.batch_pos = 0
+
+    def set_data(self, data: DataSpec) -> None:
+        """Use other data (inline, generators, a data set or a CSV file), keeping the weights, the optimizer
+        and the history. Raises an EngineError (and changes nothing) when the data does not fit the model's
+        sample shape or the memory budget; targets that do not fit the loss become `data_error`."""
+        planned = planned_input_shape(data, self.spec.input_shape)
+        if planned is not None and tuple(planned[1:]) != tuple(self.spec.input_shape[1:]):
+            raise DataError(f"inputs of shape {list(planned)} do not fit the model input shape "
+                            f"{list(self.spec.input_shape)}: each sample must have shape "
+                            f"{list(self.spec.input_shape[1:])}", hint="change the model's input shape first")
+        inputs, _ = make_inputs(data, self.spec.input_shape, self.training.seed)
+        if tuple(inputs.shape[1:]) != tuple(self.spec.input_shape[1:]):
+            raise DataError(f"the data's samples have shape {list(inputs.shape[1:])} but the model takes "
+                            f"{list(self.spec.input_shape[1:])}", hint="change the model's input shape first")
+        report = self._check(self.spec, tuple(inputs.shape))
+        self.preset.data = data
+        self.report = report
+        self.inputs = inputs.to(self.device)
+        self.batch_perm = None
+        self.batch_pos = 0
+        self._make_targets()
 
     def _make_targets(self) -> None:
         """Targets drawn after the inputs from the data generator, exactly as `reset()` draws them."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -266,8 +266,16 @@ def diagnose(index: int, path: str, spec: LayerSpec, in_shape: tuple[int, ...], 
     elif t == "Residual":
         hint = (f"a Residual block adds its input {fmt_shape(in_shape)} to its body's output, so the body must "
                 f"keep the shape.")
-    return ShapeError(layer=index, type=t, message=message, hint=hint, fix=fix, input_shape=in_shape, path=path,
-                      extra_fixes=tuple(extra))
+    def located(f: Fix | None) -> Fix | None:
+        if f is None or f.layer == INPUT_FIX:
+            return f
+        if f.layer == index and f.arg != REMOVE:
+            return replace(f, path=path)
+        return f if "." not in path else None  # inside a Residual block another layer's index is ambiguous
+
+    fixes = [g for g in (located(f) for f in extra) if g is not None]
+    return ShapeError(layer=index, type=t, message=message, hint=hint, fix=located(fix), input_shape=in_shape,
+                      path=path, extra_fixes=tuple(fixes))
 
 
 def _kernel_fix(index: int, t: str, a: dict[str, Any], in_shape: tuple[int, ...], dims: int,

@@ -13,10 +13,9 @@ from typing import Any
 import torch
 
 from tui_nn.engine.catalogue import CATALOGUE, full_args
-from tui_nn.engine.data import make_inputs
 from tui_nn.engine.errors import EngineError, Fix, ShapeError
 from tui_nn.engine.preset import check_arg
-from tui_nn.engine.shapes import INPUT_FIX, INSERT, REMOVE, LayerShape, ShapeReport, check_model
+from tui_nn.engine.shapes import INPUT_FIX, INSERT, REMOVE, LayerShape, ShapeReport
 from tui_nn.engine.spec import CallSpec, DataSpec, GeneratorSpec, LayerSpec, ModelSpec, Preset, TrainingSpec
 
 UNDO_DEPTH = 50
@@ -460,13 +459,7 @@ def set_data(session: Any, inputs: Any = ..., targets: Any = ...) -> None:
                             hint="change the model's input shape on the Layers tab (key I) first")
         if shape[0] < 1:
             raise EditError("the inputs need at least one sample")
-    x, _gen = make_inputs(data, session.spec.input_shape, session.training.seed)
-    t = session.training
-    report = check_model(session.spec, tuple(x.shape), optimizer=t.optimizer.type, optimizer_args=t.optimizer.args)
-    session.preset.data = data
-    session.inputs = x.to(session.device)
-    session.report = report
-    session._make_targets()  # noqa: SLF001 - the engine's own target matching, as reset() does
+    session.set_data(data)
 
 
 def data_text(value: Any) -> str:
