@@ -27,6 +27,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, Callable
 
 import torch
@@ -287,6 +288,8 @@ def read_csv(spec: CsvSpec, *, source: str | None = None, field: str = "data.csv
     except OSError as err:
         raise CsvError(f"cannot read \"{spec.path}\" ({path}): {err.strerror or err}", source=source or path,
                        field=f"{field}.path") from None
+    if not S_ISREG(st.st_mode):  # a FIFO or a device (/dev/stdin, /dev/zero) would block or never end
+        raise CsvError(f"\"{spec.path}\" is not a regular file", source=source or path, field=f"{field}.path")
     if st.st_size > MAX_CSV_BYTES:
         raise CsvError(f"the file is too large ({st.st_size} bytes; at most {MAX_CSV_BYTES})", source=path)
     key = (os.path.abspath(path), st.st_mtime_ns, st.st_size, tuple(spec.features), tuple(spec.target))

@@ -13,6 +13,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
+from stat import S_ISREG
 from typing import Annotated, Any, Literal
 
 import tomli_w
@@ -226,6 +227,9 @@ def check_numbers(value: Any, field: str, source: str = "<input>") -> tuple[int,
                                   field=field)
             if isinstance(item, float) and not math.isfinite(item):
                 raise PresetError(f"expected finite numbers; found {item!r}", source=source, field=field)
+            if isinstance(item, int) and not -2**63 <= item < 2**63:  # torch.tensor would overflow
+                raise PresetError(f"number out of range (a 64-bit integer at most); found {_short(item)}",
+                                  source=source, field=field)
         return tuple(shape)
 
 
@@ -476,7 +480,10 @@ def load_preset(path: str | os.PathLike[str]) -> Preset:
             raise PresetError(f"no such file or bundled preset{did_you_mean(p.stem, names)}", source=str(path))
         p = bundled
     try:
-        size = p.stat().st_size
+        info = p.stat()
+        if not S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+            raise PresetError("not a regular file", source=str(p))
+        size = info.st_size
         if size > MAX_FILE_BYTES:
             raise PresetError(f"file too large ({size} bytes; at most {MAX_FILE_BYTES})", source=str(p))
         data = p.read_bytes()

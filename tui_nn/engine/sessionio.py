@@ -30,6 +30,8 @@ import os
 import time
 import tomllib
 import zipfile
+import zlib
+from lzma import LZMAError
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,11 @@ MAX_TENSOR_BYTES = 16 * 1024 ** 3
 MEMBERS = ("format.json", "preset.toml", "original.toml", "state.json", "weights.safetensors",
            "optimizer.safetensors", "data.safetensors", "history.csv", "runs.json")
 MIN_AUTOSAVE_INTERVAL = 5.0
+# what a damaged archive raises: zlib/lzma errors, an unknown compression method (NotImplementedError),
+# an encrypted member (RuntimeError), besides BadZipFile and OSError
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, LZMAError, NotImplementedError,
+               RuntimeError)
+MAX_HISTORY_CAPACITY = 1 << 20  # loss-history buckets (a session uses 4096); more is a hostile file
 
 
 class SessionFileError(EngineError):
@@ -82,6 +89,8 @@ def _history_meta(h: LossHistory) -> dict[str, Any]:
 def _restore_history(h: LossHistory, text: str, meta: dict[str, Any], where: str) -> None:
     try:
         capacity = int(meta["capacity"])
+        if capacity > MAX_HISTORY_CAPACITY:  # refused before anything of that size is allocated
+            raise ValueError(f"capacity {capacity} is more than {MAX_HISTORY_CAPACITY}")
         fresh = LossHistory(capacity)
         rows = [line.split(",") for line in text.strip().splitlines()[1:] if line.strip()]
         if len(rows) > capacity:
@@ -284,7 +293,7 @@ def _read(zf: zipfile.ZipFile, name: str, where: str, limit: int, required: bool
     try:
         with zf.open(info) as fh:
             data = fh.read(limit + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+    except _ZIP_ERRORS as err:
         raise SessionFileError(f"{where}: {name} is damaged: {err}") from None
     if len(data) > limit:
         raise SessionFileError(f"{where}: {name} is too large")
@@ -309,26 +318,38 @@ def _json(zf: zipfile.ZipFile, name: str, where: str, required: bool = True) -> 
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise SessionFileError(f"{where}: {name} is not valid JSON: {err}") from None
+    except RecursionError:  # not a ValueError: deeply nested arrays exhaust the decoder's stack
+        raise SessionFileError(f"{where}: {name} is nested too deeply") from None
 
 
 def _tensors(zf: zipfile.ZipFile, name: str, where: str) -> dict[str, torch.Tensor]:
-    data = _read(zf, name, where, MAX_TENSOR_BYTES)
+    from .shapes import default_budget
+
+    # a member larger than the memory budget is refused before it is inflated (a zip bomb stays on disk)
+    data = _read(zf, name, where, min(MAX_TENSOR_BYTES, max(default_budget("cpu"), 1 << 20)))
     assert data is not None
     try:
-        return st_load(data)
+        tensors = st_load(data)
     except Exception as err:  # noqa: BLE001 - safetensors raises its own error types
         raise SessionFileError(f"{where}: {name} is not a valid safetensors file: {err}") from None
+    for key, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise SessionFileError(f"{where}: {name}: \"{key}\" holds NaN or Inf values")
+    return tensors
 
 
 def _preset(text: str, source: str) -> Preset:
     """A preset from the archive; a CSV data table is taken as written (the data itself is in the archive, so
     the CSV file need not exist any more)."""
-    from .preset import preset_from_dict
+    from .preset import _prescan, preset_from_dict
 
+    _prescan(text, source)  # nesting is capped before parsing, as for preset files
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise PresetError(f"TOML syntax error: {err}", source=source) from None
+    except RecursionError:
+        raise PresetError("nested too deeply", source=source) from None
     table = raw.get("data", {}).pop("csv", None) if isinstance(raw.get("data"), dict) else None
     preset = preset_from_dict(raw, source)
     if table is not None:
@@ -349,10 +370,12 @@ def load_session(path: str | os.PathLike[str], *, device: str | None = None) -> 
     p = Path(path)
     where = str(p)
     try:
+        if p.exists() and not p.is_file():  # a folder, a FIFO or a device: would fail, block or never end
+            raise SessionFileError(f"{where}: not a regular file")
         zf = zipfile.ZipFile(p)
     except FileNotFoundError:
         raise SessionFileError(f"{where}: no such file") from None
-    except (zipfile.BadZipFile, OSError) as err:
+    except _ZIP_ERRORS as err:
         raise SessionFileError(f"{where}: not a tui-nn session file ({err})") from None
     with zf:
         fmt = _json(zf, "format.json", where)
@@ -441,7 +464,10 @@ def load_session(path: str | os.PathLike[str], *, device: str | None = None) -> 
     except (TypeError, ValueError) as err:
         raise SessionFileError(f"{where}: the test evaluations cannot be read: {err}") from None
     if runs is not None:
-        session.runs.load_list(runs)
+        try:
+            session.runs.load_list(runs)
+        except EngineError as err:  # name the file and the member, as every other refusal here does
+            raise SessionFileError(f"{where}: runs.json: {err.message}") from None
     return session
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import WeightError
 
@@ -50,24 +50,16 @@ def _number(token: str, text: str, pos: int) -> float:
     return value
 
 
-def _tokens(text: str, start: int, end: int) -> list[tuple[str, int]]:
-    """Split text[start:end] into brackets, separators and number-like words, with positions."""
-    out: list[tuple[str, int]] = []
-    i = start
-    while i < end:
-        ch = text[i]
-        if ch in "[](),;\n":
-            out.append((ch, i))
-            i += 1
-        elif ch.isspace():
-            i += 1
-        else:
-            j = i
-            while j < end and not text[j].isspace() and text[j] not in "[](),;":
-                j += 1
-            out.append((text[i:j], i))
-            i = j
-    return out
+_TOKEN = re.compile(r"[\[\](),;\n]|[^\s\[\](),;]+")
+
+
+def _tokens(text: str, start: int, end: int) -> Iterator[tuple[str, int]]:
+    """Split text[start:end] into brackets, separators and number-like words, with positions.
+
+    A generator (and a regular expression): a bad token or too many numbers stop the parse there, without
+    first splitting the whole text (up to MAX_TEXT_CHARS) in Python."""
+    for m in _TOKEN.finditer(text, start, end):
+        yield m.group(), m.start()
 
 
 def _count(n: int, word: str) -> str:

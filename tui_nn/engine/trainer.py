@@ -136,7 +136,7 @@ class Trainer:
         params = [p for p in model.parameters()]
         batches = _Batches(s, t.batch_size, t.shuffle)
         device = s.inputs.device
-        buf = torch.empty(BUFFER, device=device)
+        buf: list[torch.Tensor] = []  # the detached loss of each step since the last report (stacked at flush)
         from .metrics import StepMetrics
 
         metrics = StepMetrics(s, every=every)  # the last batch's accuracy and the test split, at report time
@@ -165,7 +165,8 @@ class Trainer:
             nonlocal last_acc, last_eval
             if fill == 0:
                 return True
-            values = buf[:fill].detach().cpu().double().numpy()
+            values = torch.stack(buf).cpu().double().numpy()
+            buf.clear()
             bad = ~np.isfinite(values)
             if bad.any():
                 k = int(np.argmax(bad))
@@ -218,31 +219,42 @@ class Trainer:
             next_report = now + interval
             return True
 
+        # the hot loop: per step only what a hand-written loop does, plus a list append, a counter and a clock read
+        full = batches.full
+        xb, yb = s.inputs, s.targets  # full batch: the same tensors every step
+        opt = s.optimizer
+        schedule = getattr(s, "scheduler", None)  # schedules.py: stepped once per step
+        record = metrics.record if metrics.track else None
+        append = buf.append
+        perf_counter = time.perf_counter
         try:
             while steps is None or done < steps:
                 if should_stop():
                     reason = "stopped"
                     break
-                xb, yb = batches.next()
-                opt = s.optimizer = s.new_optimizer() if reset_each else s.optimizer
+                if not full:
+                    xb, yb = batches.next()
+                if reset_each:
+                    opt = s.optimizer = s.new_optimizer()
+                    schedule = getattr(s, "scheduler", None)
                 assert opt is not None
                 opt.zero_grad(set_to_none=True)
                 out = model(xb)
                 loss = loss_fn(out, yb)
                 loss.backward()
                 opt.step()
-                schedule = getattr(s, "scheduler", None)  # schedules.py: stepped once per step
                 if schedule is not None:
                     schedule.step()
-                metrics.record(out, yb)
-                buf[fill] = loss.detach()
+                if record is not None:
+                    record(out, yb)
+                append(loss.detach())
                 fill += 1
                 s.step += 1
                 done += 1
                 last = steps is not None and done >= steps
                 if (check_each or fill == BUFFER or last
                         or (every is not None and s.step % every == 0)
-                        or (every is None and time.perf_counter() >= next_report)):
+                        or (every is None and perf_counter() >= next_report)):
                     if not flush(final=last):
                         break
                     if target is not None and last_loss is not None and last_loss <= target:

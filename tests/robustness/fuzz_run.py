@@ -1,0 +1,77 @@
+"""The long robustness run: the fuzzers with >= 10,000 inputs in all, the SIGKILL runs, and the rest of
+tests/robustness at full size, in a pytest child under an address-space cap (a MemoryError or the OS's OOM killer
+would show as a failure). Prints the figures that docs/reliability.md records.
+
+    python -m tests.robustness.fuzz_run --inputs 10000 --kills 300
+    python -m tests.robustness.fuzz_run --inputs 500 --kills 100 --quick    # a few minutes
+
+CI runs the same tests with their small samples (`pytest tests/robustness`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FUZZ_TARGETS = 11  # hypothesis-driven fuzz tests in test_fuzz_loaders.py (max_examples each)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.robustness.fuzz_run", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--inputs", type=int, default=10_000, help="fuzz inputs in all, over the four loaders")
+    ap.add_argument("--kills", type=int, default=300, help="SIGKILLs while saving (and random stops)")
+    ap.add_argument("--sequences", type=int, default=30, help="hypothesis action sequences through the app")
+    ap.add_argument("--long-steps", type=int, default=10**6, help="steps of the real long training run")
+    ap.add_argument("--memory-cap-gb", type=float, default=6.0, help="address-space cap of the run (RLIMIT_AS)")
+    ap.add_argument("--quick", action="store_true", help="only the fuzzers and the kills")
+    ap.add_argument("--json", metavar="FILE", help="also write the counts here")
+    args = ap.parse_args(argv)
+
+    per_target = max(1, math.ceil(args.inputs / FUZZ_TARGETS))
+    report = Path(args.json) if args.json else Path(tempfile.mkstemp(suffix=".json")[1])
+    env = dict(os.environ, TUI_NN_FUZZ_EXAMPLES=str(per_target), TUI_NN_KILLS=str(args.kills),
+               TUI_NN_ACTION_SEQUENCES=str(args.sequences), TUI_NN_LONG_STEPS=str(args.long_steps),
+               TUI_NN_ROBUSTNESS_REPORT=str(report), OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
+               TUI_NN_KILL_SEED=str(int(time.time())), TUI_NN_STOP_SEED=str(int(time.time()) + 1))
+    targets = (["tests/robustness/test_fuzz_loaders.py", "tests/robustness/test_saves.py",
+                "tests/robustness/test_hostile_files.py"] if args.quick else ["tests/robustness"])
+    cap = int(args.memory_cap_gb * 1024**3)
+
+    def limit() -> None:  # in the child: a runaway allocation fails there (MemoryError), not on the machine
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-s", *targets],
+                          cwd=ROOT, env=env, preexec_fn=limit)
+    took = time.time() - t0
+    counts = json.loads(report.read_text()) if report.exists() and report.stat().st_size else {}
+    fuzz = {g: v for g, v in counts.items() if g in ("preset loader", "session loader", "weight-text parser",
+                                                     "CSV importer")}
+    inputs = sum(int(v.get("inputs", 0)) for v in fuzz.values())
+    hostile = counts.get("hostile files", {})
+    saves = counts.get("saves", {})
+    crashes = 0 if proc.returncode == 0 else "some (pytest failed; see above)"
+    print()
+    print(f"== robustness run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {took / 60:.1f} min, "
+          f"memory cap {args.memory_cap_gb:g} GB ==")
+    print(f"{inputs} inputs tried, {crashes} crashes, {int(hostile.get('code executions', 0))} code executions, "
+          f"{int(saves.get('lost sessions', 0))} lost sessions")
+    for group, vals in counts.items():
+        print(f"  {group}: " + ", ".join(f"{k} {v}" for k, v in vals.items()))
+    if not args.json:
+        report.unlink(missing_ok=True)
+    return proc.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

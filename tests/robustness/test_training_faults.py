@@ -1,0 +1,191 @@
+"""Faults in training: a step that raises, a simulated CUDA out-of-memory, a NaN loss, a trainer process that
+dies. The app stays up, shows what happened, and keeps the last good weights (those of a replay to that step)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any, Callable
+
+import pytest
+import torch
+from textual.widgets import Static
+
+from tests.ui.helpers import loaded, wait_until
+from tui_nn.engine.preset import loads_preset
+from tui_nn.engine.session import Session
+from tui_nn.engine.trainer import Trainer
+
+from . import counts
+
+PRESET = """
+[model]
+input_shape = [8, 4]
+[[model.layers]]
+type = "Linear"
+in_features = 4
+out_features = 6
+[[model.layers]]
+type = "Tanh"
+[[model.layers]]
+type = "Linear"
+in_features = 6
+out_features = 1
+[training]
+optimizer = { type = "Adam", lr = 0.01 }
+seed = 5
+"""
+FAULT_AT = 7  # the step that fails (1-based)
+
+
+def session() -> Session:
+    return Session(loads_preset(PRESET), budget=2**28)
+
+
+def replay(steps: int) -> dict[str, torch.Tensor]:
+    s = session()
+    if steps:
+        Trainer(s).run(steps)
+    return {k: v.clone() for k, v in s.model.state_dict().items()}
+
+
+def oom() -> BaseException:
+    return torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.11 GiB total "
+                                       "capacity; 70.00 GiB already allocated)")
+
+
+def inject(s: Session, where: str, make: Callable[[], BaseException] | None, at: int = FAULT_AT) -> None:
+    """Make step `at` fail: raise in the forward pass, the backward pass or the optimizer step (before the update),
+    or (make=None) turn the loss into NaN."""
+    model = s.model
+    first = model[0]
+
+    def due() -> bool:
+        return s.step + 1 == at
+
+    if make is None:
+        def nan(_m: Any, _i: Any, out: torch.Tensor) -> torch.Tensor:
+            return out * float("nan") if due() else out
+        first.register_forward_hook(nan)
+    elif where == "forward":
+        def fwd(_m: Any, _i: Any) -> None:
+            if due():
+                raise make()
+        first.register_forward_pre_hook(fwd)
+    elif where == "backward":
+        def grad(_g: torch.Tensor) -> None:
+            raise make()
+
+        def bwd(_m: Any, _i: Any, out: torch.Tensor) -> None:
+            if due():
+                out.register_hook(grad)  # raises inside loss.backward()
+        first.register_forward_hook(bwd)
+    else:
+        def pre_step(_opt: Any, _a: Any, _k: Any) -> None:
+            if due():
+                raise make()
+        assert s.optimizer is not None
+        s.optimizer.register_step_pre_hook(pre_step)
+
+
+def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("where", ["forward", "backward", "optimizer"])
+@pytest.mark.parametrize("fault", ["raise", "oom"])
+def test_a_failing_step_keeps_the_last_good_weights(where: str, fault: str) -> None:
+    s = session()
+    inject(s, where, (lambda: RuntimeError("injected fault")) if fault == "raise" else oom)
+    fin = Trainer(s).run(20)
+    assert fin.reason == "error"
+    assert s.step == FAULT_AT - 1 and fin.step == FAULT_AT - 1
+    assert s.history.steps == FAULT_AT - 1
+    assert same(s.model.state_dict(), replay(FAULT_AT - 1))
+    if fault == "oom":
+        assert fin.message.startswith("out of memory") and "smaller batch" in fin.hint
+    else:
+        assert "injected fault" in fin.message
+    counts.add("training faults", f"{fault} in {where}: weights kept")
+
+
+def test_a_nan_loss_restores_finite_weights_of_an_earlier_step() -> None:
+    s = session()
+    inject(s, "forward", None)
+    fin = Trainer(s).run(20, every=3)
+    assert fin.reason == "nonfinite" and fin.restored_step is not None
+    assert fin.restored_step < FAULT_AT and s.step == fin.restored_step == s.history.steps
+    assert same(s.model.state_dict(), replay(fin.restored_step))
+    assert all(bool(torch.isfinite(p).all()) for p in s.model.parameters())
+    counts.add("training faults", "NaN loss: weights restored")
+
+
+async def _app_fault(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, kind: str) -> tuple[Any, str]:
+    from tui_nn.ui.app import PlaygroundApp
+    from tui_nn.ui.screens.dialogs import ErrorModal
+
+    monkeypatch.setenv("TUI_NN_RUNNER", "thread")
+    path = tmp_path / "faults.toml"
+    path.write_text(PRESET)
+    app = PlaygroundApp(str(path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot)
+        inject(app.session, "forward", {"raise": lambda: RuntimeError("injected fault"), "oom": oom,
+                                        "nan": None}[kind])
+        app.train(20)
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error dialog")
+        await pilot.pause()
+        shown = str(app.screen.query_one("#error-body", Static).render())
+        s = app.session
+        want = replay(s.step)
+        assert same(s.model.state_dict(), want)
+        assert s.step == s.history.steps
+        step = s.step
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.is_running and app.run_state == "ready"
+        # and it trains on afterwards (the fault was one step's)
+        app.train(3)
+        await wait_until(pilot, lambda: app.run_state == "ready" and app.session.step >= step + 3 or
+                         isinstance(app.screen, ErrorModal), what="training to go on")
+        assert app.is_running
+    return app, shown
+
+
+@pytest.mark.parametrize("kind", ["raise", "oom", "nan"])
+async def test_the_app_stays_up_and_shows_the_fault(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, kind: str) -> None:
+    _app, shown = await _app_fault(monkeypatch, tmp_path, kind)
+    expect = {"raise": "injected fault", "oom": "out of memory", "nan": "the loss became nan"}[kind]
+    assert expect in shown, shown
+    counts.add("training faults", f"app: {kind} shown, app alive")
+
+
+async def test_the_trainer_process_killed_mid_run(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL to the trainer process (the OS's OOM killer, say): the app reports it and trains on."""
+    from tui_nn.ui.app import PlaygroundApp
+    from tui_nn.ui.screens.dialogs import ErrorModal
+
+    monkeypatch.setenv("TUI_NN_RUNNER", "process")
+
+    path = tmp_path / "faults.toml"
+    path.write_text(PRESET)
+    app = PlaygroundApp(str(path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot)
+        runner = app.runner()
+        if getattr(runner, "kind", "") != "process":
+            pytest.skip("the app runs the trainer in a thread here")
+        app.train(10**9)
+        await wait_until(pilot, lambda: app.session.step > 5, what="the run to start")
+        os.kill(runner._proc.pid, signal.SIGKILL)
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error dialog")
+        shown = str(app.screen.query_one("#error-body", Static).render())
+        assert "stopped unexpectedly" in shown
+        await pilot.press("escape")
+        await pilot.pause()
+        step = app.session.step
+        app.train(5)
+        await wait_until(pilot, lambda: app.run_state == "ready" and app.session.step == step + 5,
+                         what="a new trainer process to take over")
+        assert all(bool(torch.isfinite(p).all()) for p in app.session.model.parameters())
+        counts.add("training faults", "app: trainer process SIGKILLed, app alive, trains on")
