@@ -12,7 +12,7 @@ import math
 import sys
 from typing import Any, Sequence
 
-SUBCOMMANDS = ("run", "check", "presets", "export", "gradcheck")
+SUBCOMMANDS = ("run", "check", "presets", "export", "gradcheck", "serve")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tui-nn",
         description="A terminal playground for PyTorch neural networks. Without a subcommand, opens the app.",
-        epilog="Subcommands: run, check, presets, export, gradcheck (tui-nn SUBCOMMAND --help). `tui-nn PRESET` opens the app on a "
+        epilog="Subcommands: run, check, presets, export, gradcheck, serve (tui-nn SUBCOMMAND --help). `tui-nn PRESET` opens the app on a "
                "preset (a file, or a bundled name from `tui-nn presets`).",
     )
     sub = p.add_subparsers(dest="command", metavar="SUBCOMMAND")
@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     from .cli_extra import add_parsers  # export, gradcheck
 
     add_parsers(sub)
+    from .serve import add_parser as add_serve_parser  # serve (no aiohttp import here)
+
+    add_serve_parser(sub)
     return p
 
 
@@ -76,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.every is not None and ns.every < 1:
             _parser().error("--every must be >= 1")
         return cmd_run(ns.preset, steps=ns.steps, device=ns.device, seed=ns.seed, every=ns.every, json_mode=ns.json)
+    if ns.command == "serve":
+        from .serve import dispatch as serve_dispatch
+
+        return serve_dispatch(ns, _parser())
     if ns.command in ("export", "gradcheck"):
         from .cli_extra import dispatch
 

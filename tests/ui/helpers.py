@@ -87,9 +87,23 @@ async def state_tensor(pilot: Pilot) -> None:
     await pilot.pause()
 
 
+async def state_boundary(pilot: Pilot) -> None:
+    """20 steps on a small xor problem, then the Boundary tab (6) with the grid of step 20."""
+    app: Any = pilot.app
+    await loaded(pilot)
+    await train_steps(pilot, 20)
+    await pilot.press("6")
+    pane = app.query_one("#boundary")
+    await wait_until(pilot, lambda: pane.computed > 0 and pane._shown is not None and pane._shown[1] == 20
+                     and not pane._computing, what="the decision grid")
+    app.clear_notifications()
+    await pilot.pause()
+
+
 SCENARIOS: dict[str, tuple[str, Callable[[Pilot], Any]]] = {
     "fresh": ("tiny", state_fresh),
     "shape_error": ("conv", state_shape_error),
     "training": ("regress", state_trained),
     "tensor": ("tiny", state_tensor),
+    "boundary": ("boundary", state_boundary),
 }

@@ -15,6 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import os  # noqa: E402
+
+os.environ.setdefault("TUI_NN_AUTOSAVE", "off")  # no "autosaved" note in the screenshots
+
 from tests.ui.helpers import SCENARIOS, preset  # noqa: E402
 from tui_nn.ui.app import PlaygroundApp  # noqa: E402
 

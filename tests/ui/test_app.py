@@ -357,7 +357,7 @@ async def test_a_failing_step_keeps_the_app_alive() -> None:
         await loaded(pilot)
         w0 = app.session.get_param("0.weight").detach().clone()
         await pilot.press("r")
-        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error dialog")
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal) and bool(app.screen.query("#error-body")), what="the error dialog")
         body = str(app.screen.query_one("#error-body").render())
         assert "between 0 and 1" in body and "Sigmoid" in body
         await pilot.press("escape")
@@ -431,7 +431,7 @@ async def test_open_a_preset_by_path() -> None:
         await pilot.press("slash")
         app.screen.query_one("#preset-path", Input).value = "/nonexistent/nope.toml"
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error")
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal) and bool(app.screen.query("#error-body")), what="the error")
         await pilot.press("escape")
         await settle(pilot)
         assert app.session.preset.name == "Small regression"
@@ -540,7 +540,7 @@ async def test_a_diverging_run_is_stopped_and_the_last_good_weights_kept() -> No
     async with app.run_test(size=(80, 24)) as pilot:
         await loaded(pilot)
         await pilot.press("r")
-        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error dialog")
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal) and bool(app.screen.query("#error-body")), what="the error dialog")
         body = str(app.screen.query_one("#error-body").render())
         assert "the loss became" in body and "lower the learning rate" in body
         await pilot.press("escape")

@@ -24,12 +24,14 @@ from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from .commands import PlaygroundCommands
+from .insight import INSIGHT_BINDINGS, InsightMixin
 from .messages import (EngineDone, EngineFailed, LoadFailed, SessionLoaded, TrainFailed, TrainFinished,
                        TrainProgress)
 from .screens.dialogs import ErrorModal, GeneratorModal, InitModal, SaveModal, TextEditModal
 from .screens.help import HelpScreen
 from .screens.layer_form import LayerFormScreen
 from .screens.pickers import LayerPicker, PresetPicker
+from .widgets.boundary import BoundaryPane
 from .widgets.controls import TrainControls
 from .widgets.data import DataPane, InfoPane, Instructions
 from .widgets.layers import ErrorPanel, LayerTable, Totals
@@ -37,11 +39,12 @@ from .widgets.plot import LossPlot
 from .widgets.status import StatusBar
 from .widgets.tensors import TensorEntry, TensorList, TensorsPane, TensorView
 
-TABS = ("layers", "tensors", "train", "data", "info")
+TABS = ("layers", "tensors", "train", "data", "info", "boundary")
 LIVE_TENSOR_INTERVAL = 0.25  # seconds between live refreshes of a parameter shown while training
+STATUS_INTERVAL = 0.2  # seconds between status-bar updates while training (terminal output: docs/performance.md)
 
 
-class PlaygroundApp(App[int]):
+class PlaygroundApp(InsightMixin, App[int]):
     """tui-nn: build, shape-check, edit, train and watch a PyTorch network."""
 
     CSS_PATH = "app.tcss"
@@ -70,14 +73,14 @@ class PlaygroundApp(App[int]):
         Binding("g", "compute_grads", "Backward", show=False, id="tensors.backward",
                 tooltip="Run one forward and backward pass: gradients appear on the Tensors tab"),
         Binding("ctrl+s", "save_preset", "Save", show=False, id="app.save",
-                tooltip="Save the current state (and weights) as a preset file"),
+                tooltip="Save as a preset file, or the whole session (.tuinn); o opens either"),
         Binding("1", "show_tab('layers')", "Layers tab", show=False, id="tab.layers"),
         Binding("2", "show_tab('tensors')", "Tensors tab", show=False, id="tab.tensors"),
         Binding("3", "show_tab('train')", "Train tab", show=False, id="tab.train"),
         Binding("4", "show_tab('data')", "Data tab", show=False, id="tab.data"),
         Binding("5", "show_tab('info')", "Info tab", show=False, id="tab.info"),
         Binding("q,ctrl+q", "quit", "Quit", show=False, id="app.quit", tooltip="Quit (stops a run first)"),
-    ]
+    ] + INSIGHT_BINDINGS
 
     def __init__(self, preset_path: str | None = None, *, clock: bool = True) -> None:
         super().__init__()
@@ -102,8 +105,11 @@ class PlaygroundApp(App[int]):
         self.last_finished: Any = None
         self._select_after: str | None = None
         self._last_live = 0.0
+        self._last_status = -1.0
         self._pause_at: int | None = None
         self.loaded = threading.Event()
+        self.autosave_note = ""  # "autosaved NAME", shown in the status line until the next run
+        self.session_path: str | None = None  # the .tuinn file this session was opened from or saved to
         self._runner: Any = None  # the engine's runner: a trainer process (TUI_NN_RUNNER=thread: in a thread)
 
     def runner(self) -> Any:
@@ -136,6 +142,8 @@ class PlaygroundApp(App[int]):
                 yield DataPane(id="data")
             with TabPane("5 Info", id="tab-info"):
                 yield InfoPane(id="info")
+            with TabPane("6 Boundary", id="tab-boundary"):
+                yield BoundaryPane(id="boundary")
         yield StatusBar(id="status")
         yield Footer(compact=True)
 
@@ -256,8 +264,10 @@ class PlaygroundApp(App[int]):
         self.query_one(DataPane).update_from(s, editable=not self.running)
         if not self.running:
             series = s.history.series()
+            test = self.test_series()
             for plot in self.query(LossPlot):
                 plot.set_series(series)
+                plot.set_test(test)
         if self._active_tab() == "tensors":
             self._refresh_tensors()
         self._update_status()
@@ -304,10 +314,13 @@ class PlaygroundApp(App[int]):
                 if self.clock:
                     sps = p.steps_per_s
                     eta = (total - done) / p.steps_per_s if p.steps_per_s > 0 else None
+        if not note and state == "ready" and self.autosave_note:
+            note = self.autosave_note
         if not note and s.report.error is not None and state == "ready":
             note = "shape error: f fixes it" if s.report.error.fix is not None else "shape error (Layers tab)"
         bar.show(state=state, step=s.step, loss=self._current_loss(), device=str(s.device), name=s.preset.name,
-                 steps_per_s=sps, eta=eta, done=done, total=total, note=note)
+                 steps_per_s=sps, eta=eta, done=done, total=total, note=note, accuracy=self.accuracy_now(),
+                 test_accuracy=self.test_accuracy_now())
 
     # -- tensors ---------------------------------------------------------------------------------
 
@@ -364,6 +377,16 @@ class PlaygroundApp(App[int]):
                 elif kind == "binary" and last != "Sigmoid":
                     out.append(TensorEntry("probs", "sigmoid(output)", torch.sigmoid(final), kind="output",
                                            note="probabilities"))
+        try:
+            from tui_nn.engine.probes import optimizer_state
+
+            opt_state = optimizer_state(s) if not self.running else []
+        except Exception:  # noqa: BLE001 - nothing to show
+            opt_state = []
+        if opt_state:
+            out.append(f"Optimizer ({s.training.optimizer.type})")
+            for label, t in opt_state:
+                out.append(TensorEntry(f"opt:{label}", label, t, kind="trace"))
         out.append("Gradients")
         grads = [(n, p.grad) for n, p in params if p.grad is not None]
         for name, g in grads:
@@ -620,7 +643,8 @@ class PlaygroundApp(App[int]):
     @on(DataTable.RowHighlighted, "#layer-table")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if self.session is not None:
-            self.query_one(Totals).update_from(self.session, self._selected_path())
+            for totals in self.query(Totals):  # none while the app is closing (a late highlight event)
+                totals.update_from(self.session, self._selected_path())
 
     def action_remove_layer(self) -> None:
         from . import edits
@@ -989,6 +1013,7 @@ class PlaygroundApp(App[int]):
         self._start_run(total)
 
     def _start_run(self, steps: int) -> None:
+        self.autosave_note = ""
         self._stop_event.clear()
         self._pause_requested = False
         self.last_progress = None
@@ -1038,9 +1063,14 @@ class PlaygroundApp(App[int]):
         if not self.running:
             return
         self.last_progress = msg.progress
-        for plot in self.query(LossPlot):
+        test = self.test_series()
+        for plot in LossPlot.mounted_in(self):  # not self.query(): walking the DOM 15 times a second costs CPU
             plot.set_series(msg.series)
-        self._update_status()
+            plot.set_test(test)
+        now = msg.progress.elapsed
+        if now - self._last_status >= STATUS_INTERVAL or now < self._last_status:  # at most 5 Hz (a new run: reset)
+            self._last_status = now
+            self._update_status()
         # a parameter on screen follows the training, at a bounded rate
         now = msg.progress.elapsed
         if self._active_tab() == "tensors" and (now - self._last_live >= LIVE_TENSOR_INTERVAL or now < self._last_live):
@@ -1069,7 +1099,8 @@ class PlaygroundApp(App[int]):
         elif fin.reason == "nonfinite":
             self.push_screen(ErrorModal("The loss is not a finite number", fin.message, fin.hint))
         elif fin.reason == "target":
-            self.notify(f"Target loss reached at step {fin.step}.", severity="information")
+            what = fin.message or "Target reached"
+            self.notify(f"{what} (step {fin.step}).", severity="information", markup=False)
         elif fin.reason == "stopped" and self.run_state == "paused":
             self.notify(f"Paused at step {fin.step}: p resumes ({self.run_total - done} steps left), s stops.")
         elif fin.reason == "stopped":
@@ -1077,6 +1108,7 @@ class PlaygroundApp(App[int]):
         if self.run_state != "paused":
             self.run_total = self.run_done_before = 0
         self._changed()
+        self.maybe_autosave()
 
     def on_train_failed(self, msg: TrainFailed) -> None:
         self._run_ended()
@@ -1140,7 +1172,7 @@ class PlaygroundApp(App[int]):
         value = not plots[0].log if plots else False
         for plot in plots:
             plot.log = value
-        self.notify(f"loss axis: {'log' if value else 'linear'} scale")
+        self.notify(f"loss axis: {'log' if value else 'linear'} scale", timeout=1.5)  # brief: toasts pile up over the plot
 
     # -- training settings -----------------------------------------------------------------------
 
@@ -1174,6 +1206,17 @@ class PlaygroundApp(App[int]):
             elif msg.what == "device":
                 if msg.value != str(s.device):
                     self.choose_device(msg.value)
+            elif msg.what == "schedule":
+                from tui_nn.engine.schedules import set_scheduler
+
+                old = t.scheduler
+                if (old is None) != (msg.value is None) or (old is not None and (old.type, old.args) != (
+                        msg.value.type, msg.value.args)):
+                    set_scheduler(s, msg.value)
+                    self.notify(f"learning-rate schedule: {msg.value.type if msg.value else 'none (constant)'}")
+            elif msg.what == "stop":
+                t.target_loss = msg.value.get("target_loss")
+                t.target_accuracy = msg.value.get("target_accuracy")
         except Exception as err:  # noqa: BLE001 - a refused setting is shown, nothing else changes
             self.push_screen(ErrorModal("Setting refused", getattr(err, "message", str(err)),
                                         getattr(err, "hint", "")))
@@ -1213,6 +1256,11 @@ class PlaygroundApp(App[int]):
     def open_preset_path(self, path: str) -> None:
         if self._refuse("open a preset"):
             return
+        if path.strip().endswith(".tuinn"):
+            self.action_show_tab("layers")
+            self.open_session_path(path.strip())
+            return
+        self.session_path = None
         for tab in ("layers",):
             self.action_show_tab(tab)
         self._update_status(note=f"opening {path}…")
@@ -1225,9 +1273,11 @@ class PlaygroundApp(App[int]):
         stem = Path(s.preset.source).stem if s.preset.source and not s.preset.source.startswith("<") else "scratch"
         default = f"{stem}-mine.toml"
 
-        def apply(path: str, with_weights: bool) -> str | None:
+        def apply(path: str, with_weights: bool, fmt: str = "preset") -> str | None:
             from tui_nn.engine.preset import presets_dir, save_preset
 
+            if fmt == "session" or path.endswith(".tuinn"):
+                return self.save_session_to(path)
             target = Path(path).expanduser()
             try:
                 if target.resolve().parent == presets_dir().resolve():
@@ -1251,7 +1301,7 @@ class PlaygroundApp(App[int]):
         tabs.active = f"tab-{name}"
         target: Any = {
             "layers": "#layer-table", "tensors": "#tensor-list", "train": "#controls", "data": "#data-inputs-view",
-            "info": "#info",
+            "info": "#info", "boundary": "#boundary-view",
         }[name]
         if name == "tensors":
             self._refresh_tensors()
@@ -1308,6 +1358,17 @@ class PlaygroundApp(App[int]):
             ("Train tab (3)", "show_tab('train')", ""),
             ("Data tab (4)", "show_tab('data')", ""),
             ("Info tab (5)", "show_tab('info')", ""),
+            ("Boundary tab: the model over the input plane (6)", "show_tab('boundary')", ""),
+            ("Choose a data set or a CSV file (D)", "choose_dataset", "xor, circles, moons, blobs, spiral, sine, "
+                                                                      "plane, or columns of a CSV file"),
+            ("Confusion matrix (C)", "confusion", "of the test split, or of the training data"),
+            ("Runs compared (c)", "compare_runs", "overlay runs, smoothing, log scale"),
+            ("Numerical gradient check (X)", "gradcheck", "autograd against central differences"),
+            ("A neuron in numbers (N)", "neuron", "the highlighted Linear layer's unit, written out"),
+            ("Export: PyTorch script, loss CSV, SVG screenshot (E)", "export", ""),
+            ("Export the loss history as CSV", "export('csv')", ""),
+            ("Export an SVG screenshot", "export('svg')", ""),
+            ("Save the session (.tuinn) (ctrl+s)", "save_preset", "choose 'session' in the dialog"),
         ]
 
     def palette_presets(self) -> list[tuple[str, str, str]]:

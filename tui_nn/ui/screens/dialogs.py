@@ -242,19 +242,32 @@ class SaveModal(ModalScreen[bool]):
 
     def compose(self):  # noqa: ANN201
         with Vertical(classes="dialog", id="save-dialog"):
-            yield Static(Text("Save as a preset", style="bold"), classes="dialog-title", markup=False)
+            yield Static(Text("Save as a preset or a session", style="bold"), classes="dialog-title", markup=False)
             with Horizontal(classes="pick-row"):
                 yield Label("file")
                 yield Input(self.path, compact=True, id="save-path")
+            with Horizontal(classes="pick-row"):
+                yield Label("save as")
+                yield Select([("preset (.toml)", "preset"), ("whole session (.tuinn)", "session")],
+                             value="preset", allow_blank=False, compact=True, id="save-format")
             with Horizontal(classes="pick-row"):
                 yield Label("weights")
                 yield Select([("current weights", True), ("arguments only", False)], value=True,
                              allow_blank=False, compact=True, id="save-weights")
             yield Static("", id="save-error", markup=False)
-            yield _hint("enter: save   esc: cancel   (current weights are written as hand-set parameters)")
+            yield _hint("enter: save   esc: cancel   (a session keeps weights, optimizer, data, history, runs)")
 
     def on_mount(self) -> None:
         self.query_one("#save-path", Input).focus()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id != "save-format":
+            return
+        event.stop()
+        path = self.query_one("#save-path", Input)
+        stem, dot, ext = path.value.rpartition(".")
+        base = stem if dot and ext in ("toml", "tuinn") else path.value
+        path.value = base + (".tuinn" if event.value == "session" else ".toml")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -265,7 +278,8 @@ class SaveModal(ModalScreen[bool]):
         if not path:
             self.query_one("#save-error", Static).update(Text("✗ type a file name", style="bold red"))
             return
-        error = self.apply_fn(path, bool(self.query_one("#save-weights", Select).value))
+        error = self.apply_fn(path, bool(self.query_one("#save-weights", Select).value),
+                              str(self.query_one("#save-format", Select).value))
         if error:
             self.query_one("#save-error", Static).update(Text("✗ " + error, style="bold red"))
             return

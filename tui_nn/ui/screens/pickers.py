@@ -127,7 +127,7 @@ class PresetPicker(ModalScreen["str | None"]):
             with Horizontal(id="preset-body"):
                 yield OptionList(id="preset-list")
                 yield Static("", id="preset-doc", markup=False)
-            yield Input(placeholder="…or type a preset file path and press enter", id="preset-path")
+            yield Input(placeholder="…or a preset (.toml) or session (.tuinn) path, enter", id="preset-path")
             yield Static(Text("↑↓ choose   enter: open   tab: path   esc: cancel", style="dim"),
                          classes="dialog-hint")
 

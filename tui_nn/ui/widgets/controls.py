@@ -34,6 +34,7 @@ class TrainControls(VerticalScroll):
 
     async def load(self, session: Any, devices: list[Any]) -> None:
         from tui_nn.engine.objectives import LOSSES, OPTIMIZERS
+        from tui_nn.engine.schedules import SCHEDULERS
 
         self._loading = True
         self.devices = devices
@@ -52,6 +53,16 @@ class TrainControls(VerticalScroll):
             Static("Run", classes="section"),
             ArgsForm(run_argspecs(), {"steps": t.steps, "batch_size": t.batch_size, "seed": t.seed,
                                       "shuffle": t.shuffle}, id="run-args"),
+            Static("Schedule and stop", classes="section"),
+            Horizontal(Label("scheduler"), Select([("none", "none")] + [(n, n) for n in SCHEDULERS],
+                                                  value=t.scheduler.type if t.scheduler is not None else "none",
+                                                  allow_blank=False, compact=True, id="sched-type"),
+                       classes="pick-row"),
+            ArgsForm(SCHEDULERS[t.scheduler.type].args if t.scheduler is not None else (),
+                     dict(t.scheduler.args) if t.scheduler is not None else {}, id="sched-args"),
+            ArgsForm(stop_argspecs(), {k: v for k, v in (("target_loss", t.target_loss),
+                                                         ("target_accuracy", t.target_accuracy)) if v is not None},
+                     id="stop-args"),
             Static("Device", classes="section"),
             Horizontal(Label("device"), Select([(d.name, d.name) for d in devices], value=str(session.device),
                                                allow_blank=False, compact=True, id="device"), classes="pick-row"),
@@ -75,6 +86,20 @@ class TrainControls(VerticalScroll):
         from tui_nn.engine.spec import CallSpec
 
         sid = event.select.id
+        if sid == "sched-type":
+            event.stop()
+            if self._loading:
+                return
+            from tui_nn.engine.schedules import SCHEDULERS
+
+            name = str(event.value)
+            await self._replace_form("sched-args", SCHEDULERS[name].args if name != "none" else (), {})
+            form = self.query_one("#sched-args", ArgsForm)
+            if name == "none":
+                self.post_message(self.Changed("schedule", None))
+            elif form.valid:
+                self.post_message(self.Changed("schedule", CallSpec(name, form.args())))
+            return
         if sid not in ("loss-type", "opt-type", "device"):
             return
         event.stop()
@@ -108,12 +133,28 @@ class TrainControls(VerticalScroll):
             self.post_message(self.Changed("optimizer", CallSpec(name, event.form.args())))
         elif fid == "run-args":
             self.post_message(self.Changed("run", event.form.all_values()))
+        elif fid == "sched-args":
+            name = str(self.query_one("#sched-type", Select).value)
+            if name != "none":
+                self.post_message(self.Changed("schedule", CallSpec(name, event.form.args())))
+        elif fid == "stop-args":
+            self.post_message(self.Changed("stop", event.form.all_values()))
 
 
 def args_of(argspecs: Any, values: dict[str, Any]) -> dict[str, Any]:
     from ..edits import args_from_values
 
     return args_from_values(argspecs, values)
+
+
+def stop_argspecs() -> tuple[Any, ...]:
+    from tui_nn.engine.catalogue import FLOAT, ArgSpec
+
+    return (
+        ArgSpec("target_loss", FLOAT, None, min=0.0, doc="stop once the loss is at or below this (empty: none)"),
+        ArgSpec("target_accuracy", FLOAT, None, min=0.0, max=1.0,
+                doc="stop once a batch's accuracy reaches this, 0..1 (classification)"),
+    )
 
 
 def run_argspecs() -> tuple[Any, ...]:

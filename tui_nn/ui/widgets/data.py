@@ -46,7 +46,7 @@ class DataPane(Horizontal):
             if tensor is not None:
                 head.append(" [" + ", ".join(str(s) for s in tensor.shape) + "]", style="bold")
             head.append(f"  {source_text(src, data)}\n", style="dim")
-            head.append("e edit cell  v edit all  G generator" if editable else "(read-only while training)",
+            head.append("e edit cell  v edit all  G generator  D data set/CSV" if editable else "(read-only while training)",
                         style="dim")
             self.query_one(f"#data-{key}-head", Static).update(head)
             note = ""

@@ -45,7 +45,8 @@ class StatusBar(Static):
 
     def show(self, *, state: str, step: int, loss: float | None, device: str, name: str = "",
              steps_per_s: float | None = None, eta: float | None = None, done: int | None = None,
-             total: int | None = None, note: str = "") -> None:
+             total: int | None = None, note: str = "", accuracy: float | None = None,
+             test_accuracy: float | None = None) -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f" {state} ", style=STATE_STYLE.get(state, "bold reverse"))
         text.append(" step ", style="dim")
@@ -54,6 +55,11 @@ class StatusBar(Static):
             text.append(f" ({done}/{total})", style="dim")
         text.append("  loss ", style="dim")
         text.append(fmt_loss(loss), style="bold")
+        if accuracy is not None:
+            text.append("  acc ", style="dim")
+            text.append(f"{accuracy:.1%}", style="bold")
+        if test_accuracy is not None:
+            text.append(f" test {test_accuracy:.1%}", style="dim")
         if steps_per_s is not None:
             text.append(f"  {steps_per_s:,.0f}/s", style="dim")
         if eta is not None:
@@ -74,4 +80,4 @@ class StatusBar(Static):
         elif name and self.progress is None:
             text.append("  " + name, style="dim italic")
         self.text = text
-        self.update(text)
+        self.update(text, layout=False)  # one row of fixed size: a repaint, not a relayout of the screen (15 Hz)

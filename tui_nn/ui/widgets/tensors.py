@@ -100,13 +100,16 @@ def describe_stats(t: Any) -> str:
     if t.numel() == 0:
         return head + "  (empty)"
     f = t.detach().float()
-    finite = torch.isfinite(f)
-    n_bad = int((~finite).sum())
-    if n_bad:
+    lo, hi = f.aminmax()  # NaN propagates: two finite ends mean every value is finite (one pass, no mask)
+    n_bad = 0
+    if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
+        finite = torch.isfinite(f)
+        n_bad = int((~finite).sum())
         f = f[finite]
     if f.numel() == 0:
         return head + f"  all {n_bad} values NaN/Inf"
-    mn, mx, mean = float(f.min()), float(f.max()), float(f.mean())
+    mn, mx = (float(f.min()), float(f.max())) if n_bad else (float(lo), float(hi))
+    mean = float(f.mean())
     std = float(f.std()) if f.numel() > 1 else 0.0
     text = f"{head}  min {mn:.4g} max {mx:.4g} mean {mean:.4g} std {std:.4g}"
     if n_bad:
@@ -208,8 +211,12 @@ class TensorView(Widget, can_focus=True):
         self._nslices = t3.shape[0]
         self._slice = min(self._slice, self._nslices - 1)
         finite = t.float()
-        finite = finite[finite.isfinite()] if finite.numel() else finite
-        self._scale = float(finite.abs().max()) if finite.numel() else 0.0
+        lo, hi = (float(v) for v in finite.aminmax()) if finite.numel() else (0.0, 0.0)
+        if math.isfinite(lo) and math.isfinite(hi):  # all finite (NaN propagates): no masked copy
+            self._scale = max(abs(lo), abs(hi))
+        else:
+            finite = finite[finite.isfinite()]
+            self._scale = float(finite.abs().max()) if finite.numel() else 0.0
         self._decimals = pick_decimals(self._scale, not t.is_floating_point())
         self._load_slice()
 

@@ -1,0 +1,377 @@
+"""The app's "Beyond the labs" actions: data sets and CSV files, the confusion matrix, the numerical
+gradient check, a neuron in numbers, the runs compared, sessions (.tuinn) with autosave, and export.
+
+A mixin of `PlaygroundApp` (it uses the app's guards, `_engine_op` and refresh). Long work (gradient
+check, confusion matrix, saving, export) runs in thread workers; outside text is shown literally.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+
+from .screens.dialogs import ErrorModal, TextEditModal
+from .screens.insight import DatasetModal, ExportModal, ReportModal, RunsModal, dataset_table, gradcheck_text
+
+INSIGHT_BINDINGS = [
+    Binding("D", "choose_dataset", "Data set", show=False, id="data.dataset",
+            tooltip="Choose a data set (spiral, xor, ...) or the columns of a CSV file"),
+    Binding("C", "confusion", "Confusion matrix", show=False, id="metrics.confusion",
+            tooltip="The confusion matrix of the test split (or the training data)"),
+    Binding("c", "compare_runs", "Runs", id="runs.compare",
+            tooltip="Every run kept: overlay several, smoothing and log scale"),
+    Binding("X", "gradcheck", "Gradient check", show=False, id="tensors.gradcheck",
+            tooltip="Numerical gradient check: autograd against central differences"),
+    Binding("N", "neuron", "Neuron in numbers", show=False, id="layers.neuron",
+            tooltip="The highlighted Linear layer's output unit written out with its numbers"),
+    Binding("E", "export", "Export", show=False, id="app.export",
+            tooltip="Write a PyTorch script, the loss history CSV or an SVG screenshot"),
+    Binding("6", "show_tab('boundary')", "Boundary tab", show=False, id="tab.boundary"),
+]
+
+AUTOSAVE_INTERVAL = 60.0  # seconds: at most one autosave a minute, only between runs
+
+
+def autosave_dir() -> Path:
+    env = os.environ.get("TUI_NN_AUTOSAVE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "tui-nn" / "autosave"
+
+
+def _stem(session: Any) -> str:
+    src = session.preset.source or ""
+    return Path(src).stem if src and not src.startswith("<") else "scratch"
+
+
+class InsightMixin:
+    """Actions added to PlaygroundApp."""
+
+    session: Any
+    autosave_enabled: bool = True
+    _autosave: Any = None
+    session_path: str | None = None
+
+    # -- data sets ---------------------------------------------------------------------------------
+
+    def action_choose_dataset(self) -> None:
+        app: Any = self
+        if app._refuse("change the data"):
+            return
+        app.action_show_tab("data")
+        app.push_screen(DatasetModal(app.session.preset.data, self._apply_dataset))
+
+    def _apply_dataset(self, values: dict[str, Any]) -> str | None:
+        app: Any = self
+        reason = app._busy_reason()
+        if reason:
+            return reason
+        from tui_nn.engine.datasets import parse_csv, parse_dataset
+        from tui_nn.engine.errors import EngineError
+        from tui_nn.engine.spec import DataSpec
+
+        try:
+            which, table = dataset_table(values)
+        except ValueError as err:
+            return str(err)
+        s = app.session
+        # a path typed here is relative to the working folder; the current CSV's own path keeps its base
+        current = s.preset.data.csv
+        base = current.base if current is not None and table.get("path") == current.path else os.getcwd()
+        try:
+            if which == "csv":
+                spec = DataSpec(csv=parse_csv(table, source="the CSV dialog", base=base))
+            else:
+                spec = DataSpec(dataset=parse_dataset(table, source="the data set dialog"))
+        except EngineError as err:
+            return _engine_text(err)
+        from tui_nn.engine.datasets import describe
+
+        app._engine_op("use the new data", lambda: s.set_data(spec),
+                       then=lambda _r: app.notify(f"data: {describe(spec)}", markup=False))
+        return None
+
+    # -- metrics -----------------------------------------------------------------------------------
+
+    def accuracy_now(self) -> float | None:
+        """The accuracy to show: of the last reported batch while training, else the last recorded."""
+        app: Any = self
+        p = app.last_progress if app.running else None
+        if p is not None and getattr(p, "accuracy", None) is not None:
+            return float(p.accuracy)
+        s = app.session
+        if s is None:
+            return None
+        try:
+            return s.metrics.accuracy.last
+        except Exception:  # noqa: BLE001
+            return None
+
+    def test_accuracy_now(self) -> float | None:
+        s: Any = self.session
+        if s is None:
+            return None
+        try:
+            ev = s.metrics.last_eval
+        except Exception:  # noqa: BLE001
+            return None
+        return None if ev is None or ev.accuracy is None else float(ev.accuracy)
+
+    def test_series(self) -> tuple[Any, Any] | None:
+        s: Any = self.session
+        if s is None:
+            return None
+        try:
+            steps, loss, _acc = s.metrics.test_series()
+        except Exception:  # noqa: BLE001
+            return None
+        return (steps, loss) if len(steps) else None
+
+    def action_confusion(self) -> None:
+        app: Any = self
+        if app._refuse("compute the confusion matrix"):
+            return
+        s = app.session
+
+        def compute() -> Any:
+            from tui_nn.engine.metrics import confusion_matrix
+
+            cm = confusion_matrix(s, "test")
+            split = "test split"
+            if cm is None:
+                cm, split = confusion_matrix(s, "train"), "training data"
+            return cm, split
+
+        def show(result: Any) -> None:
+            cm, split = result
+            if cm is None:
+                app.push_screen(ErrorModal("No confusion matrix",
+                                           "A confusion matrix needs a classification loss (CrossEntropyLoss, "
+                                           "NLLLoss, BCELoss, BCEWithLogitsLoss) and targets."))
+                return
+            acc = cm.accuracy
+            title = f"Confusion matrix, {split} (step {s.step})" + (f", accuracy {acc:.1%}" if acc is not None else "")
+            app.push_screen(ReportModal(title, Text(cm.text() + "\n\nrows: true class, columns: predicted class"),
+                                        dialog_id="confusion-dialog"))
+
+        app._engine_op("compute the confusion matrix", compute, then=show)
+
+    # -- gradient check ----------------------------------------------------------------------------
+
+    def action_gradcheck(self) -> None:
+        app: Any = self
+        if app._refuse("check the gradients"):
+            return
+        s = app.session
+        if not s.trainable:
+            app.notify(f"No gradient check: {s.why_not_trainable()}", severity="warning", markup=False)
+            return
+
+        def compute() -> Any:
+            from tui_nn.engine.gradcheck import gradcheck_session
+
+            return gradcheck_session(s)
+
+        def show(report: Any) -> None:
+            verdict = "gradients agree" if report.ok else "GRADIENTS DISAGREE (flagged ✗)"
+            app.push_screen(ReportModal(f"Numerical gradient check: {verdict}", gradcheck_text(report),
+                                        dialog_id="gradcheck-dialog"))
+
+        app._engine_op("check the gradients", compute, then=show)
+
+    # -- a neuron in numbers -----------------------------------------------------------------------
+
+    def action_neuron(self) -> None:
+        app: Any = self
+        if app._refuse("write out a neuron"):
+            return
+        from . import edits
+
+        path = app._selected_path()
+        s = app.session
+        spec = edits.get_layer(s.spec, path) if path is not None else None
+        if spec is None or spec.type != "Linear":
+            app.notify("Highlight a Linear layer on the Layers tab (1), then press N.", severity="warning")
+            return
+        out_features = int(spec.args.get("out_features", 1))
+
+        def apply(text: str) -> str | None:
+            try:
+                unit = int(text.strip())
+            except ValueError:
+                return f"a whole number in 0..{out_features - 1}"
+            if not 0 <= unit < out_features:
+                return f"a unit in 0..{out_features - 1}"
+            from tui_nn.engine.probes import neuron_equation
+
+            try:
+                eq = neuron_equation(s, edits.module_path(path), unit)
+            except Exception as err:  # noqa: BLE001
+                return _engine_text(err)
+            app.call_later(app.push_screen, ReportModal(f"Layer {path} (Linear), unit {unit}, sample 0",
+                                                        Text(eq.text), dialog_id="neuron-dialog"))
+            return None
+
+        if out_features == 1:
+            apply("0")
+            return
+        app.push_screen(TextEditModal(f"Layer {path} (Linear): which output unit?",
+                                      f"An output unit in 0..{out_features - 1}: its equation with the current "
+                                      "weights and the first input sample.", "0", apply))
+
+    # -- runs compared ------------------------------------------------------------------------------
+
+    def action_compare_runs(self) -> None:
+        app: Any = self
+        if app.session is None:
+            return
+        if not app.session.runs.runs:
+            app.notify("No runs yet: train a little (n, r), change a setting, train again.", severity="information")
+            return
+        app.push_screen(RunsModal(app.session))
+
+    # -- sessions -----------------------------------------------------------------------------------
+
+    def save_session_to(self, path: str) -> str | None:
+        """Save the whole session (a .tuinn file) in a worker; returns a refusal or None."""
+        app: Any = self
+        reason = app._busy_reason()
+        if reason:
+            return reason
+        target = Path(path).expanduser()
+        if target.is_dir():
+            return "that is a folder: add a file name"
+        s = app.session
+
+        def save() -> Any:
+            from tui_nn.engine.sessionio import save_session
+
+            return save_session(s, target)
+
+        def done(written: Any) -> None:
+            app.session_path = str(written)
+            app.notify(f"session saved: {written}", markup=False)
+
+        app._engine_op("save the session", save, then=done)
+        return None
+
+    def open_session_path(self, path: str) -> None:
+        app: Any = self
+        if app._refuse("open a session"):
+            return
+        app._update_status(note=f"opening {path}…")
+        app.run_state = "loading"
+        app.refresh_bindings()
+
+        def load() -> None:
+            from tui_nn.engine.errors import EngineError
+            from tui_nn.engine.sessionio import load_session
+
+            from .messages import LoadFailed, SessionLoaded
+
+            try:
+                session = load_session(path)
+            except EngineError as err:
+                app.post_message(LoadFailed("Cannot open the session", err.message, getattr(err, "hint", "")))
+                app.post_message(SessionLoaded(None, []))
+                return
+            except Exception as err:  # noqa: BLE001
+                app.post_message(LoadFailed("Cannot open the session", f"{type(err).__name__}: {err}"))
+                app.post_message(SessionLoaded(None, []))
+                return
+            app.session_path = str(Path(path).expanduser())
+            app.post_message(SessionLoaded(session, [], f"opened the session {path} at step {session.step}"))
+
+        app.run_worker(load, thread=True, group="engine", exit_on_error=False, name="open session")
+
+    def autosave_path(self) -> Path:
+        s: Any = self.session
+        if self.session_path:
+            p = Path(self.session_path)
+            return p.with_name(p.stem + ".autosave.tuinn")
+        return autosave_dir() / f"{_stem(s)}.tuinn"
+
+    def maybe_autosave(self) -> None:
+        """Between runs only (at a run's end or pause), at most once a minute, in a worker."""
+        app: Any = self
+        if not self.autosave_enabled or os.environ.get("TUI_NN_AUTOSAVE", "on") == "off":
+            return
+        if app.session is None or app.running:
+            return
+        from tui_nn.engine.sessionio import Autosave
+
+        path = self.autosave_path()
+        if self._autosave is None or Path(self._autosave.path) != path:
+            self._autosave = Autosave(path, AUTOSAVE_INTERVAL)
+        auto = self._autosave
+        s = app.session
+        if not auto.due(s):
+            return
+
+        def save() -> None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                saved = auto.maybe_save(s)
+            except Exception as err:  # noqa: BLE001 - an autosave that fails is said, never raised
+                app.call_from_thread(app._update_status, f"autosave failed: {err}")
+                return
+            if saved:
+                app.call_from_thread(app.autosaved, str(auto.path))
+
+        app.run_worker(save, thread=True, group="autosave", exclusive=True, exit_on_error=False, name="autosave")
+
+    def autosaved(self, path: str) -> None:
+        app: Any = self
+        app.autosave_note = f"autosaved {Path(path).name}"
+        if not app.running:
+            app._update_status()
+
+    # -- export -------------------------------------------------------------------------------------
+
+    def action_export(self, kind: str = "script") -> None:
+        app: Any = self
+        if app._refuse("export"):
+            return
+        stem = _stem(app.session)
+        defaults = {"script": f"{stem}.py", "csv": f"{stem}-loss.csv", "svg": f"{stem}.svg"}
+        app.push_screen(ExportModal(defaults, self._export, kind))
+
+    def _export(self, kind: str, path: str) -> str | None:
+        app: Any = self
+        reason = app._busy_reason()
+        if reason:
+            return reason
+        target = Path(path).expanduser()
+        if target.is_dir():
+            return "that is a folder: add a file name"
+        if not target.parent.exists():
+            return f"the folder {target.parent} does not exist"
+        s = app.session
+        if kind == "svg":
+            def shoot() -> None:
+                written = app.save_screenshot(filename=target.name, path=str(target.parent.resolve()))
+                app.notify(f"screenshot written: {written}", markup=False)
+
+            app.call_after_refresh(shoot)  # once the dialog is gone: the screen itself
+            return None
+
+        def write() -> Any:
+            from tui_nn.engine.export import write_history_csv, write_script
+
+            if kind == "script":
+                return write_script(s.current_preset(with_weights=True), target)
+            return write_history_csv(s, target)
+
+        app._engine_op("export", write, then=lambda p: app.notify(f"written: {Path(p).resolve()}", markup=False))
+        return None
+
+
+def _engine_text(err: Any) -> str:
+    message = getattr(err, "message", None) or str(err) or type(err).__name__
+    hint = getattr(err, "hint", "")
+    return str(message) + (f" ({hint})" if hint else "")
