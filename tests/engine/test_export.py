@@ -169,6 +169,8 @@ CASES = {
     "xor-target-accuracy": XOR_TARGET,
     "global-rng": GLOBAL_RNG,
     "csv": CSV_PRESET,
+    "mini-batch-target-accuracy": MLP.format(optimizer='{ type = "Adam", lr = 0.05 }', batch=6, seed=3)
+    + "target_accuracy = 0.6\n",  # 20 samples in batches of 6, 6, 6, 2: checked on all 20 at each epoch's end
     "reset-optimizer-each-step": MLP.format(optimizer='{ type = "Adam", lr = 0.01 }', batch=0, seed=0)
     + "reset_optimizer_each_step = true\ntarget_loss = 0.6\n",
 }
@@ -232,6 +234,8 @@ def test_exported_scripts_print_the_engines_losses(tmp_path):
             assert test == fin.evaluation.loss, name
     assert expected["xor-target-accuracy"][0].reason == "target"
     assert expected["reset-optimizer-each-step"][0].reason == "target"
+    assert expected["mini-batch-target-accuracy"][0].reason == "target"
+    assert expected["mini-batch-target-accuracy"][0].step == 8  # the end of the second epoch
     assert expected["spiral-test-split-cosine"][0].evaluation is not None
     out, err = alone.communicate(timeout=300)
     assert alone.returncode == 0, err

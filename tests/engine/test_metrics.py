@@ -105,6 +105,18 @@ def test_regression_has_no_accuracy():
     assert confusion_matrix(s) is None and len(s.metrics.accuracy) == 0
 
 
+def _accuracy_per_step(p, steps):
+    """Full batch: the accuracy of each step's own forward output, stepping a twin session one step at a time."""
+    twin = Session(p)
+    twin.preset.training.target_accuracy = None
+    out = []
+    for _ in range(steps):
+        seen = []
+        Trainer(twin).run(1, report=lambda r: seen.append(r))
+        out.append(seen[-1].accuracy)
+    return out
+
+
 def test_stop_at_a_target_accuracy():
     text = SPIRAL.replace("batch_size = 24", "batch_size = 0").replace('name = "spiral"', 'name = "blobs"')
     p = loads_preset(text + "target_accuracy = 0.9\n")
@@ -112,11 +124,53 @@ def test_stop_at_a_target_accuracy():
     s = Session(p)
     fin, losses = train(s, 2000)
     assert fin.reason == "target" and fin.accuracy >= 0.9 and 1 < fin.step < 2000
-    # with a target the accuracy is checked every step: every earlier step was below it
-    steps, values = s.metrics.accuracy.arrays()
-    assert steps.tolist() == list(range(1, fin.step + 1))
-    assert (values[:-1] < 0.9).all() and values[-1] == fin.accuracy
+    # with a target the accuracy is checked every step (reports stay rate-limited): every earlier step was below it
+    per_step = _accuracy_per_step(p, fin.step)
+    assert all(a < 0.9 for a in per_step[:-1]) and per_step[-1] == fin.accuracy
+    assert len(s.metrics.accuracy) < fin.step  # recorded at reports, not at every step
     assert fin.evaluation is not None and fin.evaluation.step == fin.step  # the test split at the stop
+
+
+def test_target_accuracy_with_mini_batches_is_the_whole_training_set_at_epoch_ends():
+    text = SPIRAL.replace('name = "spiral"', 'name = "blobs"')  # batch_size 24 of 120 training samples
+    p = loads_preset(text + "target_accuracy = 0.9\n")
+    s = Session(p)
+    fin, _ = train(s, 5000)
+    assert fin.reason == "target"
+    epoch = -(-int(s.inputs.shape[0]) // 24)
+    assert fin.step % epoch == 0  # checked at the end of an epoch
+    assert evaluate(s, "train").accuracy >= 0.9
+    # the previous epoch ends were below the target
+    twin = Session(p)
+    twin.preset.training.target_accuracy = None
+    for _ in range(fin.step // epoch - 1):
+        train(twin, epoch)
+        assert evaluate(twin, "train").accuracy < 0.9
+
+
+def test_a_target_does_not_report_every_step():
+    text = SPIRAL.replace("batch_size = 24", "batch_size = 0")
+    s = Session(loads_preset(text + "target_loss = 1e-9\n"))
+    seen = []
+    Trainer(s).run(200, report=seen.append, every=50)
+    progress = [r for r in seen if isinstance(r, Progress)]
+    assert [r.step for r in progress] == [50, 100, 150, 200]
+
+
+def test_mini_batches_use_every_sample_each_epoch():
+    """The last batch of an epoch holds what is left (torch's DataLoader default), so no sample is skipped."""
+    s = Session(loads_preset(SPIRAL.replace("batch_size = 24", "batch_size = 50")))
+    n = int(s.inputs.shape[0])
+    assert n % 50  # a partial last batch
+    from tui_nn.engine.trainer import _Batches
+
+    b = _Batches(s, 50, True)
+    seen = []
+    for _ in range(-(-n // 50)):
+        xb, _ = b.next()
+        seen.append(int(xb.shape[0]))
+    assert sum(seen) == n and seen[-1] == n % 50
+    assert sorted(s.batch_perm.tolist()) == list(range(n))
 
 
 def test_target_accuracy_is_validated():

@@ -153,6 +153,59 @@ def test_nan_loss_stops_and_restores_finite_weights():
     assert np.isfinite(mean).all()
 
 
+DIVERGING = """
+[model]
+input_shape = [1, 6]
+[[model.layers]]
+type = "Linear"
+in_features = 6
+out_features = 1
+[data]
+inputs = {{ generate = "randn", shape = [20, 6] }}
+targets = {{ generate = "randn", shape = [20, 1] }}
+[training]
+loss = "MSELoss"
+optimizer = {{ type = "SGD", lr = 1.5, momentum = 0.5 }}
+batch_size = {batch}
+seed = 3
+"""
+
+
+@pytest.mark.parametrize("batch,every", [(0, None), (0, 1), (3, None)])
+def test_nan_loss_restores_the_newest_weights_whose_loss_was_finite(batch, every):
+    """The loss of step k is that of the weights after step k-1; when it is the first non-finite one, the
+    weights after step k-1 are the bad ones and those of step k-2 (whose loss, step k-1's, was finite) are
+    restored exactly, with the optimizer state of that step, so a run with a smaller learning rate goes on."""
+    text = DIVERGING.format(batch=batch)
+    s = Session(loads_preset(text))
+    fin = Trainer(s).run(500, every=every)
+    assert fin.reason == "nonfinite" and fin.restored_step is not None
+    probe = Session(loads_preset(text))  # one step per run: the first run whose step is bad names k
+    while Trainer(probe).run(1).reason != "nonfinite":
+        pass
+    k = probe.step + 1
+    assert k > 3 and fin.restored_step == k - 2 == s.step == len(s.history)
+    twin = Session(loads_preset(text))
+    train(twin, k - 2)
+    for (name, p), q in zip(s.model.named_parameters(), twin.model.parameters()):
+        assert torch.equal(p, q), name
+    # the optimizer state is that of step k-2 too: the next steps equal the twin's
+    _, a = train(s, 1)
+    _, b = train(twin, 1)
+    assert a == b and math.isfinite(a[0])
+
+
+def test_nan_at_the_first_step_keeps_the_starting_weights():
+    s = Session(loads_preset(DIVERGING.format(batch=0)))
+    with torch.no_grad():
+        s.model[0].weight[0, 0] = float("inf")
+    before = [p.detach().clone() for p in s.model.parameters()]
+    fin = Trainer(s).run(10)
+    assert fin.reason == "nonfinite" and fin.restored_step == 0 == s.step and "started from" in fin.message
+    for p, q in zip(s.model.parameters(), before):
+        assert torch.equal(p, q)
+
+
 def test_step_exception_is_a_value_and_keeps_weights():
     preset = loads_preset(MLP.format(optimizer='"SGD"', batch=0, seed=0))
     s = Session(preset)

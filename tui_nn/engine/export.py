@@ -216,9 +216,10 @@ def export_script(preset: Preset, *, steps: int | None = None) -> str:
     w(f"STEPS = {n_steps}")
     w(f"BATCH_SIZE = {t.batch_size}  # 0: the whole data set every step")
     w(f"SHUFFLE = {t.shuffle}")
-    w(f"TARGET_LOSS = {t.target_loss!r}  # stop once the loss is at or below this")
+    w(f"TARGET_LOSS = {t.target_loss!r}  # stop once the loss is at or below this (mini-batches: the whole")
+    w("# training set's, in eval mode, at the end of each epoch; full batch: the step's own)")
     if track_acc:
-        w(f"TARGET_ACCURACY = {t.target_accuracy!r}  # stop once a step's batch accuracy reaches this")
+        w(f"TARGET_ACCURACY = {t.target_accuracy!r}  # stop once the accuracy reaches this")
     w(f"device = {device}")
     w("")
     if uses_residual:
@@ -289,7 +290,7 @@ def export_script(preset: Preset, *, steps: int | None = None) -> str:
     w("    if BATCH_SIZE <= 0 or BATCH_SIZE >= n:")
     w("        xb, yb = x, y")
     w("    else:")
-    w("        if perm is None or pos + BATCH_SIZE > n:  # a new epoch: a new order")
+    w("        if perm is None or pos >= n:  # a new epoch: a new order (its last batch holds what is left)")
     w("            perm = (torch.randperm(n, generator=order) if SHUFFLE else torch.arange(n)).to(device)")
     w("            pos = 0")
     w("        idx = perm[pos:pos + BATCH_SIZE]")
@@ -309,11 +310,25 @@ def export_script(preset: Preset, *, steps: int | None = None) -> str:
     w("    if not math.isfinite(value):")
     w("        print(\"the loss is not finite: stopping\")")
     w("        break")
-    w("    if TARGET_LOSS is not None and value <= TARGET_LOSS:")
-    w("        break")
-    if track_acc:
-        w("    if accuracy(out.detach(), yb) >= TARGET_ACCURACY:")
-        w("        break")
+    has_target = t.target_loss is not None or (track_acc and t.target_accuracy is not None)
+    if has_target:
+        w("    if BATCH_SIZE <= 0 or BATCH_SIZE >= n:  # full batch: this step's loss and accuracy")
+        w("        if TARGET_LOSS is not None and value <= TARGET_LOSS:")
+        w("            break")
+        if track_acc:
+            w("        if TARGET_ACCURACY is not None and accuracy(out.detach(), yb) >= TARGET_ACCURACY:")
+            w("            break")
+        w("    elif pos >= n:  # the end of an epoch: the whole training set, in eval mode")
+        w("        model.eval()")
+        w("        with torch.no_grad():")
+        w("            out_all = model(x)")
+        w("            loss_all = loss_fn(out_all, y).mean().item()")
+        w("        model.train()")
+        w("        if TARGET_LOSS is not None and loss_all <= TARGET_LOSS:")
+        w("            break")
+        if track_acc:
+            w("        if TARGET_ACCURACY is not None and accuracy(out_all, y) >= TARGET_ACCURACY:")
+            w("            break")
     if has_test:
         w("")
         w("model.eval()")

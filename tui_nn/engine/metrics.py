@@ -4,10 +4,10 @@ Accuracy is defined by the loss: CrossEntropyLoss/NLLLoss compare the arg-max of
 class index (or the arg-max of a probability row), BCEWithLogitsLoss thresholds the output at 0 and
 BCELoss at 0.5 against targets thresholded at 0.5; regression losses have no accuracy.
 
-During training nothing extra happens per step: when the trainer reports, the accuracy of the last
-step's batch is computed from that step's own forward output, and the test split is evaluated (eval
-mode, no gradients) no more often than keeps the evaluation a small share of the time, and once at
-the end of a run. Evaluating never changes the weights, the batch order or any RNG.
+During training nothing extra happens per step: when the trainer reports, the training accuracy is
+computed (full batch: from the last step's own forward output; mini-batches: on the whole training
+split) and the test split is evaluated (eval mode, no gradients), no more often than keeps the
+evaluation a small share of the time, and once at the end of a run. Evaluating never changes the weights, the batch order or any RNG.
 """
 
 from __future__ import annotations
@@ -252,15 +252,20 @@ def session_metrics(session: Any) -> Metrics:
 
 
 class StepMetrics:
-    """The trainer's helper. It keeps a reference to the last step's output (no work per step); at report
-    time it computes that batch's accuracy and, when due, evaluates the test split (rate-limited so that
-    evaluating stays a small share of the time), recording both in `session.metrics`."""
+    """The trainer's helper, recording in `session.metrics` at report time:
 
-    def __init__(self, session: Any, *, every: int | None) -> None:
+    - the training accuracy: with full-batch steps, that of the last step's own forward output (kept by
+      reference, no work per step); with mini-batches, one batch says little, so the whole training split is
+      evaluated (eval mode), at the same bounded rate as the test split;
+    - the test split's evaluation, when due (rate-limited so that evaluating stays a small share of the time)."""
+
+    def __init__(self, session: Any, *, every: int | None, full_batch: bool = True) -> None:
         self.session = session
         self.loss = session.training.loss.type
         self.ignore = _ignore_index(session)
         self.track = accuracy_kind(self.loss) is not None
+        self.full_batch = full_batch
+        self.per_step = self.track and full_batch  # `record` is worth calling every step
         self.has_test = getattr(session, "test_inputs", None) is not None
         self.every = every
         self.next_eval = 0.0
@@ -268,26 +273,32 @@ class StepMetrics:
         self.metrics = session_metrics(session)
 
     def record(self, out: torch.Tensor, y: torch.Tensor) -> None:
-        if self.track:
+        if self.per_step:
             self.last = (out, y)
 
     def flush(self, step: int, *, final: bool, interval: float) -> tuple[float | None, Evaluation | None]:
-        """(accuracy of the last step's batch, test evaluation if one was due), both recorded."""
+        """(training accuracy, test evaluation), each None when not measured at this report; both recorded."""
         acc = None
         if self.last is not None:
             a = batch_accuracy(self.last[0], self.last[1], self.loss, self.ignore)
             self.last = None
             if a is not None:
                 acc = float(a.item())
-                self.metrics.accuracy.add(step, acc)
         ev = None
         now = time.perf_counter()
-        if self.has_test and (final or self.every is not None or now >= self.next_eval):
-            ev = evaluate(self.session, "test")
-            if ev is not None:
-                self.metrics.add_eval(ev)
+        train_split = self.track and not self.full_batch
+        if (self.has_test or train_split) and (final or self.every is not None or now >= self.next_eval):
+            if train_split:
+                tr = evaluate(self.session, "train")
+                acc = tr.accuracy if tr is not None else None
+            if self.has_test:
+                ev = evaluate(self.session, "test")
+                if ev is not None:
+                    self.metrics.add_eval(ev)
             cost = time.perf_counter() - now
             self.next_eval = now + max(interval, 9 * cost)  # evaluation stays about a tenth of the time
+        if acc is not None:
+            self.metrics.accuracy.add(step, acc)
         return acc, ev
 
     def finish(self, step: int) -> Evaluation | None:

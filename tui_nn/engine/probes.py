@@ -39,6 +39,8 @@ def optimizer_state(session: Any) -> list[tuple[str, torch.Tensor]]:
 
     Labels read "0.weight: exp_avg". Scalars kept as numbers by torch (a step count) come as 0-dim
     tensors. Empty before the first step (torch creates the state lazily)."""
+    if not getattr(session, "optimizer_made", True):  # not made yet: no state either
+        return []
     opt = session.optimizer
     if opt is None:
         return []

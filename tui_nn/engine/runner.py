@@ -64,37 +64,6 @@ def _share(session: Session) -> None:
             t.share_memory_()
 
 
-def _session_state(session: Session) -> dict[str, Any]:
-    return {
-        "step": session.step,
-        "optimizer": session.optimizer.state_dict() if session.optimizer is not None else None,
-        "scheduler": session.scheduler.state_dict() if getattr(session, "scheduler", None) is not None else None,
-        "batch_perm": session.batch_perm,
-        "batch_pos": session.batch_pos,
-        "batch_gen": session.batch_gen.get_state(),
-        "rng": torch.get_rng_state(),
-        "grads": {n: p.grad for n, p in session.model.named_parameters() if p.grad is not None},
-    }
-
-
-def _apply_state(session: Session, state: dict[str, Any]) -> None:
-    session.step = state["step"]
-    if state["optimizer"] is not None:
-        session.optimizer = session.new_optimizer()
-        if session.optimizer is not None:
-            session.optimizer.load_state_dict(state["optimizer"])
-        if state.get("scheduler") is not None and session.scheduler is not None:
-            session.scheduler.load_state_dict(state["scheduler"])
-    session.batch_perm = state["batch_perm"]
-    session.batch_pos = state["batch_pos"]
-    session.batch_gen.set_state(state["batch_gen"])
-    torch.set_rng_state(state["rng"])
-    params = dict(session.model.named_parameters())
-    for name, grad in state["grads"].items():
-        if name in params:
-            params[name].grad = grad
-
-
 @contextmanager
 def _spawnable_std_streams() -> Iterator[None]:
     """A UI framework may replace sys.stdout/sys.stderr with capture objects that have no real file
@@ -141,14 +110,14 @@ def _child_main(conn: Any, stop: Any, threads: int) -> None:  # pragma: no cover
         try:
             session = Session.for_worker(payload["preset"], payload["state"], payload["inputs"], payload["targets"])
             session.test_inputs, session.test_targets = payload["test"]  # evaluated at report time (metrics.py)
-            _apply_state(session, payload["session"])
+            session.apply_train_state(payload["session"])
 
             def send(r: Report) -> None:
                 conn.send(("progress", r))
 
             fin = Trainer(session).run(payload["steps"], report=send, should_stop=stop.is_set,
                                        **payload["kwargs"])
-            conn.send(("finished", fin, _session_state(session)))
+            conn.send(("finished", fin, session.train_state()))
         except Exception as err:  # noqa: BLE001 - anything is reported, the process lives on
             from .trainer import friendly_error
 
@@ -205,7 +174,7 @@ class ProcessRunner:
         start_step = session.step
         payload = {
             "preset": session.preset, "state": session.model.state_dict(keep_vars=False),
-            "inputs": session.inputs, "targets": session.targets, "session": _session_state(session),
+            "inputs": session.inputs, "targets": session.targets, "session": session.train_state(),
             "test": (session.test_inputs, session.test_targets),
             "steps": steps, "kwargs": _run_kwargs(interval, every, target_loss),
         }
@@ -238,7 +207,7 @@ class ProcessRunner:
                 report(p)
             elif kind == "finished":
                 fin: Finished = msg[1]
-                _apply_state(session, msg[2])
+                session.apply_train_state(msg[2])
                 apply_progress(session, fin)  # the test split's evaluation at the end of the run
                 if fin.reason == "nonfinite" and fin.restored_step is not None:
                     session.history.truncate(fin.restored_step)

@@ -10,6 +10,7 @@ Determinism (the contract the tests and the exported scripts rely on):
 from __future__ import annotations
 
 import difflib
+import threading
 from typing import Any
 
 import torch
@@ -42,6 +43,10 @@ def tensor_to_list(t: torch.Tensor) -> Any:
     return conv(arr)
 
 
+_PENDING: Any = object()  # Session._optimizer before the optimizer is made
+_OPTIMIZER_LOCK = threading.Lock()
+
+
 class ShapeCheckFailed(EngineError):
     """Training asked for on a model whose shapes do not fit."""
 
@@ -63,12 +68,12 @@ class Session:
         self.step = 0
         self.data_error: DataError | None = None
         self.model: nn.Sequential = nn.Sequential()
-        self.optimizer: torch.optim.Optimizer | None = None
+        self._optimizer: Any = _PENDING
         self.loss_fn: nn.Module | None = None
         self.inputs: torch.Tensor = torch.zeros(0)
         self.targets: torch.Tensor | None = None
         self.report: ShapeReport
-        self.scheduler: Any = None  # the learning-rate schedule (schedules.py), made with each optimizer
+        self._scheduler: Any = None  # the learning-rate schedule (schedules.py), made with each optimizer
         self.test_inputs: torch.Tensor | None = None  # a data set's test split (datasets.py)
         self.test_targets: torch.Tensor | None = None
         self.metrics = Metrics()  # accuracy per step and test evaluations (metrics.py)
@@ -147,7 +152,7 @@ class Session:
                                     needed_bytes=report.memory.total, budget_bytes=0,
                                     hint="make the layers smaller, or use another device") from None
         self.loss_fn = make_loss(t.loss.type, t.loss.args)
-        self.optimizer = self.new_optimizer()
+        self.discard_optimizer()  # made on first use
         self.step = 0
         self.history.clear()
         self.metrics.clear()
@@ -191,6 +196,45 @@ class Session:
         from .datasets import attach_test_split
 
         attach_test_split(self)
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer | None:
+        """The optimizer over the model's parameters (None for a model without any), made on first use.
+
+        Lazily, because making the first optimizer of a process imports `torch._dynamo` (torch wraps
+        `add_param_group` in it), about a second: a session opens and shows its shapes and loss without it."""
+        opt = self._optimizer
+        if opt is _PENDING:
+            with _OPTIMIZER_LOCK:  # the app's load thread may be making it while the UI thread asks
+                if self._optimizer is _PENDING:
+                    self._optimizer = self.new_optimizer()
+                opt = self._optimizer
+        return opt
+
+    @optimizer.setter
+    def optimizer(self, value: torch.optim.Optimizer | None) -> None:
+        self._optimizer = value
+
+    @property
+    def optimizer_made(self) -> bool:
+        """Whether the optimizer exists yet (reading `optimizer` makes it)."""
+        return self._optimizer is not _PENDING
+
+    def discard_optimizer(self) -> None:
+        """Start the optimizer and its schedule afresh (made on first use)."""
+        self._optimizer = _PENDING
+        self._scheduler = None
+
+    @property
+    def scheduler(self) -> Any:
+        """The learning-rate schedule made with the optimizer (schedules.py), or None."""
+        if self._optimizer is _PENDING:
+            self.optimizer  # noqa: B018 - makes both
+        return self._scheduler
+
+    @scheduler.setter
+    def scheduler(self, value: Any) -> None:
+        self._scheduler = value
 
     def new_optimizer(self) -> torch.optim.Optimizer | None:
         """The optimizer over the model's parameters; None for a model without any."""
@@ -265,12 +309,74 @@ class Session:
         if schedule is not None and self.scheduler is not None:
             self.scheduler.load_state_dict(schedule)
 
+    # -- training state --------------------------------------------------------------------------
+
+    def train_state(self, *, copy: bool = False, weights: bool = False) -> dict[str, Any]:
+        """What a later run continues from: the step, the optimizer's and the schedule's state, the mini-batch
+        order and position, the RNG states and the gradients (and, with `weights`, the parameters and buffers).
+        With `copy`, every tensor is cloned: a snapshot that later steps cannot change."""
+        import copy as copying
+
+        def own(value: Any) -> Any:
+            return copying.deepcopy(value) if copy else value
+
+        opt = self.optimizer if self.optimizer_made else None
+        state: dict[str, Any] = {
+            "step": self.step,
+            "optimizer": own(opt.state_dict()) if opt is not None else None,
+            "scheduler": own(self.scheduler.state_dict()) if opt is not None and self.scheduler is not None else None,
+            "batch_perm": own(self.batch_perm),
+            "batch_pos": self.batch_pos,
+            "batch_gen": self.batch_gen.get_state(),
+            "rng": torch.get_rng_state(),
+            "cuda_rng": (torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None),
+            "grads": {n: own(p.grad) for n, p in self.model.named_parameters() if p.grad is not None},
+        }
+        if weights:
+            state["weights"] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return state
+
+    def apply_train_state(self, state: dict[str, Any]) -> None:
+        """Continue from `train_state()`'s result (a fresh optimizer is loaded with the saved state)."""
+        import copy as copying
+
+        self.step = state["step"]
+        if "weights" in state:
+            with torch.no_grad():
+                for k, v in self.model.state_dict().items():
+                    v.copy_(state["weights"][k])
+        if state["optimizer"] is not None:
+            self.optimizer = self.new_optimizer()
+            if self.optimizer is not None:  # load_state_dict keeps the given tensors: hand it copies
+                self.optimizer.load_state_dict(copying.deepcopy(state["optimizer"]))
+                if state.get("scheduler") is not None and self.scheduler is not None:
+                    self.scheduler.load_state_dict(state["scheduler"])
+        elif "weights" in state:  # a snapshot taken before the optimizer had state
+            self.discard_optimizer()
+        perm = state["batch_perm"]
+        self.batch_perm = perm.clone() if perm is not None and "weights" in state else perm
+        self.batch_pos = state["batch_pos"]
+        self.batch_gen.set_state(state["batch_gen"])
+        torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        params = dict(self.model.named_parameters())
+        for p in params.values():
+            p.grad = None
+        for name, grad in state["grads"].items():
+            if name in params:
+                params[name].grad = grad.clone() if "weights" in state else grad
+
     # -- inspection ------------------------------------------------------------------------------
 
     @property
     def trainable(self) -> bool:
         return (self.report.error is None and self.targets is not None and self.data_error is None
-                and self.optimizer is not None)
+                and self.has_parameters)
+
+    @property
+    def has_parameters(self) -> bool:
+        return next(self.model.parameters(), None) is not None
 
     def why_not_trainable(self) -> str:
         if self.report.error is not None:
@@ -279,7 +385,7 @@ class Session:
             return str(self.data_error)
         if self.targets is None:
             return "there are no targets"
-        if self.optimizer is None:
+        if not self.has_parameters:
             return "the model has no parameters to train (add a layer with weights, such as Linear)"
         return ""
 

@@ -27,6 +27,7 @@ from .session import Session, ShapeCheckFailed
 
 REPORT_INTERVAL = 1 / 15  # seconds between progress reports (about 15 Hz)
 BUFFER = 4096  # losses kept on the device between reports
+SNAPSHOT_INTERVAL = 0.5  # seconds between snapshots of the training state (a NaN/Inf loss replays from one)
 
 
 @dataclass
@@ -39,7 +40,7 @@ class Progress:
     elapsed: float
     run_steps: int  # steps completed in this run
     total_steps: int | None  # steps asked for in this run (None: until stopped/target)
-    accuracy: float | None = None  # accuracy of the last step's batch (classification losses; metrics.py)
+    accuracy: float | None = None  # training accuracy (classification losses; metrics.py StepMetrics)
     evaluation: Any = None  # metrics.Evaluation of the test split made at this report, if any
 
     @property
@@ -62,7 +63,7 @@ class Finished:
     message: str = ""
     hint: str = ""
     restored_step: int | None = None  # for "nonfinite": the step whose weights were restored
-    accuracy: float | None = None  # accuracy of the last step's batch (classification losses)
+    accuracy: float | None = None  # training accuracy (classification losses; metrics.py StepMetrics)
     evaluation: Any = None  # metrics.Evaluation of the test split at the end, if there is one
 
     @property
@@ -75,7 +76,8 @@ Report = Progress | Finished
 
 @dataclass
 class _Batches:
-    """Full batch, mini-batches (reshuffled each epoch) or one sample per step."""
+    """Full batch, mini-batches (reshuffled each epoch; the last one of an epoch holds what is left, as
+    torch's DataLoader does by default) or one sample per step."""
 
     session: Session
     size: int
@@ -92,7 +94,7 @@ class _Batches:
         assert s.targets is not None
         if self.full:
             return s.inputs, s.targets
-        if s.batch_perm is None or s.batch_pos + self.size > self.n:
+        if s.batch_perm is None or s.batch_pos >= self.n:  # a new epoch (its last batch may be smaller)
             perm = (torch.randperm(self.n, generator=s.batch_gen) if self.shuffle else torch.arange(self.n))
             s.batch_perm = perm.to(s.inputs.device)
             s.batch_pos = 0
@@ -132,24 +134,25 @@ class Trainer:
         assert s.loss_fn is not None
         t = s.training
         target = target_loss if target_loss is not None else t.target_loss
-        model, loss_fn = s.model, s.loss_fn
-        params = [p for p in model.parameters()]
-        batches = _Batches(s, t.batch_size, t.shuffle)
-        device = s.inputs.device
-        buf: list[torch.Tensor] = []  # the detached loss of each step since the last report (stacked at flush)
-        from .metrics import StepMetrics
-
-        metrics = StepMetrics(s, every=every)  # the last batch's accuracy and the test split, at report time
         target_acc = t.target_accuracy
+        model, loss_fn = s.model, s.loss_fn
+        batches = _Batches(s, t.batch_size, t.shuffle)
+        full = batches.full
+        buf: list[torch.Tensor] = []  # the detached loss of each step since the last report (stacked at flush)
+        from .metrics import StepMetrics, batch_accuracy, evaluate
+
+        metrics = StepMetrics(s, every=every, full_batch=full)  # accuracy and the test split, at report time
         last_acc: float | None = None
         last_eval: Any = None
-        fill = 0
         start_step = s.step
         first_in_buf = s.step + 1
-        snapshot = (s.step, [p.detach().clone() for p in params])
-        older: tuple[int, list[torch.Tensor]] | None = None
         reset_each = t.reset_optimizer_each_step
-        check_each = target is not None or target_acc is not None  # a target needs every step (a sync point)
+        opt = s.optimizer  # made here if it was not yet
+        schedule = s.scheduler  # schedules.py: stepped once per step
+        assert opt is not None
+        # snapshots of the whole training state for a NaN/Inf loss: the bad step's predecessors are replayed
+        snapshots = [s.train_state(copy=True, weights=True)]
+        next_snapshot = time.perf_counter() + SNAPSHOT_INTERVAL
         t0 = time.perf_counter()
         next_report = t0  # the first step is reported
         done = 0
@@ -159,44 +162,74 @@ class Trainer:
         last_loss: float | None = s.history.last if len(s.history) else None
         model.train()
 
+        def one_step(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            nonlocal opt, schedule
+            if reset_each:
+                opt = s.optimizer = s.new_optimizer()
+                schedule = s.scheduler
+            opt.zero_grad(set_to_none=True)
+            out = model(xb)
+            loss = loss_fn(out, yb)
+            loss.backward()
+            opt.step()
+            if schedule is not None:
+                schedule.step()
+            return out, loss
+
+        def restore_before(bad_step: int) -> int:
+            """Go back to the weights of step bad_step - 2, the newest whose loss (that of step bad_step - 1) was
+            finite (the weights after step bad_step - 1 are the ones that give the bad loss): restore the newest
+            snapshot at or before it and replay the steps in between, which are deterministic. Returns the step."""
+            want = max(bad_step - 2, start_step)
+            nonlocal opt, schedule
+            snap = max((x for x in snapshots if x["step"] <= want), key=lambda x: x["step"])
+            s.apply_train_state(snap)
+            opt, schedule = s.optimizer, s.scheduler
+            while s.step < want:
+                if full:
+                    xb, yb = s.inputs, s.targets
+                else:
+                    xb, yb = batches.next()
+                _, loss = one_step(xb, yb)
+                if not torch.isfinite(loss.detach()).item():  # replay differed (a nondeterministic GPU kernel)
+                    s.apply_train_state(snap)
+                    break
+                s.step += 1
+            return s.step
+
         def flush(final: bool) -> bool:
             """Move buffered losses to the host, record them, report. False if a loss was not finite."""
-            nonlocal fill, first_in_buf, snapshot, older, reason, message, hint, restored, last_loss, next_report
+            nonlocal first_in_buf, reason, message, hint, restored, last_loss, next_report, next_snapshot
             nonlocal last_acc, last_eval
-            if fill == 0:
+            if not buf:
                 return True
             values = torch.stack(buf).cpu().double().numpy()
             buf.clear()
+            first, first_in_buf = first_in_buf, s.step + 1
             bad = ~np.isfinite(values)
             if bad.any():
                 k = int(np.argmax(bad))
-                bad_step = first_in_buf + k
+                bad_step = first + k
+                restored = restore_before(bad_step)
                 s.history.extend(values[:k])
-                if k:  # the finite losses before the bad step still reach the listener (a remote history)
-                    el = time.perf_counter() - t0
-                    report(Progress(step=bad_step - 1, loss=float(values[k - 1]), losses=values[:k],
-                                    first_step=first_in_buf, steps_per_s=(bad_step - 1 - start_step) / el if el else 0,
-                                    elapsed=el, run_steps=bad_step - 1 - start_step, total_steps=steps))
-                # newest snapshot before the bad step whose parameters are all finite
-                for cand in (snapshot, older):
-                    if cand is not None and cand[0] < bad_step and all(bool(torch.isfinite(v).all()) for v in cand[1]):
-                        with torch.no_grad():
-                            for p, v in zip(params, cand[1]):
-                                p.copy_(v)
-                        restored = cand[0]
-                        break
-                if restored is None:
-                    restored = s.step
-                s.step = restored
                 s.history.truncate(restored)
                 metrics.metrics.truncate(restored)
-                s.optimizer = s.new_optimizer()
+                kept = values[:max(restored - first + 1, 0)]
+                if len(kept):  # the finite losses before the bad step still reach the listener (a remote history)
+                    el = time.perf_counter() - t0
+                    report(Progress(step=restored, loss=float(kept[-1]), losses=kept, first_step=first,
+                                    steps_per_s=(restored - start_step) / el if el else 0.0, elapsed=el,
+                                    run_steps=restored - start_step, total_steps=steps))
                 reason = "nonfinite"
-                message = (f"the loss became {values[k]} at step {bad_step}; training stopped and the weights of "
-                           f"step {restored} were restored (the optimizer state was reset)")
-                hint = "lower the learning rate, or check the data and the loss"
+                if bad_step - 1 <= start_step:
+                    message = (f"the loss is {values[k]} at step {bad_step}: the weights this run started from (step "
+                               f"{restored}) already give a non-finite loss; they were kept")
+                else:
+                    message = (f"the loss became {values[k]} at step {bad_step}; training stopped and the weights "
+                               f"of step {restored} were restored, the newest whose loss was finite (with the "
+                               f"optimizer state and the mini-batch order of that step)")
+                hint = "lower the learning rate, or check the data and the loss; R resets the weights"
                 last_loss = float(s.history.last) if len(s.history) else None
-                fill = 0
                 return False
             s.history.extend(values)
             last_loss = float(values[-1])
@@ -208,23 +241,37 @@ class Trainer:
             now = time.perf_counter()
             elapsed = now - t0
             done_now = s.step - start_step
-            report(Progress(step=s.step, loss=last_loss, losses=values, first_step=first_in_buf,
+            report(Progress(step=s.step, loss=last_loss, losses=values, first_step=first,
                             steps_per_s=done_now / elapsed if elapsed > 0 else 0.0, elapsed=elapsed,
                             run_steps=done_now, total_steps=steps, accuracy=acc, evaluation=ev))
-            if not final:
-                older = snapshot
-                snapshot = (s.step, [p.detach().clone() for p in params])
-            first_in_buf = s.step + 1
-            fill = 0
+            if not final and now >= next_snapshot:
+                snapshots[:] = snapshots[-1:] + [s.train_state(copy=True, weights=True)]
+                next_snapshot = time.perf_counter() + SNAPSHOT_INTERVAL
             next_report = now + interval
             return True
 
+        def target_met(out: torch.Tensor, loss: torch.Tensor, yb: torch.Tensor) -> bool:
+            """Full batch: this step's loss and accuracy (a sync point, only when a target is set). Mini-batches:
+            the whole training set, evaluated at the end of each epoch (one batch's numbers are noise)."""
+            if full:
+                if target is not None and loss.item() <= target:
+                    return True
+                if target_acc is not None:
+                    a = batch_accuracy(out, yb, t.loss.type, metrics.ignore)
+                    return a is not None and a.item() >= target_acc
+                return False
+            if s.batch_pos < batches.n:
+                return False
+            ev = evaluate(s, "train")
+            if ev is None:
+                return False
+            return ((target is not None and ev.loss is not None and ev.loss <= target)
+                    or (target_acc is not None and ev.accuracy is not None and ev.accuracy >= target_acc))
+
         # the hot loop: per step only what a hand-written loop does, plus a list append, a counter and a clock read
-        full = batches.full
         xb, yb = s.inputs, s.targets  # full batch: the same tensors every step
-        opt = s.optimizer
-        schedule = getattr(s, "scheduler", None)  # schedules.py: stepped once per step
-        record = metrics.record if metrics.track else None
+        record = metrics.record if metrics.per_step else None
+        check_target = target is not None or target_acc is not None
         append = buf.append
         perf_counter = time.perf_counter
         try:
@@ -234,39 +281,29 @@ class Trainer:
                     break
                 if not full:
                     xb, yb = batches.next()
-                if reset_each:
-                    opt = s.optimizer = s.new_optimizer()
-                    schedule = getattr(s, "scheduler", None)
-                assert opt is not None
-                opt.zero_grad(set_to_none=True)
-                out = model(xb)
-                loss = loss_fn(out, yb)
-                loss.backward()
-                opt.step()
-                if schedule is not None:
-                    schedule.step()
+                out, loss = one_step(xb, yb)
                 if record is not None:
                     record(out, yb)
                 append(loss.detach())
-                fill += 1
                 s.step += 1
                 done += 1
                 last = steps is not None and done >= steps
-                if (check_each or fill == BUFFER or last
+                hit = check_target and target_met(out, loss, yb)
+                if (hit or last or len(buf) == BUFFER
                         or (every is not None and s.step % every == 0)
                         or (every is None and perf_counter() >= next_report)):
-                    if not flush(final=last):
+                    if not flush(final=last or hit):
                         break
-                    if target is not None and last_loss is not None and last_loss <= target:
-                        reason = "target"
-                        break
-                    if target_acc is not None and last_acc is not None and last_acc >= target_acc:
+                    if hit:
                         reason = "target"
                         break
         except Exception as err:  # noqa: BLE001 - every failure in a step becomes a value
             message, hint = friendly_error(err)
             reason = "error"
-            flush(final=True)
+            try:
+                flush(final=True)  # the completed steps' losses (a failing report callback is not called again)
+            except Exception:  # noqa: BLE001
+                pass
         else:
             if reason != "nonfinite":
                 flush(final=True)
