@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     groups = args.only.split(",") if args.only else list(GROUPS)
     quick = args.quick
 
+    import tempfile
+
+    # the app's autosave (the real code path, once a minute during a run) writes into a scratch folder
+    os.environ.setdefault("TUI_NN_AUTOSAVE_DIR", tempfile.mkdtemp(prefix="tui-nn-bench-autosave-"))
+
     import torch
 
     torch.set_num_threads(1)  # overhead checks on one torch thread (see docs/performance.md)

@@ -264,6 +264,11 @@ def test_the_warning_is_printed_on_stderr_for_0000():
     try:
         assert line in s.stderr
         assert "every network interface" in line and "token" in line
+        deadline = time.monotonic() + 30  # the address it then says it listens on is the wildcard, not loopback
+        while not any("listening on" in out for out in s.stdout) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        said = next(out for out in s.stdout if "listening on" in out)
+        assert "0.0.0.0:" in said and "every network interface" in said and "127.0.0.1" not in said
     finally:
         stop_serve(s)
     assert not any("WARNING" in out for out in s.stdout)

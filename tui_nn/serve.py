@@ -120,6 +120,14 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def _bound_text(host: str, port: int) -> str:
+    """The address a socket is bound to, as said to the user: a wildcard is named as such (not as loopback)."""
+    host = _strip_brackets(host)
+    if is_wildcard(host):
+        return f"{'[::]' if ':' in host else '0.0.0.0'}:{port} (every network interface)"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def app_command(preset: str | None) -> str:
     """The shell command textual-serve runs for each browser session (`exec`: the app replaces the
     shell, so that stopping a session reaches the app itself)."""
@@ -336,7 +344,7 @@ def cmd_serve(preset: str | None, *, host: str = DEFAULT_HOST, port: int = DEFAU
     server = server_class(command, host=host, port=port, token=token, title=f"tui-nn {preset or ''}".strip())
 
     def ready(addresses: list[Any]) -> None:
-        bound = ", ".join(_url_host(str(a[0])) + f":{a[1]}" for a in addresses) or f"{host}:{server.port}"
+        bound = ", ".join(_bound_text(str(a[0]), a[1]) for a in addresses) or _bound_text(host, server.port)
         url = f"http://{_url_host(host)}:{server.port}/?{TOKEN_PARAM}={token}"
         print(f"tui-nn serve: serving `{command.removeprefix('exec ')}` (one per browser tab), "
               f"listening on {bound}", flush=True)

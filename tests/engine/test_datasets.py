@@ -120,7 +120,8 @@ def test_regression_and_binary_targets_fit_the_loss():
     assert s.test_targets.dtype == torch.float32
 
 
-@pytest.mark.parametrize("stem", ["playground-spiral", "playground-xor", "playground-circles", "playground-sine"])
+@pytest.mark.parametrize("stem", ["playground-spiral", "playground-xor", "playground-circles", "playground-sine",
+                                  "playground-moons", "playground-blobs", "playground-plane"])
 def test_playground_presets_learn_their_problem(stem):
     from tui_nn.engine.metrics import evaluate
 

@@ -47,3 +47,22 @@ def test_atomic_write_failure_keeps_old_file(tmp_path, monkeypatch):
         atomic_write_bytes(path, b"new")
     assert path.read_text() == "old"
     assert os.listdir(tmp_path) == ["x.toml"]
+
+
+def test_atomic_write_gives_a_new_file_the_umask_mode_and_keeps_an_old_files_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        new = tmp_path / "new.toml"
+        atomic_write_bytes(new, b"x")
+        assert new.stat().st_mode & 0o777 == 0o644  # as open(path, "w") would: readable by the class
+        shared = tmp_path / "shared.toml"
+        shared.write_text("old")
+        shared.chmod(0o664)
+        atomic_write_bytes(shared, b"new")
+        assert shared.stat().st_mode & 0o777 == 0o664 and shared.read_text() == "new"
+        os.umask(0o077)
+        private = tmp_path / "private.tuinn"
+        atomic_write_bytes(private, b"x")
+        assert private.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)

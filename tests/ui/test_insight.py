@@ -238,3 +238,122 @@ async def test_export_script_csv_and_screenshot(tmp_path: Path) -> None:
         assert "step" in (tmp_path / "loss.csv").read_text(encoding="utf-8").splitlines()[0]
         assert "import torch" in (tmp_path / "run.py").read_text(encoding="utf-8")
         assert (tmp_path / "screen.svg").read_text(encoding="utf-8").startswith("<svg")
+
+
+async def test_autosave_during_a_run_is_a_consistent_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long run is autosaved between two slices: the file holds exactly the weights of the step it names."""
+    import tui_nn.engine.sessionio as sessionio
+    import tui_nn.ui.insight as insight
+    from tui_nn.engine.preset import load_preset
+    from tui_nn.engine.session import Session
+    from tui_nn.engine.sessionio import load_session
+    from tui_nn.engine.trainer import train
+
+    monkeypatch.setenv("TUI_NN_AUTOSAVE", "on")
+    monkeypatch.setenv("TUI_NN_AUTOSAVE_DIR", str(tmp_path / "auto"))
+    monkeypatch.setattr(insight, "AUTOSAVE_INTERVAL", 0.3)
+    monkeypatch.setattr(sessionio, "MIN_AUTOSAVE_INTERVAL", 0.1)
+    app = PlaygroundApp(preset("boundary"), clock=False)
+    auto = tmp_path / "auto" / "boundary.tuinn"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        app.train(10**7)
+        await wait_until(pilot, lambda: auto.exists() and app.running, what="an autosave during the run")
+        await wait_until(pilot, lambda: app.session.step > 0, what="progress")
+        await pilot.press("s")
+        await settle(pilot)
+        assert app.last_finished.reason == "stopped"
+        assert app.last_finished.run_steps == app.session.step  # one run for the UI, whatever the slices
+    saved = load_session(auto)
+    assert 0 < saved.step
+    twin = Session(load_preset(preset("boundary")))
+    train(twin, saved.step)
+    for (name, p), q in zip(saved.model.named_parameters(), twin.model.parameters()):
+        assert p.detach().equal(q.detach()), name
+
+
+async def test_quit_autosaves_what_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tui_nn.engine.sessionio import load_session
+
+    monkeypatch.setenv("TUI_NN_AUTOSAVE", "on")
+    monkeypatch.setenv("TUI_NN_AUTOSAVE_DIR", str(tmp_path / "auto"))
+    auto = tmp_path / "auto" / "boundary.tuinn"
+    app = PlaygroundApp(preset("boundary"), clock=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("q")  # nothing done yet: nothing saved
+    assert not auto.exists() and app.saved_on_quit is None
+    app = PlaygroundApp(preset("boundary"), clock=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await train_steps(pilot, 3)
+        await wait_until(pilot, lambda: auto.exists(), what="the autosave after the run")
+        first = auto.stat().st_mtime_ns
+        await train_steps(pilot, 2)  # within the interval: not autosaved after this run
+        assert auto.stat().st_mtime_ns == first
+        await pilot.press("q")
+    assert app.saved_on_quit == str(auto) and load_session(auto).step == 5
+
+
+async def test_a_session_file_opens_from_the_command_line(tmp_path: Path) -> None:
+    from tui_nn.engine.preset import load_preset
+    from tui_nn.engine.session import Session
+    from tui_nn.engine.sessionio import save_session
+    from tui_nn.engine.trainer import train
+
+    s = Session(load_preset(preset("boundary")))
+    train(s, 4)
+    path = save_session(s, tmp_path / "mine.tuinn")
+    app = PlaygroundApp(str(path), clock=False)  # as `tui-nn mine.tuinn` does
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        assert app.session.step == 4 and app.session_path == str(path)
+        assert app.session.get_param("0.weight").detach().equal(s.get_param("0.weight").detach())
+        assert "step 4" in app.query_one("#status").text.plain
+
+
+async def test_runs_of_different_presets_are_compared(tmp_path: Path) -> None:
+    app = PlaygroundApp(preset("boundary"), clock=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot)
+        await train_steps(pilot, 3)
+        first = app.session.preset.name
+        other = tmp_path / "other.toml"
+        other.write_text(Path(preset("boundary")).read_text().replace("[preset]\n", "[preset]\n", 1)
+                         .replace('name = "', 'name = "Other ', 1))
+        app.open_preset_path(str(other))
+        await settle(pilot)
+        await wait_until(pilot, lambda: app.session.preset.name.startswith("Other"), what="the other preset")
+        await train_steps(pilot, 2)
+        runs = list(app.session.runs)
+        assert len(runs) == 2 and runs[0].settings["preset"] == first and runs[1].settings["preset"].startswith("Other")
+        assert first[:20] in runs[0].label
+        await pilot.press("c")
+        await modal(pilot, RunsModal)
+
+
+async def test_exported_script_reproduces_the_apps_history_after_training(tmp_path: Path) -> None:
+    """Exported after 12 steps (with a weight edited before the first one): the script starts from the
+    weights the history began from and prints the app's 12 losses, then goes on."""
+    import re
+    import subprocess
+    import sys
+
+    app = PlaygroundApp(preset("boundary"), clock=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        assert app.set_weight("0.weight", "0.25", (0, 0)) is None
+        await train_steps(pilot, 12)
+        losses = app.session.history.series()[1].tolist()
+        assert len(losses) == 12
+        await pilot.press("E")
+        dlg = await modal(pilot, ExportModal)
+        dlg.query_one("#export-path", Input).value = str(tmp_path / "run.py")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        await wait_until(pilot, lambda: (tmp_path / "run.py").exists(), what="the script")
+    out = subprocess.run([sys.executable, "-I", str(tmp_path / "run.py")], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    printed = [float(v) for v in re.findall(r"^step \d+ loss (\S+)$", out.stdout, re.M)]
+    assert printed[:12] == losses

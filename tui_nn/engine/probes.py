@@ -13,6 +13,7 @@ All of them run the model in eval mode without gradients and change nothing.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -193,8 +194,10 @@ def _data_bounds(session: Any, dims: int) -> list[tuple[float, float]]:
     return out
 
 
-def _predict(session: Any, x: torch.Tensor) -> torch.Tensor:
-    model = session.model
+def _predict(session: Any, x: torch.Tensor, isolated: bool = False) -> torch.Tensor:
+    """The model's outputs in eval mode. `isolated`: on a copy of the model (a run may be training it in
+    another thread of this process: its train/eval mode must not be switched under it)."""
+    model = copy.deepcopy(session.model) if isolated else session.model
     was_training = model.training
     model.eval()
     try:
@@ -215,7 +218,8 @@ def _check_inputs(session: Any, dims: int, what: str) -> None:
 
 
 def decision_grid(session: Any, width: int = 64, height: int = 32,
-                  bounds: tuple[float, float, float, float] | None = None, output: int = 0) -> Grid:
+                  bounds: tuple[float, float, float, float] | None = None, output: int = 0,
+                  isolated: bool = False) -> Grid:
     """The prediction over a width x height grid of the 2-D input plane (at most 256 per side).
 
     Classification losses (CrossEntropyLoss, NLLLoss) give the arg-max class and its probability; the
@@ -235,7 +239,7 @@ def decision_grid(session: Any, width: int = 64, height: int = 32,
     ys = torch.linspace(y0, y1, height, dtype=torch.float64)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     pts = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1).float().to(session.inputs.device)
-    out = _predict(session, pts).float().cpu()
+    out = _predict(session, pts, isolated).float().cpu()
     out = out.reshape(out.shape[0], -1)
     loss = session.training.loss.type
     kind = LOSSES[loss].kind if loss in LOSSES else "regression"
@@ -260,14 +264,15 @@ def decision_grid(session: Any, width: int = 64, height: int = 32,
 
 
 def function_curve(session: Any, points: int = 200, bounds: tuple[float, float] | None = None,
-                   output: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                   output: int = 0, isolated: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(x, model output) over a line for a model with one input feature (regression on `sine`)."""
     _check_inputs(session, 1, "a function curve")
     if isinstance(points, bool) or not isinstance(points, int) or not (2 <= points <= MAX_CURVE_POINTS):
         raise EngineError(f"points must be an integer in 2..{MAX_CURVE_POINTS}; got {points!r}")
     lo, hi = bounds if bounds is not None else _data_bounds(session, 1)[0]
     xs = torch.linspace(float(lo), float(hi), points, dtype=torch.float64)
-    out = _predict(session, xs.reshape(-1, 1).float().to(session.inputs.device)).float().cpu().reshape(points, -1)
+    out = _predict(session, xs.reshape(-1, 1).float().to(session.inputs.device), isolated)
+    out = out.float().cpu().reshape(points, -1)
     if not (0 <= output < out.shape[1]):
         raise EngineError(f"output {output} is outside 0..{out.shape[1] - 1}")
     return xs.numpy().astype(np.float64), out[:, output].numpy().astype(np.float64)

@@ -96,6 +96,8 @@ def _child_main(conn: Any, stop: Any, threads: int) -> None:  # pragma: no cover
     os.dup2(null, 1)
     os.dup2(null, 2)
     torch.set_num_threads(threads)
+    # the first optimizer of a process imports torch._dynamo (about a second): do it before the first run
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     while True:
         try:
             msg = conn.recv()
@@ -169,6 +171,7 @@ class ProcessRunner:
             return ThreadRunner().run(session, steps, report=report, should_stop=should_stop,
                                       **_run_kwargs(interval, every, target_loss))
         self.start()
+        session.note_run_start()
         _share(session)
         t0 = time.perf_counter()
         start_step = session.step

@@ -1,7 +1,8 @@
-"""Runs compared: a record of every training run of a session, and TensorBoard-style smoothing.
+"""Runs compared: a record of every training run, and TensorBoard-style smoothing.
 
-A `Run` is the settings a run trained with and its loss curve (and test metrics). The session's
-`RunRegistry` keeps every run: the trainer calls `track()` at the end of each `Trainer.run()`, which
+A `Run` is the settings a run trained with (the preset's name among them) and its loss curve (and test
+metrics). A `RunRegistry` keeps every run; the app keeps one for all the sessions it opens, so runs of
+different presets can be compared: the trainer calls `track()` at the end of each `Trainer.run()`, which
 extends the current run while the settings stay the same, and starts a new run after a reset or when
 the model, data, loss, optimizer, schedule, batch size or seed changed.
 """
@@ -64,6 +65,7 @@ def run_settings(session: Any) -> dict[str, Any]:
     p = session.preset
     t = p.training
     return {
+        "preset": p.name,
         "input_shape": list(p.model.input_shape),
         "model": _layer_settings(p.model.layers),
         "data": describe(p.data),
@@ -81,7 +83,9 @@ def run_label(run_id: int, settings: dict[str, Any]) -> str:
     opt = settings["optimizer"]
     name, args = (opt, {}) if isinstance(opt, str) else (opt["type"], opt)
     lr = args.get("lr")
-    text = f"run {run_id}: {name}" + (f" lr={lr:g}" if isinstance(lr, (int, float)) else "")
+    preset = settings.get("preset") or ""
+    text = f"run {run_id}: " + (f"{preset[:40]}, " if preset else "") + name
+    text += f" lr={lr:g}" if isinstance(lr, (int, float)) else ""
     if settings.get("scheduler"):
         text += f" {settings['scheduler']['type']}"
     bs = settings["batch_size"]
@@ -214,6 +218,15 @@ class RunRegistry:
             run.final_loss = None
         if finished is not None:
             run.reason = finished.reason
+
+    def absorb(self, other: "RunRegistry") -> None:
+        """Take in another registry's runs (a session opened from a file), renumbered after these."""
+        for run in other.runs:
+            run.id = self._next_id
+            run.label = run_label(run.id, run.settings)
+            self._next_id += 1
+            self.runs.append(run)
+        self._fresh = other._fresh if other.runs else self._fresh
 
     def to_list(self) -> list[dict[str, Any]]:
         return [r.to_dict() for r in self.runs]

@@ -131,8 +131,13 @@ class Session:
         check_memory(report, str(self.device), self.budget)
         return report
 
-    def reset(self) -> None:
-        """Rebuild data, model (seeded init + hand-set parameters) and optimizer; clear the history."""
+    def reset(self, *, hand_set: bool = True) -> None:
+        """Rebuild data, model (seeded init + hand-set parameters) and optimizer; clear the history.
+        With hand_set=False the layers' hand-set values are dropped from the spec first: every layer starts
+        from the seed's initialisation (and its init scheme, if it has one)."""
+        if not hand_set:
+            for _, spec in iter_specs(self.spec.layers):
+                spec.params.clear()
         t = self.training
         planned = planned_input_shape(self.preset.data, self.spec.input_shape)
         if planned is not None:  # check shapes and memory before generating anything
@@ -153,6 +158,7 @@ class Session:
                                     hint="make the layers smaller, or use another device") from None
         self.loss_fn = make_loss(t.loss.type, t.loss.args)
         self.discard_optimizer()  # made on first use
+        self._start_weights: dict[str, torch.Tensor] | None = None  # the weights the history began from
         self.step = 0
         self.history.clear()
         self.metrics.clear()
@@ -462,14 +468,29 @@ class Session:
         self.report = check_model(self.spec, tuple(self.inputs.shape), optimizer=self.training.optimizer.type,
                                   optimizer_args=self.training.optimizer.args)
 
-    def current_preset(self, *, with_weights: bool = True) -> Preset:
-        """The experiment as a preset; with_weights writes every parameter as a hand-set value."""
+    def note_run_start(self) -> None:
+        """Called as a run begins: at step 0, remember the weights the loss history starts from."""
+        if self.step == 0:
+            self._start_weights = {k: v.detach().clone() for k, v in self.model.named_parameters()}
+
+    @property
+    def has_start_weights(self) -> bool:
+        """Whether `current_preset(at_start=True)` can give the weights of step 0 (or the session is there)."""
+        return self.step == 0 or getattr(self, "_start_weights", None) is not None
+
+    def current_preset(self, *, with_weights: bool = True, at_start: bool = False) -> Preset:
+        """The experiment as a preset; with_weights writes every parameter as a hand-set value: the current
+        ones, or with `at_start` those the loss history began from at step 0 (when known: has_start_weights),
+        so that training the preset from there reproduces the history."""
         preset = self.preset.copy()
         if with_weights:
-            modules = dict(self.model.named_modules())
+            start = getattr(self, "_start_weights", None) if at_start and self.step > 0 else None
+            params = start if start is not None else dict(self.model.named_parameters())
             for path, spec in iter_specs(preset.model.layers):
                 if spec.type == "Residual":
                     continue
-                for name, p in modules[path].named_parameters(recurse=False):
-                    spec.params[name] = tensor_to_list(p)
+                prefix = f"{path}." if path else ""
+                module = dict(self.model.named_modules())[path]
+                for name, _ in module.named_parameters(recurse=False):
+                    spec.params[name] = tensor_to_list(params[prefix + name])
         return preset

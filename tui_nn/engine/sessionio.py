@@ -50,7 +50,7 @@ SUFFIX = ".tuinn"
 MAX_TEXT_BYTES = 64 * 1024 * 1024
 MAX_TENSOR_BYTES = 16 * 1024 ** 3
 MEMBERS = ("format.json", "preset.toml", "original.toml", "state.json", "weights.safetensors",
-           "optimizer.safetensors", "data.safetensors", "history.csv", "runs.json")
+           "optimizer.safetensors", "data.safetensors", "history.csv", "runs.json", "start.safetensors")
 MIN_AUTOSAVE_INTERVAL = 5.0
 # what a damaged archive raises: zlib/lzma errors, an unknown compression method (NotImplementedError),
 # an encrypted member (RuntimeError), besides BadZipFile and OSError
@@ -230,6 +230,9 @@ def session_bytes(session: Any) -> bytes:
         blob("data.safetensors", data)
         text("history.csv", _history_csv(session.history))
         text("runs.json", json.dumps(session.runs.to_list()))
+        start = getattr(session, "_start_weights", None)
+        if start is not None and session.step > 0:  # the weights the history began from (export from step 0)
+            blob("start.safetensors", {k: _cpu(v) for k, v in start.items()})
     return buf.getvalue()
 
 
@@ -250,8 +253,9 @@ def save_session(session: Any, path: str | os.PathLike[str]) -> Path:
 
 
 class Autosave:
-    """Saves a session to one file at most every `interval` seconds (at least 5), and only when it changed
-    (a different step). The app calls `maybe_save()` from its timer, between runs."""
+    """Saves a session to one file at most every `interval` seconds (at least 5), and only when it changed.
+    What counts as a change is a token the caller gives (the app: the step and its edit counter; by default
+    the step). The app calls it between runs and between the slices of a long run, and when quitting."""
 
     def __init__(self, path: str | os.PathLike[str], interval: float = 60.0) -> None:
         if not (isinstance(interval, (int, float)) and math.isfinite(interval)):
@@ -259,21 +263,33 @@ class Autosave:
         self.path = Path(path)
         self.interval = max(float(interval), MIN_AUTOSAVE_INTERVAL)
         self.last_time: float | None = None
-        self.last_step: int | None = None
+        self.last_token: Any = None
 
-    def due(self, session: Any, now: float | None = None) -> bool:
+    @property
+    def last_step(self) -> int | None:
+        token = self.last_token
+        return token[0] if isinstance(token, tuple) else token
+
+    def due(self, session: Any, now: float | None = None, *, token: Any = None) -> bool:
         now = time.monotonic() if now is None else now
-        if self.last_step == session.step:
+        if self.last_token == (session.step if token is None else token):
             return False
         return self.last_time is None or now - self.last_time >= self.interval
 
-    def maybe_save(self, session: Any, now: float | None = None) -> bool:
+    def maybe_save(self, session: Any, now: float | None = None, *, token: Any = None) -> bool:
         now = time.monotonic() if now is None else now
-        if not self.due(session, now):
+        if not self.due(session, now, token=token):
+            return False
+        return self.save_if_changed(session, token, now)
+
+    def save_if_changed(self, session: Any, token: Any = None, now: float | None = None) -> bool:
+        """Save now unless nothing changed since the last save (whatever the interval)."""
+        token = session.step if token is None else token
+        if self.last_token == token:
             return False
         self.path = save_session(session, self.path)
-        self.last_time = now
-        self.last_step = session.step
+        self.last_time = time.monotonic() if now is None else now
+        self.last_token = token
         return True
 
 
@@ -394,6 +410,7 @@ def load_session(path: str | os.PathLike[str], *, device: str | None = None) -> 
         data = _tensors(zf, "data.safetensors", where)
         history_csv = _text(zf, "history.csv", where) or ""
         runs = _json(zf, "runs.json", where, required=False)
+        start = _tensors(zf, "start.safetensors", where) if "start.safetensors" in zf.namelist() else None
     for key in ("inputs", "batch_gen", "torch_rng"):
         if key not in data:
             raise SessionFileError(f"{where}: data.safetensors has no \"{key}\"")
@@ -454,6 +471,11 @@ def load_session(path: str | os.PathLike[str], *, device: str | None = None) -> 
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise SessionFileError(f"{where}: the batch or RNG state cannot be restored: {err}") from None
     _restore_history(session.history, history_csv, state.get("history") or {}, where)
+    if start is not None:
+        params = dict(session.model.named_parameters())
+        if set(start) != set(params) or any(start[k].shape != params[k].shape for k in params):
+            raise SessionFileError(f"{where}: start.safetensors does not fit the model")
+        session._start_weights = {k: v.to(dev) for k, v in start.items()}
     from .metrics import Evaluation
 
     try:

@@ -147,6 +147,7 @@ class Trainer:
         start_step = s.step
         first_in_buf = s.step + 1
         reset_each = t.reset_optimizer_each_step
+        s.note_run_start()
         opt = s.optimizer  # made here if it was not yet
         schedule = s.scheduler  # schedules.py: stepped once per step
         assert opt is not None

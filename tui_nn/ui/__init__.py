@@ -8,8 +8,12 @@ def run_app(preset_path: str | None = None) -> int:
     network when `preset_path` is None. Returns the exit status."""
     from .app import PlaygroundApp
 
+    import sys
+
     app = PlaygroundApp(preset_path)
     result = app.run()
+    if app.saved_on_quit:
+        print(f"tui-nn: the session was autosaved to {app.saved_on_quit} (tui-nn FILE reopens it)", file=sys.stderr)
     return int(result or 0) if app.return_code is None else int(app.return_code)
 
 

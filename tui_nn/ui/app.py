@@ -25,8 +25,8 @@ from textual.worker import get_current_worker
 
 from .commands import PlaygroundCommands
 from .insight import INSIGHT_BINDINGS, InsightMixin
-from .messages import (EngineDone, EngineFailed, LoadFailed, SessionLoaded, TrainFailed, TrainFinished,
-                       TrainProgress)
+from .messages import (EngineDone, EngineFailed, LoadFailed, PresetsListed, SessionLoaded, TrainFailed,
+                       TrainFinished, TrainProgress)
 from .screens.dialogs import ErrorModal, GeneratorModal, InitModal, SaveModal, TextEditModal
 from .screens.help import HelpScreen
 from .screens.layer_form import LayerFormScreen
@@ -42,6 +42,7 @@ from .widgets.tensors import TensorEntry, TensorList, TensorsPane, TensorView
 TABS = ("layers", "tensors", "train", "data", "info", "boundary")
 LIVE_TENSOR_INTERVAL = 0.25  # seconds between live refreshes of a parameter shown while training
 STATUS_INTERVAL = 0.2  # seconds between status-bar updates while training (terminal output: docs/performance.md)
+MAX_QUEUED = 16  # layer edits and undos queued behind the one being applied
 
 
 class PlaygroundApp(InsightMixin, App[int]):
@@ -67,7 +68,9 @@ class PlaygroundApp(InsightMixin, App[int]):
         Binding("o", "open_preset", "Open", id="app.open", tooltip="Open a bundled preset or a preset file"),
         Binding("question_mark,f1", "help", "Help", id="app.help", tooltip="This list of keys"),
         Binding("R", "reset_weights", "Reset weights", show=False, id="train.reset",
-                tooltip="Reset weights, data and loss history to the preset (or the seed's initialisation)"),
+                tooltip="Reset weights, data and loss history to the preset (its hand-set weights)"),
+        Binding("ctrl+r", "reset_init", "Re-initialise", show=False, id="train.reset_init",
+                tooltip="Reset to the seed's initialisation: hand-set weights dropped, data and history reset"),
         Binding("l", "toggle_log", "Log scale", show=False, id="plot.log",
                 tooltip="Toggle a logarithmic loss axis"),
         Binding("g", "compute_grads", "Backward", show=False, id="tensors.backward",
@@ -111,13 +114,20 @@ class PlaygroundApp(InsightMixin, App[int]):
         self.autosave_note = ""  # "autosaved NAME", shown in the status line until the next run
         self.session_path: str | None = None  # the .tuinn file this session was opened from or saved to
         self._runner: Any = None  # the engine's runner: a trainer process (TUI_NN_RUNNER=thread: in a thread)
+        self._runner_lock = threading.Lock()
+        self._train_idle = threading.Event()  # clear while the train worker runs
+        self._train_idle.set()
+        self.saved_on_quit: str | None = None  # the autosave written when quitting, if any
+        self._queued: list[Callable[[], None]] = []  # edits asked for while another was being applied
+        self.runs: Any = None  # the engine's RunRegistry, kept across the sessions opened (runs compared)
 
     def runner(self) -> Any:
-        if self._runner is None:
-            from tui_nn.engine.runner import make_runner
+        with self._runner_lock:  # the load worker and the train worker may both ask first
+            if self._runner is None:
+                from tui_nn.engine.runner import make_runner
 
-            self._runner = make_runner()
-        return self._runner
+                self._runner = make_runner()
+            return self._runner
 
     # -- layout ----------------------------------------------------------------------------------
 
@@ -162,10 +172,13 @@ class PlaygroundApp(InsightMixin, App[int]):
                         exit_on_error=False, name="load")
 
     def _load_thread(self, path: str | None, initial: bool) -> None:
+        """Open a preset or a session file (.tuinn). The session is posted as soon as it is built; what only
+        later actions need (the first optimizer's imports, the bundled presets for the picker, the trainer
+        process) is prepared after that, so the preset is on screen and keys act first."""
         try:
             from tui_nn.engine.devices import list_devices
             from tui_nn.engine.errors import DeviceError, EngineError
-            from tui_nn.engine.preset import bundled_presets, load_preset
+            from tui_nn.engine.preset import load_preset
             from tui_nn.engine.session import Session
 
             from . import edits
@@ -173,43 +186,84 @@ class PlaygroundApp(InsightMixin, App[int]):
             self.post_message(LoadFailed("Cannot load the engine", f"{type(err).__name__}: {err}"))
             return
         try:
-            runner = self.runner()
-            if hasattr(runner, "start"):
-                runner.start()  # the trainer process imports torch behind the first frame
             devices = list_devices()
+            note = ""
+            session = None
+            session_path = None
+            if path and path.strip().endswith(".tuinn"):
+                from tui_nn.engine.sessionio import load_session
+
+                try:
+                    session = load_session(path.strip())
+                    session_path = str(Path(path.strip()).expanduser())
+                    note = f"opened the session {path} at step {session.step}"
+                except EngineError as err:
+                    self.post_message(LoadFailed("Cannot open the session", err.message, getattr(err, "hint", "")))
+                    if not initial:
+                        self.post_message(SessionLoaded(None, devices))
+                        return
+                    session = Session(edits.scratch_preset())
+                    note = "opened the scratch network instead"
+            if session is None:
+                preset = None
+                try:
+                    preset = load_preset(path) if path else edits.scratch_preset()
+                except EngineError as err:
+                    self.post_message(LoadFailed("Cannot open the preset", err.message, err.hint))
+                    if not initial:
+                        self.post_message(SessionLoaded(None, devices))
+                        return
+                    preset = edits.scratch_preset()
+                    note = "opened the scratch network instead"
+                try:
+                    session = Session(preset)
+                except DeviceError as err:
+                    session = Session(preset, device="cpu")
+                    note = f"{err.message}; using the CPU"
+                except EngineError as err:
+                    self.post_message(LoadFailed("Cannot build the preset", err.message, err.hint))
+                    if not initial:
+                        self.post_message(SessionLoaded(None, devices))
+                        return
+                    session = Session(edits.scratch_preset())
+                    note = "opened the scratch network instead"
+            self.post_message(SessionLoaded(session, devices, note, session_path=session_path))
+        except Exception as err:  # noqa: BLE001 - whatever happens, the app stays alive
+            self.post_message(LoadFailed("Cannot open the preset", f"{type(err).__name__}: {err}"))
+            self.post_message(SessionLoaded(None, []))
+            return
+        if initial:
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Behind the first interactive frame (in the load worker): the first optimizer of a process imports
+        torch._dynamo (about a second; a throwaway one takes that cost here, not the first step), the bundled
+        presets are read for the picker, and the trainer process is started (it imports torch itself)."""
+        try:
+            import torch
+
+            torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        except Exception:  # noqa: BLE001 - only a head start; the real optimizer reports its own errors
+            pass
+        try:
+            from tui_nn.engine.errors import EngineError
+            from tui_nn.engine.preset import bundled_presets, load_preset
+
             presets: list[tuple[str, str, Any]] = []
             for p in bundled_presets():
                 try:
                     presets.append((p.stem, str(p), load_preset(p)))
                 except EngineError as err:
                     presets.append((p.stem, str(p), err))
-            note = ""
-            preset = None
-            try:
-                preset = load_preset(path) if path else edits.scratch_preset()
-            except EngineError as err:
-                self.post_message(LoadFailed("Cannot open the preset", err.message, err.hint))
-                if not initial:
-                    self.post_message(SessionLoaded(None, devices, presets=presets))
-                    return
-                preset = edits.scratch_preset()
-                note = "opened the scratch network instead"
-            try:
-                session = Session(preset)
-            except DeviceError as err:
-                session = Session(preset, device="cpu")
-                note = f"{err.message}; using the CPU"
-            except EngineError as err:
-                self.post_message(LoadFailed("Cannot build the preset", err.message, err.hint))
-                if not initial:
-                    self.post_message(SessionLoaded(None, devices, presets=presets))
-                    return
-                session = Session(edits.scratch_preset())
-                note = "opened the scratch network instead"
-            self.post_message(SessionLoaded(session, devices, note, presets=presets))
-        except Exception as err:  # noqa: BLE001 - whatever happens, the app stays alive
-            self.post_message(LoadFailed("Cannot open the preset", f"{type(err).__name__}: {err}"))
-            self.post_message(SessionLoaded(None, []))
+            self.post_message(PresetsListed(presets))
+            runner = self.runner()
+            if hasattr(runner, "start"):
+                runner.start()
+        except Exception as err:  # noqa: BLE001 - the session is open; a later run says what is wrong
+            self.post_message(LoadFailed("Cannot prepare training", f"{type(err).__name__}: {err}"))
+
+    def on_presets_listed(self, msg: PresetsListed) -> None:
+        self.presets = msg.presets
 
     async def on_session_loaded(self, msg: SessionLoaded) -> None:
         if msg.presets is not None:
@@ -224,6 +278,14 @@ class PlaygroundApp(InsightMixin, App[int]):
         from . import edits
 
         self.session = msg.session
+        self.session_path = msg.session_path
+        self.autosave_note = ""
+        if self.runs is None:  # one record of runs for every session opened: runs of different presets compare
+            self.runs = msg.session.runs
+        elif msg.session.runs is not self.runs:
+            self.runs.absorb(msg.session.runs)  # a session file's own runs join them
+            self.runs.mark_reset()
+            msg.session.runs = self.runs
         self.undo_stack = edits.UndoStack()
         self.run_total = self.run_done_before = 0
         self.last_progress = self.last_finished = None
@@ -419,12 +481,21 @@ class PlaygroundApp(InsightMixin, App[int]):
             return f"busy: {self.busy_label}"
         return None
 
-    def _refuse(self, what: str) -> bool:
+    def _refuse(self, what: str, retry: Callable[[], None] | None = None) -> bool:
+        """True (with a notice) when `what` cannot be done now. An edit asked for while another one is being
+        applied (`retry` given; keys pressed quickly, e.g. u u u) is queued and done after it instead."""
         reason = self._busy_reason()
         if reason:
+            if retry is not None and self.run_state == "busy" and len(self._queued) < MAX_QUEUED:
+                self._queued.append(retry)
+                return True
             self.notify(f"Cannot {what} now: {reason}.", severity="warning", markup=False)
             return True
         return False
+
+    def _run_queued(self) -> None:
+        if self._queued and self.run_state not in ("busy", "loading", "running"):
+            self.call_later(self._queued.pop(0))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         state = self.run_state
@@ -472,6 +543,7 @@ class PlaygroundApp(InsightMixin, App[int]):
             msg.then(msg.result)
         select, self._select_after = self._select_after, None
         self._changed(select)
+        self._run_queued()
 
     def _sync_device_select(self) -> None:
         from textual.widgets import Select
@@ -491,6 +563,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         message = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
         self.push_screen(ErrorModal(f"Cannot {msg.label}", message, getattr(err, "hint", "")))
         self._select_after = None
+        self._queued.clear()  # edits queued behind one that failed would apply to what the user did not see
         self._refresh_all()
 
     # -- layer edits -----------------------------------------------------------------------------
@@ -502,7 +575,7 @@ class PlaygroundApp(InsightMixin, App[int]):
                     carry: dict[str, str] | None = None) -> None:
         """Apply `mutate` to a copy of the model spec and rebuild (off the UI thread). `carry` maps new layer
         paths to old ones whose weights move with them (a moved or duplicated layer)."""
-        if self._refuse(label):
+        if self._refuse(label, retry=lambda: self._edit_model(label, mutate, carry)):
             return
         from . import edits
 
@@ -649,6 +722,8 @@ class PlaygroundApp(InsightMixin, App[int]):
     def action_remove_layer(self) -> None:
         from . import edits
 
+        if self._refuse("remove a layer", retry=self.action_remove_layer):
+            return
         path = self._selected_path()
         if path is None:
             self.notify("No layer to remove.", severity="warning")
@@ -658,6 +733,8 @@ class PlaygroundApp(InsightMixin, App[int]):
     def action_duplicate_layer(self) -> None:
         from . import edits
 
+        if self._refuse("duplicate a layer", retry=self.action_duplicate_layer):
+            return
         path = self._selected_path()
         if path is None:
             return
@@ -667,6 +744,8 @@ class PlaygroundApp(InsightMixin, App[int]):
     def action_move_layer(self, delta: int) -> None:
         from . import edits
 
+        if self._refuse("move a layer", retry=lambda: self.action_move_layer(delta)):
+            return
         path = self._selected_path()
         if path is None:
             return
@@ -701,7 +780,7 @@ class PlaygroundApp(InsightMixin, App[int]):
 
     def _undo_redo(self, undo: bool) -> None:
         what = "undo" if undo else "redo"
-        if self._refuse(what):
+        if self._refuse(what, retry=lambda: self._undo_redo(undo)):
             return
         from . import edits
 
@@ -1020,10 +1099,21 @@ class PlaygroundApp(InsightMixin, App[int]):
         self.run_state = "running"
         self.query_one(TrainControls).disabled = True
         self._refresh_all()
+        self._train_idle.clear()
         self._run_trainer(steps)
 
     @work(thread=True, exit_on_error=False, group="train", name="train")
     def _run_trainer(self, steps: int) -> None:
+        """The train worker: waits for the runner and forwards its reports. A long run is cut into slices of
+        the autosave interval: between two slices (a step boundary, so the session is consistent) the
+        session is autosaved from this worker, and the run goes on; the UI sees one run."""
+        try:
+            self._train_slices(steps)
+        finally:
+            self._train_idle.set()
+
+    def _train_slices(self, steps: int) -> None:
+        import time
         from dataclasses import replace
 
         from tui_nn.engine.errors import EngineError
@@ -1032,21 +1122,35 @@ class PlaygroundApp(InsightMixin, App[int]):
         worker = get_current_worker()
         session = self.session
         stop = self._stop_event
+        offset = 0  # steps done by the earlier slices of this run
 
         def report(r: Any) -> None:
             if isinstance(r, Progress):
+                if offset:
+                    r = replace(r, run_steps=r.run_steps + offset)
                 self.post_message(TrainProgress(r, session.history.series()))
 
         pause_at, self._pause_at = self._pause_at, None
         run_steps = steps
         if pause_at is not None:  # pause exactly at that step (a deterministic mid-run state)
             run_steps = max(0, min(steps, pause_at - session.step))
+        interval = self.autosave_interval()
+        deadline = [time.monotonic() + interval] if interval else [float("inf")]
 
         def should_stop() -> bool:
-            return stop.is_set() or worker.is_cancelled
+            return stop.is_set() or worker.is_cancelled or time.monotonic() >= deadline[0]
 
         try:
-            finished = self.runner().run(session, run_steps, report=report, should_stop=should_stop)
+            while True:
+                finished = self.runner().run(session, run_steps - offset, report=report, should_stop=should_stop)
+                offset += finished.run_steps
+                if (finished.reason == "stopped" and not stop.is_set() and not worker.is_cancelled
+                        and offset < run_steps):  # the slice ended for an autosave: save, then go on
+                    self.autosave_now(session)
+                    deadline[0] = time.monotonic() + interval
+                    continue
+                break
+            finished = replace(finished, run_steps=offset)
             if run_steps < steps and finished.reason == "done":
                 self._pause_requested = True
                 finished = replace(finished, reason="stopped")
@@ -1154,7 +1258,9 @@ class PlaygroundApp(InsightMixin, App[int]):
             self.notify("Stopped.")
             self._refresh_all()
 
-    def action_reset_weights(self) -> None:
+    def action_reset_weights(self, hand_set: bool = True) -> None:
+        """R: back to the preset (its hand-set weights, the seed's initialisation elsewhere); ctrl+r: every layer
+        from the seed's initialisation, the hand-set values dropped. Data and history start afresh too."""
         if self._refuse("reset the weights"):
             return
         from . import edits
@@ -1163,9 +1269,17 @@ class PlaygroundApp(InsightMixin, App[int]):
         self.run_total = self.run_done_before = 0
         self._pause_requested = False
         self.run_state = "ready"
-        self._engine_op("reset the weights", self.session.reset, undo=lambda: self.undo_stack.done.pop(),
-                        then=lambda _r: self.notify("Weights, data and history reset to the preset "
-                                                    "(u restores the weights)."))
+        session = self.session
+        if hand_set:
+            done = "Weights, data and history reset to the preset (u restores the weights)."
+        else:
+            done = (f"Every layer re-initialised from seed {session.training.seed}, hand-set values dropped; "
+                    "data and history reset (u restores the weights).")
+        self._engine_op("reset the weights", partial(session.reset, hand_set=hand_set),
+                        undo=lambda: self.undo_stack.done.pop(), then=lambda _r: self.notify(done, markup=False))
+
+    def action_reset_init(self) -> None:
+        self.action_reset_weights(hand_set=False)
 
     def action_toggle_log(self) -> None:
         plots = list(self.query(LossPlot))
@@ -1256,15 +1370,9 @@ class PlaygroundApp(InsightMixin, App[int]):
     def open_preset_path(self, path: str) -> None:
         if self._refuse("open a preset"):
             return
-        if path.strip().endswith(".tuinn"):
-            self.action_show_tab("layers")
-            self.open_session_path(path.strip())
-            return
-        self.session_path = None
-        for tab in ("layers",):
-            self.action_show_tab(tab)
+        self.action_show_tab("layers")
         self._update_status(note=f"opening {path}…")
-        self._load(path)
+        self._load(path.strip())
 
     def action_save_preset(self) -> None:
         if self._refuse("save"):
@@ -1336,7 +1444,9 @@ class PlaygroundApp(InsightMixin, App[int]):
             ("Pause training (p)", "pause", ""),
             ("Resume training (p)", "resume", ""),
             ("Stop training (s)", "stop", ""),
-            ("Reset weights (R)", "reset_weights", "back to the preset's weights or the seed's initialisation"),
+            ("Reset weights to the preset (R)", "reset_weights", "its hand-set weights; the seed's init elsewhere"),
+            ("Re-initialise from the seed (ctrl+r)", "reset_init", "every layer from the seed's initialisation; "
+                                                                   "hand-set values dropped"),
             ("Apply the shape fix (f)", "apply_fix", ""),
             ("Apply the alternative fix (F)", "apply_alt_fix", ""),
             ("Undo (u)", "undo", ""),
@@ -1382,7 +1492,15 @@ class PlaygroundApp(InsightMixin, App[int]):
         self.call_later(self.run_action, action)
 
     async def action_quit(self) -> None:
+        """Quit: a run stops at its next step; the session is autosaved (if it changed) before the app exits."""
+        import asyncio
+        import time
+
         self._stop_event.set()
+        if self.running:  # the run ends at its next step (the worker returns); not longer than a second
+            await asyncio.to_thread(self._train_idle.wait, 1.0)
+        if self._train_idle.is_set() and self.run_state not in ("busy", "loading"):
+            self.saved_on_quit = await asyncio.to_thread(self.autosave_on_quit)
         self.exit(0)
 
     def on_unmount(self) -> None:

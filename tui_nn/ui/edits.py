@@ -446,6 +446,12 @@ def set_data(session: Any, inputs: Any = ..., targets: Any = ...) -> None:
             targets = t.tolist() if not t.is_floating_point() else tensor_to_list(t)
         data.dataset = None
         data.csv = None
+    if (inputs is not ... and targets is ... and not isinstance(data.targets, list) and session.targets is not None
+            and isinstance(inputs, list) and len(inputs) == int(session.targets.shape[0])):
+        # targets drawn from the seed come after the inputs in the same random stream: inline inputs would
+        # shift them, so the targets on screen are kept as inline values (same sample count only)
+        t = session.targets.detach().cpu()
+        targets = t.tolist() if not t.is_floating_point() else tensor_to_list(t)
     if inputs is not ...:
         data.inputs = inputs
     if targets is not ...:

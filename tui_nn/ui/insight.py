@@ -33,7 +33,8 @@ INSIGHT_BINDINGS = [
     Binding("6", "show_tab('boundary')", "Boundary tab", show=False, id="tab.boundary"),
 ]
 
-AUTOSAVE_INTERVAL = 60.0  # seconds: at most one autosave a minute, only between runs
+MAX_NEURON_TERMS = 256  # terms of y = sum w_i x_i + b written out in the neuron dialog
+AUTOSAVE_INTERVAL = 60.0  # seconds: at most one autosave a minute (during a run, between two of its slices)
 
 
 def autosave_dir() -> Path:
@@ -210,7 +211,9 @@ class InsightMixin:
             from tui_nn.engine.probes import neuron_equation
 
             try:
-                eq = neuron_equation(s, edits.module_path(path), unit)
+                # every term written out (the dialog scrolls); a very wide layer is cut with a count of the rest
+                terms = min(int(spec.args.get("in_features", 8)), MAX_NEURON_TERMS)
+                eq = neuron_equation(s, edits.module_path(path), unit, max_terms=terms)
             except Exception as err:  # noqa: BLE001
                 return _engine_text(err)
             app.call_later(app.push_screen, ReportModal(f"Layer {path} (Linear), unit {unit}, sample 0",
@@ -261,33 +264,9 @@ class InsightMixin:
         return None
 
     def open_session_path(self, path: str) -> None:
+        """Open a .tuinn session file (as `o` or `tui-nn FILE.tuinn` do)."""
         app: Any = self
-        if app._refuse("open a session"):
-            return
-        app._update_status(note=f"opening {path}…")
-        app.run_state = "loading"
-        app.refresh_bindings()
-
-        def load() -> None:
-            from tui_nn.engine.errors import EngineError
-            from tui_nn.engine.sessionio import load_session
-
-            from .messages import LoadFailed, SessionLoaded
-
-            try:
-                session = load_session(path)
-            except EngineError as err:
-                app.post_message(LoadFailed("Cannot open the session", err.message, getattr(err, "hint", "")))
-                app.post_message(SessionLoaded(None, []))
-                return
-            except Exception as err:  # noqa: BLE001
-                app.post_message(LoadFailed("Cannot open the session", f"{type(err).__name__}: {err}"))
-                app.post_message(SessionLoaded(None, []))
-                return
-            app.session_path = str(Path(path).expanduser())
-            app.post_message(SessionLoaded(session, [], f"opened the session {path} at step {session.step}"))
-
-        app.run_worker(load, thread=True, group="engine", exit_on_error=False, name="open session")
+        app.open_preset_path(path)
 
     def autosave_path(self) -> Path:
         s: Any = self.session
@@ -296,34 +275,73 @@ class InsightMixin:
             return p.with_name(p.stem + ".autosave.tuinn")
         return autosave_dir() / f"{_stem(s)}.tuinn"
 
-    def maybe_autosave(self) -> None:
-        """Between runs only (at a run's end or pause), at most once a minute, in a worker."""
+    def _autosaver(self) -> Any:
+        """The engine's Autosave for the current session's file, or None when autosave is off."""
         app: Any = self
-        if not self.autosave_enabled or os.environ.get("TUI_NN_AUTOSAVE", "on") == "off":
-            return
-        if app.session is None or app.running:
-            return
+        if not self.autosave_enabled or os.environ.get("TUI_NN_AUTOSAVE", "on") == "off" or app.session is None:
+            return None
         from tui_nn.engine.sessionio import Autosave
 
         path = self.autosave_path()
         if self._autosave is None or Path(self._autosave.path) != path:
             self._autosave = Autosave(path, AUTOSAVE_INTERVAL)
-        auto = self._autosave
-        s = app.session
-        if not auto.due(s):
+        return self._autosave
+
+    def autosave_interval(self) -> float | None:
+        """Seconds between autosaves during a run (None: autosave is off)."""
+        return AUTOSAVE_INTERVAL if self._autosaver() is not None else None
+
+    def _save_now(self, session: Any, *, force: bool) -> str | None:
+        """Autosave `session` in the calling thread (a worker) if it changed; the path written, or None."""
+        app: Any = self
+        auto = self._autosaver()
+        if auto is None:
+            return None
+        token = (session.step, app.version)
+        try:
+            auto.path.parent.mkdir(parents=True, exist_ok=True)
+            saved = auto.save_if_changed(session, token) if force else auto.maybe_save(session, token=token)
+        except Exception as err:  # noqa: BLE001 - an autosave that fails is said, never raised
+            app.call_from_thread(app._update_status, f"autosave failed: {err}")
+            return None
+        if saved:
+            app.call_from_thread(app.autosaved, str(auto.path))
+            return str(auto.path)
+        return None
+
+    def autosave_now(self, session: Any) -> None:
+        """Between two slices of a run (the train worker), at most once an interval."""
+        self._save_now(session, force=False)
+
+    def autosave_on_quit(self) -> str | None:
+        """When quitting (in a worker thread): save what changed since the last autosave, whatever the interval."""
+        app: Any = self
+        if app.session is None:
+            return None
+        auto = self._autosaver()
+        if auto is None:
+            return None
+        token = (app.session.step, app.version)
+        if auto.last_token == token or (auto.last_token is None and app.session.step == 0 and app.version <= 1
+                                        and not app.undo_stack.done):
+            return None  # nothing was done in this session: nothing to keep
+        try:
+            auto.path.parent.mkdir(parents=True, exist_ok=True)
+            auto.save_if_changed(app.session, token)
+        except Exception:  # noqa: BLE001 - quitting goes on; the last autosave (if any) stays
+            return None
+        return str(auto.path)
+
+    def maybe_autosave(self) -> None:
+        """At a run's end or pause: at most once an interval, in a worker."""
+        app: Any = self
+        if app.session is None or app.running or self._autosaver() is None:
             return
-
-        def save() -> None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                saved = auto.maybe_save(s)
-            except Exception as err:  # noqa: BLE001 - an autosave that fails is said, never raised
-                app.call_from_thread(app._update_status, f"autosave failed: {err}")
-                return
-            if saved:
-                app.call_from_thread(app.autosaved, str(auto.path))
-
-        app.run_worker(save, thread=True, group="autosave", exclusive=True, exit_on_error=False, name="autosave")
+        s = app.session
+        if not self._autosave.due(s, token=(s.step, app.version)):
+            return
+        app.run_worker(lambda: self._save_now(s, force=False), thread=True, group="autosave", exclusive=True,
+                       exit_on_error=False, name="autosave")
 
     def autosaved(self, path: str) -> None:
         app: Any = self
@@ -360,14 +378,29 @@ class InsightMixin:
             app.call_after_refresh(shoot)  # once the dialog is gone: the screen itself
             return None
 
+        from_start = s.has_start_weights
+
         def write() -> Any:
             from tui_nn.engine.export import write_history_csv, write_script
 
             if kind == "script":
-                return write_script(s.current_preset(with_weights=True), target)
+                # from step 0, with the weights the loss history began from: the script prints the app's losses
+                return write_script(s.current_preset(with_weights=True, at_start=from_start), target)
             return write_history_csv(s, target)
 
-        app._engine_op("export", write, then=lambda p: app.notify(f"written: {Path(p).resolve()}", markup=False))
+        def written(p: Any) -> None:
+            where = Path(p).resolve()
+            if kind != "script":
+                app.notify(f"written: {where}", markup=False)
+            elif from_start:
+                app.notify(f"written: {where}: it trains from step 0 with the weights this history began from, "
+                           "and prints the same losses as the app", markup=False, timeout=8)
+            else:
+                app.notify(f"written: {where}: it trains from the current weights (step {s.step}; the weights of "
+                           "step 0 are not known for this session) with a fresh optimizer", markup=False,
+                           severity="warning", timeout=8)
+
+        app._engine_op("export", write, then=written)
         return None
 
 

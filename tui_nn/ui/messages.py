@@ -11,11 +11,20 @@ class SessionLoaded(Message):
     """A preset was loaded and its session built (in a worker)."""
 
     def __init__(self, session: Any, devices: list[Any], note: str = "",
-                 presets: list[tuple[str, str, Any]] | None = None) -> None:
+                 presets: list[tuple[str, str, Any]] | None = None, session_path: str | None = None) -> None:
         super().__init__()
         self.session = session
         self.devices = devices
         self.note = note
+        self.presets = presets
+        self.session_path = session_path  # the .tuinn file the session was opened from, if any
+
+
+class PresetsListed(Message):
+    """The bundled presets, loaded behind the first frame (for the picker and the palette)."""
+
+    def __init__(self, presets: list[tuple[str, str, Any]]) -> None:
+        super().__init__()
         self.presets = presets
 
 

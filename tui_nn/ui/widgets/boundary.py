@@ -184,11 +184,6 @@ class BoundaryPane(Vertical):
             return
         if app.run_state in ("loading", "busy"):
             return
-        if app.running:
-            from tui_nn.engine.runner import ThreadRunner
-
-            if isinstance(app._runner, ThreadRunner):  # the model is in use in this process
-                return
         view = self.query_one(BoundaryView)
         width = max(min(view.size.width or self.size.width, 256), 4)
         height = max(min(view.size.height or max(self.size.height - 1, 4), 256), 2)
@@ -200,22 +195,23 @@ class BoundaryPane(Vertical):
             return
         self._last = now
         self._computing = True
-        self.run_worker(lambda: self._compute(s, key), thread=True, exclusive=True, group="boundary",
+        isolated = app.running  # a thread runner may be training this very model: predict with a copy
+        self.run_worker(lambda: self._compute(s, key, isolated), thread=True, exclusive=True, group="boundary",
                         exit_on_error=False, name="boundary")
 
-    def _compute(self, s: Any, key: tuple[int, int, int, int]) -> None:
+    def _compute(self, s: Any, key: tuple[int, int, int, int], isolated: bool = False) -> None:
         from tui_nn.engine import probes
 
         _, _, width, height = key
         dims = tuple(s.spec.input_shape[1:])
         try:
             if dims == (2,):
-                grid = probes.decision_grid(s, width, height)
+                grid = probes.decision_grid(s, width, height, isolated=isolated)
                 result: Any = ("grid", grid, (s.inputs.detach().cpu().numpy(), s.targets),
                                (None if s.test_inputs is None else s.test_inputs.detach().cpu().numpy(),
                                 s.test_targets))
             elif dims == (1,):
-                xs, ys = probes.function_curve(s, 200)
+                xs, ys = probes.function_curve(s, 200, isolated=isolated)
                 tx = s.inputs.detach().float().cpu().reshape(-1).numpy()
                 ty = None if s.targets is None else s.targets.detach().float().cpu().reshape(
                     s.targets.shape[0], -1)[:, 0].numpy()
