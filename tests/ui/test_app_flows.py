@@ -1,0 +1,107 @@
+"""Pilot tests of flows the first review found missing: keys pressed faster than edits apply, the two
+resets, editing one data cell, and training on after a NaN with a smaller learning rate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from textual.widgets import Input
+
+from tui_nn.ui.app import PlaygroundApp
+from tui_nn.ui.screens.dialogs import ErrorModal, TextEditModal
+
+from .helpers import loaded, preset, settle, train_steps, wait_until
+
+
+def types(app: Any) -> list[str]:
+    return [layer.type for layer in app.session.spec.layers]
+
+
+async def test_undo_pressed_quickly_is_queued_not_refused() -> None:
+    app = PlaygroundApp(preset("tiny"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        for _ in range(3):  # three layers appended, one at a time
+            app.add_layer_of_type("Tanh", None)
+            await settle(pilot)
+        assert types(app) == ["Linear", "ReLU", "Softmax", "Tanh", "Tanh", "Tanh"]
+        app.clear_notifications()
+        for _ in range(3):  # as three quick presses: the second and third come while the first is applied
+            app.action_undo()
+        assert len(app._queued) == 2
+        await settle(pilot)
+        await wait_until(pilot, lambda: not app._queued and app.run_state == "ready", what="the queue")
+        await settle(pilot)
+        assert types(app) == ["Linear", "ReLU", "Softmax"]
+        assert not any("Cannot" in n.message for n in app._notifications)
+
+
+async def test_r_resets_to_the_preset_and_ctrl_r_to_the_seeds_init() -> None:
+    from tui_nn.engine.preset import load_preset
+    from tui_nn.engine.session import Session
+
+    app = PlaygroundApp(preset("tiny"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        hand_set = app.session.get_param("0.weight").detach().clone()
+        await train_steps(pilot, 5)
+        assert not app.session.get_param("0.weight").detach().equal(hand_set)
+        await pilot.press("R")
+        await settle(pilot)
+        assert app.session.step == 0 and app.session.get_param("0.weight").detach().equal(hand_set)
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        p = load_preset(preset("tiny"))
+        for _, spec in [(0, p.model.layers[0])]:
+            spec.params.clear()
+        seeded = Session(p).get_param("0.weight").detach()
+        assert app.session.get_param("0.weight").detach().equal(seeded)
+        assert not seeded.equal(hand_set) and app.session.step == 0
+        assert not app.session.spec.layers[0].params  # the hand-set values are gone from the spec
+        await pilot.press("u")  # and undo brings them back
+        await settle(pilot)
+        assert app.session.get_param("0.weight").detach().equal(hand_set)
+
+
+async def test_editing_one_input_cell_keeps_the_seeded_targets() -> None:
+    app = PlaygroundApp(preset("diverge"))  # inputs and targets both drawn from the seed
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        before_x = app.session.inputs.clone()
+        before_y = app.session.targets.clone()
+        await pilot.press("4")
+        await pilot.pause()
+        app.query_one("#data-inputs-view").focus()
+        await pilot.press("right", "e")
+        await wait_until(pilot, lambda: isinstance(app.screen, TextEditModal), what="the cell editor")
+        await pilot.pause()
+        app.screen.query_one(Input).value = "9"
+        await pilot.press("enter")
+        await settle(pilot)
+        x = app.session.inputs
+        assert float(x[0, 1]) == 9.0
+        changed = (x != before_x).nonzero().tolist()
+        assert changed == [[0, 1]]  # only that cell
+        assert app.session.targets.equal(before_y)
+
+
+async def test_after_a_nan_a_smaller_learning_rate_trains_on() -> None:
+    app = PlaygroundApp(preset("diverge"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal) and bool(app.screen.query("#error-body")),
+                         what="the error dialog")
+        body = str(app.screen.query_one("#error-body").render())
+        assert "R resets" in body
+        await pilot.press("escape")
+        await settle(pilot)
+        restored = app.session.step
+        assert app.last_finished.restored_step == restored
+        from tui_nn.engine.spec import CallSpec
+
+        app.session.set_optimizer(CallSpec("SGD", {"lr": 0.01}))
+        await train_steps(pilot, 20)
+        assert app.last_finished.reason == "done" and app.session.step == restored + 20
+        assert all(bool(torch.isfinite(p).all()) for _, p in app.session.named_parameters())
