@@ -105,3 +105,34 @@ async def test_after_a_nan_a_smaller_learning_rate_trains_on() -> None:
         await train_steps(pilot, 20)
         assert app.last_finished.reason == "done" and app.session.step == restored + 20
         assert all(bool(torch.isfinite(p).all()) for _, p in app.session.named_parameters())
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("runner", ["process", "thread"])
+async def test_the_boundary_follows_a_run_at_a_bounded_rate(runner: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a run trains (in the trainer process, or in a thread as CUDA sessions do), the Boundary tab
+    recomputes its grid from the live weights, never more often than REFRESH_INTERVAL allows."""
+    import time
+
+    from tui_nn.ui.widgets.boundary import REFRESH_INTERVAL
+
+    monkeypatch.setenv("TUI_NN_RUNNER", runner)
+    app = PlaygroundApp(preset("boundary"), clock=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("6")
+        pane = app.query_one("#boundary")
+        await wait_until(pilot, lambda: pane.computed > 0 and not pane._computing, what="the first grid")
+        before = pane.computed
+        app.train(10**7)
+        t0 = time.monotonic()
+        await wait_until(pilot, lambda: pane.computed >= before + 3 and app.session.step > 0,
+                         what="grids recomputed during the run")
+        assert app.running  # recomputed while training, not after
+        assert pane._shown[1] > 0  # a grid of a step of this run
+        await pilot.press("s")
+        await settle(pilot)
+        elapsed = time.monotonic() - t0
+        assert pane.computed - before <= elapsed / REFRESH_INTERVAL + 2
