@@ -46,8 +46,9 @@ def test_check_shape_error_exit_1_json(tmp_path):
     out = tui("check", str(bad), "--json")
     assert out.returncode == 1
     err = json.loads(out.stdout)["error"]
-    assert err == {"layer": 2, "type": "Linear", "message": "mat1 and mat2 shapes cannot be multiplied (1x3 and 4x2)",
-                   "hint": err["hint"], "fix": "set in_features = 3"}
+    assert err == {"layer": 2, "path": "2", "type": "Linear",
+                   "message": "mat1 and mat2 shapes cannot be multiplied (1x3 and 4x2)", "hint": err["hint"],
+                   "fix": "set in_features = 3"}
     assert "layer 1 (ReLU)" in err["hint"]
     out = tui("check", str(bad))
     assert out.returncode == 1 and "Traceback" not in out.stderr and "set in_features = 3" in out.stderr
@@ -111,3 +112,146 @@ def test_every_bundled_preset_checks_and_runs():
         assert cmd_check(str(path), json_mode=True) == (1 if broken else 0), path
         assert cmd_run(str(path), steps=3, device=None, seed=None, every=None, json_mode=True) == (
             1 if broken else 0), path
+
+
+# -- optimizer refusals, data errors, standard JSON, error objects, paths, the budget, arithmetic, broken pipes --
+
+from tui_nn.cli import main  # noqa: E402
+
+LINEAR = '[model]\ninput_shape = [2, 3]\n[[model.layers]]\ntype = "Linear"\nin_features = 3\nout_features = 1\n'
+
+
+def _write(tmp_path, text, name="p.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("optimizer,field", [
+    ('{ type = "SGD", lr = 0.1, nesterov = true }', "training.optimizer.nesterov"),
+    ('{ type = "SGD", lr = 0.1, nesterov = true, momentum = 0.9, dampening = 0.1 }', "training.optimizer.nesterov"),
+    ('{ type = "Adam", betas = [0.9, 1.0] }', "training.optimizer.betas"),
+])
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_invalid_optimizer_arguments_are_one_message(tmp_path, capsys, optimizer, field, command):
+    path = _write(tmp_path, LINEAR + f"[training]\noptimizer = {optimizer}\nsteps = 2\n")
+    assert main([command, path]) == 1
+    err = capsys.readouterr().err
+    assert f"{field}:" in err and "hint:" in err and "Traceback" not in err
+    assert main([command, path, "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)["error"]
+    assert doc["field"] == field and doc["hint"]
+
+
+DATA_ERRORS = [
+    ('[[model.layers]]\ntype = "Sigmoid"\n[data]\ninputs = [[1,2,3],[4,5,6]]\ntargets = [[2.0],[0.0]]\n'
+     '[training]\nloss = "BCELoss"\n', "BCELoss needs targets in [0, 1]"),
+    ('[data]\ninputs = [[1,2,3],[4,5,6]]\ntargets = [[1.0],[0.0],[1.0]]\n', "3 targets but 2 input samples"),
+    ('[data]\ninputs = [[1,2,3],[4,5,6]]\ntargets = [0, 5]\n[training]\nloss = "CrossEntropyLoss"\n',
+     "class index 5 is out of range"),
+]
+
+
+@pytest.mark.parametrize("extra,words", DATA_ERRORS)
+def test_check_exits_1_on_a_data_error_and_keeps_the_summary(tmp_path, capsys, extra, words):
+    text = LINEAR + extra
+    if "CrossEntropyLoss" in extra:
+        text = text.replace("out_features = 1", "out_features = 2")
+    path = _write(tmp_path, text)
+    assert main(["check", path]) == 1
+    out = capsys.readouterr()
+    assert "Total params" in out.out and words in out.err
+    assert main(["check", path, "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["loss"] is None and words in doc["data_error"] and doc["layers"]
+    assert words in doc["error"]["message"] and doc["error"]["layer"] is None
+
+
+def test_check_json_nonfinite_loss_is_standard_json(tmp_path, capsys):
+    path = _write(tmp_path, '[model]\ninput_shape = [1, 1]\n[[model.layers]]\ntype = "Linear"\nin_features = 1\n'
+                            'out_features = 1\nweight = [[3e38]]\nbias = [0.0]\n[data]\ninputs = [[10.0]]\n'
+                            'targets = [[0.0]]\n')
+    assert main(["check", path, "--json"]) == 0
+    text = capsys.readouterr().out
+    assert "Infinity" not in text and "NaN" not in text
+    doc = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert doc["loss"] is None and doc["loss_nonfinite"] == "inf"
+
+
+def test_json_writer_never_writes_nan_or_infinity():
+    from tui_nn.cli import dumps
+
+    text = dumps({"loss": float("nan"), "final_loss": float("-inf"), "xs": [1.0, float("inf")], "ok": 1.5})
+    assert json.loads(text) == {"loss": None, "loss_nonfinite": "nan", "final_loss": None,
+                                "final_loss_nonfinite": "-inf", "xs": [1.0, None], "ok": 1.5}
+
+
+def test_check_json_preset_error_has_the_documented_error_shape(tmp_path, capsys):
+    path = _write(tmp_path, LINEAR.replace("out_features", "out_feature"))
+    assert main(["check", path, "--json"]) == 1
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert {"layer", "type", "message", "hint", "fix"} <= set(err)
+    assert (err["layer"], err["type"], err["fix"]) == (None, None, None)
+    assert err["field"] == "model.layers[0].out_feature" and err["source"] == path
+    assert 'did you mean "out_features"' in err["message"]
+    assert main(["run", path, "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["error"]["field"] == "model.layers[0].out_feature"
+
+
+def test_check_json_error_inside_a_residual_block_has_its_path(tmp_path, capsys):
+    path = _write(tmp_path, '[model]\ninput_shape = [2, 4]\n[[model.layers]]\ntype = "Residual"\nlayers = ['
+                            '{ type = "Linear", in_features = 4, out_features = 3 }, '
+                            '{ type = "Linear", in_features = 4, out_features = 4 }]\n')
+    assert main(["check", path, "--json"]) == 1
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert (err["layer"], err["path"], err["type"]) == (0, "0.1", "Linear")
+    assert "from layer 0.0 (Linear)" in err["hint"]
+
+
+@pytest.mark.parametrize("value", ["abc", "-5"])
+def test_bad_memory_budget_variable_is_one_message(tmp_path, capsys, monkeypatch, value):
+    monkeypatch.setenv("TUI_NN_MEMORY_BUDGET", value)
+    path = _write(tmp_path, LINEAR)
+    assert main(["check", path]) == 1
+    err = capsys.readouterr().err
+    assert f"TUI_NN_MEMORY_BUDGET='{value}'" in err and "hint:" in err
+    assert main(["run", path, "--json"]) == 1
+    assert "TUI_NN_MEMORY_BUDGET" in json.loads(capsys.readouterr().out)["error"]["message"]
+
+
+def test_check_shows_the_conv_arithmetic(capsys):
+    assert main(["check", "lab001-conv-stride2"]) == 0
+    out = capsys.readouterr().out
+    assert "H: (9 + 2*1 - 3)/2 + 1 = 5; W: (9 + 2*1 - 3)/2 + 1 = 5" in out
+    assert main(["check", "lab001-conv-stride2", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["input_shape"] == [1, 3, 9, 9]
+    assert doc["layers"][0]["detail"] == "H: (9 + 2*1 - 3)/2 + 1 = 5; W: (9 + 2*1 - 3)/2 + 1 = 5"
+
+
+def test_run_json_into_a_closed_pipe_exits_quietly():
+    """`tui-nn run P --json --every 1 | head -3`: no BrokenPipeError traceback, training stops, exit 1."""
+    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "run", "lab003-train-sgd", "--json", "--every", "1",
+                             "--steps", "1000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = [proc.stdout.readline() for _ in range(3)]
+    proc.stdout.close()  # what `head -3` does
+    try:
+        err = proc.stderr.read()
+        code = proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]
+    assert code == 1 and "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
+
+
+def test_short_output_into_a_closed_pipe_exits_quietly(tmp_path):
+    """All output still in the buffer when the reader has gone: the flush at exit is quiet too."""
+    proc = subprocess.Popen([sys.executable, "-m", "tui_nn", "check", "lab001-classifier-32"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    try:
+        err = proc.stderr.read()
+        code = proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    assert code == 1 and "Traceback" not in err and "Exception ignored" not in err, err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from typing import Any, Sequence
 
@@ -53,9 +54,54 @@ def _app_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _nonfinite(value: float) -> str:
+    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+
+
+def json_safe(obj: Any) -> Any:
+    """`obj` with every non-finite float replaced by null; in a dict, a key "<name>_nonfinite" beside it says
+    which ("inf", "-inf" or "nan"), so the output stays standard JSON (no Infinity/NaN tokens)."""
+    if isinstance(obj, dict):
+        out: dict[Any, Any] = {}
+        for key, value in obj.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                out[key] = None
+                out[f"{key}_nonfinite"] = _nonfinite(value)
+            else:
+                out[key] = json_safe(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [None if isinstance(v, float) and not math.isfinite(v) else json_safe(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any) -> str:
+    """The one JSON writer of the command line: standard JSON only (allow_nan=False after json_safe)."""
+    return json.dumps(json_safe(obj), allow_nan=False)
+
+
+def error_object(err: Exception) -> dict[str, Any]:
+    """The documented error shape, {"error": {"layer", "type", "message", "hint", "fix"}}, for an error that is
+    not at a layer (layer/type/fix null), plus "field"/"source"/"line" for a preset error where known."""
+    from .engine.errors import MemoryBudgetError, PresetError
+
+    out: dict[str, Any] = {"layer": None, "type": None, "message": getattr(err, "message", str(err)),
+                           "hint": getattr(err, "hint", ""), "fix": None}
+    if isinstance(err, PresetError):
+        out["field"] = err.field or None
+        out["source"] = err.source
+        if err.line is not None:
+            out["line"] = err.line
+    if isinstance(err, MemoryBudgetError):
+        out["needed_bytes"] = err.needed_bytes
+        out["budget_bytes"] = err.budget_bytes
+    return {"error": out}
+
+
 def _fail(message: str, hint: str = "", *, json_mode: bool = False, payload: dict[str, Any] | None = None) -> int:
     if json_mode:
-        print(json.dumps(payload if payload is not None else {"error": {"message": message, "hint": hint}}))
+        print(dumps(payload if payload is not None else {"error": {"layer": None, "type": None, "message": message,
+                                                                   "hint": hint, "fix": None}}))
     else:
         print(f"tui-nn: error: {message}", file=sys.stderr)
         if hint:
@@ -63,7 +109,35 @@ def _fail(message: str, hint: str = "", *, json_mode: bool = False, payload: dic
     return EXIT_ERROR
 
 
+def _fail_err(err: Exception, *, json_mode: bool = False) -> int:
+    """_fail for an EngineError: in JSON mode the full error object (field, source where known)."""
+    return _fail(getattr(err, "message", str(err)), getattr(err, "hint", ""), json_mode=json_mode,
+                 payload=error_object(err) if json_mode else None)
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe (`tui-nn run ... | head`): send the rest of stdout, and the flush at exit, nowhere."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - stdout without a file descriptor
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code. A reader that stops reading (a broken pipe) ends the
+    command quietly with exit code 1, as Python's documentation recommends, without a traceback."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a broken pipe shows here, not as "Exception ignored" at exit
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_ERROR
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or (args[0] not in SUBCOMMANDS and args[0] not in ("-h", "--help")):
         ns = _app_parser().parse_args(args)
@@ -139,45 +213,58 @@ def cmd_presets() -> int:
     return EXIT_OK
 
 
+def _layer_json(ly: Any) -> dict[str, Any]:
+    return {"index": ly.index, "path": ly.path, "type": ly.type, "input_shape": list(ly.input_shape),
+            "output_shape": list(ly.output_shape or ()), "params": ly.params, "trainable": ly.trainable,
+            "detail": ly.detail or None}
+
+
 def cmd_check(path: str, *, json_mode: bool = False) -> int:
+    """The summary and the current loss. Exit 1 on a preset, shape or data error (a loss that cannot be
+    computed on the data); the summary is still printed for a shape or data error."""
     from .engine.errors import EngineError
     from .engine.shapes import fmt_shape, summary_table
 
     try:
         session = _load(path)
     except EngineError as err:
-        return _fail(err.message, err.hint, json_mode=json_mode)
+        return _fail_err(err, json_mode=json_mode)
     report = session.report
     if report.error is not None:
         e = report.error
         if json_mode:
-            print(json.dumps({"error": e.to_dict()}))
+            print(dumps({"error": e.to_dict()}))
         else:
-            print(summary_table(report))
+            print(summary_table(report, details=True))
             print()
             print(f"shape error at {e}", file=sys.stderr)
         return EXIT_ERROR
+    loss: float | None = None
     try:
         loss = session.loss_value()
     except EngineError as err:
-        loss = None
         if session.data_error is None:
             session.data_error = err  # type: ignore[assignment]
+    data_error = session.data_error
     if json_mode:
-        print(json.dumps({
-            "layers": [{"index": ly.index, "path": ly.path, "type": ly.type, "input_shape": list(ly.input_shape),
-                        "output_shape": list(ly.output_shape or ()), "params": ly.params}
-                       for ly in report.layers],
+        doc: dict[str, Any] = {
+            "input_shape": list(report.input_shape),
+            "output_shape": list(report.output_shape) if report.output_shape is not None else None,
+            "layers": [_layer_json(ly) for ly in report.layers],
             "total_params": report.total_params, "trainable_params": report.trainable_params,
             "memory_bytes": report.memory.total, "loss": loss,
-            "data_error": str(session.data_error) if session.data_error else None,
-        }))
-        return EXIT_OK
+            "data_error": str(data_error) if data_error else None,
+        }
+        if data_error is not None:
+            doc.update(error_object(data_error))
+        print(dumps(doc))
+        return EXIT_ERROR if data_error is not None else EXIT_OK
     print(f"{session.preset.name}  (input {fmt_shape(report.input_shape)}, output {fmt_shape(report.output_shape)})")
-    print(summary_table(report))
-    if session.data_error is not None:
-        print(f"data: {session.data_error}")
-    elif loss is not None:
+    print(summary_table(report, details=True))
+    if data_error is not None:
+        print(f"data error: {data_error}", file=sys.stderr)
+        return EXIT_ERROR
+    if loss is not None:
         print(f"Loss ({session.training.loss.type}) of the current output: {loss:.6g}")
     return EXIT_OK
 
@@ -231,27 +318,38 @@ def cmd_run(path: str, *, steps: int | None, device: str | None, seed: int | Non
     try:
         session = _load(path, device=device, seed=seed)
     except EngineError as err:
-        return _fail(err.message, err.hint, json_mode=json_mode)
+        return _fail_err(err, json_mode=json_mode)
     n = session.training.steps if steps is None else steps
     bar = _Bar(n) if not json_mode else None
+    pipe_closed = False  # the reader went away (`| head`): stop training at the next step, quietly
 
     def report(r: Progress) -> None:  # type: ignore[override]
+        nonlocal pipe_closed
+        if pipe_closed:
+            return
         if json_mode:
             line = {"step": r.step, "loss": r.loss, "steps_per_s": round(r.steps_per_s, 1)}
             line.update(_extra_metrics(r))
-            print(json.dumps(line), flush=False)
+            try:
+                print(dumps(line), flush=False)
+            except BrokenPipeError:  # the trainer turns exceptions from a report into a failed run: not this one
+                pipe_closed = True
+                _quiet_stdout()
         elif bar is not None:
             bar.update(r.step, r.run_steps, r.loss, r.steps_per_s)
 
     try:
-        fin = Trainer(session).run(n, report=report, every=every)  # type: ignore[arg-type]
+        fin = Trainer(session).run(n, report=report, every=every,  # type: ignore[arg-type]
+                                   should_stop=lambda: pipe_closed)
     except ShapeCheckFailed as err:
         e = err.error
         return _fail(str(e), json_mode=json_mode, payload={"error": e.to_dict()})
     except EngineError as err:
-        return _fail(err.message, err.hint, json_mode=json_mode)
+        return _fail_err(err, json_mode=json_mode)
     except KeyboardInterrupt:  # pragma: no cover - interactive
         return 130
+    if pipe_closed:
+        return EXIT_ERROR
     if bar is not None:
         bar.close()
     if json_mode:
@@ -261,7 +359,7 @@ def cmd_run(path: str, *, steps: int | None, device: str | None, seed: int | Non
         if fin.message:
             out["message"] = fin.message
             out["hint"] = fin.hint
-        print(json.dumps(out))
+        print(dumps(out))
     else:
         loss = "n/a" if fin.final_loss is None else f"{fin.final_loss:.6g}"
         print(f"{session.preset.name}: {fin.run_steps} steps in {fin.elapsed:.2f}s "

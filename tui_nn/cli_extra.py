@@ -7,7 +7,6 @@ Same conventions as `cli.py`: exit 0 ok, 1 a model/data/preset error (or a gradi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -45,11 +44,12 @@ def dispatch(ns: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     raise AssertionError(ns.command)  # pragma: no cover
 
 
-def _fail(message: str, hint: str = "", *, json_mode: bool = False) -> int:
-    from .cli import EXIT_ERROR
+def _fail(message: str, hint: str = "", *, json_mode: bool = False, err: Exception | None = None) -> int:
+    from .cli import EXIT_ERROR, dumps, error_object
 
     if json_mode:
-        print(json.dumps({"error": {"message": message, "hint": hint}}))
+        print(dumps(error_object(err) if err is not None else
+                    {"error": {"layer": None, "type": None, "message": message, "hint": hint, "fix": None}}))
     else:
         print(f"tui-nn: error: {message}", file=sys.stderr)
         if hint:
@@ -82,7 +82,7 @@ def cmd_export(path: str, *, output: str | None = None, steps: int | None = None
 
 
 def cmd_gradcheck(path: str, *, json_mode: bool = False, max_elements: int = 256, samples: int = 64) -> int:
-    from .cli import EXIT_ERROR, EXIT_OK
+    from .cli import EXIT_ERROR, EXIT_OK, dumps
     from .engine.errors import EngineError
     from .engine.gradcheck import gradcheck_session
     from .engine.preset import load_preset
@@ -93,15 +93,15 @@ def cmd_gradcheck(path: str, *, json_mode: bool = False, max_elements: int = 256
         if session.report.error is not None:
             e = session.report.error
             if json_mode:
-                print(json.dumps({"error": e.to_dict()}))
+                print(dumps({"error": e.to_dict()}))
             else:
                 print(f"tui-nn: error: shape error at {e}", file=sys.stderr)
             return EXIT_ERROR
         report = gradcheck_session(session, max_elements=max_elements, max_samples=samples)
     except EngineError as err:
-        return _fail(err.message, err.hint, json_mode=json_mode)
+        return _fail(err.message, err.hint, json_mode=json_mode, err=err)
     if json_mode:
-        print(json.dumps(report.to_dict()))
+        print(dumps(report.to_dict()))
     else:
         print(f"{session.preset.name}: gradient check")
         print(report.text())

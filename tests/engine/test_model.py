@@ -117,3 +117,35 @@ def test_stale_hand_set_weights_are_a_weight_error():
                                         {"weight": [[1.0, 2.0, 3.0]] * 3})])
     with pytest.raises(WeightError, match="hand-set weight has shape"):
         build_model(spec)
+
+
+@pytest.mark.parametrize("name,value,index", [
+    ("0.bias", [0.0, 1e39, 1.0], None),
+    ("0.weight", [[1.0, 2.0, 3.0], [4.0, -1e39, 6.0], [7.0, 8.0, 9.0]], None),
+    ("0.weight", 1e39, (1, 2)),
+    ("0.bias", -3.5e38, (0,)),
+])
+def test_set_param_refuses_values_that_become_inf_in_float32(session, name, value, index):
+    """Finite as Python floats, inf as float32: refused after the conversion to the parameter's dtype."""
+    before = [p.detach().clone() for _, p in session.named_parameters()]
+    with pytest.raises(WeightError) as info:
+        session.set_param(name, value, index)
+    assert "too large for float32" in info.value.message
+    for (_, p), q in zip(session.named_parameters(), before):
+        assert torch.equal(p, q)
+
+
+def test_set_param_at_the_float32_limit_is_kept(session):
+    session.set_param("0.bias", [3.4028234e38, -3.4028234e38, 0.0])
+    assert bool(torch.isfinite(session.get_param("0.bias")).all())
+
+
+def test_apply_spec_params_refuses_overflow_in_a_spec_built_without_a_preset():
+    from tui_nn.engine.model import build_model
+    from tui_nn.engine.spec import LayerSpec, ModelSpec
+
+    spec = ModelSpec((1, 2), [LayerSpec("Linear", {"in_features": 2, "out_features": 1},
+                                        params={"weight": [[1.0, 1e39]]})])
+    with pytest.raises(WeightError) as info:
+        build_model(spec)
+    assert "too large for float32" in info.value.message and "layer 0 (Linear)" in info.value.message

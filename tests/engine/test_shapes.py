@@ -137,3 +137,114 @@ def test_fix_inside_residual_names_the_nested_layer():
                                                                      L("Linear", in_features=5, out_features=4)])]))
     fix = r.error.fix
     assert (fix.layer, fix.path, fix.arg, fix.value) == (0, "0.1", "in_features", 4)
+
+
+# -- CPU wording without big allocations, dilation, nested paths, the budget variable, the arithmetic --
+
+
+def test_big_batch_still_gets_the_cpu_wording_with_the_real_batch_size():
+    """[64, 3, 128, 128] is 3.1M elements: the layer is re-run with a batch of 1 and 2 and the shape put back."""
+    spec = L("Conv2d", in_channels=1, out_channels=8, kernel_size=3)
+    r = check_model(ModelSpec((64, 3, 128, 128), [spec]))
+    want = ("Given groups=1, weight of size [8, 1, 3, 3], expected input[64, 3, 128, 128] to have 1 channels, "
+            "but got 3 channels instead")
+    assert r.error.message == want
+    import torch
+
+    with pytest.raises(RuntimeError) as real:  # what a real CPU run says
+        torch.nn.Conv2d(1, 8, 3)(torch.zeros(64, 3, 128, 128))
+    assert str(real.value).splitlines()[0] == want
+
+
+@pytest.mark.parametrize("layer,shape", [
+    (L("BatchNorm1d", num_features=5), (64, 3)),  # a batch of 1 fails differently ("more than 1 value")
+    (L("LayerNorm", normalized_shape=5), (64, 3)),
+    (L("Conv2d", in_channels=3, out_channels=4, kernel_size=3, dilation=5), (64, 3, 8, 8)),
+    (L("MaxPool2d", kernel_size=5), (64, 3, 2, 2)),
+])
+def test_cpu_wording_matches_a_real_cpu_run(layer, shape):
+    import torch
+
+    from tui_nn.engine.model import build_layer
+
+    r = check_model(ModelSpec(shape, [layer]))
+    with pytest.raises(Exception) as real:
+        build_layer(layer)(torch.zeros(shape))
+    assert r.error.message == str(real.value).splitlines()[0]
+
+
+def test_no_big_layer_is_built_on_the_cpu_for_its_wording(monkeypatch):
+    """Conv2d(3, 20000, 50) has 150M parameters: counted on the meta device, never built on the CPU."""
+    from tui_nn.engine import shapes
+
+    devices = []
+    real_build = shapes.build_layer
+
+    def spy(spec):
+        module = real_build(spec)
+        devices.extend({p.device.type for p in module.parameters()})
+        return module
+
+    monkeypatch.setattr(shapes, "build_layer", spy)
+    r = check_model(ModelSpec((1, 4, 64, 64), [L("Conv2d", in_channels=3, out_channels=20000, kernel_size=50)]))
+    assert r.error is not None and r.error.type == "Conv2d"
+    assert "cpu" not in devices and "meta" in devices
+
+
+def test_cpu_rerun_leaves_the_global_rng_alone():
+    import torch
+
+    torch.manual_seed(5)
+    want = torch.rand(3)
+    torch.manual_seed(5)
+    check_model(ModelSpec((4, 3, 8, 8), [L("Conv2d", in_channels=1, out_channels=2, kernel_size=3)]))
+    assert torch.equal(torch.rand(3), want)
+
+
+def test_kernel_hint_counts_the_dilation():
+    r = check_model(ModelSpec((1, 3, 8, 8), [L("Conv2d", in_channels=3, out_channels=4, kernel_size=3,
+                                                dilation=5)]))
+    e = r.error
+    assert "Kernel size: (11 x 11)" in e.message
+    assert "the kernel 3 x 3 with dilation 5 spans 11 x 11" in e.hint and "padded input 8 x 8" in e.hint
+    assert "3 x 3 is larger" not in e.hint
+    assert (e.fix.arg, e.fix.value) == ("kernel_size", 2)  # 5*(2-1)+1 = 6 fits in 8
+
+
+def test_nested_error_dict_has_the_path_and_the_producer_is_the_nested_layer():
+    r = check_model(ModelSpec((2, 4), [LayerSpec("Residual", layers=[L("Linear", in_features=4, out_features=3),
+                                                                     L("Linear", in_features=4, out_features=4)])]))
+    d = r.error.to_dict()
+    assert (d["layer"], d["path"], d["type"]) == (0, "0.1", "Linear")
+    assert "from layer 0.0 (Linear)" in d["hint"]
+    top = check_model(ModelSpec((1, 4), [L("ReLU"), L("Linear", in_features=3, out_features=2)])).error.to_dict()
+    assert top["path"] == "1" and "from layer 0 (ReLU)" in top["hint"]
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "0", "nan", "inf", "1e999"])
+def test_memory_budget_variable_that_is_not_a_budget_is_refused(monkeypatch, value):
+    from tui_nn.engine.errors import EngineError
+    from tui_nn.engine.shapes import default_budget
+
+    monkeypatch.setenv("TUI_NN_MEMORY_BUDGET", value)
+    with pytest.raises(EngineError) as info:
+        default_budget()
+    assert "TUI_NN_MEMORY_BUDGET" in info.value.message and "\n" not in info.value.message
+    assert "bytes" in info.value.hint
+
+
+@pytest.mark.parametrize("value,want", [("2e9", 2_000_000_000), (" 123456 ", 123456)])
+def test_memory_budget_variable_accepted(monkeypatch, value, want):
+    from tui_nn.engine.shapes import default_budget
+
+    monkeypatch.setenv("TUI_NN_MEMORY_BUDGET", value)
+    assert default_budget() == want
+
+
+def test_summary_table_can_show_the_arithmetic():
+    r = check_model(classifier(32))
+    plain = summary_table(r)
+    assert "H: (32" not in plain  # the app's data panel keeps the compact table
+    lines = summary_table(r, details=True).splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("0 Conv2d"))
+    assert lines[row + 1].strip() == "H: (32 + 2*1 - 3)/1 + 1 = 32; W: (32 + 2*1 - 3)/1 + 1 = 32"

@@ -98,3 +98,13 @@ def test_round_trip_printed_forms(rows: list[list[float]]) -> None:
             want = rows
         assert got == want
     assert all(math.isfinite(v) for r in rows for v in r)
+
+
+@pytest.mark.parametrize("text, where", [("1e39", "line 1, column 1"), ("[[1, -1e39]]", "line 1, column 6"),
+                                         ("1 2\n3 4e38", "line 2, column 3")])
+def test_numbers_that_overflow_float32_are_refused(text: str, where: str) -> None:
+    """Parameters and data are float32: a number finite as a Python float but inf there is refused, where it is."""
+    with pytest.raises(WeightError) as err:
+        parse_tensor_text(text)
+    assert "too large for float32" in err.value.message and where in err.value.message
+    assert parse_tensor_text("3.4028234e38") == 3.4028234e38

@@ -36,6 +36,8 @@ class ArgSpec:
     choices: tuple[str, ...] = ()
     dims: int = 1  # for INTS/PADDING: the tuple length torch accepts
     doc: str = ""
+    min_open: bool = False  # the bound itself is excluded: value > min (not >=)
+    max_open: bool = False  # value < max (not <=)
 
     def describe(self) -> str:
         parts = [self.kind]
@@ -46,7 +48,9 @@ class ArgSpec:
         if self.min is not None or self.max is not None:
             lo = "-inf" if self.min is None else f"{self.min:g}"
             hi = "inf" if self.max is None else f"{self.max:g}"
-            parts.append(f"in [{lo}, {hi}]")
+            left = "(" if self.min_open else "["
+            right = ")" if self.max_open else "]"
+            parts.append(f"in {left}{lo}, {hi}{right}")
         if self.choices:
             parts.append("one of " + ", ".join(self.choices))
         return "; ".join(parts)

@@ -100,6 +100,7 @@ class ShapeError:
     def to_dict(self) -> dict[str, Any]:
         return {
             "layer": self.layer,
+            "path": self.path or str(self.layer),  # "3.1": the second layer inside the Residual block at 3
             "type": self.type,
             "message": self.message,
             "hint": self.hint,

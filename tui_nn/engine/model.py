@@ -66,6 +66,28 @@ def validate_params(model: ModelSpec, source: str = "<preset>") -> None:
             if got != want and not (want == () and got in ((), (1,))):
                 raise PresetError(f"expected shape {list(want)}{_shape_hint(spec, name)}; got {list(got)}",
                                   source=source, field=f"{field}.{name}")
+            problem = _overflow(torch.tensor(value, dtype=torch.float64), own[name].dtype)
+            if problem:
+                raise PresetError(problem, source=source, field=f"{field}.{name}",
+                                  hint=f"parameters are {_dtype_name(own[name].dtype)}: at most about "
+                                       f"{torch.finfo(own[name].dtype).max:.4g} in size")
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _overflow(before: torch.Tensor, dtype: torch.dtype) -> str:
+    """'' when `before` (float64 or integer values) stays finite cast to the parameter's `dtype`; else why not.
+
+    Values finite as Python floats (1e39) become inf in float32, so finiteness is checked after the cast."""
+    after = before.to(dtype)
+    if not after.is_floating_point() or bool(torch.isfinite(after).all()):
+        return ""
+    bad = (~torch.isfinite(after)).nonzero()[0].tolist()
+    where = f" at {bad}" if bad else ""
+    value = before[tuple(bad)].item() if bad else before.item()
+    return f"{value:g}{where} is too large for {_dtype_name(dtype)} (it would become {after[tuple(bad)].item()})"
 
 
 def _shape_of(value: Any) -> tuple[int, ...]:
@@ -103,7 +125,11 @@ def apply_spec_params(model: nn.Module, spec: ModelSpec) -> None:
             param = getattr(module, name, None)
             if not isinstance(param, torch.Tensor):
                 raise WeightError(f"layer {path} ({s.type}) has no parameter \"{name}\" to set")
-            t = torch.tensor(value, dtype=param.dtype)
+            t64 = torch.tensor(value, dtype=torch.float64)
+            problem = _overflow(t64, param.dtype)
+            if problem:
+                raise WeightError(f"layer {path} ({s.type}) hand-set {name}: {problem}")
+            t = t64.to(param.dtype)
             if t.numel() != param.numel():
                 raise WeightError(f"layer {path} ({s.type}): the hand-set {name} has shape {list(t.shape)} but the "
                                   f"layer's {name} has shape {list(param.shape)}",
@@ -193,13 +219,22 @@ def set_param(model: nn.Module, name: str, value: Any, index: tuple[int, ...] | 
     if index is not None:
         if len(index) != param.dim() or any(not (0 <= i < s) for i, s in zip(index, param.shape)):
             raise WeightError(f"{name}: index {list(index)} is outside shape {list(param.shape)}")
-        t = coerce_value(value, (), f"{name}{list(index)}")
+        what = f"{name}{list(index)}"
+        t = _cast(coerce_value(value, (), what), param.dtype, what)
         with torch.no_grad():
-            param[index] = t.to(param.dtype)
+            param[index] = t
         return
-    t = coerce_value(value, tuple(param.shape), name)
+    t = _cast(coerce_value(value, tuple(param.shape), name), param.dtype, name)
     with torch.no_grad():
-        param.copy_(t.to(param.device, param.dtype))
+        param.copy_(t.to(param.device))
+
+
+def _cast(t: torch.Tensor, dtype: torch.dtype, what: str) -> torch.Tensor:
+    """`t` (float64) in the parameter's dtype, refused (WeightError) when that turns a value into inf."""
+    problem = _overflow(t, dtype)
+    if problem:
+        raise WeightError(f"{what}: {problem}", hint=f"at most about {torch.finfo(dtype).max:.4g} in size")
+    return t.to(dtype)
 
 
 def model_text(spec: ModelSpec) -> str:

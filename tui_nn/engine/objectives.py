@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .catalogue import BOOL, CHOICE, FLOAT, INT, ArgSpec, _a
+from .errors import EngineError
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,8 @@ LOSSES: dict[str, Objective] = {o.name: o for o in [
     Objective("L1Loss", "mean of |output - target|", (_RED,), nn.L1Loss),
     Objective("SmoothL1Loss", "L1 for large errors, squared below beta", (_RED, _a("beta", FLOAT, 1.0, min=0.0)),
               nn.SmoothL1Loss),
-    Objective("HuberLoss", "squared below delta, linear above", (_RED, _a("delta", FLOAT, 1.0, min=0.0)),
+    Objective("HuberLoss", "squared below delta, linear above",
+              (_RED, _a("delta", FLOAT, 1.0, min=0.0, min_open=True, doc="where squared turns linear (> 0)")),
               nn.HuberLoss),
     Objective("CrossEntropyLoss", "log-softmax of the scores + negative log-likelihood of the target class",
               (_RED, _a("label_smoothing", FLOAT, 0.0, min=0.0, max=1.0),
@@ -48,6 +50,8 @@ LOSSES: dict[str, Objective] = {o.name: o for o in [
 _LR = ArgSpec("lr", FLOAT, 0.01, min=0.0, doc="learning rate")
 _WD = _a("weight_decay", FLOAT, 0.0, min=0.0, doc="L2 penalty")
 _EPS = _a("eps", FLOAT, 1e-8, min=0.0, doc="added to the denominator for stability")
+_BETAS = _a("betas", "float_pair", [0.9, 0.999], min=0.0, max=1.0, max_open=True,
+            doc="decay of the two moments, each in [0, 1)")
 
 OPTIMIZERS: dict[str, Objective] = {o.name: o for o in [
     Objective("SGD", "w -= lr * g (with optional momentum)",
@@ -65,18 +69,95 @@ OPTIMIZERS: dict[str, Objective] = {o.name: o for o in [
                _a("momentum", FLOAT, 0.0, min=0.0), _a("centered", BOOL, False)), torch.optim.RMSprop),
     Objective("Adam", "momentum (first moment) + RMSprop (second moment), bias-corrected",
               (ArgSpec("lr", FLOAT, 0.001, min=0.0, doc="learning rate"),
-               _a("betas", "float_pair", [0.9, 0.999], min=0.0, max=1.0, doc="decay of the two moments"),
+               _BETAS,
                _EPS, _WD, _a("amsgrad", BOOL, False)), torch.optim.Adam),
     Objective("AdamW", "Adam with decoupled weight decay",
               (ArgSpec("lr", FLOAT, 0.001, min=0.0, doc="learning rate"),
-               _a("betas", "float_pair", [0.9, 0.999], min=0.0, max=1.0, doc="decay of the two moments"),
+               _BETAS,
                _EPS, _a("weight_decay", FLOAT, 0.01, min=0.0), _a("amsgrad", BOOL, False)), torch.optim.AdamW),
 ]}
 
+
+def check_combination(name: str, args: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(argument, message, hint) for optimizer arguments that are each valid but invalid together, else None.
+
+    Each argument's own bounds are checked against its ArgSpec (`preset.check_arg`); this is what torch
+    refuses on top of those."""
+    if name == "SGD" and args.get("nesterov"):
+        momentum = float(args.get("momentum", 0.0))
+        dampening = float(args.get("dampening", 0.0))
+        if momentum <= 0:
+            return ("nesterov", f"Nesterov momentum needs momentum > 0 (momentum is {momentum:g})",
+                    "set momentum (0.9 is usual), or nesterov = false")
+        if dampening != 0:
+            return ("nesterov", f"Nesterov momentum needs dampening = 0 (dampening is {dampening:g})",
+                    "set dampening = 0, or nesterov = false")
+    return None
+
+
+def _arg_problem(obj: Objective, args: dict[str, Any]) -> tuple[str, str, str] | None:
+    """The first argument outside its bounds (for values that did not come through a preset)."""
+    for key, value in args.items():
+        spec = obj.arg(key)
+        if spec is None:
+            names = ", ".join(a.name for a in obj.args)
+            return key, f"{obj.name} has no argument \"{key}\"", f"its arguments: {names}"
+        if spec.kind == CHOICE and value not in spec.choices:
+            return key, f"{key} must be one of {', '.join(spec.choices)}; got {value!r}", spec.doc
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            if spec.min is not None and (v <= spec.min if spec.min_open else v < spec.min):
+                op = ">" if spec.min_open else ">="
+                return key, f"{key} must be {op} {spec.min:g}; got {v!r}", spec.doc
+            if spec.max is not None and (v >= spec.max if spec.max_open else v > spec.max):
+                op = "<" if spec.max_open else "<="
+                return key, f"{key} must be {op} {spec.max:g}; got {v!r}", spec.doc
+    return None
+
+
+def _refuse(what: str, name: str, problem: tuple[str, str, str]) -> EngineError:
+    key, message, hint = problem
+    return EngineError(f"{what} {name}: {message}", hint=hint)
+
+
 def make_loss(name: str, args: dict[str, Any]) -> nn.Module:
-    return LOSSES[name].cls(**args)
+    """The loss module; arguments torch refuses raise EngineError (never a bare ValueError/TypeError)."""
+    obj = LOSSES.get(name)
+    if obj is None:
+        raise EngineError(f"unknown loss \"{name}\"", hint=f"one of: {', '.join(LOSSES)}")
+    problem = _arg_problem(obj, args)
+    if problem is not None:
+        raise _refuse("loss", name, problem)
+    try:
+        return obj.cls(**args)
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise EngineError(f"loss {name} cannot be made: {err}", hint="check the loss's arguments") from None
+
+
+_VALID_OPTIMIZERS: set[tuple[Any, ...]] = set()  # (name, arguments) already checked
 
 
 def make_optimizer(name: str, params: Any, args: dict[str, Any]) -> torch.optim.Optimizer:
+    """The optimizer; arguments torch refuses raise EngineError (never a bare ValueError/TypeError)."""
+    obj = OPTIMIZERS.get(name)
+    if obj is None:
+        raise EngineError(f"unknown optimizer \"{name}\"", hint=f"one of: {', '.join(OPTIMIZERS)}")
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in args.items()}
-    return OPTIMIZERS[name].cls(params, **kw)
+    try:
+        key: Any = (name, tuple(sorted(kw.items())))
+        hash(key)
+    except TypeError:  # an unhashable value: checked every time (and refused below)
+        key = None
+    if key is None or key not in _VALID_OPTIMIZERS:  # checked once: lab 004 makes a new optimizer every step
+        problem = _arg_problem(obj, args) or check_combination(name, args)
+        if problem is not None:
+            raise _refuse("optimizer", name, problem)
+        if key is not None and len(_VALID_OPTIMIZERS) < 256:
+            _VALID_OPTIMIZERS.add(key)
+    try:
+        return obj.cls(params, **kw)
+    except (ValueError, TypeError) as err:
+        raise EngineError(f"optimizer {name} cannot be made: {err}",
+                          hint="check the optimizer's arguments") from None

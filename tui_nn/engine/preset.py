@@ -23,13 +23,14 @@ from .bundled import bundled_presets, find_bundled, presets_dir
 from .catalogue import (BOOL, CATALOGUE, CHOICE, FLOAT, INT, INTS, LAYER_KEYS, OPT_FLOAT, OPT_INT, PADDING,
                         ArgSpec, LayerType)
 from .errors import PresetError, did_you_mean
-from .objectives import LOSSES, OPTIMIZERS, Objective
+from .objectives import LOSSES, OPTIMIZERS, Objective, check_combination
 from .spec import GENERATORS, CallSpec, DataSpec, GeneratorSpec, LayerSpec, ModelSpec, Preset, TrainingSpec
 
 MAX_FILE_BYTES = 16 * 1024 * 1024  # a preset is text; larger files are refused before parsing
 MAX_NESTING = 32  # brackets/braces deeper than this are refused before parsing
 MAX_TENSOR_ELEMENTS = 10_000_000
 MAX_LAYERS = 1000
+FLOAT32_MAX = 3.4028234663852886e38  # torch.finfo(torch.float32).max: larger values become inf in a parameter
 
 _PosInt = Annotated[int, Field(ge=1, le=10**12)]
 
@@ -85,10 +86,18 @@ class _File(_Strict):
     training: _TrainingSection = _TrainingSection()
 
 
-_SECTION_MODELS: dict[str, type[BaseModel]] = {
-    "": _File, "preset": _PresetSection, "model": _ModelSection, "data": _DataSection,
-    "training": _TrainingSection,
-}
+def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model of the table at `loc` inside `root` (None when it is not a model's table)."""
+    model = root
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(str(part))
+        ann = info.annotation if info is not None else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
 
 
 def _path(loc: tuple[Any, ...]) -> str:
@@ -101,13 +110,14 @@ def _path(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _translate(err: ValidationError, source: str) -> PresetError:
+def _translate(err: ValidationError, source: str, root: type[BaseModel] = _File) -> PresetError:
+    """The first pydantic error as a PresetError; `root` is the model that validated (the file, or a table
+    such as a generator), so an unknown key is met with that table's own keys."""
     e = err.errors()[0]
     loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in ("list[int]", "int", "str")))
     field = _path(loc)
     if e["type"] == "extra_forbidden":
-        parent = ".".join(str(p) for p in loc[:-1] if isinstance(p, str))
-        model = _SECTION_MODELS.get(parent)
+        model = _model_at(root, loc[:-1])
         choices = list(model.model_fields) if model else []
         return PresetError(f"unknown key \"{loc[-1]}\"{did_you_mean(str(loc[-1]), choices)}; "
                            f"expected one of: {', '.join(choices)}", source=source, field=field)
@@ -139,10 +149,13 @@ def check_arg(spec: ArgSpec, value: Any, field: str, source: str = "<input>") ->
         return PresetError(f"expected {expected}; got {_short(value)}", source=source, field=field)
 
     def bounded(v: float, what: str) -> None:
-        if spec.min is not None and v < spec.min:
-            raise PresetError(f"{what} must be >= {spec.min:g}; got {v!r}", source=source, field=field)
-        if spec.max is not None and v > spec.max:
-            raise PresetError(f"{what} must be <= {spec.max:g}; got {v!r}", source=source, field=field)
+        # an excluded bound is one torch enforces (Adam's betas < 1, HuberLoss delta > 0): say what it means
+        if spec.min is not None and (v <= spec.min if spec.min_open else v < spec.min):
+            raise PresetError(f"{what} must be {'>' if spec.min_open else '>='} {spec.min:g}; got {v!r}",
+                              source=source, field=field, hint=spec.doc if spec.min_open else "")
+        if spec.max is not None and (v >= spec.max if spec.max_open else v > spec.max):
+            raise PresetError(f"{what} must be {'<' if spec.max_open else '<='} {spec.max:g}; got {v!r}",
+                              source=source, field=field, hint=spec.doc if spec.max_open else "")
 
     kind = spec.kind
     if kind in (INT, OPT_INT):
@@ -194,8 +207,9 @@ def check_arg(spec: ArgSpec, value: Any, field: str, source: str = "<input>") ->
     raise AssertionError(f"unknown argument kind {kind}")  # pragma: no cover - catalogue bug
 
 
-def check_numbers(value: Any, field: str, source: str = "<input>") -> tuple[int, ...]:
-    """Check a (nested) list of numbers is rectangular; returns its shape."""
+def check_numbers(value: Any, field: str, source: str = "<input>", *, float32: bool = False) -> tuple[int, ...]:
+    """Check a (nested) list of numbers is rectangular; returns its shape. With `float32`, floats that would
+    become inf as float32 (what data tensors are made of) are refused too."""
     if isinstance(value, bool) or (not isinstance(value, (list, int, float))):
         raise PresetError(f"expected a number or a (nested) list of numbers; got {_type_name(value)}",
                           source=source, field=field)
@@ -227,6 +241,9 @@ def check_numbers(value: Any, field: str, source: str = "<input>") -> tuple[int,
                                   field=field)
             if isinstance(item, float) and not math.isfinite(item):
                 raise PresetError(f"expected finite numbers; found {item!r}", source=source, field=field)
+            if float32 and isinstance(item, float) and abs(item) > FLOAT32_MAX:
+                raise PresetError(f"{item!r} is too large for float32 (it would become inf)", source=source,
+                                  field=field, hint=f"data is float32: at most about {FLOAT32_MAX:.4g} in size")
             if isinstance(item, int) and not -2**63 <= item < 2**63:  # torch.tensor would overflow
                 raise PresetError(f"number out of range (a 64-bit integer at most); found {_short(item)}",
                                   source=source, field=field)
@@ -259,6 +276,11 @@ def _call_spec(value: Any, table: dict[str, Objective], field: str, source: str,
             raise PresetError(f"unknown argument \"{key}\" for {name}{did_you_mean(key, names)}; "
                               f"expected one of: {', '.join(names)}", source=source, field=f"{field}.{key}")
         args[key] = check_arg(spec, v, f"{field}.{key}", source)
+    if table is OPTIMIZERS:
+        problem = check_combination(name, args)
+        if problem is not None:
+            key, message, hint = problem
+            raise PresetError(message, source=source, field=f"{field}.{key}", hint=hint)
     return CallSpec(name, args)
 
 
@@ -275,7 +297,7 @@ def parse_layer(raw: Any, field: str, source: str = "<input>", depth: int = 0) -
                           source=source, field=f"{field}.type")
     lt: LayerType = CATALOGUE[name]
     spec = LayerSpec(type=name)
-    allowed = list(LAYER_KEYS) + lt.arg_names + [p for p in lt.params if p not in lt.arg_names] + list(lt.ignored_args)
+    allowed = list(dict.fromkeys(list(LAYER_KEYS) + lt.arg_names + list(lt.params) + list(lt.ignored_args)))
     if name == "Residual":
         allowed.append("layers")
     for key, value in raw.items():
@@ -286,6 +308,10 @@ def parse_layer(raw: Any, field: str, source: str = "<input>", depth: int = 0) -
             if not isinstance(value, bool):
                 raise PresetError(f"expected true or false; got {_short(value)}", source=source, field=kfield)
             spec.frozen = value
+        elif key == "init" and name == "PReLU" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            # PReLU's own constructor argument `init` (the initial slope, a number) shares the name of the
+            # layer-level init key (a scheme name or table): on PReLU a number is the constructor argument
+            spec.args["init"] = check_arg(lt.arg("init"), value, kfield, source)  # type: ignore[arg-type]
         elif key == "init":
             spec.init = parse_init(value, kfield, source)
         elif key == "layers" and name == "Residual":
@@ -339,9 +365,26 @@ def parse_init(value: Any, field: str, source: str = "<input>") -> dict[str, Any
                               source=source, field=f"{field}.{key}")
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise PresetError(f"expected a finite number; got {_short(v)}", source=source, field=f"{field}.{key}")
+        if abs(v) > FLOAT32_MAX:
+            raise PresetError(f"{_short(v)} is too large for a float32 parameter (it would become inf)",
+                              source=source, field=f"{field}.{key}",
+                              hint=f"parameters are float32: at most about {FLOAT32_MAX:.4g} in size")
         table[key] = float(v)
     if scheme == "constant" and "value" not in table:
         raise PresetError("init \"constant\" needs a \"value\"", source=source, field=f"{field}.value")
+    if scheme == "uniform":
+        a, b = table.get("a", 0.0), table.get("b", 1.0)
+        if a > b:
+            raise PresetError(f"init \"uniform\" draws from [a, b), so a must be <= b; got a = {a:g}, b = {b:g}",
+                              source=source, field=f"{field}.{'b' if 'b' in table else 'a'}",
+                              hint="swap a and b" if "a" in table and "b" in table else
+                              "b defaults to 1 and a to 0: set both")
+        if b - a > FLOAT32_MAX:
+            raise PresetError(f"init \"uniform\": the range b - a = {b - a:g} is too large for float32",
+                              source=source, field=f"{field}.b")
+    if scheme == "normal" and table.get("std", 1.0) < 0:
+        raise PresetError(f"init \"normal\" needs std >= 0 (a standard deviation); got {table['std']:g}",
+                          source=source, field=f"{field}.std", hint="use the size of the spread, e.g. std = 0.1")
     return table
 
 
@@ -352,8 +395,8 @@ def _tensor_source(value: Any, field: str, source: str) -> Any:
         try:
             g = _Generator.model_validate(value)
         except ValidationError as err:
-            e = _translate(err, source)
-            raise PresetError(e.detail, source=source, field=f"{field}.{e.field}") from None
+            e = _translate(err, source, _Generator)
+            raise PresetError(e.detail, source=source, field=f"{field}.{e.field}" if e.field else field) from None
         if g.generate == "randint":
             high = g.high if g.high is not None else 2
             if high <= g.low:
@@ -363,7 +406,7 @@ def _tensor_source(value: Any, field: str, source: str) -> Any:
         if g.high is not None or g.low != 0:
             raise PresetError("low/high apply only to generate = \"randint\"", source=source, field=field)
         return GeneratorSpec(g.generate, tuple(g.shape))
-    check_numbers(value, field, source)
+    check_numbers(value, field, source, float32=True)
     return value
 
 
@@ -376,26 +419,43 @@ def source_shape(value: Any) -> tuple[int, ...]:
 # ---------------------------------------------------------------------------------------------
 
 
+_SCAN_NEXT = re.compile(r"[#\"'\[\]{}]")  # what the nesting prescan looks at; everything else is skipped
+_SCAN_SKIP = {  # a string (from its opening quote) or a comment, as TOML reads it: matched, then jumped over
+    '"""': re.compile(r'"""(?:[^"\\]|\\.|"(?!""))*(?:"""""?"?)?', re.DOTALL),  # may end with 2 extra quotes
+    "'''": re.compile(r"'''(?:[^']|'(?!''))*(?:'''''?'?)?"),
+    '"': re.compile(r'"(?:[^"\\\n]|\\.)*"?'),  # backslash escapes; ends at the quote (or the line's end)
+    "'": re.compile(r"'[^'\n]*'?"),  # literal: no escapes
+    "#": re.compile(r"#[^\n]*"),  # a comment runs to the end of the line
+}
+
+
 def _prescan(text: str, source: str) -> None:
+    """Refuse text whose brackets/braces nest deeper than MAX_NESTING, before `tomllib` recurses into it.
+
+    Only brackets that TOML reads as brackets count: comments (`# it's zero [`) and the four kinds of
+    string (basic "..." with backslash escapes, literal '...', and their multi-line forms, which may end
+    with up to two extra quotes) are skipped. Text tomllib refuses anyway needs no exact treatment; the
+    tests check that no file tomllib parses within the cap is refused."""
     depth = 0
-    deepest = 0
-    in_str: str | None = None
-    for ch in text:
-        if in_str:
-            if ch == in_str:
-                in_str = None
+    i = 0
+    search = _SCAN_NEXT.search
+    while True:
+        m = search(text, i)
+        if m is None:
+            return
+        i = m.start()
+        ch = text[i]
+        if ch in "#\"'":
+            key = ch * 3 if ch != "#" and text.startswith(ch * 3, i) else ch
+            i = max(_SCAN_SKIP[key].match(text, i).end(), i + 1)  # type: ignore[union-attr]
             continue
-        if ch in "\"'":
-            in_str = ch
-        elif ch in "[{":
+        if ch in "[{":
             depth += 1
-            deepest = max(deepest, depth)
-            if deepest > MAX_NESTING:
+            if depth > MAX_NESTING:
                 raise PresetError(f"nested more than {MAX_NESTING} levels deep", source=source)
-        elif ch in "]}":
+        else:
             depth = max(0, depth - 1)
-        elif ch == "\n":
-            pass
+        i += 1
 
 
 def loads_preset(text: str, source: str = "<string>") -> Preset:
@@ -496,6 +556,19 @@ def load_preset(path: str | os.PathLike[str]) -> Preset:
     return loads_preset(text, str(p))
 
 
+def _layer_to_dict(spec: LayerSpec) -> dict[str, Any]:
+    """A layer entry as the file writes it. PReLU's constructor argument `init` (a number) and the init
+    scheme (a name or table) share one key: with both set, the scheme is written unless it is "default"
+    (which is PReLU's own init from that number anyway); another scheme overwrites the slope it sets."""
+    out = spec.to_dict()
+    if spec.type == "PReLU" and "init" in spec.args and spec.init is not None:
+        if spec.init.get("scheme", "default") == "default":
+            out["init"] = spec.args["init"]
+    if spec.type == "Residual":
+        out["layers"] = [_layer_to_dict(s) for s in spec.layers]
+    return out
+
+
 def preset_to_dict(preset: Preset) -> dict[str, Any]:
     head: dict[str, Any] = {"name": preset.name}
     if preset.description:
@@ -505,7 +578,7 @@ def preset_to_dict(preset: Preset) -> dict[str, Any]:
     out: dict[str, Any] = {
         "preset": head,
         "model": {"input_shape": list(preset.model.input_shape),
-                  "layers": [layer.to_dict() for layer in preset.model.layers]},
+                  "layers": [_layer_to_dict(layer) for layer in preset.model.layers]},
     }
     data: dict[str, Any] = {}
     for key in ("inputs", "targets"):

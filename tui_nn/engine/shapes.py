@@ -17,11 +17,12 @@ from typing import Any
 import torch
 
 from .catalogue import CATALOGUE, full_args, pair
-from .errors import Fix, MemoryBudgetError, ShapeError
+from .errors import EngineError, Fix, MemoryBudgetError, ShapeError
 from .model import build_layer
 from .spec import LayerSpec, ModelSpec
 
 CPU_RERUN_MAX_ELEMENTS = 2_000_000  # re-run a failing layer on the CPU for torch's CPU wording below this
+CPU_RERUN_MAX_PARAMS = 10_000_000  # ... and only a layer with at most this many parameters (counted on meta)
 INPUT_FIX = -1  # Fix.layer value meaning "the model's input_shape"
 INSERT = "__insert__"  # Fix.arg value meaning "insert layer type `value` before `layer`"
 REMOVE = "__remove__"  # Fix.arg value meaning "remove layer `layer`"
@@ -138,24 +139,96 @@ def conv_arithmetic(spec: LayerSpec, in_shape: tuple[int, ...]) -> str:
     return "; ".join(parts)
 
 
-def _cpu_message(spec: LayerSpec, in_shape: tuple[int, ...], meta_err: BaseException) -> str:
-    """PyTorch's message as a CPU run words it (the meta device words some errors differently)."""
+def _batched(spec: LayerSpec, in_shape: tuple[int, ...]) -> bool:
+    """Whether dimension 0 of `in_shape` is the batch for this layer (its contract: (N, C, H, W) for Conv2d,
+    (C, H, W) being unbatched), so that a re-run with a smaller batch fails the same way."""
+    n = len(in_shape)
+    t = spec.type
+    if t == "Residual" or t not in CATALOGUE:
+        return False
+    a = full_args(CATALOGUE[t], spec.args)
+    if t == "Conv1d":
+        return n == 3
+    if t in ("Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d"):
+        return n == 4
+    if t == "BatchNorm1d":
+        return n in (2, 3)
+    if t == "LayerNorm":
+        ns = a["normalized_shape"]
+        return n > (len(ns) if isinstance(ns, list) else 1)
+    if t == "Flatten":
+        return n >= 2 and -n <= a["start_dim"] < n and -n <= a["end_dim"] < n and a["start_dim"] % n >= 1
+    if t in ("Softmax", "LogSoftmax"):
+        return n >= 2 and -n <= a["dim"] < n and a["dim"] % n != 0
+    return n >= 2  # Linear and the element-wise layers: (N, *)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _run_cpu(module: torch.nn.Module, shape: tuple[int, ...]) -> str | None:
+    """Torch's CPU message for running `module` on zeros of `shape`; None when it runs."""
+    try:
+        with torch.no_grad():
+            module(torch.zeros(shape))
+    except Exception as err:  # noqa: BLE001 - we want torch's own words, whatever they are
+        return _first_line(err)
+    return None
+
+
+def _with_batch(message: str, small: tuple[int, ...], real: tuple[int, ...]) -> str:
+    """`message` of a run on `small` (a smaller batch) as the run on `real` words it: the input shape
+    [1, 3, 128, 128] (or (1, 3, 128, 128)) becomes the real one."""
+    for fmt in (lambda sh: "[" + ", ".join(map(str, sh)) + "]", lambda sh: "(" + ", ".join(map(str, sh)) + ")"):
+        message = message.replace(fmt(small), fmt(real))
+    return message
+
+
+def _cpu_message(spec: LayerSpec, in_shape: tuple[int, ...], meta_err: BaseException,
+                 n_params: int | None = None) -> str:
+    """PyTorch's message as a CPU run words it (the meta device words some errors differently).
+
+    Nothing big is allocated: the parameter count is taken on the meta device (`n_params`, or counted
+    here) before the layer is built on the CPU, and the layer is re-run with a batch of 1 and of 2 (for
+    a batched input), the input shape in torch's text then put back to the real one; the two runs must
+    agree once fixed up (BatchNorm's "more than 1 value per channel" would not), else the full input is
+    re-run when it is small, else the meta device's words are kept."""
     text = str(meta_err).strip()
+    meta_text = text.splitlines()[0] if text else type(meta_err).__name__
     if spec.type == "Linear" and "same reduction dim" in text and len(in_shape) >= 1:
         a = full_args(CATALOGUE["Linear"], spec.args)
         rows = math.prod(in_shape[:-1]) if len(in_shape) > 1 else 1
         return (f"mat1 and mat2 shapes cannot be multiplied ({rows}x{in_shape[-1]} and "
                 f"{a['in_features']}x{a['out_features']})")
-    if math.prod(in_shape) <= CPU_RERUN_MAX_ELEMENTS:
+    if n_params is None:
         try:
-            with torch.device("cpu"):
-                module = build_layer(spec)
-            n_params = sum(p.numel() for p in module.parameters())
-            if n_params <= 10_000_000:
-                module(torch.zeros(in_shape))
-        except Exception as err:  # noqa: BLE001 - we want torch's own words, whatever they are
-            return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return text.splitlines()[0] if text else type(meta_err).__name__
+            with torch.device("meta"):
+                n_params = sum(p.numel() for p in build_layer(spec).parameters())
+        except Exception:  # noqa: BLE001 - a layer that cannot be described is not re-run
+            return meta_text
+    if n_params > CPU_RERUN_MAX_PARAMS:
+        return meta_text
+    n = in_shape[0] if in_shape else 1
+    reduced = _batched(spec, in_shape) and n > 1
+    sample = math.prod(in_shape[1:]) if in_shape else 1
+    if not (reduced and 2 * sample <= CPU_RERUN_MAX_ELEMENTS) and math.prod(in_shape) > CPU_RERUN_MAX_ELEMENTS:
+        return meta_text
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("cpu"):  # building draws from the global RNG
+            module = build_layer(spec)
+            if reduced and 2 * sample <= CPU_RERUN_MAX_ELEMENTS:
+                shapes = [(b,) + tuple(in_shape[1:]) for b in (1, min(n, 2))]
+                msgs = [_run_cpu(module, sh) for sh in shapes]
+                fixed = {_with_batch(m, sh, in_shape) for m, sh in zip(msgs, shapes) if m is not None}
+                if None not in msgs and len(fixed) == 1:
+                    return fixed.pop()
+            if math.prod(in_shape) <= CPU_RERUN_MAX_ELEMENTS:
+                return _run_cpu(module, in_shape) or meta_text
+    except Exception:  # noqa: BLE001 - building failed on the CPU: keep the meta words
+        pass
+    return meta_text
 
 
 def _explicit_check(spec: LayerSpec, in_shape: tuple[int, ...]) -> str | None:
@@ -176,16 +249,18 @@ class _Produced:
     type: str
     shape: tuple[int, ...]
     flatten_of: tuple[int, ...] | None = None  # shape that a Flatten flattened
+    path: str = ""  # the producing layer's own path ("0.1" inside a Residual block); "" = str(index)
 
 
 def _source_text(src: _Produced) -> str:
     if src.index < 0:
         return f"the model input {fmt_shape(src.shape)}"
+    where = src.path or str(src.index)
     if src.flatten_of is not None:
         dims = src.flatten_of
-        return (f"layer {src.index} (Flatten), which flattens {' x '.join(str(d) for d in dims)} = "
+        return (f"layer {where} (Flatten), which flattens {' x '.join(str(d) for d in dims)} = "
                 f"{math.prod(dims)}")
-    return f"layer {src.index} ({src.type}), which outputs {fmt_shape(src.shape)}"
+    return f"layer {where} ({src.type}), which outputs {fmt_shape(src.shape)}"
 
 
 def diagnose(index: int, path: str, spec: LayerSpec, in_shape: tuple[int, ...], message: str, src: _Produced,
@@ -293,7 +368,14 @@ def _kernel_fix(index: int, t: str, a: dict[str, Any], in_shape: tuple[int, ...]
     fit = [min(k[i], (sizes[i] + 2 * p[i] - 1) // d[i] + 1) for i in range(dims)]
     fit_value: Any = fit[0] if (dims == 1 or len(set(fit)) == 1) else fit
     padded = " x ".join(str(sizes[i] + 2 * p[i]) for i in range(dims))
-    hint = (f"the kernel {' x '.join(map(str, k))} is larger than the padded input {padded} (input "
+    kernel = " x ".join(map(str, k))
+    if any(di != 1 for di in d):  # a dilated kernel spans d*(k-1)+1 input elements
+        span = " x ".join(str(d[i] * (k[i] - 1) + 1) for i in range(dims))
+        dil = a.get("dilation", 1)
+        kernel = f"{kernel} with dilation {dil} spans {span} (dilation*(kernel_size-1)+1), which is"
+    else:
+        kernel += " is"
+    hint = (f"the kernel {kernel} larger than the padded input {padded} (input "
             f"{fmt_shape(in_shape)} from {_source_text(src)}, padding {pad}).")
     if min(fit) < 1:
         return None, hint
@@ -388,7 +470,7 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
                 return x, activations
             row.output_shape = tuple(out.shape)
             activations += out.numel()
-            src = _Produced(top, "Residual", tuple(out.shape))
+            src = _Produced(top, "Residual", tuple(out.shape), path=path)
             x = out
             continue
         problem = _explicit_check(spec, in_shape)
@@ -396,7 +478,7 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
             try:
                 y = module(x)
             except Exception as err:  # noqa: BLE001 - torch raises RuntimeError/IndexError/ValueError
-                problem = _cpu_message(spec, in_shape, err)
+                problem = _cpu_message(spec, in_shape, err, n_params)
         if problem is not None:
             report.error = diagnose(top, path, spec, in_shape, problem, src, model if depth == 0 else None)
             return x, activations
@@ -408,7 +490,7 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
             sd = a["start_dim"] % len(in_shape) if in_shape else 0
             ed = a["end_dim"] % len(in_shape) if in_shape else 0
             flat = in_shape[sd:ed + 1]
-        src = _Produced(top, spec.type, tuple(y.shape), flat)
+        src = _Produced(top, spec.type, tuple(y.shape), flat, path=path)
         x = y
     return x, activations
 
@@ -498,13 +580,25 @@ def _read_kv(path: str) -> dict[str, int]:
     return out
 
 
+BUDGET_ENV = "TUI_NN_MEMORY_BUDGET"
+
+
 def default_budget(device: str = "cpu") -> int:
-    env = os.environ.get("TUI_NN_MEMORY_BUDGET")
-    if env:
+    """The memory budget in bytes: TUI_NN_MEMORY_BUDGET when set (a positive number of bytes, such as
+    2000000000 or 2e9), else 80% of what the device can give now. A value that is not such a number is an
+    EngineError, not silently ignored."""
+    env = os.environ.get(BUDGET_ENV)
+    if env is not None and env.strip():
         try:
-            return int(float(env))
+            value = float(env.strip())
         except ValueError:
-            pass
+            value = math.nan
+        if not math.isfinite(value) or value < 1:
+            raise EngineError(f"{BUDGET_ENV}={env.strip()[:40]!r} is not a memory budget: expected a positive "
+                              f"number of bytes",
+                              hint=f"set {BUDGET_ENV} to bytes, e.g. 2000000000 or 2e9, or unset it to use 80% of "
+                                   f"the free memory")
+        return int(value)
     return int(available_bytes(device) * 0.8)
 
 
@@ -520,17 +614,23 @@ def check_memory(report: ShapeReport, device: str = "cpu", budget: int | None = 
             hint="make the layers smaller, use a smaller batch, or set TUI_NN_MEMORY_BUDGET (bytes)")
 
 
-def summary_table(report: ShapeReport) -> str:
-    """A torchinfo-style table: layer, output shape, parameters, trainable; totals."""
+def summary_table(report: ShapeReport, *, details: bool = False) -> str:
+    """A torchinfo-style table: layer, output shape, parameters, trainable; totals. With `details`, a conv or
+    pool row is followed by a line with its output-size arithmetic ((in + 2p - d(k-1) - 1)/s + 1)."""
     rows = [("Layer", "Input", "Output", "Params", "Trainable")]
+    notes: dict[int, str] = {}
     for ly in report.layers:
         name = ("  " * ly.depth) + f"{ly.path} {ly.type}"
         rows.append((name, fmt_shape(ly.input_shape), fmt_shape(ly.output_shape), f"{ly.params:,}",
                      f"{ly.trainable:,}"))
+        if details and ly.detail:
+            notes[len(rows) - 1] = ("  " * ly.depth) + "    " + ly.detail
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = []
     for j, r in enumerate(rows):
         lines.append("  ".join(c.ljust(widths[i]) if i < 3 else c.rjust(widths[i]) for i, c in enumerate(r)))
+        if j in notes:
+            lines.append(notes[j])
         if j == 0:
             lines.append("-" * len(lines[0]))
     lines.append("-" * len(lines[0]))

@@ -25,6 +25,7 @@ from .errors import WeightError
 MAX_TEXT_CHARS = 64 * 1024 * 1024
 MAX_ELEMENTS = 10_000_000
 MAX_DEPTH = 8
+FLOAT32_MAX = 3.4028234663852886e38  # the largest float32; larger numbers become Inf in a float32 tensor
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:_\d+)*\.?\d*(?:_\d+)*|\.\d+)(?:[eE][+-]?\d+)?")
 _NONFINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
@@ -47,6 +48,9 @@ def _number(token: str, text: str, pos: int) -> float:
     value = float(tok.replace("_", ""))
     if not math.isfinite(value):
         raise WeightError(f"{token!r} at {_where(text, pos)} is too large (it overflows to Inf)")
+    if abs(value) > FLOAT32_MAX:  # parameters and data are float32: finite here, Inf there
+        raise WeightError(f"{token!r} at {_where(text, pos)} is too large for float32 (it would become Inf; "
+                          f"at most about {FLOAT32_MAX:.4g})")
     return value
 
 

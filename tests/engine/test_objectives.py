@@ -1,0 +1,60 @@
+"""Losses and optimizers: argument bounds, arguments invalid together, torch's refusals as EngineError values."""
+
+import pytest
+import torch
+
+from tui_nn.engine.errors import EngineError
+from tui_nn.engine.objectives import LOSSES, OPTIMIZERS, check_combination, make_loss, make_optimizer
+
+
+def _params():
+    return [torch.zeros(2, requires_grad=True)]
+
+
+@pytest.mark.parametrize("args,words", [
+    ({"lr": 0.1, "nesterov": True}, "momentum > 0"),
+    ({"lr": 0.1, "nesterov": True, "momentum": 0.9, "dampening": 0.5}, "dampening = 0"),
+])
+def test_sgd_nesterov_cross_checks(args, words):
+    key, message, hint = check_combination("SGD", args)
+    assert key == "nesterov" and words in message and "nesterov = false" in hint
+    with pytest.raises(EngineError) as info:  # not torch's bare ValueError
+        make_optimizer("SGD", _params(), args)
+    assert words in info.value.message and info.value.hint
+
+
+def test_sgd_nesterov_with_momentum_is_fine():
+    assert check_combination("SGD", {"nesterov": True, "momentum": 0.9}) is None
+    opt = make_optimizer("SGD", _params(), {"lr": 0.1, "nesterov": True, "momentum": 0.9})
+    assert opt.defaults["nesterov"] is True
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+@pytest.mark.parametrize("betas", [[0.9, 1.0], [1.0, 0.5]])
+def test_adam_betas_below_one(name, betas):
+    spec = OPTIMIZERS[name].arg("betas")
+    assert spec.max == 1.0 and spec.max_open and "[0, 1)" in spec.describe()
+    with pytest.raises(EngineError) as info:
+        make_optimizer(name, _params(), {"betas": betas})
+    assert "must be < 1" in info.value.message
+    make_optimizer(name, _params(), {"betas": [0.0, 0.999]})  # 0 is allowed
+
+
+def test_huber_delta_must_be_positive():
+    spec = LOSSES["HuberLoss"].arg("delta")
+    assert spec.min == 0.0 and spec.min_open
+    with pytest.raises(EngineError) as info:
+        make_loss("HuberLoss", {"delta": 0.0})
+    assert "must be > 0" in info.value.message
+
+
+def test_any_other_refusal_is_an_engine_error():
+    """What torch raises while constructing (ValueError/TypeError) is a value with a hint, never a traceback."""
+    with pytest.raises(EngineError) as info:
+        make_optimizer("SGD", [], {"lr": 0.1})  # torch: "optimizer got an empty parameter list"
+    assert "empty parameter list" in info.value.message and info.value.hint
+    with pytest.raises(EngineError) as info:
+        make_loss("MSELoss", {"reduction": "most"})  # torch: "most is not a valid value for reduction"
+    assert "reduction" in str(info.value)
+    with pytest.raises(EngineError):
+        make_optimizer("Adam", _params(), {"no_such_argument": 1})
