@@ -93,9 +93,12 @@ class HandLoop:
         self.model = nn.Sequential(*[m for m in s.model]).to(device)
         self.x, self.y = s.inputs, s.targets
         self.loss_fn = s.loss_fn
-        self.opt = s.new_optimizer()
+        o = s.training.optimizer  # torch.optim directly, as a user writes it (not the engine's new_optimizer)
+        cls = getattr(torch.optim, o.type)
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in o.args.items()}
+        self.make_opt = lambda: cls(self.model.parameters(), **kw)
+        self.opt = self.make_opt()
         self.reset_each = s.training.reset_optimizer_each_step
-        self.make_opt = s.new_optimizer
 
     def run(self, steps: int) -> float:
         model, loss_fn, x, y = self.model, self.loss_fn, self.x, self.y
