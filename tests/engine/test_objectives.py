@@ -58,3 +58,20 @@ def test_any_other_refusal_is_an_engine_error():
     assert "reduction" in str(info.value)
     with pytest.raises(EngineError):
         make_optimizer("Adam", _params(), {"no_such_argument": 1})
+
+
+def test_a_refused_setting_changes_nothing_in_the_session():
+    from tui_nn.engine.errors import EngineError
+    from tui_nn.engine.preset import loads_preset
+    from tui_nn.engine.session import Session
+    from tui_nn.engine.spec import CallSpec
+
+    s = Session(loads_preset('[model]\ninput_shape = [1, 3]\n[[model.layers]]\ntype = "Linear"\nin_features = 3\n'
+                             'out_features = 2\n[training]\noptimizer = { type = "SGD", lr = 0.1 }\n'))
+    before_opt, before_loss = s.training.optimizer, s.training.loss
+    with pytest.raises(EngineError):
+        s.set_optimizer(CallSpec("SGD", {"lr": 0.1, "nesterov": True}))
+    assert s.training.optimizer is before_opt
+    with pytest.raises(EngineError):
+        s.set_loss(CallSpec("HuberLoss", {"delta": 0.0}))
+    assert s.training.loss is before_loss

@@ -287,11 +287,18 @@ class Session:
     # -- settings --------------------------------------------------------------------------------
 
     def set_loss(self, loss: CallSpec) -> None:
+        """Use another loss; one that cannot be made raises an EngineError and changes nothing."""
+        loss_fn = make_loss(loss.type, loss.args)
         self.training.loss = loss
-        self.loss_fn = make_loss(loss.type, loss.args)
+        self.loss_fn = loss_fn
         self._make_targets()
 
     def set_optimizer(self, optimizer: CallSpec) -> None:
+        """Use another optimizer (its state starts afresh); one that cannot be made raises an EngineError and
+        changes nothing."""
+        params = list(self.model.parameters())
+        if params:
+            make_optimizer(optimizer.type, params, optimizer.args)  # refused here, before anything changes
         self.training.optimizer = optimizer
         self.optimizer = self.new_optimizer()
 
