@@ -101,17 +101,21 @@ def test_presets_lists_bundled():
 
 
 def test_every_bundled_preset_checks_and_runs():
-    """`tui-nn check` and `tui-nn run` work on every bundled preset (intentionally broken ones fail with 1)."""
+    """`tui-nn check` and `tui-nn run` work on every bundled preset (intentionally broken ones fail with 1, and
+    the autograd exercise, whose model has no parameters, checks but does not train)."""
     from tui_nn.cli import cmd_check, cmd_run
     from tui_nn.engine.bundled import bundled_presets
     from tui_nn.engine.preset import load_preset
     from tui_nn.engine.session import Session
 
     for path in bundled_presets():
-        broken = Session(load_preset(path)).report.error is not None
+        s = Session(load_preset(path))
+        broken = s.report.error is not None
         assert cmd_check(str(path), json_mode=True) == (1 if broken else 0), path
+        untrainable = broken or not s.has_parameters
+        assert untrainable == (broken or path.stem == "lab004-autograd"), path
         assert cmd_run(str(path), steps=3, device=None, seed=None, every=None, json_mode=True) == (
-            1 if broken else 0), path
+            1 if untrainable else 0), path
 
 
 # -- optimizer refusals, data errors, standard JSON, error objects, paths, the budget, arithmetic, broken pipes --

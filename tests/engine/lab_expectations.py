@@ -20,6 +20,7 @@ EXERCISES: list[tuple[str, str, str]] = [
     ("001", "conv + Flatten + Linear classifier on 32x32", "lab001-classifier-32"),
     ("001", "the classifier on 16x16: the shape error", "lab001-classifier-16"),
     ("001", "TODO list: numerical gradient check", "lab001-gradient-check"),
+    ("002", "tensors from a list, rand, zeros, ones; shape, dtype, device", "lab002-tensors"),
     ("002", "first network: Linear(3, 2) with printed weights", "lab002-first-linear"),
     ("002", "stacked Linear layers 10-18-20-5", "lab002-stacked-linear"),
     ("002", "model_with_sigmoid: Linear(5, 4), Linear(4, 1), Sigmoid", "lab002-sigmoid-head"),
@@ -45,7 +46,11 @@ EXERCISES: list[tuple[str, str, str]] = [
     ("003", "activation functions by hand", "lab003-activations"),
     ("004", "hand-set 3-3-3-3 network, Adam lr 0.09, 50 steps (the notebook's quirks)", "lab004-hand-set-network"),
     ("004", "the same network the usual way (logits into CrossEntropyLoss, one Adam)", "lab004-fixed"),
+    ("004", "autograd: y = a**3, m = y**2, z = m.mean(), z.backward() = 3a^5/2", "lab004-autograd"),
 ]
+
+# Presets with nothing to train on purpose (no parameters): the autograd exercise
+NOT_TRAINABLE = {"lab004-autograd"}
 
 # Presets that fail the shape check on purpose: stem -> (layer, type, PyTorch's message, fix arg, fix value)
 BROKEN = {
@@ -104,6 +109,22 @@ L003_TRAIN_LOSSES = [1.2210241556167603, 0.7814555168151855, 0.5001314878463745,
                      0.2048538327217102, 0.13110646605491638, 0.08390815556049347, 0.053701214492321014,
                      0.03436878323554993, 0.02199600636959076]
 L003_NEURON = 8.0  # In 9
+L003_PRINT_3_20_2 = """Sequential(
+  (0): Linear(in_features=3, out_features=20, bias=True)
+  (1): ReLU()
+  (2): Linear(in_features=20, out_features=2, bias=True)
+)"""  # In 6
+L003_PRINT_BROKEN = """Sequential(
+  (0): Linear(in_features=4, out_features=5, bias=True)
+  (1): ReLU()
+  (2): Linear(in_features=4, out_features=2, bias=True)
+)"""  # In 7
+L003_MODEL_PARAMS = {  # In 11: named_parameters() of the 2-3-2 model (linear1 = layer 0, linear2 = layer 2)
+    "0.weight": [[-0.19976814, -0.01980531], [-0.70210934, -0.2804035], [-0.47918278, -0.36394453]],
+    "0.bias": [-0.00917335, 0.2128045, -0.6331857],
+    "2.weight": [[-0.31730545, -0.38738433, -0.28919014], [0.16225891, 0.349739, -0.31868428]],
+    "2.bias": [0.54793125, 0.49512607],
+}
 L003_MODEL_X = [-0.5350, 0.3057]  # In 11
 L003_MODEL_Y = [0.5077, 0.6630]  # In 11
 L003_SEED = 172  # In 12
@@ -168,3 +189,14 @@ L004_OUTPUTS = [  # In 31: model.forward(x) after each of the 49 steps (rows wit
 L004_W = [[[0.1, 0.3, 0.4], [0.2, 0.2, 0.3], [0.3, 0.7, 0.9]],  # In 29
           [[0.2, 0.3, 0.6], [0.3, 0.5, 0.4], [0.5, 0.7, 0.8]],
           [[0.1, 0.3, 0.5], [0.4, 0.7, 0.2], [0.8, 0.2, 0.9]]]
+
+# ---- lab 002: tensor attributes (In 14, In 18)
+L002_LIST = [22, 46, 55, 6, 7, 81, 54, 6, 100]
+L002_LIST_ATTRS = ((9,), "torch.int64", "cpu")  # Shape: torch.Size([9]), Type: torch.int64, Device: cpu
+
+# ---- lab 004: autograd (In 19-25); a is printed with 4 decimals, so what follows from it is within ~1e-3
+L004_A = [[0.3183, 1.0871], [1.7827, 1.3820]]  # In 19
+L004_Y = [[0.0323, 1.2847], [5.6654, 2.6394]]  # In 20: a**3
+L004_M = [[1.0407e-03, 1.6503e+00], [3.2096e+01, 6.9662e+00]]  # In 21: y**2
+L004_Z = 10.1785  # In 23: m.mean()
+L004_GRAD = [[4.9037e-03, 2.2772e+00], [2.7007e+01, 7.5611e+00]]  # In 25: a.grad = 3a^5/2

@@ -98,6 +98,10 @@ def test_lab_preset_metadata(stem):
 def test_lab_preset_checks_and_trains(stem):
     s = session(stem)
     assert s.report.error is None, str(s.report.error)
+    if stem in E.NOT_TRAINABLE:  # autograd only: a backward pass runs, training is refused with the reason
+        assert s.can_backward and math.isfinite(s.compute_gradients())
+        assert "no parameters" in s.why_not_trainable()
+        return
     assert s.trainable, s.why_not_trainable()
     assert s.loss_value() is not None and math.isfinite(s.loss_value())
     fin, losses = train(s, 3)
@@ -357,6 +361,13 @@ def test_lab003_sequential_models():
     assert tuple(s.report.output_shape) == (16, 2)
 
 
+def test_lab003_print_model_is_the_notebooks():
+    from tui_nn.engine.model import model_text
+
+    assert model_text(load_preset("lab003-sequential-3-20-2").model) == E.L003_PRINT_3_20_2
+    assert model_text(load_preset("lab003-broken-sequential").model) == E.L003_PRINT_BROKEN
+
+
 def test_lab003_hand_neuron_and_sigmoid_model():
     assert session("lab003-hand-neuron").forward().item() == E.L003_NEURON
     s = session("lab003-sigmoid-2-3-2")
@@ -364,6 +375,8 @@ def test_lab003_hand_neuron_and_sigmoid_model():
     assert close(s.forward(), [E.L003_MODEL_Y])
     names = [n for n, _ in s.named_parameters()]
     assert names == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    for name, values in E.L003_MODEL_PARAMS.items():  # the exact values named_parameters() printed (In 11)
+        assert torch.equal(s.get_param(name).detach(), torch.tensor(values)), name
 
 
 def test_lab003_seeded_network():
@@ -528,3 +541,32 @@ def test_cli_check_and_run_lab_presets():
     steps = [line for line in lines if "step" in line and "event" not in line]
     assert [line["loss"] for line in steps] == pytest.approx(E.L003_TRAIN_LOSSES[:3], rel=1e-5)
     assert lines[-1]["event"] == "done" and lines[-1]["reason"] == "done"
+
+
+# ------------------------------------------------------------------------------------------------- lab 002 tensors, lab 004 autograd
+
+
+def test_lab002_tensors_shows_the_list_and_its_attributes():
+    s = session("lab002-tensors")
+    assert s.inputs.reshape(-1).tolist() == [float(v) for v in E.L002_LIST]
+    notebook = torch.tensor(E.L002_LIST)
+    shape, dtype, device = E.L002_LIST_ATTRS
+    assert (tuple(notebook.shape), str(notebook.dtype), str(notebook.device)) == (shape, dtype, device)
+    # the model's input: the same numbers with a batch dimension, as float32; the class-index target stays int64
+    assert tuple(s.inputs.shape) == (1,) + shape and s.inputs.dtype == torch.float32 and str(s.inputs.device) == device
+    assert s.targets.dtype == torch.int64
+
+
+def test_lab004_autograd_reproduces_a_cubed_squared_mean_and_its_gradient():
+    s = session("lab004-autograd")
+    assert not s.trainable and s.can_backward  # no parameters: nothing to train, but autograd runs
+    trace = dict(s.trace())
+    assert close(trace["input"], E.L004_A, 1e-7)
+    y, m = trace["0 Pow"], trace["1 Pow"]
+    assert torch.allclose(y, torch.tensor(E.L004_Y), rtol=2e-3, atol=1e-4)  # a was printed with 4 decimals
+    assert torch.allclose(m, torch.tensor(E.L004_M), rtol=4e-3)
+    z = s.compute_gradients()
+    assert z == pytest.approx(E.L004_Z, rel=1e-4)
+    a = torch.tensor(E.L004_A)
+    assert torch.allclose(s.input_grad, 3 * a ** 5 / 2, rtol=1e-5)  # exactly the calculus, for these a
+    assert torch.allclose(s.input_grad, torch.tensor(E.L004_GRAD), rtol=1e-3)  # and the notebook's printout

@@ -117,6 +117,20 @@ def _norm(dims_doc: str) -> tuple[ArgSpec, ...]:
     )
 
 
+class Pow(nn.Module):
+    """x ** exponent, element-wise: what lab 004's autograd example does to its tensor (a**3, then y**2)."""
+
+    def __init__(self, exponent: float = 2.0) -> None:
+        super().__init__()
+        self.exponent = exponent
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x ** self.exponent
+
+    def extra_repr(self) -> str:
+        return f"exponent={self.exponent}"
+
+
 _ACT_DIM = _a("dim", INT, -1, min=-8, max=8,
               doc="dimension that sums to 1 (torch's default None guesses it and warns; -1 is explicit)")
 
@@ -188,6 +202,8 @@ _TYPES: list[LayerType] = [
               (_ACT_DIM,), cls=nn.Softmax, extra={"always": ("dim",)}),
     LayerType("LogSoftmax", "log(Softmax(x)) along dim, computed stably", "activation", (_ACT_DIM,),
               cls=nn.LogSoftmax, extra={"always": ("dim",)}),
+    LayerType("Pow", "x ** exponent, element-wise (torch.pow; no torch.nn class: a one-line module)",
+              "activation", (_a("exponent", FLOAT, 2.0, min=-1e6, max=1e6, doc="the power"),), cls=Pow),
     LayerType("Residual", "A block of layers whose output is added to its input: x + f(x)", "block"),
 ]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .catalogue import CATALOGUE, Residual, torch_kwargs
+from .catalogue import CATALOGUE, Pow, Residual, torch_kwargs
 from .errors import EngineError
 from .model import init_module, iter_specs
 from .objectives import LOSSES, OPTIMIZERS
@@ -43,7 +43,10 @@ def _layer_expr(spec: LayerSpec, indent: str) -> str:
         inner = ",\n".join(f"{indent}    {_layer_expr(s, indent + '    ')}" for s in spec.layers)
         return "Residual(\n" + inner + (",\n" if spec.layers else "") + f"{indent})"
     lt = CATALOGUE[spec.type]
-    return _call(f"nn.{spec.type}", torch_kwargs(lt, spec.args))
+    return _call(spec.type if spec.type in LOCAL_CLASSES else f"nn.{spec.type}", torch_kwargs(lt, spec.args))
+
+
+LOCAL_CLASSES = {"Pow": Pow}  # layers torch.nn has no class for: the script defines them
 
 
 def _module_expr(path: str) -> str:
@@ -225,6 +228,10 @@ def export_script(preset: Preset, *, steps: int | None = None) -> str:
     if uses_residual:
         w("")
         w(_source(Residual))
+    for name, cls in LOCAL_CLASSES.items():
+        if any(s.type == name for _, s in iter_specs(p.model.layers)):
+            w("")
+            w(_source(cls))
     if needs_init:
         w("")
         w(_source(init_module))

@@ -159,6 +159,7 @@ class Session:
         self.loss_fn = make_loss(t.loss.type, t.loss.args)
         self.discard_optimizer()  # made on first use
         self._start_weights: dict[str, torch.Tensor] | None = None  # the weights the history began from
+        self.input_grad: torch.Tensor | None = None  # d loss / d inputs of the last compute_gradients()
         self.step = 0
         self.history.clear()
         self.metrics.clear()
@@ -441,14 +442,24 @@ class Session:
             message, hint = friendly_error(err)
             raise DataError(f"the loss cannot be computed: {message}", hint=hint) from None
 
+    @property
+    def can_backward(self) -> bool:
+        """Whether a forward and backward pass can run (the model may have no parameters: then only the
+        gradient with respect to the input comes out, as in lab 004's autograd example)."""
+        return self.report.error is None and self.targets is not None and self.data_error is None
+
     def compute_gradients(self) -> float:
-        """One forward and backward pass on the whole data, without an optimizer step; returns the loss."""
-        if not self.trainable:
+        """One forward and backward pass on the whole data, without an optimizer step; returns the loss.
+        Besides the parameters' .grad, the gradient of the loss with respect to the inputs is kept in
+        `input_grad` (cleared by the next training step or reset)."""
+        if not self.can_backward:
             raise EngineError(self.why_not_trainable())
         assert self.loss_fn is not None and self.targets is not None
         self.model.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.model(self.inputs), self.targets)
+        x = self.inputs.detach().clone().requires_grad_(True)
+        loss = self.loss_fn(self.model(x), self.targets)
         loss.backward()
+        self.input_grad = x.grad.detach() if x.grad is not None else None
         return float(loss.item())
 
     def named_parameters(self) -> list[tuple[str, torch.Tensor]]:
@@ -476,7 +487,9 @@ class Session:
                                   optimizer_args=self.training.optimizer.args)
 
     def note_run_start(self) -> None:
-        """Called as a run begins: at step 0, remember the weights the loss history starts from."""
+        """Called as a run begins: at step 0, remember the weights the loss history starts from. The input
+        gradient of an earlier backward pass no longer matches the weights."""
+        self.input_grad = None
         if self.step == 0:
             self._start_weights = {k: v.detach().clone() for k, v in self.model.named_parameters()}
 

@@ -453,7 +453,11 @@ class PlaygroundApp(InsightMixin, App[int]):
         grads = [(n, p.grad) for n, p in params if p.grad is not None]
         for name, g in grads:
             out.append(TensorEntry(f"grad:{name}", f"∇ {name}", g, kind="grad"))
-        if not grads:
+        input_grad = getattr(s, "input_grad", None)
+        if input_grad is not None and not self.running:
+            out.append(TensorEntry("grad:input", "∇ input", input_grad, kind="grad",
+                                   note="d loss / d input, from the last g"))
+        if not grads and input_grad is None:
             out.append(TensorEntry("grad:none", "(none yet)", None,
                                    note="no gradients yet: train a step (n) or press g to run one backward pass"))
         return out
@@ -1055,7 +1059,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         if self._refuse("run a backward pass"):
             return
         s = self.session
-        if not s.trainable:
+        if not s.can_backward:
             self.notify(f"No backward pass: {s.why_not_trainable()}", severity="warning", markup=False)
             return
         self._engine_op("run a backward pass", s.compute_gradients,
