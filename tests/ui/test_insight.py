@@ -258,8 +258,8 @@ async def test_autosave_during_a_run_is_a_consistent_step(tmp_path: Path, monkey
     async with app.run_test(size=(80, 24)) as pilot:
         await loaded(pilot)
         app.train(10**7)
-        await wait_until(pilot, lambda: auto.exists() and app.running, what="an autosave during the run")
-        await wait_until(pilot, lambda: app.session.step > 0, what="progress")
+        await wait_until(pilot, lambda: auto.exists() and app._autosave is not None
+                         and (app._autosave.last_step or 0) > 0 and app.running, what="an autosave during the run")
         await pilot.press("s")
         await settle(pilot)
         assert app.last_finished.reason == "stopped"

@@ -1150,7 +1150,8 @@ class PlaygroundApp(InsightMixin, App[int]):
                 offset += finished.run_steps
                 if (finished.reason == "stopped" and not stop.is_set() and not worker.is_cancelled
                         and offset < run_steps):  # the slice ended for an autosave: save, then go on
-                    self.autosave_now(session)
+                    if finished.run_steps:  # (a first slice can end before its first step: the trainer starting)
+                        self.autosave_now(session)
                     deadline[0] = time.monotonic() + interval
                     continue
                 break
