@@ -136,3 +136,31 @@ async def test_the_boundary_follows_a_run_at_a_bounded_rate(runner: str, monkeyp
         await settle(pilot)
         elapsed = time.monotonic() - t0
         assert pane.computed - before <= elapsed / REFRESH_INTERVAL + 2
+
+
+async def test_the_chosen_tensor_stays_selected_through_a_step() -> None:
+    """A forward-trace output (hidden while a run is under way) is shown again after the step, not the input."""
+    app = PlaygroundApp(preset("tiny"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("2")
+        await pilot.pause()
+        lst = app.query_one("#tensor-list")
+        lst.highlighted = lst.get_option_index("trace:1")
+        await pilot.pause()
+        pane = app.query_one("#tensors")
+        assert pane.current == "trace:1"
+        for _ in range(3):
+            await pilot.press("n")
+            await settle(pilot)
+        await wait_until(pilot, lambda: pane.current == "trace:1", what="the trace entry back")
+        assert app.session.step == 3
+        # "(none yet)" under Gradients, then a step: the gradients appear and one of them is shown (not the input)
+        await pilot.press("R")
+        await settle(pilot)
+        lst.highlighted = lst.get_option_index("grad:none")
+        await pilot.pause()
+        assert pane.current == "grad:none"
+        await pilot.press("n")
+        await settle(pilot)
+        await wait_until(pilot, lambda: (pane.current or "").startswith("grad:0."), what="a gradient shown")

@@ -1433,6 +1433,8 @@ class PlaygroundApp(InsightMixin, App[int]):
             ("Layers (tab 1)", LayerTable.BINDINGS + [Binding("enter", "edit", "Edit the highlighted layer")]),
             ("Tensors (tab 2) and Data (tab 4)", TensorView.BINDINGS + [
                 Binding("arrows,pgup,pgdn", "move", "Move the cursor (only the visible window is drawn)")]),
+            ("Train (tab 3)", TrainControls.BINDINGS + [
+                Binding("tab,shift+tab", "focus", "Next / previous field; a field checks its value as you type")]),
             ("Dialogs", [Binding("enter", "apply", "Apply (ctrl+s in multi-line editors)"),
                          Binding("escape", "cancel", "Cancel"), Binding("tab", "next", "Next field")]),
         ]

@@ -67,11 +67,16 @@ class TextEditModal(ModalScreen[bool]):
             else:
                 yield Input(self.initial, id="edit-input", select_on_focus=True)
             yield Static("", id="edit-error", markup=False)
-            yield _hint(("ctrl+s: apply" if self.multiline else "enter: apply") + "   esc: cancel")
+            if self.multiline:  # the text is selected on open: a paste or typing replaces it
+                yield _hint("all selected: paste or type to replace   f7: select all   ctrl+s: apply   esc: cancel")
+            else:
+                yield _hint("enter: apply   esc: cancel")
 
     def on_mount(self) -> None:
         if self.multiline:
-            self.query_one(TextArea).focus()
+            area = self.query_one(TextArea)
+            area.focus()
+            area.select_all()  # a pasted matrix replaces the current values instead of going in front of them
         else:
             self.query_one(Input).focus()
 
@@ -122,7 +127,7 @@ class InitModal(ModalScreen[bool]):
                              id="init-scheme")
             yield ArgsForm(self._specs("default"), {}, id="init-args")
             yield Static("", id="init-error", markup=False)
-            yield _hint("enter / ctrl+s: apply   esc: cancel   (default: PyTorch's own initialisation)")
+            yield _hint("enter / ctrl+s: apply   esc: cancel   (default: PyTorch's own init)")
 
     def on_mount(self) -> None:
         self.query_one("#init-scheme", Select).focus()
@@ -193,7 +198,8 @@ class GeneratorModal(ModalScreen[bool]):
                 yield Label("low, high")
                 yield Input("0, 2", compact=True, id="gen-range")
             yield Static("", id="gen-error", markup=False)
-            yield _hint("enter: apply   esc: cancel   (low/high: randint only; the first dimension counts samples)")
+            yield _hint("enter: apply   esc: cancel   (low, high: randint only; the first dimension counts the "
+                        "samples)")
 
     def on_mount(self) -> None:
         self.query_one("#gen-kind", Select).focus()

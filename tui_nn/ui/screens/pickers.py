@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
@@ -109,48 +109,84 @@ class LayerPicker(ModalScreen["str | None"]):
 
 
 class PresetPicker(ModalScreen["str | None"]):
-    """Bundled presets (name and description) or a file path."""
+    """Bundled presets: type to filter (names, file names and descriptions), up/down to choose, enter to open;
+    or a file path. The description pane scrolls with pgup/pgdn (or tab to it and use the arrows)."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
-        Binding("slash", "focus_path", "Type a path", show=False),
+        Binding("slash", "focus_path", "Type a path", show=False, priority=True),
+        Binding("down", "move(1)", "Next", show=False),
+        Binding("up", "move(-1)", "Previous", show=False),
+        Binding("pagedown", "scroll_doc(1)", "Scroll the description down", show=False, priority=True),
+        Binding("pageup", "scroll_doc(-1)", "Scroll the description up", show=False, priority=True),
     ]
 
     def __init__(self, presets: list[tuple[str, str, Any]]) -> None:
         """presets: (stem, path, Preset or PresetError)."""
         super().__init__()
         self.presets = presets
+        self._by_stem = {stem: (stem, path, p) for stem, path, p in presets}
+        self._shown: list[str] = []  # the stems listed now, in order
 
     def compose(self):  # noqa: ANN201
         with Vertical(classes="dialog", id="preset-dialog"):
             yield Static(Text("Open a preset", style="bold"), classes="dialog-title", markup=False)
+            yield Input(placeholder="type to filter by name or description (e.g. conv, adam, lab003)",
+                        id="preset-search", compact=True)
             with Horizontal(id="preset-body"):
                 yield OptionList(id="preset-list")
-                yield Static("", id="preset-doc", markup=False)
-            yield Input(placeholder="…or a preset (.toml) or session (.tuinn) path, enter", id="preset-path")
-            yield Static(Text("↑↓ choose   enter: open   tab: path   esc: cancel", style="dim"),
-                         classes="dialog-hint")
+                with VerticalScroll(id="preset-doc-scroll"):
+                    yield Static("", id="preset-doc", markup=False)
+            yield Input(placeholder="…or a preset (.toml) or session (.tuinn) path, enter", id="preset-path",
+                        compact=True)
+            yield Static(Text("type: filter   ↑↓ choose   enter: open   pgup/pgdn: scroll the description   "
+                              "/: a file path   esc: cancel", style="dim"), classes="dialog-hint", markup=False)
 
     def on_mount(self) -> None:
+        self._fill("")
+        if self.presets:
+            self.query_one("#preset-search", Input).focus()
+        else:
+            self.query_one("#preset-path", Input).focus()
+
+    @staticmethod
+    def _haystack(stem: str, preset: Any) -> str:
+        if isinstance(preset, Exception):
+            return f"{stem} invalid".lower()
+        return f"{stem} {preset.name} {preset.lab or ''} {preset.description}".lower()
+
+    def _fill(self, query: str) -> None:
+        terms = query.lower().split()
         lst = self.query_one("#preset-list", OptionList)
+        lst.clear_options()
+        self._shown = []
+        options = []
         for stem, _path, preset in self.presets:
-            label = Text(stem)
+            hay = self._haystack(stem, preset)
+            if any(t not in hay for t in terms):
+                continue
+            label = Text(stem, style="bold")  # names and descriptions come from files: Text, never markup
             if isinstance(preset, Exception):
                 label.append("  ✗ invalid", style="red")
-            lst.add_option(Option(label, id=stem))
-        if self.presets:
+            elif preset.name:
+                label.append("  " + preset.name, style="dim")
+            options.append(Option(label, id=stem))
+            self._shown.append(stem)
+        if options:
+            lst.add_options(options)
             lst.highlighted = 0
-            lst.focus()
+        elif self.presets:
+            lst.add_option(Option(Text("(no preset matches: change the filter, or / for a file path)", style="dim"),
+                                  disabled=True))
         else:
             lst.add_option(Option(Text("(no bundled presets found)", style="dim"), disabled=True))
-            self.query_one("#preset-path", Input).focus()
         self._doc()
 
     def _entry(self) -> tuple[str, str, Any] | None:
         lst = self.query_one("#preset-list", OptionList)
-        if lst.highlighted is None or not self.presets:
+        if lst.highlighted is None or not self._shown or lst.highlighted >= len(self._shown):
             return None
-        return self.presets[lst.highlighted] if lst.highlighted < len(self.presets) else None
+        return self._by_stem.get(self._shown[lst.highlighted])
 
     def _doc(self) -> None:
         entry = self._entry()
@@ -164,8 +200,15 @@ class PresetPicker(ModalScreen["str | None"]):
                 text.append(preset.name, style="bold")
                 if preset.lab:
                     text.append(f"  (lab {preset.lab})", style="cyan")
-                text.append("\n" + (preset.description.strip() or "(no description)"))
+                text.append(f"\n{stem}.toml", style="dim")
+                text.append("\n\n" + (preset.description.strip() or "(no description)"))
         self.query_one("#preset-doc", Static).update(text)
+        self.query_one("#preset-doc-scroll", VerticalScroll).scroll_home(animate=False)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "preset-search":
+            event.stop()
+            self._fill(event.value)
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         event.stop()
@@ -173,15 +216,45 @@ class PresetPicker(ModalScreen["str | None"]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        entry = self._entry()
-        if entry is not None:
-            self.dismiss(entry[1])
+        self._open()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
+        if event.input.id == "preset-search":
+            self._open()
+            return
         path = event.value.strip()
         if path:
             self.dismiss(path)
+
+    def _open(self) -> None:
+        entry = self._entry()
+        if entry is None:
+            self.app.bell()
+            return
+        self.dismiss(entry[1])
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "focus_path":  # "/" types itself into the path field
+            return self.focused is not self.query_one("#preset-path", Input)
+        if action == "move":  # up/down in the search field move the highlight (the list handles its own keys)
+            return self.focused is self.query_one("#preset-search", Input)
+        return True
+
+    def action_move(self, delta: int) -> None:
+        lst = self.query_one("#preset-list", OptionList)
+        if not self._shown:
+            return
+        cur = lst.highlighted or 0
+        lst.highlighted = max(0, min(len(self._shown) - 1, cur + delta))
+        self._doc()
+
+    def action_scroll_doc(self, direction: int) -> None:
+        doc = self.query_one("#preset-doc-scroll", VerticalScroll)
+        if direction > 0:
+            doc.scroll_page_down(animate=False)
+        else:
+            doc.scroll_page_up(animate=False)
 
     def action_focus_path(self) -> None:
         self.query_one("#preset-path", Input).focus()

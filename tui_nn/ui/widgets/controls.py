@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Label, Select, Static
@@ -13,8 +14,15 @@ from .forms import ArgsForm
 
 
 class TrainControls(VerticalScroll):
-    """Built once a session exists (`load`); posts `Changed` messages the app applies to the session."""
+    """Built once a session exists (`load`); posts `Changed` messages the app applies to the session.
 
+    A focused text field takes every printable key, so Esc leaves it: focus goes back to this pane (the global
+    keys r, p, s, n... act again; tab or a click goes back into the fields)."""
+
+    BINDINGS = [
+        Binding("escape", "leave_field", "Leave field", id="train.leave_field",
+                tooltip="Leave the text field or list: the global keys (r, p, s, 1-6...) act again"),
+    ]
 
     class Changed(Message):
         """what: "loss", "optimizer", "run", "device"."""
@@ -70,6 +78,19 @@ class TrainControls(VerticalScroll):
         ]
         await self.mount_all(widgets)
         self.call_after_refresh(self._done_loading)
+
+    def _in_field(self) -> bool:
+        focused = self.screen.focused if self.is_attached else None
+        return focused is not None and focused is not self and self in focused.ancestors
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_field":
+            return self._in_field()  # shown in the footer only while a field has the focus
+        return True
+
+    def action_leave_field(self) -> None:
+        if self._in_field():
+            self.focus(scroll_visible=False)
 
     def _done_loading(self) -> None:
         self._loading = False

@@ -21,14 +21,37 @@ def source_text(value: Any, data: Any = None) -> str:
     if csv is not None:
         return f"CSV file {csv.path}"
     if value is None:
-        return "random (drawn from the seed to fit the model and the loss)"
+        return "random, from the seed"
     if isinstance(value, GeneratorSpec):
         extra = f" low={value.low} high={value.high}" if value.kind == "randint" else ""
         return f"generator {value.kind} {list(value.shape)}{extra}"
     return "inline values"
 
 
+EDIT_HINTS = ("e edit cell", "v edit all", "G generator", "D data set/CSV")
+
+
+def wrap_groups(groups: tuple[str, ...] | list[str], width: int, sep: str = "  ") -> list[str]:
+    """Key hints joined by `sep`, wrapped to `width` between groups (a group is never split)."""
+    lines: list[str] = []
+    cur = ""
+    for g in groups:
+        cand = g if not cur else cur + sep + g
+        if cur and len(cand) > width:
+            lines.append(cur)
+            cur = g
+        else:
+            cur = cand
+    if cur:
+        lines.append(cur)
+    return lines
+
+
 class DataPane(Horizontal):
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._heads: dict[str, tuple[Text, bool]] = {}  # key -> (title line, editable)
 
     def compose(self):  # noqa: ANN201
         with Vertical(id="data-inputs-box"):
@@ -41,14 +64,12 @@ class DataPane(Horizontal):
     def update_from(self, session: Any, editable: bool) -> None:
         data = session.preset.data
         for key, tensor, src in (("inputs", session.inputs, data.inputs), ("targets", session.targets, data.targets)):
-            head = Text()
-            head.append(key, style="bold")
+            title = Text()
+            title.append(key, style="bold")
             if tensor is not None:
-                head.append(" [" + ", ".join(str(s) for s in tensor.shape) + "]", style="bold")
-            head.append(f"  {source_text(src, data)}\n", style="dim")
-            head.append("e edit cell  v edit all  G generator  D data set/CSV" if editable else "(read-only while training)",
-                        style="dim")
-            self.query_one(f"#data-{key}-head", Static).update(head)
+                title.append(" [" + ", ".join(str(s) for s in tensor.shape) + "]", style="bold")
+            title.append(f"  {source_text(src, data)}", style="dim")
+            self._heads[key] = (title, editable)
             note = ""
             if tensor is None:
                 de = getattr(session, "data_error", None)
@@ -56,6 +77,26 @@ class DataPane(Horizontal):
             entry = TensorEntry(key=f"data:{key}", label=key, tensor=tensor, kind="data", editable=editable,
                                 note=note)
             self.query_one(f"#data-{key}-view", TensorView).show(entry)
+        self._draw_heads()
+
+    def _draw_heads(self) -> None:
+        """The title (wraps by words) and the key hints, wrapped between hints to the column's width."""
+        texts: dict[str, tuple[Text, int]] = {}
+        for key, (title, editable) in self._heads.items():
+            head = self.query_one(f"#data-{key}-head", Static)
+            width = head.content_size.width or max(20, (self.size.width or self.app.size.width) // 2 - 2)
+            text = title.copy()
+            hints = wrap_groups(EDIT_HINTS, width) if editable else ["(read-only while training)"]
+            text.append("\n" + "\n".join(hints), style="dim")
+            texts[key] = (text, len(text.wrap(self.app.console, width)))
+        rows = max((n for _, n in texts.values()), default=1)
+        for key, (text, n) in texts.items():  # both heads as high: the two tables start on the same row
+            text.append("\n" * (rows - n))
+            self.query_one(f"#data-{key}-head", Static).update(text)
+
+    def on_resize(self) -> None:
+        if self._heads:
+            self.call_after_refresh(self._draw_heads)  # the heads' new widths are known after the layout
 
 
 class InfoPane(VerticalScroll):

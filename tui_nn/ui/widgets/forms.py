@@ -75,8 +75,8 @@ class ArgsForm(Vertical):
 
         field = self._fields[name]
         if isinstance(field, Select):
-            v = field.value
-            return value_text(v) if v is not Select.BLANK else ""
+            # "no selection" is Select.NULL (Select.BLANK is Widget.BLANK, i.e. False: it matched a false value)
+            return "" if field.is_blank() else value_text(field.value)
         return field.value
 
     def _validate(self, name: str, post: bool = True) -> None:

@@ -7,6 +7,7 @@ second, and only while visible.
 
 from __future__ import annotations
 
+import math
 import weakref
 from typing import Any
 
@@ -25,6 +26,70 @@ def downsample(steps: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarra
     counts = np.diff(edges)
     sums = np.add.reduceat(values, edges[:-1])
     return steps[edges[1:] - 1], sums / counts
+
+
+def nice_step(span: float, n: int) -> float:
+    """A 1-2-2.5-5 x 10^k step that cuts `span` into about `n` intervals."""
+    raw = span / max(n, 1)
+    mag = 10.0 ** math.floor(math.log10(raw))
+    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if raw <= m * mag * (1 + 1e-9):
+            return m * mag
+    return 10.0 * mag
+
+
+def fmt_tick(v: float, step: float | None = None) -> str:
+    """A short, readable axis label: plain decimals for moderate numbers (as many as the step between ticks
+    needs), scientific notation (1e-10, 2.5e+04 -> 2.5e4) for very small or very large ones."""
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if a < 1e-3 or a >= 1e5:
+        digits = 2
+        if step is not None and step > 0:
+            digits = min(3, max(0, int(math.floor(math.log10(a)) - math.floor(math.log10(step)))))
+        mant, _, exp = f"{v:.{digits}e}".partition("e")
+        if "." in mant:
+            mant = mant.rstrip("0").rstrip(".")
+        return f"{mant}e{int(exp)}"
+    if step is None or step <= 0:
+        text = f"{v:.3g}"
+        return text if "e" not in text else fmt_tick(v)
+    decimals = max(0, -int(math.floor(math.log10(step) + 1e-9)))
+    if round(step * 10 ** decimals) != step * 10 ** decimals:  # 2.5 x 10^k: one more decimal
+        decimals += 1
+    return f"{v:.{decimals}f}"
+
+
+def linear_ticks(lo: float, hi: float, n: int) -> tuple[list[float], list[str]]:
+    """About `n` round ticks inside [lo, hi] and their labels."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return [], []
+    if hi - lo <= abs(hi) * 1e-12 or hi == lo:
+        return [lo], [fmt_tick(lo)]
+    step = nice_step(hi - lo, n)
+    first = math.ceil(lo / step - 1e-9)
+    ticks = [k * step for k in range(first, int(math.floor(hi / step + 1e-9)) + 1)]
+    ticks = [0.0 if abs(t) < step * 1e-9 else t for t in ticks]
+    return ticks, [fmt_tick(t, step) for t in ticks]
+
+
+def log_ticks(lo: float, hi: float, n: int) -> tuple[list[float], list[str]]:
+    """Ticks for a log axis over [lo, hi] (> 0): powers of ten (every k-th when there are many decades), or
+    1-2-5 steps inside a decade, or round linear steps within a narrow range."""
+    if not (lo > 0 and math.isfinite(lo) and math.isfinite(hi)) or hi < lo:
+        return [], []
+    e0, e1 = math.ceil(math.log10(lo) - 1e-9), math.floor(math.log10(hi) + 1e-9)
+    decades = e1 - e0 + 1
+    if decades >= 2:
+        every = max(1, math.ceil(decades / max(n, 1)))
+        exps = list(range(e1, e0 - 1, -every))[::-1]
+        ticks = [10.0 ** e for e in exps]
+        return ticks, [fmt_tick(t) if -3 <= e < 5 else f"1e{e}" for t, e in zip(ticks, exps, strict=True)]
+    ticks = [m * 10.0 ** e for e in range(e0 - 1, e1 + 1) for m in (1, 2, 5) if lo <= m * 10.0 ** e <= hi]
+    if len(ticks) >= 3:
+        return ticks, [fmt_tick(t) for t in ticks]
+    return linear_ticks(lo, hi, n)
 
 
 _MOUNTED: "weakref.WeakSet[LossPlot]" = weakref.WeakSet()
@@ -136,19 +201,40 @@ class LossPlot(PlotextPlot):
         else:
             plt.yscale("linear")
         test = self._test
+        test_values = None
         if test is not None:
             tf = np.isfinite(test[1]) & (test[1] > 0 if self.log else True)
             tsteps, tvalues = downsample(test[0][tf], test[1][tf], max(width, 10))
             plt.plot(steps.tolist(), values.tolist(), marker="braille", label="train")
             if len(tsteps):
+                test_values = np.maximum(tvalues, 1e-12) if self.log else tvalues
                 plt.plot(tsteps.tolist(), np.maximum(tvalues, 1e-12 if self.log else -np.inf).tolist(),
                          marker="braille", color="orange", label="test")
         else:
             plt.plot(steps.tolist(), values.tolist(), marker="braille")
         if len(steps) == 1:
             plt.xlim(max(int(steps[0]) - 1, 0), int(steps[0]) + 1)
+        self._ticks(steps, values, test_values, width)
         if refresh:
             self.refresh()
+
+    def _ticks(self, steps: np.ndarray, values: np.ndarray, test_values: np.ndarray | None, width: int) -> None:
+        """Readable ticks (plotext's own labels run to 0.00000000009 on a log axis): round numbers, at most
+        3 significant digits, scientific notation for tiny and huge values. Over the plotted (downsampled) points
+        only: a few microseconds."""
+        lo, hi = float(values.min()), float(values.max())
+        if test_values is not None and len(test_values):
+            lo, hi = min(lo, float(test_values.min())), max(hi, float(test_values.max()))
+        n_y = max(2, min(6, (self.size.height - 4) // 2))
+        ticks, labels = log_ticks(lo, hi, n_y) if self.log else linear_ticks(lo, hi, n_y)
+        if ticks:
+            self.plt.yticks(ticks, labels)
+        x0, x1 = float(steps.min()), float(steps.max())
+        if x1 > x0:
+            n_x = max(2, min(8, width // 10))
+            step = max(1.0, nice_step(x1 - x0, n_x))
+            xt = [k * step for k in range(math.ceil(x0 / step), int(math.floor(x1 / step)) + 1)]
+            self.plt.xticks(xt, [fmt_tick(t, step) if t < 1e5 else fmt_tick(t) for t in xt])
 
     def action_toggle_log(self) -> None:
         self.log = not self.log

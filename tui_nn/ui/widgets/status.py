@@ -34,50 +34,93 @@ def text_bar(fraction: float, width: int) -> str:
 STATE_STYLE = {"running": "bold black on green", "paused": "bold black on yellow", "ready": "bold reverse",
                "loading": "bold reverse", "busy": "bold black on cyan", "error": "bold white on red"}
 
+BAR_MIN = 10  # the progress bar never gets narrower than this while a run of N steps is shown
+BAR_MAX = 30
+BAR_TRACK = "grey30"  # the bar's background: an empty bar is still visible
+# Fields dropped first when the line does not fit (the note/name at the end is shortened before any of these):
+DROP_ORDER = ("fraction", "test", "speed", "accuracy", "eta")
+
 
 class StatusBar(Static):
-    """One line; `show` redraws it."""
+    """One line; `show` redraws it.
+
+    What does not fit the width goes in a fixed order: the note (or the preset's name) at the end is shortened,
+    then dropped; then the run fraction, the test accuracy, the speed, the accuracy and the ETA. The state, step,
+    loss, device and (during a run of N steps) a progress bar of at least BAR_MIN cells always stay.
+    """
 
     def __init__(self, **kw: object) -> None:
         super().__init__("", markup=False, **kw)  # type: ignore[arg-type]
         self.progress: tuple[int, int] | None = None  # (done, total) while a run of N steps is under way
         self.text = Text()
+        self._last: dict[str, object] | None = None
 
     def show(self, *, state: str, step: int, loss: float | None, device: str, name: str = "",
              steps_per_s: float | None = None, eta: float | None = None, done: int | None = None,
              total: int | None = None, note: str = "", accuracy: float | None = None,
              test_accuracy: float | None = None) -> None:
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f" {state} ", style=STATE_STYLE.get(state, "bold reverse"))
-        text.append(" step ", style="dim")
-        text.append(f"{step}")
-        if total:
-            text.append(f" ({done}/{total})", style="dim")
-        text.append("  loss ", style="dim")
-        text.append(fmt_loss(loss), style="bold")
-        if accuracy is not None:
-            text.append("  acc ", style="dim")
-            text.append(f"{accuracy:.1%}", style="bold")
-        if test_accuracy is not None:
-            text.append(f" test {test_accuracy:.1%}", style="dim")
-        if steps_per_s is not None:
-            text.append(f"  {steps_per_s:,.0f}/s", style="dim")
-        if eta is not None:
-            text.append(f"  ETA {fmt_eta(eta)}", style="dim")
-        text.append("  " + device, style="cyan")
+        self._last = dict(state=state, step=step, loss=loss, device=device, name=name, steps_per_s=steps_per_s,
+                          eta=eta, done=done, total=total, note=note, accuracy=accuracy,
+                          test_accuracy=test_accuracy)
+        width = self.size.width or 80
         self.progress = (done or 0, total) if (total and state in ("running", "paused")) else None
+        # (key, text) in display order; `None` texts are absent
+        fields: list[tuple[str, Text]] = []
+
+        def add(key: str, *chunks: tuple[str, str]) -> None:
+            t = Text()
+            for chunk, style in chunks:
+                t.append(chunk, style=style)
+            fields.append((key, t))
+
+        add("state", (f" {state} ", STATE_STYLE.get(state, "bold reverse")), (" step ", "dim"), (f"{step}", ""))
+        if total:
+            add("fraction", (f" ({done}/{total})", "dim"))
+        add("loss", ("  loss ", "dim"), (fmt_loss(loss), "bold"))
+        if accuracy is not None:
+            add("accuracy", ("  acc ", "dim"), (f"{accuracy:.1%}", "bold"))
+        if test_accuracy is not None:
+            add("test", (f" test {test_accuracy:.1%}", "dim"))
+        if steps_per_s is not None:
+            add("speed", (f"  {steps_per_s:,.0f}/s", "dim"))
+        if eta is not None:
+            add("eta", (f"  ETA {fmt_eta(eta)}", "dim"))
+        add("device", ("  " + device, "cyan"))
+        bar_room = 2 + BAR_MIN + 5 if self.progress is not None else 0  # "  " + bar + " 100%"
+        used = sum(t.cell_len for _, t in fields) + bar_room
+        for key in DROP_ORDER:
+            if used <= width:
+                break
+            for i, (k, t) in enumerate(fields):
+                if k == key:
+                    used -= t.cell_len
+                    del fields[i]
+                    break
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for _, t in fields:
+            text.append_text(t)
+        tail = note or (name if self.progress is None else "")
+        tail_style = "yellow" if note else "dim italic"
+        left = width - used
         if self.progress is not None:
-            width = self.size.width or 80
-            room = width - text.cell_len - 8
-            if room >= 6:
-                d, t = self.progress
-                bar_w = min(room, 30)
-                text.append("  ")
-                text.append(text_bar(d / t, bar_w), style="green" if state == "running" else "yellow")
-                text.append(f" {100 * d // t:>3}%", style="dim")
-        if note:
-            text.append("  " + note, style="yellow")
-        elif name and self.progress is None:
-            text.append("  " + name, style="dim italic")
+            d, t = self.progress
+            # a note takes what the minimum bar leaves; without one the bar grows up to BAR_MAX
+            if tail and left < 12:
+                tail = ""  # no room for it: the bar takes the room
+            want_tail = 2 + Text(tail).cell_len if tail else 0
+            bar_w = BAR_MIN + max(0, min(BAR_MAX - BAR_MIN, left - want_tail))
+            text.append("  ")
+            colour = "green" if state == "running" else "yellow"
+            text.append(text_bar(d / t, bar_w), style=f"{colour} on {BAR_TRACK}")  # the track shows at 0 % too
+            text.append(f" {100 * d // t:>3}%", style="dim")
+            left = width - text.cell_len
+        if tail and left >= 12:  # a stub of a note ("  a lo…") says nothing: drop it
+            piece = Text("  " + tail, style=tail_style)
+            piece.truncate(left, overflow="ellipsis")
+            text.append_text(piece)
         self.text = text
         self.update(text, layout=False)  # one row of fixed size: a repaint, not a relayout of the screen (15 Hz)
+
+    def on_resize(self) -> None:
+        if self._last is not None:
+            self.show(**self._last)  # type: ignore[arg-type]

@@ -262,7 +262,7 @@ class TensorView(Widget, can_focus=True):
             return ""
         idx = self.cursor_index() or ()
         lead = ", ".join(str(i) for i in idx[:-2])
-        return f"slice [{lead}, :, :] ({self._slice + 1}/{self._nslices}, [ and ] to step)"
+        return f"slice [{lead}, :, :] {self._slice + 1}/{self._nslices}   [ ] previous/next slice"
 
     # -- geometry --------------------------------------------------------------------------------
 
@@ -426,6 +426,10 @@ class TensorsPane(Horizontal):
         super().__init__(**kw)
         self.entries: dict[str, TensorEntry] = {}
         self.current: str | None = None
+        # a tensor the user chose that is absent for now (a run hides the forward trace and the optimizer
+        # state): shown again as soon as it is back; `_fallback` is what stands in for it meanwhile
+        self._wanted: str | None = None
+        self._fallback: str | None = None
 
     def compose(self):  # noqa: ANN201
         yield TensorList(id="tensor-list")
@@ -441,7 +445,9 @@ class TensorsPane(Horizontal):
     def set_entries(self, entries: list[TensorEntry | str], select: str | None = None) -> None:
         """Entries, with plain strings as section headings."""
         lst = self.query_one(TensorList)
-        keep = select or self.current
+        if select:
+            self._wanted = None
+        keep = select or self._wanted or self.current
         self.entries = {e.key: e for e in entries if isinstance(e, TensorEntry)}
         options: list[Option | None] = []
         for e in entries:
@@ -455,7 +461,13 @@ class TensorsPane(Horizontal):
         lst.clear_options()
         lst.add_options(options)
         if keep not in self.entries:
-            keep = next(iter(self.entries), None)
+            self._wanted = keep
+            # the first entry of the same kind ("(none yet)" gradients -> the first gradient), else the first one
+            kind = keep.split(":", 1)[0] + ":" if keep and ":" in keep else None
+            same = next((k for k in self.entries if kind and k.startswith(kind)), None)
+            keep = self._fallback = same or next(iter(self.entries), None)
+        elif keep == self._wanted:
+            self._wanted = self._fallback = None
         if keep is not None:
             lst.highlighted = lst.get_option_index(keep)
         self.select(keep)
@@ -485,13 +497,17 @@ class TensorsPane(Horizontal):
                 v.entry.tensor.dtype == torch_float32() else repr(val)
             text.append(f"[{', '.join(str(i) for i in idx)}] = {shown}", style="bold")
             if v.entry is not None and v.entry.editable:
-                text.append("   e: edit cell  v: paste all", style="dim")
-            if v.slice_text():
-                text.append("   " + v.slice_text(), style="dim")
+                text.append("   e edit  v paste all", style="dim")
+            if v.slice_text():  # its own line (#tensor-cell: height auto), so it never runs off the right edge
+                text.append("\n" + v.slice_text(), style="dim")
         self.query_one("#tensor-cell", Static).update(text)
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         event.stop()
+        if event.option.id == self._fallback:
+            self._fallback = None  # the echo of set_entries' own highlight
+        elif event.option.id is not None:
+            self._wanted = None  # the user moved on
         if event.option.id is not None and event.option.id != self.current:
             self.select(event.option.id)
 
