@@ -84,6 +84,8 @@ def run_label(run_id: int, settings: dict[str, Any]) -> str:
     name, args = (opt, {}) if isinstance(opt, str) else (opt["type"], opt)
     lr = args.get("lr")
     preset = settings.get("preset") or ""
+    if preset.startswith("<"):  # no name (a preset made from text): nothing worth showing
+        preset = ""
     text = f"run {run_id}: " + (f"{preset[:40]}, " if preset else "") + name
     text += f" lr={lr:g}" if isinstance(lr, (int, float)) else ""
     if settings.get("scheduler"):

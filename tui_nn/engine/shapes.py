@@ -1,6 +1,7 @@
 """Shape checking before anything is allocated.
 
-Every layer is built and run on PyTorch's meta device (shapes only, no memory). A mismatch comes
+Every layer is built on PyTorch's meta device (shapes only, no memory) and its output shape found by
+arithmetic where that is certain (shape_rules.py), else by running it there. A mismatch comes
 back as a `ShapeError` value: the layer, PyTorch's own message as a CPU run prints it, a
 plain-language hint, and a concrete fix the UI can apply with one key. Conv and pool rows carry
 their output-size arithmetic. A memory estimate (parameters, gradients, optimizer state,
@@ -19,6 +20,7 @@ import torch
 from .catalogue import CATALOGUE, full_args, pair
 from .errors import EngineError, Fix, MemoryBudgetError, ShapeError
 from .model import build_layer
+from .shape_rules import broadcast, output_shape
 from .spec import LayerSpec, ModelSpec
 
 CPU_RERUN_MAX_ELEMENTS = 2_000_000  # re-run a failing layer on the CPU for torch's CPU wording below this
@@ -231,6 +233,17 @@ def _cpu_message(spec: LayerSpec, in_shape: tuple[int, ...], meta_err: BaseExcep
     return meta_text
 
 
+def _known_error(spec: LayerSpec, in_shape: tuple[int, ...]) -> str | None:
+    """Errors whose CPU wording is known without running anything (so no meta kernel, and no torch._dynamo
+    import, for the classic shape error): Linear on a (.., K) input that is not (.., in_features)."""
+    if spec.type == "Linear" and len(in_shape) >= 2:
+        a = full_args(CATALOGUE["Linear"], spec.args)
+        if in_shape[-1] != a["in_features"]:
+            return (f"mat1 and mat2 shapes cannot be multiplied ({math.prod(in_shape[:-1])}x{in_shape[-1]} and "
+                    f"{a['in_features']}x{a['out_features']})")
+    return None
+
+
 def _explicit_check(spec: LayerSpec, in_shape: tuple[int, ...]) -> str | None:
     """Errors the meta device does not raise (softmax dim range)."""
     if spec.type in ("Softmax", "LogSoftmax"):
@@ -396,19 +409,33 @@ def _input_for(model: ModelSpec, index: int, want: int) -> tuple[int, ...] | Non
                 continue
             tried += 1
             cand = shape[:2] + (s,) * (len(shape) - 2)
-            x = torch.empty(cand, device="meta")
-            try:
-                with torch.device("meta"):
-                    for spec in model.layers[:index]:
-                        x = build_layer(spec)(x)
-            except Exception:  # noqa: BLE001 - a candidate that fails earlier is simply not a match
-                continue
-            if x.dim() >= 1 and x.shape[-1] == want:
+            out = _prefix_shape(model.layers[:index], cand)
+            if out is not None and len(out) >= 1 and out[-1] == want:
                 return cand
     return None
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _prefix_shape(layers: list[LayerSpec], shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The output shape of `layers` for `shape` (None when one of them refuses it): by arithmetic where
+    shape_rules.py knows the layer, else on the meta device."""
+    x: torch.Tensor | None = None
+    for spec in layers:
+        fast = None if spec.type == "Residual" else output_shape(spec, shape)
+        if fast is not None:
+            shape, x = fast, None
+            continue
+        try:
+            if x is None:
+                x = torch.empty(shape, device="meta")
+            with torch.device("meta"):
+                x = build_layer(spec)(x)
+        except Exception:  # noqa: BLE001 - a shape the layer refuses
+            return None
+        shape = tuple(x.shape)
+    return shape
 
 
 def check_model(model: ModelSpec, input_shape: tuple[int, ...] | None = None, *,
@@ -461,7 +488,7 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
                 return x, activations
             mismatch = _add_mismatch(in_shape, tuple(y.shape))
             if mismatch is None:
-                out = x + y
+                out = torch.empty(broadcast(in_shape, tuple(y.shape)) or in_shape, device="meta")  # x + y
             else:
                 report.error = ShapeError(top, "Residual", mismatch,
                                           hint=f"a Residual block adds its input {fmt_shape(in_shape)} to its body's "
@@ -473,8 +500,11 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
             src = _Produced(top, "Residual", tuple(out.shape), path=path)
             x = out
             continue
-        problem = _explicit_check(spec, in_shape)
-        if problem is None:
+        problem = _explicit_check(spec, in_shape) or _known_error(spec, in_shape)
+        fast = output_shape(spec, in_shape) if problem is None else None
+        if fast is not None:  # arithmetic (shape_rules.py): no meta kernel, so no torch._dynamo import
+            y = torch.empty(fast, device="meta")
+        elif problem is None:
             try:
                 y = module(x)
             except Exception as err:  # noqa: BLE001 - torch raises RuntimeError/IndexError/ValueError
