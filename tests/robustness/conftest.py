@@ -1,4 +1,5 @@
-"""Shared by the robustness tests: the canary that a hostile file would create, and the printed counts."""
+"""Shared by the robustness tests: the canary that a hostile file would create, and the printed counts (no test
+autosaves into the user's folder: tests/conftest.py)."""
 
 from __future__ import annotations
 

@@ -5,6 +5,9 @@ would show as a failure). Prints the figures that docs/reliability.md records.
     python -m tests.robustness.fuzz_run --inputs 10000 --kills 300
     python -m tests.robustness.fuzz_run --inputs 500 --kills 100 --quick    # a few minutes
 
+Besides the fuzz inputs and the kills, the long run plays --sequences action sequences of --action-steps rules
+through the app, --oversized x 12 oversized models, --kills // 5 `s` presses in the app, and a --long-steps run.
+
 CI runs the same tests with their small samples (`pytest tests/robustness`).
 """
 
@@ -22,7 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FUZZ_TARGETS = 11  # hypothesis-driven fuzz tests in test_fuzz_loaders.py (max_examples each)
+FUZZ_TARGETS = 12  # hypothesis-driven fuzz tests in test_fuzz_loaders.py (max_examples each)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--inputs", type=int, default=10_000, help="fuzz inputs in all, over the four loaders")
     ap.add_argument("--kills", type=int, default=300, help="SIGKILLs while saving (and random stops)")
-    ap.add_argument("--sequences", type=int, default=30, help="hypothesis action sequences through the app")
+    ap.add_argument("--sequences", type=int, default=20, help="hypothesis action sequences through the app")
+    ap.add_argument("--action-steps", type=int, default=15, help="rules (user actions) per action sequence")
+    ap.add_argument("--oversized", type=int, default=30,
+                    help="hypothesis examples of oversized models (12 layers and input shapes each)")
     ap.add_argument("--long-steps", type=int, default=10**6, help="steps of the real long training run")
     ap.add_argument("--memory-cap-gb", type=float, default=6.0, help="address-space cap of the run (RLIMIT_AS)")
     ap.add_argument("--quick", action="store_true", help="only the fuzzers and the kills")
@@ -40,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     per_target = max(1, math.ceil(args.inputs / FUZZ_TARGETS))
     report = Path(args.json) if args.json else Path(tempfile.mkstemp(suffix=".json")[1])
     env = dict(os.environ, TUI_NN_FUZZ_EXAMPLES=str(per_target), TUI_NN_KILLS=str(args.kills),
-               TUI_NN_ACTION_SEQUENCES=str(args.sequences), TUI_NN_LONG_STEPS=str(args.long_steps),
+               TUI_NN_ACTION_SEQUENCES=str(args.sequences), TUI_NN_ACTION_STEPS=str(args.action_steps),
+               TUI_NN_OVERSIZED_EXAMPLES=str(args.oversized), TUI_NN_LONG_STEPS=str(args.long_steps),
                TUI_NN_ROBUSTNESS_REPORT=str(report), OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
                TUI_NN_KILL_SEED=str(int(time.time())), TUI_NN_STOP_SEED=str(int(time.time()) + 1))
     targets = (["tests/robustness/test_fuzz_loaders.py", "tests/robustness/test_saves.py",

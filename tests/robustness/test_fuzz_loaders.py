@@ -1,10 +1,16 @@
 """Fuzzed input for the four loaders: the preset loader, the session loader, the weight-text parser and the CSV
 importer get random bytes, random text, deeply nested and huge input, and mutations of valid files.
 
-Only the project's own error type (EngineError) may come out, naming the file and, where there is one, the
-field or line; every input finishes in bounded time (and, under `fuzz_run`, bounded memory: it runs under an
-address-space cap). CI runs a sample (`CI_EXAMPLES` per target); `python -m tests.robustness.fuzz_run --inputs
-10000` runs the long one.
+Only the project's own error type (EngineError) may come out, and every refusal is checked for what it names
+(`preset_named`, `session_named`, `_csv_where`): the file (the error starts with its path or source name); for a
+preset, the field path (`model.layers[2].out_features`) or a line, unless the error is about the whole file (too
+large, nested too deeply, not UTF-8); for a session, the member (`state.json`) or the part of the state that is
+wrong. `test_preset_loader_field_mutations_name_the_field` damages one known field of a bundled preset and checks
+that the refusal names that field. The one kind of refusal that names neither the file nor a field is made when
+the session is built from a file that parsed (the memory budget, a device that is not there): counted
+separately, and said in docs/reliability.md. Every input finishes in bounded time (and, under `fuzz_run`, bounded
+memory: it runs under an address-space cap). CI runs a sample (`CI_EXAMPLES` per target); `python -m
+tests.robustness.fuzz_run --inputs 10000` runs the long one.
 """
 
 from __future__ import annotations
@@ -24,10 +30,10 @@ from hypothesis import strategies as st
 
 from tests.engine.conftest import EXAMPLE
 from tui_nn.engine.datasets import CsvError, parse_csv_text
-from tui_nn.engine.errors import EngineError, PresetError, WeightError
-from tui_nn.engine.preset import load_preset, loads_preset
+from tui_nn.engine.errors import DeviceError, EngineError, MemoryBudgetError, PresetError, WeightError
+from tui_nn.engine.preset import _path, load_preset, loads_preset
 from tui_nn.engine.session import Session
-from tui_nn.engine.sessionio import load_session, session_bytes
+from tui_nn.engine.sessionio import MEMBERS, SessionFileError, load_session, session_bytes
 from tui_nn.engine.textparse import parse_tensor_text
 from tui_nn.engine.trainer import Trainer
 
@@ -44,10 +50,11 @@ WORK = Path(os.environ.get("TMPDIR", "/tmp")) / f"tui-nn-fuzz-{os.getpid()}"
 WORK.mkdir(parents=True, exist_ok=True)
 
 
-def attempt(group: str, fn: Callable[[], Any], expect: type[EngineError] = EngineError,
-            where: str | None = None) -> EngineError | None:
+def attempt(group: str, fn: Callable[[], Any], expect: type[EngineError] | tuple[type[EngineError], ...] = EngineError,
+            where: str | None = None, named: Callable[[EngineError], None] | None = None) -> EngineError | None:
     """Run one input: it must succeed or raise `expect`; anything else propagates (a crash, found by hypothesis).
-    Records the count and the slowest input."""
+    A refusal must start with `where` (the file) and pass `named` (what else it must name). Records the count and
+    the slowest input."""
     t0 = time.perf_counter()
     err: EngineError | None = None
     try:
@@ -59,12 +66,79 @@ def attempt(group: str, fn: Callable[[], Any], expect: type[EngineError] = Engin
         assert str(e).strip(), "an error with no message"
         if where is not None:
             assert str(e).startswith(where), f"the error does not name the file: {e}"
+        if named is not None:
+            named(e)
     finally:
         dt = time.perf_counter() - t0
         counts.add(group, "inputs")
         counts.peak(group, "slowest_s", dt)
     assert dt < TIME_LIMIT, f"{group}: one input took {dt:.1f} s"
     return err
+
+
+# what a refusal of a preset names: the file, then a field path or a line, unless it is about the whole file
+WHOLE_FILE = ("file too large", "nested more than", "nested too deeply", "not UTF-8", "not a regular file",
+              "cannot read", "no such file")
+# refusals made while building the session from a file that parsed: they give the bytes needed or the devices
+# there are, but name neither the file nor a field (an engine gap, said in docs/reliability.md)
+UNNAMED_BUILD = (MemoryBudgetError, DeviceError)
+
+
+def preset_refusal(group: str, err: EngineError, source: str) -> None:
+    """A PresetError (or CsvError) starts with its source and names a field or a line, or is about the file."""
+    text = str(err)
+    assert isinstance(err, PresetError), f"{type(err).__name__} from the preset loader: {err}"
+    assert err.source.startswith(source) and text.startswith(err.source), f"does not start with {source!r}: {err}"
+    rest = text[len(err.source):]
+    if err.field:
+        assert rest.startswith((f": {err.field}: ", ", line ")) and f"{err.field}: " in rest, err
+        counts.add(group, "refusals naming a field")
+    elif err.line is not None or "line " in err.detail or "end of document" in err.detail:
+        counts.add(group, "refusals naming a line")  # a TOML syntax error: a line, or "at end of document"
+    else:
+        assert err.detail.startswith(WHOLE_FILE), f"a refusal that names no field or line: {err}"
+        counts.add(group, "refusals about the whole file")
+
+
+def preset_named(group: str, source: str) -> Callable[[EngineError], None]:
+    def check(err: EngineError) -> None:
+        if isinstance(err, UNNAMED_BUILD):
+            counts.add(group, f"refused when building, naming no file ({type(err).__name__})")
+            return
+        preset_refusal(group, err, source)
+    return check
+
+
+# parts of a session that a refusal may name instead of a member file
+SESSION_PARTS = ("not a regular file", "no such file", "not a tui-nn session file", "session format version",
+                 "the saved inputs", "the saved weights", "the saved targets", "the optimizer state",
+                 "the schedule state", "the batch or RNG state", "the history", "the test evaluations")
+
+
+def session_named(where: str) -> Callable[[EngineError], None]:
+    """A session refusal names the file; then the member (a preset member: its field or line), or the part of
+    the saved state that is wrong."""
+    group = "session loader"
+
+    def check(err: EngineError) -> None:
+        if isinstance(err, UNNAMED_BUILD):  # Session() on the saved preset: re-raised without the file's name
+            counts.add(group, f"refused when building, naming no file ({type(err).__name__})")
+            return
+        text = str(err)
+        assert text.startswith(where), f"the error does not name the file: {err}"
+        if isinstance(err, PresetError):
+            assert err.source in (f"{where}:preset.toml", f"{where}:original.toml"), err
+            preset_refusal(group, err, err.source)
+            counts.add(group, "refusals naming a member")
+            return
+        assert isinstance(err, SessionFileError), f"{type(err).__name__}: {err}"
+        rest = text[len(where):].removeprefix(": ")
+        if rest.startswith(MEMBERS):
+            counts.add(group, "refusals naming a member")
+        else:
+            assert rest.startswith(SESSION_PARTS), f"a session refusal that names no member or part: {err}"
+            counts.add(group, "refusals naming a part of the state")
+    return check
 
 
 def mutate(data: bytes, rnd: random.Random, tokens: list[bytes], n: int) -> bytes:
@@ -104,23 +178,99 @@ def _load_preset_bytes(data: bytes, name: str = "fuzz.toml") -> None:
     Session(preset, budget=2**28)  # building it is part of loading (shapes, data, memory budget)
 
 
+def _preset_file(data: bytes) -> None:
+    attempt("preset loader", lambda: _load_preset_bytes(data), named=preset_named("preset loader",
+                                                                                   str(WORK / "fuzz.toml")))
+
+
 @SETTINGS
 @given(st.binary(max_size=2000))
 def test_preset_loader_random_bytes(data: bytes) -> None:
-    attempt("preset loader", lambda: _load_preset_bytes(data), where=str(WORK / "fuzz.toml"))
+    _preset_file(data)
 
 
 @SETTINGS
 @given(st.text(max_size=800))
 def test_preset_loader_random_text(text: str) -> None:
-    attempt("preset loader", lambda: _load_preset_bytes(text.encode("utf-8", "surrogatepass")))
+    _preset_file(text.encode("utf-8", "surrogatepass"))
 
 
 @SETTINGS
 @given(st.sampled_from(PRESETS), st.randoms(use_true_random=False), st.integers(1, 8))
 def test_preset_loader_mutated_bundled_presets(path: Path, rnd: random.Random, n: int) -> None:
-    data = mutate(path.read_bytes(), rnd, TOKENS, n)
-    attempt("preset loader", lambda: _load_preset_bytes(data))
+    _preset_file(mutate(path.read_bytes(), rnd, TOKENS, n))
+
+
+def _leaves(obj: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path] if path else []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _leaves(v, path + (k,))
+    elif isinstance(obj, list) and len(obj) <= 8:  # not into every row of inline data
+        for i, v in enumerate(obj):
+            out += _leaves(v, path + (i,))
+    return out
+
+
+_DOCS: list[tuple[Path, dict[str, Any]]] = []
+BAD_VALUES = ["x", {"bogus": 1}, [1, [2]], [], -1, 0, 10**13, 10**11, True, 1.5, -1e308, "[@click=app.quit]",
+              [["a"]], "cuda:9", "extra key"]
+
+
+def _related(mutated: str, field: str, message: str) -> bool:
+    """The refusal's field is the damaged one, a table or list holding it, a key inside it, another key of the
+    same layer or table (two keys that no longer agree: `in_features` and the hand-set `weight`), or the message
+    names the damaged key (`data.inputs` ... `but model.input_shape is`)."""
+    if not field:
+        return False
+    if mutated == field or mutated.startswith((field + ".", field + "[")) or field.startswith(mutated):
+        return True
+    parent = mutated.rsplit(".", 1)[0]
+    if field.startswith(parent + "."):
+        return True
+    import re
+
+    return re.sub(r"\[\d+\]", "", mutated) in message
+
+
+@SETTINGS
+@given(st.integers(0, len(PRESETS) - 1), st.integers(0, 10**6), st.sampled_from(BAD_VALUES))
+def test_preset_loader_field_mutations_name_the_field(which: int, leaf: int, bad: Any) -> None:
+    """One field of a bundled preset gets a value of the wrong type or range (or a table gets an unknown key):
+    a refusal names the file and that field."""
+    import copy
+    import tomllib
+
+    import tomli_w
+
+    if not _DOCS:
+        _DOCS.extend((p, tomllib.loads(p.read_text(encoding="utf-8"))) for p in PRESETS)
+    path, doc = _DOCS[which]
+    doc = copy.deepcopy(doc)
+    leaves = _leaves(doc)
+    where = leaves[leaf % len(leaves)]
+    parent = doc
+    for k in where[:-1]:
+        parent = parent[k]
+    if bad == "extra key":
+        if not isinstance(parent[where[-1]], dict):
+            return
+        parent[where[-1]]["bogus_key"] = 1
+        where = where + ("bogus_key",)
+    else:
+        parent[where[-1]] = bad
+    mutated = _path(where)
+    try:
+        text = tomli_w.dumps(doc)
+    except (TypeError, ValueError):
+        return
+    source = f"{path.stem}-damaged.toml"
+    err = attempt("preset loader", lambda: Session(loads_preset(text, source), budget=2**28),
+                  named=preset_named("preset loader", source))
+    counts.add("preset loader", "field mutations")
+    if isinstance(err, PresetError):
+        assert _related(mutated, err.field, str(err)), f"damaged {mutated}, the refusal names {err.field!r}: {err}"
+        counts.add("preset loader", "field mutations refused naming that field")
 
 
 TOML_VALUE = st.recursive(
@@ -143,28 +293,32 @@ def test_preset_loader_deep_and_huge_toml(opener: str, depth: int, key: str, tab
     # deeply nested
     closer = {"[": "]", "{a = ": "}", "[[": "]]", "x = [": "]"}[opener]
     text = f"{key} = " + opener * depth + "1" + closer * depth
-    err = attempt("preset loader", lambda: loads_preset(text, "deep.toml"), expect=PresetError, where="deep.toml")
+    err = attempt("preset loader", lambda: loads_preset(text, "deep.toml"), expect=PresetError,
+                  named=preset_named("preset loader", "deep.toml"))
     assert err is not None
     # random (valid TOML) tables in the preset's sections
     try:
         body = tomli_w.dumps(tables)
     except (TypeError, ValueError):
         body = json.dumps(tables)
-    attempt("preset loader", lambda: Session(loads_preset(body, "random.toml"), budget=2**28))
+    attempt("preset loader", lambda: Session(loads_preset(body, "random.toml"), budget=2**28),
+            named=preset_named("preset loader", "random.toml"))
 
 
 def test_preset_loader_huge_files_refused_before_parsing(tmp_path: Path) -> None:
     big = tmp_path / "big.toml"
     with open(big, "wb") as fh:  # 64 MB of one comment line: refused by size, never read in full
         fh.truncate(64 * 1024 * 1024)
-    err = attempt("preset loader", lambda: load_preset(big), expect=PresetError, where=str(big))
+    err = attempt("preset loader", lambda: load_preset(big), expect=PresetError,
+                  named=preset_named("preset loader", str(big)))
     assert err is not None and "too large" in str(err)
     rows = "\n".join(f"[[model.layers]]\ntype = \"ReLU\"" for _ in range(5000))
     err = attempt("preset loader", lambda: loads_preset("[model]\ninput_shape = [1, 2]\n" + rows, "many.toml"),
-                  expect=PresetError, where="many.toml")
-    assert err is not None and "layers" in str(err)
+                  expect=PresetError, named=preset_named("preset loader", "many.toml"))
+    assert isinstance(err, PresetError) and err.field == "model.layers", err
     huge_list = "[model]\ninput_shape = [1, 2]\n[data]\ninputs = [" + ", ".join(["[1, 2]"] * 300_000) + "]\n"
-    attempt("preset loader", lambda: Session(loads_preset(huge_list, "rows.toml"), budget=2**28))
+    attempt("preset loader", lambda: Session(loads_preset(huge_list, "rows.toml"), budget=2**28),
+            named=preset_named("preset loader", "rows.toml"))
 
 
 # -- the session loader --------------------------------------------------------------------------------
@@ -219,14 +373,14 @@ def _load_session_bytes(data: bytes) -> None:
 def test_session_loader_random_bytes(data: bytes, zip_prefix: bool) -> None:
     if zip_prefix:  # get past the "is it a zip" check more often
         data = b"PK\x03\x04" + data
-    attempt("session loader", lambda: _load_session_bytes(data), where=str(WORK / "fuzz.tuinn"))
+    attempt("session loader", lambda: _load_session_bytes(data), named=session_named(str(WORK / "fuzz.tuinn")))
 
 
 @SETTINGS
 @given(st.integers(0, 2), st.randoms(use_true_random=False), st.integers(1, 6))
 def test_session_loader_mutated_archive_bytes(which: int, rnd: random.Random, n: int) -> None:
     data = mutate(bases()[which], rnd, TOKENS + [b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06"], n)
-    attempt("session loader", lambda: _load_session_bytes(data), where=str(WORK / "fuzz.tuinn"))
+    attempt("session loader", lambda: _load_session_bytes(data), named=session_named(str(WORK / "fuzz.tuinn")))
 
 
 @SETTINGS
@@ -252,7 +406,7 @@ def test_session_loader_mutated_members(which: int, rnd: random.Random, n: int, 
         other = names[(member_idx + 1) % len(names)]
         parts[name], parts[other] = parts[other], parts[name]
     data = pack(parts)
-    attempt("session loader", lambda: _load_session_bytes(data), where=str(WORK / "fuzz.tuinn"))
+    attempt("session loader", lambda: _load_session_bytes(data), named=session_named(str(WORK / "fuzz.tuinn")))
 
 
 def test_session_loader_deep_and_huge_members(tmp_path: Path) -> None:
@@ -269,7 +423,8 @@ def test_session_loader_deep_and_huge_members(tmp_path: Path) -> None:
     }
     for label, change in cases.items():
         data = pack({**base, **change})
-        err = attempt("session loader", lambda: _load_session_bytes(data), where=str(WORK / "fuzz.tuinn"))
+        err = attempt("session loader", lambda: _load_session_bytes(data),
+                      named=session_named(str(WORK / "fuzz.tuinn")))
         assert err is not None, label
     # a zip bomb: a weights member that inflates to 4x the memory budget is refused from its declared size,
     # never inflated
@@ -287,7 +442,7 @@ def test_session_loader_deep_and_huge_members(tmp_path: Path) -> None:
     env = os.environ.get("TUI_NN_MEMORY_BUDGET")
     os.environ["TUI_NN_MEMORY_BUDGET"] = str(64 * 1024**2)
     try:
-        err = attempt("session loader", lambda: load_session(bomb), where=str(bomb))
+        err = attempt("session loader", lambda: load_session(bomb), named=session_named(str(bomb)))
     finally:
         if env is None:
             del os.environ["TUI_NN_MEMORY_BUDGET"]
@@ -359,6 +514,8 @@ def _csv(data: bytes, features: list[str], target: list[str]) -> None:
 def _csv_where(err: EngineError | None) -> None:
     if err is not None:  # every CSV error names the file and a line
         assert isinstance(err, CsvError) and err.line is not None, err
+        assert str(err).startswith(f"{err.source}, line {err.line}"), err
+        counts.add("CSV importer", "refusals naming the file and a line")
 
 
 @SETTINGS
@@ -377,11 +534,12 @@ def test_csv_importer_mutated(rnd: random.Random, n: int) -> None:
 
 def test_csv_importer_wide_and_long() -> None:
     wide = (",".join(f"c{i}" for i in range(200_000)) + "\n").encode()
-    attempt("CSV importer", lambda: _csv(wide + wide, ["c0"], ["c1"]), expect=CsvError)
+    _csv_where(attempt("CSV importer", lambda: _csv(wide + wide, ["c0"], ["c1"]), expect=CsvError,
+                       where="fuzz.csv"))
     long = b"a,b\n" + b"1,2\n" * 2_000_000
-    attempt("CSV importer", lambda: _csv(long, ["a"], ["b"]), expect=CsvError)
+    _csv_where(attempt("CSV importer", lambda: _csv(long, ["a"], ["b"]), expect=CsvError, where="fuzz.csv"))
     field = b"a,b\n\"" + b"x" * (1 << 20) + b"\",1\n"
-    _csv_where(attempt("CSV importer", lambda: _csv(field, ["a"], ["b"]), expect=CsvError))
+    _csv_where(attempt("CSV importer", lambda: _csv(field, ["a"], ["b"]), expect=CsvError, where="fuzz.csv"))
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -246,6 +246,74 @@ async def test_markup_in_names_and_descriptions_is_shown_literally(tmp_path: Pat
         counts.add("hostile files", "markup strings shown literally", len(MARKUP[:4]) + 1)
 
 
+def _screen_text(app: Any) -> str:
+    """What the terminal shows, line by line as plain text (markup would have become styles, not characters)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def _unwrapped(app: Any) -> str:
+    """The screen's lines with box characters and padding removed and joined: text a dialog wrapped reads whole."""
+    import re
+
+    return "".join(re.sub(r"[\s│┃▎▊▌▐█╭╮╰╯─━┏┓┗┛▁▔▕▏]+", "", line) for line in _screen_text(app).splitlines())
+
+
+async def test_markup_in_a_file_name_is_shown_literally(tmp_path: Path) -> None:
+    """A preset file named `[@click=app.quit]x[b].toml` (and no [preset] name, so the app names it after the file):
+    the name and the path appear literally in the status bar, the Info tab, the instructions' title, the save
+    dialog and on screen; a broken file with markup in its name is named literally in the error dialog."""
+    from textual.widgets import Input, Static
+
+    from tests.ui.helpers import loaded, wait_until
+    from tui_nn.ui.app import PlaygroundApp
+    from tui_nn.ui.screens.dialogs import ErrorModal, SaveModal
+
+    stem = "[@click=app.quit]x[b]"
+    path = tmp_path / f"{stem}.toml"
+    path.write_text(EXAMPLE.replace('name = "Hand-set 3-3-3-3 network"\n', ""))
+    app = PlaygroundApp(str(path))
+    shown = 0
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot)
+        assert app.session.preset.name == stem  # named after the file
+        status = app.query_one("#status").text.plain
+        assert stem in status, status
+        # on screen: in the status bar and as the instructions' border title
+        assert _screen_text(app).count(stem) >= 2, _screen_text(app)
+        shown += 2
+        await pilot.press("5")  # the Info tab: the name and the file's path
+        await pilot.pause()
+        info = str(app.query_one("#info-text", Static).render())
+        assert str(path) in info and stem in info, info
+        assert str(path).replace(" ", "") in _unwrapped(app), _screen_text(app)
+        shown += 2
+        await pilot.press("1")
+        await pilot.press("ctrl+s")  # the save dialog offers a name made from the file's
+        await wait_until(pilot, lambda: isinstance(app.screen, SaveModal), what="the save dialog")
+        assert app.screen.query_one("#save-path", Input).value == f"{stem}-mine.toml"
+        shown += 1
+        await pilot.press("escape")
+        await pilot.pause()
+        # a broken file whose name carries markup: the error names it literally
+        bad = tmp_path / "[bold red]bad[red][@click=app.quit].toml"
+        bad.write_text("[model]\ninput_shape = [1, 2]\n[[model.layers]]\ntype = \"Nope\"\n")
+        await pilot.press("o")
+        await pilot.pause()
+        await pilot.press("slash")
+        app.screen.query_one("#preset-path", Input).value = str(bad)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error dialog")
+        await pilot.pause()
+        body = str(app.screen.query_one("#error-body", Static).render())
+        assert body.startswith(f"{bad}: model.layers[0].type: "), body
+        assert "[boldred]bad[red][@click=app.quit].toml" in _unwrapped(app), _screen_text(app)
+        shown += 2
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.is_running and app.session.preset.name == stem
+    counts.add("hostile files", "markup strings shown literally", shown)
+
+
 def test_fifos_and_devices_are_refused_not_read(tmp_path: Path) -> None:
     """A shared preset can name any path: a FIFO or a device must be refused, not block or read forever."""
     import signal

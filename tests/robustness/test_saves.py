@@ -2,8 +2,11 @@
 offsets; the previous session always loads intact.
 
 The kill count is $TUI_NN_KILLS (CI: 100). A forked child keeps training one step and saving the session to one
-file; the parent kills it after a random delay (uniform over a few saves' time), then loads the file and checks it
-against a replay of the same training: the step it holds, and exactly that step's weights.
+file, and reports each save that returned. The parent waits for the first complete save, so there is always a
+previous session to lose, then kills the child after a random delay (uniform over two train-and-save cycles, most
+of which is saving: the kills land inside writes, between them, and at the rename). The file must then load, hold
+the last step the child reported saved (or the next one, whose save finished but was not reported yet), and
+exactly the weights of a replay of the same training at that step.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import errno
 import os
 import random
+import select
 import signal
+import struct
 import time
 from pathlib import Path
 from typing import Any
@@ -68,17 +73,41 @@ class Replay:
         return self.weights[step]
 
 
-def _child(path: Path, start: bytes, ready_w: int) -> None:  # pragma: no cover - runs in the forked child
+def _child(path: Path, start: bytes, report_w: int) -> None:  # pragma: no cover - runs in the forked child
     try:
         p = path.with_name("start.tuinn")
         p.write_bytes(start)
         s = load_session(p)
-        os.write(ready_w, b"r")
         while True:
             Trainer(s).run(1)
+            os.write(report_w, struct.pack("<I", SAVING))  # a save starts
             save_session(s, path)
+            os.write(report_w, struct.pack("<I", s.step))  # this step's save returned: it is on disk
     finally:
         os._exit(0)
+
+
+SAVING = 0xFFFFFFFF  # the child's report that a save has started
+
+
+def _reports(r: int, timeout: float | None) -> list[int]:
+    """The child's reports (SAVING, or a step saved): wait for a saved step (timeout), or read what is there
+    (timeout None)."""
+    out: list[int] = []
+    buf = b""
+    while True:
+        wait = 0 if timeout is None or any(v != SAVING for v in out) else timeout
+        ready, _, _ = select.select([r], [], [], wait)
+        if not ready:
+            break
+        chunk = os.read(r, 4096)
+        if not chunk:  # the child is gone
+            break
+        buf += chunk
+        while len(buf) >= 4:
+            out.append(struct.unpack("<I", buf[:4])[0])
+            buf = buf[4:]
+    return out
 
 
 def test_sigkill_while_saving_never_loses_the_previous_session(tmp_path: Path) -> None:
@@ -94,8 +123,9 @@ def test_sigkill_while_saving_never_loses_the_previous_session(tmp_path: Path) -
         Trainer(s).run(1)
         save_session(s, tmp_path / "timing.tuinn")
     per_save = (time.perf_counter() - t0) / 5
-    previous = 0
     mid_write = 0
+    in_save = 0
+    newer = 0  # kills after a save had finished but before the child reported it
     steps_seen = set()
     for i in range(KILLS):
         r, w = os.pipe()
@@ -104,19 +134,24 @@ def test_sigkill_while_saving_never_loses_the_previous_session(tmp_path: Path) -
             os.close(r)
             _child(path, start, w)
         os.close(w)
-        assert os.read(r, 1) == b"r"
-        os.close(r)
-        time.sleep(rnd.uniform(0, 4 * per_save))
+        first = _reports(r, timeout=60)
+        assert any(v != SAVING for v in first), "the child never completed a save"
+        time.sleep(rnd.uniform(0, 2 * per_save))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        saved = first + _reports(r, timeout=None)
+        os.close(r)
+        done = [v for v in saved if v != SAVING][-1]  # the last save the child saw return
+        in_save += saved[-1] == SAVING  # killed between the start of a save and its return
         temps = list(tmp_path.glob(".work.tuinn.*.tmp"))
         mid_write += bool(temps)
         for t in temps:  # what a killed save leaves behind: a temporary file, never the target
             t.unlink()
-        loaded = load_session(path)  # must load: the old file or a complete new one
+        loaded = load_session(path)  # must load: the last complete save, or one that completed after it
         step = loaded.step
-        assert step in (0,) or step >= 1
+        assert step in (done, done + 1), f"kill {i}: the file holds step {step}; the last complete save was {done}"
+        newer += step == done + 1
         want = replay.at(step)
         got = loaded.model.state_dict()
         assert set(got) == set(want)
@@ -124,15 +159,18 @@ def test_sigkill_while_saving_never_loses_the_previous_session(tmp_path: Path) -
             assert torch.equal(got[k], want[k]), f"kill {i}: {k} differs from step {step}'s weights"
         assert loaded.history.steps == step
         steps_seen.add(step)
-        if step == 0:
-            previous += 1
+        counts.add("saves", "SIGKILLs")
+        counts.add("saves", "SIGKILLs after a complete save, previous session intact")
         # the next kill starts from the original session again
         path.write_bytes(start)
-    counts.add("saves", "SIGKILLs", KILLS)
+    counts.add("saves", "kills inside save_session (serialising, writing or renaming)", in_save)
     counts.add("saves", "kills that left a temp file (mid-write)", mid_write)
+    counts.add("saves", "kills just after a save finished (the newer file)", newer)
     counts.add("saves", "lost sessions", 0)
-    print(f"{KILLS} kills, {mid_write} mid-write, {len(steps_seen)} different steps on disk, "
-          f"{previous} before the first save completed; one save {per_save * 1000:.1f} ms")
+    print(f"{KILLS} kills, each after a complete save; {in_save} inside a save ({mid_write} mid-write), {newer} "
+          f"found the newer file, "
+          f"{len(steps_seen)} different steps on disk; one train-and-save {per_save * 1000:.1f} ms")
+    assert in_save >= KILLS // 4, f"only {in_save} of {KILLS} kills fell inside a save"
     assert mid_write > 0, "no kill fell inside a write: the delays are too long to test anything"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -189,3 +190,99 @@ async def test_the_trainer_process_killed_mid_run(tmp_path: Any, monkeypatch: py
                          what="a new trainer process to take over")
         assert all(bool(torch.isfinite(p).all()) for p in app.session.model.parameters())
         counts.add("training faults", "app: trainer process SIGKILLed, app alive, trains on")
+
+
+# -- the same faults where the app really trains: its trainer process -------------------------------------------
+
+FAULT_HOOKS = Path(__file__).resolve().parent / "fault_hooks"  # a sitecustomize the trainer process imports
+# (N-th training forward pass in the trainer process, where, kind): each run of the app meets the next fault
+PROCESS_FAULTS = [(7, "forward", "raise"), (12, "backward", "raise"), (17, "optimizer", "raise"),
+                  (22, "forward", "oom"), (27, "backward", "oom"), (32, "optimizer", "oom")]
+DIVERGES = PRESET.replace('optimizer = { type = "Adam", lr = 0.01 }', 'optimizer = { type = "SGD", lr = 1000000.0 }')
+
+
+def _process_runner_env(monkeypatch: pytest.MonkeyPatch, plan: str | None) -> None:
+    monkeypatch.delenv("TUI_NN_RUNNER", raising=False)  # the app's default: the trainer process
+    if plan is not None:
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FAULT_HOOKS)] + (
+            [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+        monkeypatch.setenv("TUI_NN_TEST_FAULT", plan)
+
+
+async def test_faults_in_the_trainer_process_are_shown_and_the_last_good_weights_kept(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """With the default runner (the trainer process), a step that raises and a simulated CUDA out-of-memory, in
+    the forward pass, the backward pass and the optimizer step: each is shown in the error dialog, the app stays
+    up, the weights are exactly an uninterrupted run's at the last completed step, and training goes on from
+    there (the trainer process lives on: the same process meets every fault)."""
+    from tui_nn.ui.app import PlaygroundApp
+    from tui_nn.ui.screens.dialogs import ErrorModal
+
+    _process_runner_env(monkeypatch, ",".join(f"{n}:{w}:{k}" for n, w, k in PROCESS_FAULTS))
+    path = tmp_path / "faults.toml"
+    path.write_text(PRESET)
+    app = PlaygroundApp(str(path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot)
+        runner = app.runner()
+        assert getattr(runner, "kind", "") == "process"
+        pid = None
+        for i, (n, where, kind) in enumerate(PROCESS_FAULTS):
+            app.train(40)
+            await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal), what=f"the dialog for {kind}")
+            await pilot.pause()
+            assert pid is None or runner._proc.pid == pid, "the trainer process was replaced"
+            pid = runner._proc.pid
+            shown = str(app.screen.query_one("#error-body", Static).render())
+            expect = "out of memory" if kind == "oom" else "injected fault in the trainer process"
+            assert expect in shown, shown
+            s = app.session
+            step = n - i - 1  # forward passes so far, less those of the failed steps
+            assert s.step == step == s.history.steps, (where, kind, s.step, s.history.steps)
+            assert app.last_finished.reason == "error" and app.last_finished.step == step
+            assert same(s.model.state_dict(), replay(step)), f"{kind} in {where}: not the weights of step {step}"
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.is_running and app.run_state == "ready"
+            counts.add("training faults", f"app, trainer process: {kind} in {where}: shown, weights kept")
+        # and it trains on, exactly as an uninterrupted run would have
+        step = app.session.step
+        await pilot.press("n")
+        await wait_until(pilot, lambda: app.run_state == "ready" and app.session.step == step + 1,
+                         what="one more step")
+        assert same(app.session.model.state_dict(), replay(step + 1))
+        assert app.is_running
+    counts.add("training faults", "app, trainer process: trained on after the faults")
+
+
+async def test_a_nan_loss_in_the_trainer_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """A learning rate of 10^6: the loss overflows in the trainer process itself, no hook. The app shows it, stays
+    up, and the weights are an uninterrupted run's at the step the trainer reports it restored (all finite)."""
+    from tui_nn.ui.app import PlaygroundApp
+    from tui_nn.ui.screens.dialogs import ErrorModal
+
+    _process_runner_env(monkeypatch, None)
+    path = tmp_path / "diverges.toml"
+    path.write_text(DIVERGES)
+    app = PlaygroundApp(str(path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot)
+        assert getattr(app.runner(), "kind", "") == "process"
+        app.train(50)
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error dialog")
+        await pilot.pause()
+        shown = str(app.screen.query_one("#error-body", Static).render())
+        fin = app.last_finished
+        assert fin.reason == "nonfinite" and fin.restored_step is not None, fin
+        assert "the loss became" in shown and f"step {fin.restored_step}" in shown, shown
+        s = app.session
+        assert s.step == fin.restored_step == s.history.steps
+        ref = Session(loads_preset(DIVERGES), budget=2**28)
+        if fin.restored_step:
+            Trainer(ref).run(fin.restored_step)
+        assert same(s.model.state_dict(), ref.model.state_dict()), f"not the weights of step {fin.restored_step}"
+        assert all(bool(torch.isfinite(p).all()) for p in s.model.parameters())
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.is_running and app.run_state == "ready"
+    counts.add("training faults", "app, trainer process: NaN loss shown, finite weights of the restored step")
