@@ -93,3 +93,20 @@ def test_a_killed_trainer_process_is_an_error_value_and_the_next_run_restarts_it
         assert fin.reason == "done"
     finally:
         r.close()
+
+
+def test_a_stop_before_the_trainer_process_is_up_returns_at_once_and_the_next_run_trains():
+    """A fresh trainer process spends seconds importing torch: a stop asked for meanwhile ends the run there
+    (no step taken), instead of waiting for the process; the process's late answer does not confuse the next run."""
+    r = ProcessRunner(threads=1)
+    try:
+        s = Session(loads_preset(MLP.format(optimizer='"SGD"', batch=0, seed=0)))
+        fin = r.run(s, 10, report=lambda p: None, should_stop=lambda: True)
+        assert fin.reason == "stopped" and fin.run_steps == 0 and s.step == 0
+        assert not r._ready  # it returned before the process had answered
+        fin = r.run(s, 5, report=lambda p: None, should_stop=lambda: False)
+        assert fin.reason == "done" and s.step == 5
+        _, want = train(Session(loads_preset(MLP.format(optimizer='"SGD"', batch=0, seed=0))), 5)
+        assert s.history.series()[1].tolist() == want
+    finally:
+        r.close()

@@ -121,11 +121,11 @@ def session_named(where: str) -> Callable[[EngineError], None]:
     group = "session loader"
 
     def check(err: EngineError) -> None:
-        if isinstance(err, UNNAMED_BUILD):  # Session() on the saved preset: re-raised without the file's name
-            counts.add(group, f"refused when building, naming no file ({type(err).__name__})")
-            return
         text = str(err)
         assert text.startswith(where), f"the error does not name the file: {err}"
+        if isinstance(err, UNNAMED_BUILD):  # Session() on the saved preset: the file, then the bytes or devices
+            counts.add(group, f"refused when building ({type(err).__name__}), naming the file")
+            return
         if isinstance(err, PresetError):
             assert err.source in (f"{where}:preset.toml", f"{where}:original.toml"), err
             preset_refusal(group, err, err.source)

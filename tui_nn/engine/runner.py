@@ -137,6 +137,7 @@ class ProcessRunner:
         self.threads = threads or max(1, cores - 1)  # leave a core to the UI
         self._proc: Any = None
         self._conn: Any = None
+        self._ready = False  # the trainer process answered a ping (its imports are done)
         with _spawnable_std_streams():  # the Event's semaphore may start multiprocessing's resource tracker
             self._stop = _CTX.Event()
         self._lock = threading.Lock()
@@ -153,6 +154,29 @@ class ProcessRunner:
                 self._proc.start()
             child.close()
             self._conn = parent
+            self._ready = False
+
+    def _await_ready(self, should_stop: Callable[[], bool]) -> bool:
+        """Wait until the trainer process answers (a fresh one is still importing torch, seconds); False when a
+        stop is asked for first (a run that has not begun stops at once). The pong of an abandoned wait is
+        taken by the next run's loop."""
+        if self._ready:
+            return True
+        proc, conn = self._proc, self._conn
+        try:
+            conn.send(("ping",))
+        except (OSError, EOFError, ValueError):
+            return True  # the run's own send finds the dead process and starts another
+        while proc.is_alive():
+            if should_stop():
+                return False
+            try:
+                if conn.poll(0.02) and conn.recv()[0] == "pong":
+                    self._ready = True
+                    return True
+            except (EOFError, OSError, ValueError):
+                break
+        return True  # it died: the run's own path reports it
 
     @property
     def alive(self) -> bool:
@@ -171,10 +195,14 @@ class ProcessRunner:
             return ThreadRunner().run(session, steps, report=report, should_stop=should_stop,
                                       **_run_kwargs(interval, every, target_loss))
         self.start()
-        session.note_run_start()
-        _share(session)
         t0 = time.perf_counter()
         start_step = session.step
+        if not self._await_ready(should_stop):
+            return Finished(reason="stopped", step=start_step, run_steps=0,
+                            final_loss=session.history.last if len(session.history) else None,
+                            elapsed=time.perf_counter() - t0, steps_per_s=0.0)
+        session.note_run_start()
+        _share(session)
         payload = {
             "preset": session.preset, "state": session.model.state_dict(keep_vars=False),
             "inputs": session.inputs, "targets": session.targets, "session": session.train_state(),
@@ -202,6 +230,9 @@ class ProcessRunner:
                     continue
                 msg = ("died",)
             kind = msg[0]
+            if kind == "pong":  # the answer to an earlier wait that a stop cut short
+                self._ready = True
+                continue
             if kind == "progress":
                 p: Progress = msg[1]
                 session.history.extend(p.losses)

@@ -427,7 +427,10 @@ def load_session(path: str | os.PathLike[str], *, device: str | None = None) -> 
     placeholder.data = type(preset.data)(inputs=GeneratorSpec("zeros", tuple(inputs.shape)))
     try:
         session = Session(placeholder, device=device)
-    except EngineError:
+    except EngineError as err:  # too large for memory, a device that is not here, ...: name the file too
+        if not err.message.startswith(where):
+            err.message = f"{where}: {err.message}"
+            err.args = (err.message,)
         raise
     session.preset.data = preset.data
     session.original = original

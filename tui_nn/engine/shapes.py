@@ -29,6 +29,7 @@ INPUT_FIX = -1  # Fix.layer value meaning "the model's input_shape"
 INSERT = "__insert__"  # Fix.arg value meaning "insert layer type `value` before `layer`"
 REMOVE = "__remove__"  # Fix.arg value meaning "remove layer `layer`"
 BYTES_PER_ELEMENT = 4  # float32
+MAX_ELEMENTS = 2**60  # a float32 tensor of more elements has more bytes than torch's sizes can hold
 
 
 @dataclass
@@ -54,16 +55,17 @@ class MemoryEstimate:
     parameters: int = 0
     gradients: int = 0
     optimizer_state: int = 0
-    activations: int = 0
+    activations: int = 0  # the input and every layer's output
+    targets: int = 0  # at most one value per output element
 
     @property
     def total(self) -> int:
-        return self.parameters + self.gradients + self.optimizer_state + self.activations
+        return self.parameters + self.gradients + self.optimizer_state + self.activations + self.targets
 
     def describe(self) -> str:
         return (f"{fmt_bytes(self.total)} (parameters {fmt_bytes(self.parameters)}, gradients "
                 f"{fmt_bytes(self.gradients)}, optimizer state {fmt_bytes(self.optimizer_state)}, activations "
-                f"{fmt_bytes(self.activations)})")
+                f"{fmt_bytes(self.activations)}, targets {fmt_bytes(self.targets)})")
 
 
 @dataclass
@@ -443,18 +445,58 @@ def check_model(model: ModelSpec, input_shape: tuple[int, ...] | None = None, *,
     """Shapes, parameter counts and the first error of a model, on the meta device."""
     shape = tuple(input_shape if input_shape is not None else model.input_shape)
     report = ShapeReport(input_shape=shape)
-    x = torch.empty(shape, device="meta")
+    x = _meta_tensor(shape, "the input")
     activations = math.prod(shape)
     src = _Produced(-1, "input", shape)
     x, activations = _walk(model, model.layers, x, "", 0, report, src, activations)
     params = report.total_params
     trainable = report.trainable_params
+    if report.error is not None:  # the layers after the error are not walked, but the model still builds them
+        params, trainable = max(params, _spec_params(model)[0]), max(trainable, _spec_params(model)[1])
     mem = report.memory
     mem.parameters = params * BYTES_PER_ELEMENT
     mem.gradients = trainable * BYTES_PER_ELEMENT
     mem.optimizer_state = trainable * BYTES_PER_ELEMENT * optimizer_slots(optimizer, optimizer_args or {})
     mem.activations = activations * BYTES_PER_ELEMENT
+    out = report.output_shape if report.error is None else None
+    mem.targets = (math.prod(out) if out is not None else math.prod(shape)) * BYTES_PER_ELEMENT
     return report
+
+
+def _meta_tensor(shape: tuple[int, ...], what: str) -> torch.Tensor:
+    """A meta tensor of `shape`; one too large for torch to describe is refused with the bytes it needs."""
+    n = math.prod(shape)
+    if n >= MAX_ELEMENTS:
+        need = n * BYTES_PER_ELEMENT
+        raise MemoryBudgetError(f"{what} of shape {list(shape)} needs {need} bytes ({fmt_bytes(need)}), more than "
+                                "PyTorch can index; nothing was allocated", needed_bytes=need, budget_bytes=0,
+                                hint="use a smaller batch or smaller layers")
+    try:
+        return torch.empty(shape, device="meta")
+    except RuntimeError as err:  # "Storage size calculation overflowed" and the like
+        need = n * BYTES_PER_ELEMENT
+        raise MemoryBudgetError(f"{what} of shape {list(shape)} cannot be described by PyTorch ({err}); it needs "
+                                f"{need} bytes", needed_bytes=need, budget_bytes=0,
+                                hint="use a smaller batch or smaller layers") from None
+
+
+def _spec_params(model: ModelSpec) -> tuple[int, int]:
+    """(parameters, trainable parameters) of every layer of the spec, whatever the shapes."""
+    from .model import iter_specs
+
+    total = trainable = 0
+    for _, spec in iter_specs(model.layers):
+        if spec.type == "Residual":
+            continue
+        try:
+            with torch.device("meta"):
+                n = sum(p.numel() for p in build_layer(spec).parameters())
+        except Exception:  # noqa: BLE001 - too large to describe, or bad arguments: count it exactly if we can
+            n = _exact_param_count(spec)
+            n = 0 if n == 2**63 else n
+        total += n
+        trainable += 0 if spec.frozen else n
+    return total, trainable
 
 
 def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: str, depth: int,
@@ -503,7 +545,7 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
         problem = _explicit_check(spec, in_shape) or _known_error(spec, in_shape)
         fast = output_shape(spec, in_shape) if problem is None else None
         if fast is not None:  # arithmetic (shape_rules.py): no meta kernel, so no torch._dynamo import
-            y = torch.empty(fast, device="meta")
+            y = _meta_tensor(fast, f"the output of layer {path} ({spec.type})")
         elif problem is None:
             try:
                 y = module(x)
