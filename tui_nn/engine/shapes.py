@@ -452,7 +452,8 @@ def check_model(model: ModelSpec, input_shape: tuple[int, ...] | None = None, *,
     params = report.total_params
     trainable = report.trainable_params
     if report.error is not None:  # the layers after the error are not walked, but the model still builds them
-        params, trainable = max(params, _spec_params(model)[0]), max(trainable, _spec_params(model)[1])
+        all_params, all_trainable = _spec_params(model)
+        params, trainable = max(params, all_params), max(trainable, all_trainable)
     mem = report.memory
     mem.parameters = params * BYTES_PER_ELEMENT
     mem.gradients = trainable * BYTES_PER_ELEMENT
