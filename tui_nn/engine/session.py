@@ -22,7 +22,7 @@ from .errors import DataError, EngineError, MemoryBudgetError, ShapeError
 from .history import LossHistory
 from .metrics import Metrics
 from .model import build_layer, build_model, get_param, init_module, iter_specs, set_frozen, set_param
-from .objectives import make_loss, make_optimizer
+from .objectives import OPTIMIZERS, make_loss, make_optimizer
 from .runs import RunRegistry
 from .schedules import make_scheduler
 from .shapes import ShapeReport, check_memory, check_model
@@ -253,6 +253,20 @@ class Session:
         optimizer = make_optimizer(o.type, params, o.args)
         self.scheduler = make_scheduler(self.training.scheduler, optimizer)  # a fresh schedule with it
         return optimizer
+
+    def optimizer_maker(self) -> Any:
+        """A zero-argument callable that makes a fresh optimizer exactly as `new_optimizer` does, with the
+        arguments checked once: the trainer's per-step path for `reset_optimizer_each_step` (lab 004). None when
+        a schedule or a parameterless model needs `new_optimizer` itself. Valid while the model and the training
+        settings are unchanged (a run: edits are blocked or queued while one is under way)."""
+        params = list(self.model.parameters())
+        if not params or self.training.scheduler is not None:
+            return None
+        o = self.training.optimizer
+        make_optimizer(o.type, params, o.args)  # refuses invalid arguments as new_optimizer would
+        cls = OPTIMIZERS[o.type].cls
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in o.args.items()}
+        return lambda: cls(params, **kw)
 
     def rebuild(self, spec: ModelSpec) -> ShapeReport:
         """Use a new model spec; weights of layers whose (type, arguments) are unchanged are kept (matched

@@ -147,6 +147,7 @@ class Trainer:
         start_step = s.step
         first_in_buf = s.step + 1
         reset_each = t.reset_optimizer_each_step
+        fresh = s.optimizer_maker() if reset_each else None  # lab 004: a fresh optimizer every step
         s.note_run_start()
         opt = s.optimizer  # made here if it was not yet
         schedule = s.scheduler  # schedules.py: stepped once per step
@@ -166,8 +167,11 @@ class Trainer:
         def one_step(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             nonlocal opt, schedule
             if reset_each:
-                opt = s.optimizer = s.new_optimizer()
-                schedule = s.scheduler
+                if fresh is not None:  # what a hand-written loop does: the class with the checked arguments
+                    opt = s.optimizer = fresh()
+                else:
+                    opt = s.optimizer = s.new_optimizer()
+                    schedule = s.scheduler
             opt.zero_grad(set_to_none=True)
             out = model(xb)
             loss = loss_fn(out, yb)
