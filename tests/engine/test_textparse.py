@@ -108,3 +108,32 @@ def test_numbers_that_overflow_float32_are_refused(text: str, where: str) -> Non
         parse_tensor_text(text)
     assert "too large for float32" in err.value.message and where in err.value.message
     assert parse_tensor_text("3.4028234e38") == 3.4028234e38
+
+
+def _outcome(text: str) -> object:
+    try:
+        return parse_tensor_text(text)
+    except WeightError as err:
+        return ("refused", str(err))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="0123456789.eE+-_ ;\n\t\u2212naifx", max_size=40))
+def test_the_fast_plain_rows_path_reads_exactly_what_the_tokenizer_reads(text: str) -> None:
+    """Whitespace-separated rows are read with str.split and float() (issue 6/7: 10^7 pasted numbers took 35 s);
+    on any text the result, or the refusal's words, must be the tokenizer's."""
+    import tui_nn.engine.textparse as tp
+
+    fast = _outcome(text)
+    real = tp._plain_rows
+    tp._plain_rows = lambda *a: None  # the tokenizer alone
+    try:
+        slow = _outcome(text)
+    finally:
+        tp._plain_rows = real
+    assert repr(fast) == repr(slow)  # repr: NaN never comes out, and -0.0 vs 0.0 must agree too
+
+
+def test_more_numbers_than_the_cap_are_refused_without_reading_them_all() -> None:
+    with pytest.raises(WeightError, match="too many numbers"):
+        parse_tensor_text("1 " * (10_000_001))
