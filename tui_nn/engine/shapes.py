@@ -445,7 +445,9 @@ def check_model(model: ModelSpec, input_shape: tuple[int, ...] | None = None, *,
     """Shapes, parameter counts and the first error of a model, on the meta device."""
     shape = tuple(input_shape if input_shape is not None else model.input_shape)
     report = ShapeReport(input_shape=shape)
-    x = _meta_tensor(shape, "the input")
+    # an input torch cannot describe is refused; the bytes named are the input's and the parameters' together
+    big = math.prod(shape) >= MAX_ELEMENTS
+    x = _meta_tensor(shape, "the input", also_params=_spec_params(model)[0] if big else 0)
     activations = math.prod(shape)
     src = _Produced(-1, "input", shape)
     x, activations = _walk(model, model.layers, x, "", 0, report, src, activations)
@@ -464,13 +466,19 @@ def check_model(model: ModelSpec, input_shape: tuple[int, ...] | None = None, *,
     return report
 
 
-def _meta_tensor(shape: tuple[int, ...], what: str) -> torch.Tensor:
-    """A meta tensor of `shape`; one too large for torch to describe is refused with the bytes it needs."""
+def _meta_tensor(shape: tuple[int, ...], what: str, also_params: int = 0) -> torch.Tensor:
+    """A meta tensor of `shape`; one too large for torch to describe is refused with the bytes it needs (plus
+    `also_params` parameters' bytes, the model's, when it is the input: the number is the model's need)."""
     n = math.prod(shape)
     if n >= MAX_ELEMENTS:
         need = n * BYTES_PER_ELEMENT
-        raise MemoryBudgetError(f"{what} of shape {list(shape)} needs {need} bytes ({fmt_bytes(need)}), more than "
-                                "PyTorch can index; nothing was allocated", needed_bytes=need, budget_bytes=0,
+        message = f"{what} of shape {list(shape)} needs {need} bytes ({fmt_bytes(need)}), more than PyTorch can index"
+        if also_params:
+            pbytes = also_params * BYTES_PER_ELEMENT
+            need += pbytes
+            message += (f", and the layers' parameters at least {pbytes} bytes ({fmt_bytes(pbytes)}) more: at least "
+                        f"{need} bytes ({fmt_bytes(need)}) in all")
+        raise MemoryBudgetError(f"{message}; nothing was allocated", needed_bytes=need, budget_bytes=0,
                                 hint="use a smaller batch or smaller layers")
     try:
         return torch.empty(shape, device="meta")
