@@ -125,6 +125,43 @@ async def test_escape_leaves_a_train_tab_field_and_global_keys_work_again() -> N
         assert app.focused is controls
 
 
+async def test_steps_field_reads_1e3_and_r_refuses_while_a_field_is_invalid() -> None:
+    """Typed key by key, '2000000000' applies its valid prefix 200000000 on the way and ends refused (at most
+    10^9): the field shows an error while the session holds the last valid value, so r must not run that."""
+    app = PlaygroundApp(preset("regress"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("3")
+        await pilot.pause()
+        steps = field(app, "run-args", "steps")
+        steps.focus()
+        await pilot.pause()
+        steps.value = ""
+        await pilot.press(*"1e3")
+        await pilot.pause()
+        assert app.session.training.steps == 1000  # exponent notation naming an integer
+        steps.value = ""
+        await pilot.press(*"2000000000")
+        await pilot.pause()
+        form = app.query_one("#run-args")
+        assert "steps" in form.errors
+        await pilot.press("escape")
+        notes: list[str] = []
+        real = app.notify
+        app.notify = lambda message, *a, **kw: (notes.append(str(message)), real(message, *a, **kw))[1]
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.run_state != "running" and app.session.step == 0
+        assert notes and "steps field" in notes[-1] and "Cannot train" in notes[-1], notes
+        await pilot.press("n")  # one step does not read the steps field
+        await wait_until(pilot, lambda: app.session.step == 1, what="one step")
+        steps.value = "30"
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.session.step == 31 and app.run_state == "ready", what="the run")
+
+
 async def test_escape_still_closes_a_dialog_with_a_form() -> None:
     app = PlaygroundApp(preset("tiny"))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -351,6 +388,44 @@ async def test_loss_axis_labels_are_readable_in_log_and_linear_scale() -> None:
         await pilot.pause()
         labels = y_labels(plot)
         assert labels and all("e-6" in lab for lab in labels), labels
+
+
+def segments(renderable: Any, width: int) -> list[tuple[str, Any]]:
+    console = Console(width=width, color_system="truecolor", file=open("/dev/null", "w"))  # noqa: SIM115
+    return [(seg.text, seg.style) for seg in console.render(renderable)]
+
+
+async def test_plot_text_built_from_the_matrix_equals_plotexts_own_ansi_output() -> None:
+    """LossPlot turns plotext's character matrix into Text directly (issue 6: the ANSI round trip was half of a
+    redraw); the screen must be exactly what Text.from_ansi(plotext's build()) gives, colors and all."""
+    from rich.text import Text
+    from textual_plotext import PlotextPlot
+
+    app = PlotApp()
+    async with app.run_test(size=(70, 20)) as pilot:
+        plot = app.query_one(LossPlot)
+        steps = np.arange(1, 401)
+        cases = [(None, None, False),
+                 ((steps, np.exp(-steps / 80.0) + 0.05), None, False),
+                 ((steps, np.exp(-steps / 80.0) + 0.05), None, True),
+                 ((steps, np.exp(-steps / 80.0) + 0.05), (steps[::40], np.exp(-steps[::40] / 60.0) + 0.1), True)]
+        for series, test, log in cases:
+            plot.set_series(series)
+            plot.set_test(test)
+            plot.log = log
+            await pilot.pause()
+            plot._draw(refresh=False)  # a fresh figure for each path: plotext's build() log-scales its data in place
+            ours = plot._build_text()
+            plot._draw(refresh=False)  # plotext's build() changes the figure's data: a fresh figure for its own path
+            theirs = PlotextPlot.render(plot)  # textual-plotext's own render: Text.from_ansi(figure.build())
+            assert isinstance(theirs, Text)
+            assert ours.plain == theirs.plain
+            assert ours.plain.count("\n") == plot.size.height
+            ours_segments = segments(ours, plot.size.width)
+            assert ours_segments == segments(theirs, plot.size.width)
+            if series is not None:  # the curve is drawn in color: the comparison covers styles, not only text
+                assert any(st is not None and st.color is not None and "⠀" < text[:1] <= "⣿"
+                           for text, st in ours_segments)
 
 
 # -- 6. paste all replaces the current values ------------------------------------------------------------

@@ -19,6 +19,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 from textual.worker import get_current_worker
@@ -1085,6 +1086,11 @@ class PlaygroundApp(InsightMixin, App[int]):
             return
         if self._refuse("train"):
             return
+        invalid = self._train_field_error(steps=steps is None)
+        if invalid:  # the field shows one thing, the session holds its last valid value: ask, do not guess
+            self.notify(f"Cannot train: the Train tab's {invalid}. Fix the field first.",
+                        severity="warning", markup=False)
+            return
         s = self.session
         if not s.trainable:
             self.push_screen(ErrorModal("Cannot train yet", s.why_not_trainable(),
@@ -1094,6 +1100,13 @@ class PlaygroundApp(InsightMixin, App[int]):
         self.run_total = total
         self.run_done_before = 0
         self._start_run(total)
+
+    def _train_field_error(self, *, steps: bool) -> str | None:
+        try:
+            controls = self.query_one(TrainControls)
+        except NoMatches:  # no session on screen yet
+            return None
+        return controls.first_error(steps=steps)
 
     def _start_run(self, steps: int) -> None:
         self.autosave_note = ""

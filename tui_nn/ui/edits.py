@@ -7,6 +7,8 @@ This module imports the engine (and so torch); the app imports it only after the
 from __future__ import annotations
 
 import math
+import re
+from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -287,11 +289,22 @@ def _items(t: str) -> list[str]:
     return items
 
 
+_INT_EXP = re.compile(r"[+-]?\d+(?:\.\d*)?[eE]\+?\d{1,2}")
+
+
 def _int(t: str) -> int:
+    """An integer; exponent notation that names one (1e3, 2.5e4: how step counts are often written) too."""
+    t = t.strip()
     try:
-        return int(t.strip())
+        return int(t)
     except ValueError:
-        raise EditError(f"{t.strip()!r} is not an integer") from None
+        pass
+    if _INT_EXP.fullmatch(t):
+        value = Decimal(t)
+        if value == value.to_integral_value():
+            return int(value)
+        raise EditError(f"{t!r} is not an integer ({value.normalize():f})")
+    raise EditError(f"{t!r} is not an integer") from None
 
 
 def _float(t: str) -> float:

@@ -24,6 +24,17 @@ class TrainControls(VerticalScroll):
                 tooltip="Leave the text field or list: the global keys (r, p, s, 1-6...) act again"),
     ]
 
+    def first_error(self, *, steps: bool = True) -> str | None:
+        """'lr: ...' for the first field whose text is not valid (its last valid value is the one in use);
+        `steps=False` leaves out the steps field (one step, n, does not read it)."""
+        for form in self.query(ArgsForm):
+            if not form.display:
+                continue
+            for name, err in form.errors.items():
+                if steps or not (form.id == "run-args" and name == "steps"):
+                    return f"{name} field: {err}"
+        return None
+
     class Changed(Message):
         """what: "loss", "optimizer", "run", "device"."""
 

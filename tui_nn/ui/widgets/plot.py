@@ -12,6 +12,8 @@ import weakref
 from typing import Any
 
 import numpy as np
+from rich.style import Style
+from rich.text import Span, Text
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
@@ -93,6 +95,55 @@ def log_ticks(lo: float, hi: float, n: int) -> tuple[list[float], list[str]]:
 
 
 _MOUNTED: "weakref.WeakSet[LossPlot]" = weakref.WeakSet()
+_STYLES: dict[tuple[Any, ...], Style | None] = {}  # plotext's (fullground, style, background) -> Rich's style
+
+
+def _hashable(c: Any) -> Any:
+    return tuple(c) if isinstance(c, list) else c
+
+
+def _cell_style(colors: tuple[Any, Any, Any]) -> Style | None:
+    """The Rich style of a plotext cell's colors: exactly what Text.from_ansi makes of plotext's own escape
+    codes for them (parsed once per distinct triple)."""
+    key = tuple(_hashable(c) for c in colors)
+    if key in _STYLES:
+        return _STYLES[key]
+    from plotext._utility import colors_to_ansi
+
+    spans = Text.from_ansi(colors_to_ansi(*colors) + "x").spans
+    style = spans[0].style if spans else None
+    if isinstance(style, str):
+        style = Style.parse(style)
+    if len(_STYLES) < 4096:
+        _STYLES[key] = style
+    return style
+
+
+def matrix_text(matrix: Any) -> Text:
+    """A plotext character matrix (markers and per-cell colors, rows bottom-up) as Rich Text: the same text and
+    styles as `Text.from_ansi(figure.build())`, without writing escape codes and parsing them back (that round
+    trip was half of a redraw)."""
+    plain: list[str] = []
+    spans: list[Span] = []
+    pos = 0
+    for row in range(matrix.rows - 1, -1, -1):
+        markers, fg, st, bg = (matrix.marker[row], matrix.fullground[row], matrix.style[row],
+                               matrix.background[row])
+        n = len(markers)
+        start = 0
+        for col in range(1, n + 1):
+            if col < n and fg[col] == fg[start] and st[col] == st[start] and bg[col] == bg[start]:
+                continue
+            piece = "".join(markers[start:col])
+            style = _cell_style((fg[start], st[start], bg[start]))
+            if style is not None:
+                spans.append(Span(pos, pos + len(piece), style))
+            plain.append(piece)
+            pos += len(piece)
+            start = col
+        plain.append("\n")  # after every row, the last too (as plotext's canvas, so as Text.from_ansi)
+        pos += 1
+    return Text("".join(plain), spans=spans)
 
 
 class LossPlot(PlotextPlot):
@@ -166,9 +217,24 @@ class LossPlot(PlotextPlot):
         if self._rendered is not None and self._rendered[0][0] == self.draws:  # built already, at another size
             self._draw(refresh=False)
             key = (self.draws, *key[1:])
-        result = super().render()
+        result = self._build_text()
         self._rendered = (key, result)
         return result
+
+    def _build_text(self) -> Any:
+        """What PlotextPlot.render does (size, theme, build), with the figure's matrix turned into Text directly
+        (matrix_text). Falls back to PlotextPlot.render if plotext's internals are not as expected."""
+        plot = self._plot
+        try:
+            width, height = self.size.width, self.size.height
+            plot.plotsize(width, height)
+            plot._set_size(width, height)
+            plot.theme(self._get_plotext_theme_name(self.app.theme))
+            plot._set_sizes()
+            plot._build_matrix()
+            return matrix_text(plot.monitor.matrix)
+        except AttributeError:  # a textual-plotext whose figure differs: its own (slower) path
+            return super().render()
 
     def _draw(self, refresh: bool = True) -> None:
         self._dirty = False
