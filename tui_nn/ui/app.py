@@ -1300,7 +1300,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         self.action_reset_weights(hand_set=False)
 
     def action_toggle_log(self) -> None:
-        plots = list(self.query(LossPlot))
+        plots = LossPlot.mounted_in(self)  # not a DOM query: that walks every widget, ~14 ms here
         value = not plots[0].log if plots else False
         for plot in plots:
             plot.log = value
