@@ -1,8 +1,8 @@
 """Goals 4 and 5, in the app headless (run_test, 80x24).
 
 4. Loss plot: a LossHistory fed 10^6 steps, then one redraw the way training does it: `history.series()`,
-   `LossPlot.set_series`, `_draw` (downsample + plotext figure) and `render()` + the lines of the widget
-   (plotext builds the canvas there). Memory: the history's arrays after 10^4 and after 10^6 steps.
+   `LossPlot.set_series`, `_draw` (downsample + plotext figure) and the lines of the widget as the compositor
+   asks for them (`render_line`: plotext builds its character matrix there). Memory: the history's arrays after 10^4 and after 10^6 steps.
 5. Tensor panel: a Linear(2048, 2048) model; open its weight (`TensorsPane.select`: stats, scale, numpy view)
    and draw the visible rows (`render_line` for each), then page down once and draw again. Medians of repeats.
 """
@@ -80,10 +80,7 @@ async def _measure(quick: bool) -> list[str]:
             t = time.perf_counter()
             plot.set_series(h.series())
             plot._draw()
-            strip = plot.render()
-            from rich.console import Console
-
-            Console(width=plot.size.width, file=open("/dev/null", "w")).print(strip)  # noqa: SIM115
+            _lines(plot)  # the screen's lines (render_line), as the compositor asks for them
             times.append(time.perf_counter() - t)
             await pilot.pause()
         med = statistics.median(times) * 1000

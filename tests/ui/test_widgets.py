@@ -395,10 +395,12 @@ def segments(renderable: Any, width: int) -> list[tuple[str, Any]]:
     return [(seg.text, seg.style) for seg in console.render(renderable)]
 
 
-async def test_plot_text_built_from_the_matrix_equals_plotexts_own_ansi_output() -> None:
-    """LossPlot turns plotext's character matrix into Text directly (issue 6: the ANSI round trip was half of a
-    redraw); the screen must be exactly what Text.from_ansi(plotext's build()) gives, colors and all."""
+async def test_plot_lines_built_from_the_matrix_equal_textual_plotexts_own_render() -> None:
+    """LossPlot turns plotext's character matrix into styled runs directly, and the screen's lines into Strips
+    (issue 6: the ANSI round trip and Rich's text wrapping were most of a redraw). What the screen shows must be
+    exactly what textual-plotext's render (Text.from_ansi(figure.build())) gives through Textual's own path."""
     from rich.text import Text
+    from textual.visual import Visual, visualize
     from textual_plotext import PlotextPlot
 
     app = PlotApp()
@@ -409,23 +411,39 @@ async def test_plot_text_built_from_the_matrix_equals_plotexts_own_ansi_output()
                  ((steps, np.exp(-steps / 80.0) + 0.05), None, False),
                  ((steps, np.exp(-steps / 80.0) + 0.05), None, True),
                  ((steps, np.exp(-steps / 80.0) + 0.05), (steps[::40], np.exp(-steps[::40] / 60.0) + 0.1), True)]
+        width, height = plot.size.width, plot.size.height
         for series, test, log in cases:
             plot.set_series(series)
             plot.set_test(test)
             plot.log = log
             await pilot.pause()
             plot._draw(refresh=False)  # a fresh figure for each path: plotext's build() log-scales its data in place
-            ours = plot._build_text()
-            plot._draw(refresh=False)  # plotext's build() changes the figure's data: a fresh figure for its own path
+            ours = plot.render()
+            lines = [plot.render_line(y) for y in range(height)]
+            plot._draw(refresh=False)
             theirs = PlotextPlot.render(plot)  # textual-plotext's own render: Text.from_ansi(figure.build())
             assert isinstance(theirs, Text)
             assert ours.plain == theirs.plain
-            assert ours.plain.count("\n") == plot.size.height
-            ours_segments = segments(ours, plot.size.width)
-            assert ours_segments == segments(theirs, plot.size.width)
+            assert ours.plain.count("\n") == height
+            ours_segments = segments(ours, width)
+            assert ours_segments == segments(theirs, width)
             if series is not None:  # the curve is drawn in color: the comparison covers styles, not only text
                 assert any(st is not None and st.color is not None and "⠀" < text[:1] <= "⣿"
                            for text, st in ours_segments)
+            # the screen's lines: Textual's path for a render() result, line by line
+            textual_lines = Visual.to_strips(plot, visualize(plot, theirs), width, height, plot.visual_style)
+            assert len(lines) == len(textual_lines[:height]) == height
+            def look(strip: Any) -> list[tuple[str, Any]]:  # what shows: text and style (Textual's path also tags
+                # each cell with its offset for text selection, which a plot does not offer)
+                from rich.segment import Segment
+                from textual.strip import Strip
+
+                plain = Strip([Segment(seg.text, seg.style.clear_meta_and_links() if seg.style else None)
+                               for seg in strip]).simplify()
+                return [(seg.text, seg.style) for seg in plain]
+
+            for mine, real in zip(lines, textual_lines, strict=False):
+                assert look(mine) == look(real)
 
 
 # -- 6. paste all replaces the current values ------------------------------------------------------------

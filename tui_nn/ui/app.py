@@ -1303,8 +1303,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         plots = LossPlot.mounted_in(self)  # not a DOM query: that walks every widget, ~14 ms here
         value = not plots[0].log if plots else False
         for plot in plots:
-            plot.log = value
-        self.notify(f"loss axis: {'log' if value else 'linear'} scale", timeout=1.5)  # brief: toasts pile up over the plot
+            plot.log = value  # the plot's title says it ("loss (log scale)"); no toast: a toast costs a frame
 
     # -- training settings -----------------------------------------------------------------------
 

@@ -12,8 +12,10 @@ import weakref
 from typing import Any
 
 import numpy as np
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Span, Text
+from textual.strip import Strip
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
@@ -119,37 +121,53 @@ def _cell_style(colors: tuple[Any, Any, Any]) -> Style | None:
     return style
 
 
-def matrix_text(matrix: Any) -> Text:
-    """A plotext character matrix (markers and per-cell colors, rows bottom-up) as Rich Text: the same text and
-    styles as `Text.from_ansi(figure.build())`, without writing escape codes and parsing them back (that round
-    trip was half of a redraw)."""
-    plain: list[str] = []
-    spans: list[Span] = []
-    pos = 0
+Row = list[tuple[str, "Style | None"]]
+
+
+def matrix_rows(matrix: Any) -> list[Row]:
+    """A plotext character matrix (markers and per-cell colors, rows bottom-up) as rows of (text, Rich style)
+    runs, top row first: what `Text.from_ansi(figure.build())` makes of it, without writing escape codes and
+    parsing them back (that round trip was half of a redraw)."""
+    rows: list[Row] = []
     for row in range(matrix.rows - 1, -1, -1):
         markers, fg, st, bg = (matrix.marker[row], matrix.fullground[row], matrix.style[row],
                                matrix.background[row])
         n = len(markers)
+        runs: Row = []
         start = 0
         for col in range(1, n + 1):
             if col < n and fg[col] == fg[start] and st[col] == st[start] and bg[col] == bg[start]:
                 continue
-            piece = "".join(markers[start:col])
-            style = _cell_style((fg[start], st[start], bg[start]))
+            runs.append(("".join(markers[start:col]), _cell_style((fg[start], st[start], bg[start]))))
+            start = col
+        rows.append(runs)
+    return rows
+
+
+def rows_text(rows: list[Row]) -> Text:
+    """The rows as one Text, a newline after every row (the last too, as plotext's canvas and Text.from_ansi)."""
+    plain: list[str] = []
+    spans: list[Span] = []
+    pos = 0
+    for runs in rows:
+        for piece, style in runs:
             if style is not None:
                 spans.append(Span(pos, pos + len(piece), style))
             plain.append(piece)
             pos += len(piece)
-            start = col
-        plain.append("\n")  # after every row, the last too (as plotext's canvas, so as Text.from_ansi)
+        plain.append("\n")
         pos += 1
     return Text("".join(plain), spans=spans)
+
+
+def matrix_text(matrix: Any) -> Text:
+    return rows_text(matrix_rows(matrix))
 
 
 class LossPlot(PlotextPlot):
     """Loss per step; `log` toggles a logarithmic y axis."""
 
-    log: reactive[bool] = reactive(False)
+    log: reactive[bool] = reactive(False, repaint=False)  # watch_log redraws, and only a plot on screen
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
@@ -157,7 +175,8 @@ class LossPlot(PlotextPlot):
         self._test: tuple[np.ndarray, np.ndarray] | None = None  # (steps, test loss): a second series
         self._dirty = True
         self.draws = 0  # how many times the figure was rebuilt (tests read it)
-        self._rendered: tuple[tuple[Any, ...], Any] | None = None  # (draws, size, theme) -> the built plot
+        self._rendered: tuple[tuple[Any, ...], Any] | None = None  # (draws, size, theme) -> the built rows
+        self._strips: tuple[Any, list[Strip]] | None = None  # the rows as the screen's lines (render_line)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -204,26 +223,30 @@ class LossPlot(PlotextPlot):
     def on_resize(self) -> None:
         self._dirty = True
 
+    def _shown(self) -> bool:
+        """Whether this plot and every container above it are displayed (a plot on a hidden tab is not), read
+        from the DOM: asking the compositor for a widget it did not draw rebuilds its whole map (~20 ms)."""
+        node: Any = self
+        while node is not None and node is not self.screen:
+            if not node.display:
+                return False
+            node = node.parent
+        return node is not None
+
     def _tick(self) -> None:
-        if self._dirty and self.is_mounted and self.display and self.region.width > 0:
+        if self._dirty and self.is_mounted and self._shown() and self.region.width > 0:
             self._draw()
 
-    def render(self) -> Any:
-        """The built figure, cached until the next `_draw` or a new size: a repaint (a toast, a tab switch) does not
-        rebuild it. plotext's build() log-scales the figure's data in place, so a figure is never built twice."""
+    def _rows(self) -> list[Row] | None:
+        """The built figure as rows of styled runs, cached until the next `_draw` or a new size: a repaint (a
+        toast, a tab switch) does not rebuild it. plotext's build() log-scales the figure's data in place, so a
+        figure is never built twice. None: plotext's internals are not as expected (PlotextPlot.render then)."""
         key = (self.draws, self.size.width, self.size.height, self.app.theme)
         if self._rendered is not None and self._rendered[0] == key:
             return self._rendered[1]
         if self._rendered is not None and self._rendered[0][0] == self.draws:  # built already, at another size
             self._draw(refresh=False)
             key = (self.draws, *key[1:])
-        result = self._build_text()
-        self._rendered = (key, result)
-        return result
-
-    def _build_text(self) -> Any:
-        """What PlotextPlot.render does (size, theme, build), with the figure's matrix turned into Text directly
-        (matrix_text). Falls back to PlotextPlot.render if plotext's internals are not as expected."""
         plot = self._plot
         try:
             width, height = self.size.width, self.size.height
@@ -232,9 +255,40 @@ class LossPlot(PlotextPlot):
             plot.theme(self._get_plotext_theme_name(self.app.theme))
             plot._set_sizes()
             plot._build_matrix()
-            return matrix_text(plot.monitor.matrix)
+            rows: list[Row] | None = matrix_rows(plot.monitor.matrix)
         except AttributeError:  # a textual-plotext whose figure differs: its own (slower) path
+            rows = None
+        self._rendered = (key, rows)
+        self._strips = None
+        return rows
+
+    def render(self) -> Any:
+        """The figure as Rich Text (tests and the benchmark read it; the screen uses `render_line`)."""
+        rows = self._rows()
+        if rows is None:
+            self._draw(refresh=False)
             return super().render()
+        return rows_text(rows)
+
+    def render_line(self, y: int) -> Strip:
+        """Line y of the figure, made from the built rows directly: no Text to wrap and divide (Textual's path for
+        a `render()` result, ~20 ms a frame for this plot); the same segments, tested against that path."""
+        rows = self._rows()
+        if rows is None:
+            return super().render_line(y)
+        base = self.visual_style.rich_style
+        cache = self._strips
+        if cache is None or cache[0] != (self._rendered[0] if self._rendered else None, base):
+            width = self.size.width
+            strips = []
+            for runs in rows[:self.size.height]:
+                segments = [Segment(piece, base + style if style is not None else base) for piece, style in runs]
+                strips.append(Strip(segments).adjust_cell_length(width, base))
+            cache = self._strips = ((self._rendered[0] if self._rendered else None, base), strips)
+        strips = cache[1]
+        if 0 <= y < len(strips):
+            return strips[y]
+        return Strip.blank(self.size.width, base)
 
     def _draw(self, refresh: bool = True) -> None:
         self._dirty = False
