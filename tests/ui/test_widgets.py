@@ -87,18 +87,24 @@ async def test_bool_field_can_be_set_to_false_on_the_train_tab() -> None:
 # -- 3. Esc leaves a form field, so the global keys act again ------------------------------------------
 
 
+async def type_steps(pilot: Any, text: str) -> Any:
+    """Once the preset is loaded: the Train tab, the steps field focused and emptied, `text` typed key by key."""
+    await loaded(pilot)
+    await pilot.press("3")
+    await pilot.pause()
+    steps = field(pilot.app, "run-args", "steps")
+    steps.focus()
+    await pilot.pause()
+    steps.value = ""
+    await pilot.press(*text)
+    await pilot.pause()
+    return steps
+
+
 async def test_escape_leaves_a_train_tab_field_and_global_keys_work_again() -> None:
     app = PlaygroundApp(preset("regress"))
     async with app.run_test(size=(80, 24)) as pilot:
-        await loaded(pilot)
-        await pilot.press("3")
-        await pilot.pause()
-        steps = field(app, "run-args", "steps")
-        steps.focus()
-        await pilot.pause()
-        steps.value = ""
-        await pilot.press(*"50000")
-        await pilot.pause()
+        steps = await type_steps(pilot, "50000")
         assert app.session.training.steps == 50000
         # the footer says how to leave the field
         active = app.screen.active_bindings
@@ -130,15 +136,7 @@ async def test_steps_field_reads_1e3_and_r_refuses_while_a_field_is_invalid() ->
     10^9): the field shows an error while the session holds the last valid value, so r must not run that."""
     app = PlaygroundApp(preset("regress"))
     async with app.run_test(size=(80, 24)) as pilot:
-        await loaded(pilot)
-        await pilot.press("3")
-        await pilot.pause()
-        steps = field(app, "run-args", "steps")
-        steps.focus()
-        await pilot.pause()
-        steps.value = ""
-        await pilot.press(*"1e3")
-        await pilot.pause()
+        steps = await type_steps(pilot, "1e3")
         assert app.session.training.steps == 1000  # exponent notation naming an integer
         steps.value = ""
         await pilot.press(*"2000000000")

@@ -57,15 +57,18 @@ class MemoryEstimate:
     optimizer_state: int = 0
     activations: int = 0  # the input and every layer's output
     targets: int = 0  # at most one value per output element
+    buffers: int = 0  # running statistics (BatchNorm's running_mean/var)
 
     @property
     def total(self) -> int:
-        return self.parameters + self.gradients + self.optimizer_state + self.activations + self.targets
+        return (self.parameters + self.gradients + self.optimizer_state + self.activations + self.targets
+                + self.buffers)
 
     def describe(self) -> str:
+        buffers = f", buffers {fmt_bytes(self.buffers)}" if self.buffers else ""
         return (f"{fmt_bytes(self.total)} (parameters {fmt_bytes(self.parameters)}, gradients "
                 f"{fmt_bytes(self.gradients)}, optimizer state {fmt_bytes(self.optimizer_state)}, activations "
-                f"{fmt_bytes(self.activations)}, targets {fmt_bytes(self.targets)})")
+                f"{fmt_bytes(self.activations)}, targets {fmt_bytes(self.targets)}{buffers})")
 
 
 @dataclass
@@ -74,6 +77,7 @@ class ShapeReport:
     layers: list[LayerShape] = field(default_factory=list)
     error: ShapeError | None = None
     memory: MemoryEstimate = field(default_factory=MemoryEstimate)
+    buffers: int = 0  # buffer elements of the top-level layers walked
 
     @property
     def ok(self) -> bool:
@@ -453,10 +457,13 @@ def check_model(model: ModelSpec, input_shape: tuple[int, ...] | None = None, *,
     x, activations = _walk(model, model.layers, x, "", 0, report, src, activations)
     params = report.total_params
     trainable = report.trainable_params
+    buffers = report.buffers
     if report.error is not None:  # the layers after the error are not walked, but the model still builds them
         all_params, all_trainable = _spec_params(model)
         params, trainable = max(params, all_params), max(trainable, all_trainable)
+        buffers = max(buffers, _spec_buffers(model))
     mem = report.memory
+    mem.buffers = buffers * BYTES_PER_ELEMENT
     mem.parameters = params * BYTES_PER_ELEMENT
     mem.gradients = trainable * BYTES_PER_ELEMENT
     mem.optimizer_state = trainable * BYTES_PER_ELEMENT * optimizer_slots(optimizer, optimizer_args or {})
@@ -487,6 +494,19 @@ def _meta_tensor(shape: tuple[int, ...], what: str, also_params: int = 0) -> tor
         raise MemoryBudgetError(f"{what} of shape {list(shape)} cannot be described by PyTorch ({err}); it needs "
                                 f"{need} bytes", needed_bytes=need, budget_bytes=0,
                                 hint="use a smaller batch or smaller layers") from None
+
+
+def _spec_buffers(model: ModelSpec) -> int:
+    """Buffer elements (BatchNorm's running statistics) of every top-level layer of the spec, whatever the
+    shapes; a layer too large for torch to describe counts 0 here (its parameters refuse it)."""
+    total = 0
+    for spec in model.layers:
+        try:
+            with torch.device("meta"):
+                total += sum(b.numel() for b in build_layer(spec).buffers())
+        except Exception:  # noqa: BLE001 - bad arguments or sizes: the walk or the parameter count reports them
+            pass
+    return total
 
 
 def _spec_params(model: ModelSpec) -> tuple[int, int]:
@@ -533,6 +553,8 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
         row = LayerShape(top, path, spec.type, in_shape, None, n_params, n_train,
                          conv_arithmetic(spec, in_shape), depth)
         report.layers.append(row)
+        if depth == 0:  # a Residual's buffers include its children's: counted once, at the top
+            report.buffers += sum(b.numel() for b in module.buffers())
         if spec.type == "Residual":
             y, activations = _walk(model, spec.layers, x, f"{path}.", depth + 1, report, src, activations)
             if report.error is not None:
