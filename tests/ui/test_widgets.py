@@ -153,6 +153,8 @@ async def test_steps_field_reads_1e3_and_r_refuses_while_a_field_is_invalid() ->
         assert notes and "steps field" in notes[-1] and "Cannot train" in notes[-1], notes
         await pilot.press("n")  # one step does not read the steps field
         await wait_until(pilot, lambda: app.session.step == 1, what="one step")
+        # the Train tab unlocks in the frame after the run ends (the status says ready first)
+        await wait_until(pilot, lambda: not app.query_one(TrainControls).disabled, what="the Train tab unlocked")
         steps.value = "30"
         await pilot.pause()
         await pilot.press("escape")
