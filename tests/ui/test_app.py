@@ -404,6 +404,13 @@ async def test_training_settings_apply_to_the_session() -> None:
         assert app.session.training.steps == 7
         app.query_one(LayerTable).focus()
         await pilot.pause()
+        await pilot.press("r")  # refused: the lr field still says -1 (the session holds 0.5)
+        await settle(pilot)
+        assert app.session.step == 0 and app.run_state == "ready"
+        lr.value = "0.5"
+        await pilot.pause()
+        app.query_one(LayerTable).focus()
+        await pilot.pause()
         await pilot.press("r")
         await settle(pilot)
         assert app.session.step == 7
