@@ -40,13 +40,6 @@ def _where(text: str, pos: int) -> str:
 
 
 def _number(token: str, text: str, pos: int) -> float:
-    try:  # the common case first: float() reads every number the pattern below allows (and nan/inf, refused below)
-        value = float(token)
-    except ValueError:
-        pass
-    else:
-        if math.isfinite(value) and -FLOAT32_MAX <= value <= FLOAT32_MAX:
-            return value
     tok = token.replace("\u2212", "-")  # a typographic minus sign, as pasted from documents
     if _NONFINITE.fullmatch(tok):
         raise WeightError(f"{token!r} at {_where(text, pos)}: NaN or Inf is not allowed")
