@@ -28,3 +28,33 @@ def test_engine_sources_do_not_import_textual():
     for path in root.glob("*.py"):
         text = path.read_text()
         assert "import textual" not in text and "from textual" not in text, path
+
+
+def _loaded_after(imports: str, names: tuple[str, ...]) -> list[str]:
+    code = (
+        "import sys\n"
+        f"{imports}\n"
+        f"print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in {names!r})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return [m for m in out.stdout.strip().split(",") if m]
+
+
+def test_a_preset_preview_needs_no_torch():
+    """The app shows a preset before torch has loaded (docs/performance.md, start-up): reading every bundled
+    preset without the torch checks, the preview's shapes and the layer table's text import no torch."""
+    imports = (
+        "from tui_nn.engine.bundled import bundled_presets\n"
+        "from tui_nn.engine.preset import load_preset\n"
+        "from tui_nn.engine.shape_rules import preview, preview_input_shape\n"
+        "from tui_nn.ui.edits import call_text, scratch_preset\n"
+        "for p in [*bundled_presets(), None]:\n"
+        "    pr = load_preset(p, checked=False) if p else scratch_preset()\n"
+        "    [call_text(r.spec) for r in preview(pr.model, preview_input_shape(pr))]"
+    )
+    assert _loaded_after(imports, ("torch", "numpy")) == []
+
+
+def test_the_app_module_leaves_the_widgets_for_after_the_first_frame():
+    """`tui_nn.ui.app` draws its first frame before the widget modules (numpy, plotext, torch) are imported."""
+    assert _loaded_after("import tui_nn.ui.app", ("torch", "numpy", "plotext", "textual_plotext")) == []

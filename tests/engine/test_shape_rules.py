@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,7 +16,9 @@ from hypothesis import strategies as st
 from tui_nn.engine.model import build_layer
 from tui_nn.engine.shape_rules import SAME_SHAPE, broadcast, output_shape
 from tui_nn.engine.shapes import _known_error
-from tui_nn.engine.spec import LayerSpec
+from tui_nn.engine.bundled import bundled_presets
+from tui_nn.engine.preset import load_preset
+from tui_nn.engine.spec import LayerSpec, ModelSpec
 
 small = st.integers(1, 6)
 
@@ -115,3 +118,47 @@ def test_opening_the_common_presets_imports_no_dynamo():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+# -- the preview (a preset before torch has loaded) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", bundled_presets(), ids=lambda p: p.stem)
+def test_preview_agrees_with_the_session_wherever_it_states_something(path):
+    from tui_nn.engine.session import Session
+    from tui_nn.engine.shape_rules import preview, preview_input_shape
+
+    quick = load_preset(path, checked=False)
+    full = load_preset(path)
+    assert quick.model == full.model and quick.training == full.training and not full.pending
+    assert "weights" in quick.pending
+    rows = preview(quick.model, preview_input_shape(quick))
+    session = Session(full)
+    real = {r.path: r for r in session.report.layers}
+    assert [r.path for r in rows] == [p for p in real] or session.report.error is not None
+    stated = 0
+    for r in rows:
+        q = real.get(r.path)
+        if q is None:  # after a shape error the check stops; the preview has said nothing there either
+            assert r.output_shape is None
+            continue
+        if r.input_shape is not None:
+            assert tuple(r.input_shape) == tuple(q.input_shape), r.path
+            stated += 1
+        if r.output_shape is not None:
+            assert tuple(r.output_shape) == tuple(q.output_shape), r.path
+        if r.params is not None:
+            assert r.params == q.params, r.path
+    if "data tables" not in quick.pending:
+        assert stated >= 1  # the preview shows shapes for every preset whose inputs it can see
+
+
+def test_preview_says_nothing_past_a_mismatch():
+    from tui_nn.engine.shape_rules import preview
+
+    model = ModelSpec((4, 3), [LayerSpec("Linear", {"in_features": 3, "out_features": 5}),
+                               LayerSpec("Linear", {"in_features": 7, "out_features": 2}), LayerSpec("ReLU")])
+    rows = preview(model, (4, 3))
+    assert [r.output_shape for r in rows] == [(4, 5), None, None]
+    assert [r.input_shape for r in rows] == [(4, 3), (4, 5), None]
+    assert [r.params for r in rows] == [20, 16, 0]

@@ -630,3 +630,31 @@ async def test_fix_inside_a_residual_block_and_add_a_layer_there() -> None:
         await settle(pilot)
         assert [x.type for x in app.session.spec.layers[1].layers] == ["Linear", "ReLU", "Tanh"]
         assert app.session.report.output_shape == (2, 4)
+
+
+async def test_the_preset_is_on_screen_before_torch_has_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start-up (docs/performance.md): the first load shows the preset's layers, shapes and parameter counts by
+    arithmetic before torch is imported; tabs and the table act; what needs the model says it is loading.
+    Here the load stops after the preview, as if torch were still importing."""
+    from tui_nn.ui.app import PREVIEW_NOTE
+    from tui_nn.ui.widgets.status import StatusBar
+
+    monkeypatch.setattr(PlaygroundApp, "_load_thread", lambda self, path, initial: self._preview_preset(path))
+    app = PlaygroundApp("lab004-hand-set-network")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.built, what="the panes, after the first frame")
+        table = app.query_one(LayerTable)
+        await wait_until(pilot, lambda: table.row_count == 6, what="the preview")
+        rows = [" ".join(str(c) for c in table.get_row_at(i)) for i in range(table.row_count)]
+        assert "Linear(3, 3) ✎" in rows[0] and "[1,3] → [1,3]" in rows[0] and rows[0].endswith("12")
+        assert "Softmax(dim=1)" in rows[5]
+        assert PREVIEW_NOTE in app.query_one(StatusBar).text.plain
+        assert "preview" in str(app.query_one("#totals").render())
+        await pilot.press("down", "down")
+        assert table.cursor_row == 2
+        await pilot.press("3")
+        assert app.query_one("#tabs").active == "tab-train"
+        await pilot.press("1", "r")
+        await pilot.pause()
+        assert any("still loading" in n.message for n in app._notifications)
+        assert app.session is None and app.run_state == "loading"

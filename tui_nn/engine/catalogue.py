@@ -8,11 +8,10 @@ them from memory.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
-
-import torch
-from torch import nn
 
 # Argument kinds
 INT = "int"
@@ -64,8 +63,12 @@ class LayerType:
     args: tuple[ArgSpec, ...] = ()
     params: tuple[str, ...] = ()  # names of learnable parameters (the hand-settable ones)
     ignored_args: tuple[str, ...] = ()  # accepted for compatibility, not passed on
-    cls: type[nn.Module] | None = None
+    impl: str | None = None  # the module class, "torch.nn.Linear": imported when first built (`cls`)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cls(self) -> Any:
+        return None if self.impl is None else resolve(self.impl)
 
     def arg(self, name: str) -> ArgSpec | None:
         for a in self.args:
@@ -117,20 +120,6 @@ def _norm(dims_doc: str) -> tuple[ArgSpec, ...]:
     )
 
 
-class Pow(nn.Module):
-    """x ** exponent, element-wise: what lab 004's autograd example does to its tensor (a**3, then y**2)."""
-
-    def __init__(self, exponent: float = 2.0) -> None:
-        super().__init__()
-        self.exponent = exponent
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x ** self.exponent
-
-    def extra_repr(self) -> str:
-        return f"exponent={self.exponent}"
-
-
 _ACT_DIM = _a("dim", INT, -1, min=-8, max=8,
               doc="dimension that sums to 1 (torch's default None guesses it and warns; -1 is explicit)")
 
@@ -138,72 +127,76 @@ _TYPES: list[LayerType] = [
     LayerType("Linear", "Fully connected: y = x A^T + b", "layer",
               (_feat("in_features", "size of each input sample (last dimension)"),
                _feat("out_features", "size of each output sample"), _BIAS),
-              ("weight", "bias"), cls=nn.Linear),
-    LayerType("Conv1d", "1-D convolution over (N, C, L)", "layer", _conv(1), ("weight", "bias"), cls=nn.Conv1d),
-    LayerType("Conv2d", "2-D convolution over (N, C, H, W)", "layer", _conv(2), ("weight", "bias"), cls=nn.Conv2d),
+              ("weight", "bias"), impl="torch.nn.Linear"),
+    LayerType("Conv1d", "1-D convolution over (N, C, L)", "layer", _conv(1), ("weight", "bias"),
+              impl="torch.nn.Conv1d"),
+    LayerType("Conv2d", "2-D convolution over (N, C, H, W)", "layer", _conv(2), ("weight", "bias"),
+              impl="torch.nn.Conv2d"),
     LayerType("MaxPool2d", "2-D max pooling: the largest value in each window", "layer",
               (ArgSpec("kernel_size", INTS, None, required=True, min=1, max=2**31 - 1, dims=2, doc="window size"),
                _a("stride", INTS, None, min=1, max=2**31 - 1, dims=2, doc="window step (default: kernel_size)"),
                _a("padding", INTS, 0, min=0, max=2**31 - 1, dims=2, doc="implicit -inf padding on each side"),
                _a("dilation", INTS, 1, min=1, max=2**31 - 1, dims=2, doc="spacing between window elements"),
                _a("ceil_mode", BOOL, False, doc="round the output size up instead of down")),
-              cls=nn.MaxPool2d),
+              impl="torch.nn.MaxPool2d"),
     LayerType("AvgPool2d", "2-D average pooling: the mean of each window", "layer",
               (ArgSpec("kernel_size", INTS, None, required=True, min=1, max=2**31 - 1, dims=2, doc="window size"),
                _a("stride", INTS, None, min=1, max=2**31 - 1, dims=2, doc="window step (default: kernel_size)"),
                _a("padding", INTS, 0, min=0, max=2**31 - 1, dims=2, doc="implicit zero padding on each side"),
                _a("ceil_mode", BOOL, False, doc="round the output size up instead of down"),
                _a("count_include_pad", BOOL, True, doc="count padding zeros in the mean")),
-              cls=nn.AvgPool2d),
+              impl="torch.nn.AvgPool2d"),
     LayerType("AdaptiveAvgPool2d", "Average pooling to a fixed output size (H, W)", "layer",
               (ArgSpec("output_size", INTS, None, required=True, min=1, max=2**31 - 1, dims=2,
-                       doc="target output size"),), cls=nn.AdaptiveAvgPool2d),
+                       doc="target output size"),), impl="torch.nn.AdaptiveAvgPool2d"),
     LayerType("Flatten", "Flattens dimensions start_dim..end_dim into one", "layer",
               (_a("start_dim", INT, 1, min=-8, max=8, doc="first dimension to flatten"),
-               _a("end_dim", INT, -1, min=-8, max=8, doc="last dimension to flatten")), cls=nn.Flatten),
+               _a("end_dim", INT, -1, min=-8, max=8, doc="last dimension to flatten")), impl="torch.nn.Flatten"),
     LayerType("Dropout", "Zeroes each element with probability p while training (scales the rest by 1/(1-p))",
               "layer", (_a("p", FLOAT, 0.5, min=0.0, max=1.0, doc="probability of an element being zeroed"),),
-              ignored_args=_INPLACE, cls=nn.Dropout),
+              ignored_args=_INPLACE, impl="torch.nn.Dropout"),
     LayerType("BatchNorm1d", "Normalises each feature over the batch, (N, C) or (N, C, L)", "layer",
-              _norm("(N, C) or (N, C, L)"), ("weight", "bias"), cls=nn.BatchNorm1d),
+              _norm("(N, C) or (N, C, L)"), ("weight", "bias"), impl="torch.nn.BatchNorm1d"),
     LayerType("BatchNorm2d", "Normalises each channel over the batch, (N, C, H, W)", "layer",
-              _norm("(N, C, H, W)"), ("weight", "bias"), cls=nn.BatchNorm2d),
+              _norm("(N, C, H, W)"), ("weight", "bias"), impl="torch.nn.BatchNorm2d"),
     LayerType("LayerNorm", "Normalises over the last dimensions of each sample", "layer",
               (ArgSpec("normalized_shape", INTS, None, required=True, min=1, max=2**31 - 1, dims=0,
                        doc="the trailing shape to normalise over (int or list)"),
                _a("eps", FLOAT, 1e-5, min=0.0, doc="added to the variance for stability"),
                _a("elementwise_affine", BOOL, True, doc="learn a per-element scale and shift"),
                _a("bias", BOOL, True, doc="learn the shift (with elementwise_affine)")),
-              ("weight", "bias"), cls=nn.LayerNorm),
-    LayerType("Identity", "Passes its input through unchanged", "layer", cls=nn.Identity),
+              ("weight", "bias"), impl="torch.nn.LayerNorm"),
+    LayerType("Identity", "Passes its input through unchanged", "layer", impl="torch.nn.Identity"),
     # activations
-    LayerType("ReLU", "max(0, x)", "activation", ignored_args=_INPLACE, cls=nn.ReLU),
+    LayerType("ReLU", "max(0, x)", "activation", ignored_args=_INPLACE, impl="torch.nn.ReLU"),
     LayerType("LeakyReLU", "x if x > 0 else negative_slope * x", "activation",
-              (_a("negative_slope", FLOAT, 0.01, doc="slope for x < 0"),), ignored_args=_INPLACE, cls=nn.LeakyReLU),
+              (_a("negative_slope", FLOAT, 0.01, doc="slope for x < 0"),), ignored_args=_INPLACE,
+              impl="torch.nn.LeakyReLU"),
     LayerType("PReLU", "LeakyReLU with a learned slope a", "activation",
               (_a("num_parameters", INT, 1, min=1, max=2**31 - 1, doc="1, or the number of input channels"),
-               _a("init", FLOAT, 0.25, doc="initial slope")), ("weight",), cls=nn.PReLU),
+               _a("init", FLOAT, 0.25, doc="initial slope")), ("weight",), impl="torch.nn.PReLU"),
     LayerType("ELU", "x if x > 0 else alpha * (exp(x) - 1)", "activation",
               (_a("alpha", FLOAT, 1.0, doc="value approached for large negative x"),), ignored_args=_INPLACE,
-              cls=nn.ELU),
+              impl="torch.nn.ELU"),
     LayerType("SELU", "scale * ELU(x, alpha) with fixed self-normalising constants", "activation",
-              ignored_args=_INPLACE, cls=nn.SELU),
+              ignored_args=_INPLACE, impl="torch.nn.SELU"),
     LayerType("GELU", "x * Phi(x), Phi the standard normal CDF", "activation",
               (_a("approximate", CHOICE, "none", choices=("none", "tanh"), doc="exact or tanh approximation"),),
-              cls=nn.GELU),
-    LayerType("SiLU", "x * sigmoid(x) (swish)", "activation", ignored_args=_INPLACE, cls=nn.SiLU),
-    LayerType("Mish", "x * tanh(softplus(x))", "activation", ignored_args=_INPLACE, cls=nn.Mish),
+              impl="torch.nn.GELU"),
+    LayerType("SiLU", "x * sigmoid(x) (swish)", "activation", ignored_args=_INPLACE, impl="torch.nn.SiLU"),
+    LayerType("Mish", "x * tanh(softplus(x))", "activation", ignored_args=_INPLACE, impl="torch.nn.Mish"),
     LayerType("Softplus", "log(1 + exp(beta * x)) / beta", "activation",
               (_a("beta", FLOAT, 1.0, doc="sharpness"),
-               _a("threshold", FLOAT, 20.0, doc="above beta*x > threshold it is linear")), cls=nn.Softplus),
-    LayerType("Sigmoid", "1 / (1 + exp(-x)), squashes to (0, 1)", "activation", cls=nn.Sigmoid),
-    LayerType("Tanh", "tanh(x), squashes to (-1, 1)", "activation", cls=nn.Tanh),
+               _a("threshold", FLOAT, 20.0, doc="above beta*x > threshold it is linear")), impl="torch.nn.Softplus"),
+    LayerType("Sigmoid", "1 / (1 + exp(-x)), squashes to (0, 1)", "activation", impl="torch.nn.Sigmoid"),
+    LayerType("Tanh", "tanh(x), squashes to (-1, 1)", "activation", impl="torch.nn.Tanh"),
     LayerType("Softmax", "exp(x_i) / sum_j exp(x_j) along dim: probabilities that sum to 1", "activation",
-              (_ACT_DIM,), cls=nn.Softmax, extra={"always": ("dim",)}),
+              (_ACT_DIM,), impl="torch.nn.Softmax", extra={"always": ("dim",)}),
     LayerType("LogSoftmax", "log(Softmax(x)) along dim, computed stably", "activation", (_ACT_DIM,),
-              cls=nn.LogSoftmax, extra={"always": ("dim",)}),
+              impl="torch.nn.LogSoftmax", extra={"always": ("dim",)}),
     LayerType("Pow", "x ** exponent, element-wise (torch.pow; no torch.nn class: a one-line module)",
-              "activation", (_a("exponent", FLOAT, 2.0, min=-1e6, max=1e6, doc="the power"),), cls=Pow),
+              "activation", (_a("exponent", FLOAT, 2.0, min=-1e6, max=1e6, doc="the power"),),
+              impl="tui_nn.engine.modules.Pow"),
     LayerType("Residual", "A block of layers whose output is added to its input: x + f(x)", "block"),
 ]
 
@@ -212,19 +205,16 @@ CATALOGUE: dict[str, LayerType] = {t.name: t for t in _TYPES}
 LAYER_KEYS = ("type", "frozen", "init")  # keys every layer entry may carry besides its args/params
 
 
+@lru_cache(maxsize=None)
+def resolve(path: str) -> Any:
+    """The class named by a dotted path ("torch.nn.Linear"), imported on first use: the catalogue itself does not
+    import torch, so a preset is read and its shapes shown before torch has loaded (docs/performance.md)."""
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
 def layer_type(name: str) -> LayerType:
     return CATALOGUE[name]
-
-
-class Residual(nn.Module):
-    """x + body(x). The body's output must have the input's shape."""
-
-    def __init__(self, *layers: nn.Module) -> None:
-        super().__init__()
-        self.body = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
 
 
 def torch_kwargs(lt: LayerType, args: dict[str, Any]) -> dict[str, Any]:

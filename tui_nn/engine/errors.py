@@ -62,6 +62,11 @@ class MemoryBudgetError(EngineError):
         self.budget_bytes = budget_bytes
 
 
+INPUT_FIX = -1  # Fix.layer value meaning "the model's input_shape"
+INSERT = "__insert__"  # Fix.arg value meaning "insert layer type `value` before `layer`"
+REMOVE = "__remove__"  # Fix.arg value meaning "remove layer `layer`"
+
+
 @dataclass(frozen=True)
 class Fix:
     """A concrete, applicable fix: set argument `arg` of layer `layer` to `value`.

@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from .catalogue import CATALOGUE, Pow, Residual, torch_kwargs
+from .catalogue import CATALOGUE, torch_kwargs
+from .modules import Pow, Residual
 from .errors import EngineError
 from .model import init_module, iter_specs
 from .objectives import LOSSES, OPTIMIZERS

@@ -8,7 +8,8 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from .catalogue import CATALOGUE, Residual, torch_kwargs
+from .catalogue import CATALOGUE, torch_kwargs
+from .modules import Residual
 from .errors import PresetError, WeightError
 from .spec import LayerSpec, ModelSpec
 

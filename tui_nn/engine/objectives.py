@@ -5,10 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch import nn
-
-from .catalogue import BOOL, CHOICE, FLOAT, INT, ArgSpec, _a
+from .catalogue import BOOL, CHOICE, FLOAT, INT, ArgSpec, _a, resolve
 from .errors import EngineError
 
 
@@ -17,8 +14,12 @@ class Objective:
     name: str
     doc: str
     args: tuple[ArgSpec, ...]
-    cls: type
+    impl: str  # the torch class, "torch.optim.Adam": imported on first use (`cls`), not with the catalogue
     kind: str = "regression"  # for losses: "regression", "classification", "binary"
+
+    @property
+    def cls(self) -> Any:
+        return resolve(self.impl)
 
     def arg(self, name: str) -> ArgSpec | None:
         for a in self.args:
@@ -30,21 +31,21 @@ class Objective:
 _RED = _a("reduction", CHOICE, "mean", choices=("mean", "sum", "none"), doc="how per-element losses are combined")
 
 LOSSES: dict[str, Objective] = {o.name: o for o in [
-    Objective("MSELoss", "mean of (output - target)^2", (_RED,), nn.MSELoss),
-    Objective("L1Loss", "mean of |output - target|", (_RED,), nn.L1Loss),
+    Objective("MSELoss", "mean of (output - target)^2", (_RED,), "torch.nn.MSELoss"),
+    Objective("L1Loss", "mean of |output - target|", (_RED,), "torch.nn.L1Loss"),
     Objective("SmoothL1Loss", "L1 for large errors, squared below beta", (_RED, _a("beta", FLOAT, 1.0, min=0.0)),
-              nn.SmoothL1Loss),
+              "torch.nn.SmoothL1Loss"),
     Objective("HuberLoss", "squared below delta, linear above",
               (_RED, _a("delta", FLOAT, 1.0, min=0.0, min_open=True, doc="where squared turns linear (> 0)")),
-              nn.HuberLoss),
+              "torch.nn.HuberLoss"),
     Objective("CrossEntropyLoss", "log-softmax of the scores + negative log-likelihood of the target class",
               (_RED, _a("label_smoothing", FLOAT, 0.0, min=0.0, max=1.0),
-               _a("ignore_index", INT, -100)), nn.CrossEntropyLoss, "classification"),
+               _a("ignore_index", INT, -100)), "torch.nn.CrossEntropyLoss", "classification"),
     Objective("NLLLoss", "negative log-likelihood of the target class, from log-probabilities",
-              (_RED, _a("ignore_index", INT, -100)), nn.NLLLoss, "classification"),
-    Objective("BCELoss", "binary cross-entropy on probabilities in [0, 1]", (_RED,), nn.BCELoss, "binary"),
+              (_RED, _a("ignore_index", INT, -100)), "torch.nn.NLLLoss", "classification"),
+    Objective("BCELoss", "binary cross-entropy on probabilities in [0, 1]", (_RED,), "torch.nn.BCELoss", "binary"),
     Objective("BCEWithLogitsLoss", "sigmoid + binary cross-entropy, numerically stable", (_RED,),
-              nn.BCEWithLogitsLoss, "binary"),
+              "torch.nn.BCEWithLogitsLoss", "binary"),
 ]}
 
 _LR = ArgSpec("lr", FLOAT, 0.01, min=0.0, doc="learning rate")
@@ -58,23 +59,23 @@ OPTIMIZERS: dict[str, Objective] = {o.name: o for o in [
               (_LR, _a("momentum", FLOAT, 0.0, min=0.0, doc="fraction of the last update kept"),
                _a("dampening", FLOAT, 0.0, min=0.0, max=1.0, doc="damping of momentum"),
                _WD, _a("nesterov", BOOL, False, doc="Nesterov momentum (needs momentum > 0, dampening 0)")),
-              torch.optim.SGD),
+              "torch.optim.SGD"),
     Objective("Adagrad", "per-weight lr scaled by the root of the summed squared gradients",
               (ArgSpec("lr", FLOAT, 0.01, min=0.0, doc="learning rate"),
                _a("lr_decay", FLOAT, 0.0, min=0.0), _WD,
                _a("initial_accumulator_value", FLOAT, 0.0, min=0.0), _a("eps", FLOAT, 1e-10, min=0.0)),
-              torch.optim.Adagrad),
+              "torch.optim.Adagrad"),
     Objective("RMSprop", "per-weight lr scaled by a moving average of squared gradients",
               (_LR, _a("alpha", FLOAT, 0.99, min=0.0, max=1.0, doc="smoothing constant"), _EPS, _WD,
-               _a("momentum", FLOAT, 0.0, min=0.0), _a("centered", BOOL, False)), torch.optim.RMSprop),
+               _a("momentum", FLOAT, 0.0, min=0.0), _a("centered", BOOL, False)), "torch.optim.RMSprop"),
     Objective("Adam", "momentum (first moment) + RMSprop (second moment), bias-corrected",
               (ArgSpec("lr", FLOAT, 0.001, min=0.0, doc="learning rate"),
                _BETAS,
-               _EPS, _WD, _a("amsgrad", BOOL, False)), torch.optim.Adam),
+               _EPS, _WD, _a("amsgrad", BOOL, False)), "torch.optim.Adam"),
     Objective("AdamW", "Adam with decoupled weight decay",
               (ArgSpec("lr", FLOAT, 0.001, min=0.0, doc="learning rate"),
                _BETAS,
-               _EPS, _a("weight_decay", FLOAT, 0.01, min=0.0), _a("amsgrad", BOOL, False)), torch.optim.AdamW),
+               _EPS, _a("weight_decay", FLOAT, 0.01, min=0.0), _a("amsgrad", BOOL, False)), "torch.optim.AdamW"),
 ]}
 
 

@@ -458,8 +458,8 @@ def _prescan(text: str, source: str) -> None:
         i += 1
 
 
-def loads_preset(text: str, source: str = "<string>") -> Preset:
-    """Parse and validate preset text. Raises PresetError."""
+def loads_preset(text: str, source: str = "<string>", *, checked: bool = True) -> Preset:
+    """Parse and validate preset text. Raises PresetError. `checked=False`: see `preset_from_dict`."""
     if len(text) > MAX_FILE_BYTES:
         raise PresetError(f"file too large ({len(text)} bytes; at most {MAX_FILE_BYTES})", source=source)
     _prescan(text, source)
@@ -472,10 +472,13 @@ def loads_preset(text: str, source: str = "<string>") -> Preset:
                           line=int(m.group(1)) if m else None) from None
     except RecursionError:
         raise PresetError("nested too deeply", source=source) from None
-    return preset_from_dict(raw, source)
+    return preset_from_dict(raw, source, checked=checked)
 
 
-def preset_from_dict(raw: dict[str, Any], source: str = "<preset>") -> Preset:
+def preset_from_dict(raw: dict[str, Any], source: str = "<preset>", *, checked: bool = True) -> Preset:
+    """The preset of a parsed file. `checked=False` leaves out the two checks that need torch (the data tables
+    and the hand-set weights against the built layers) and the data tables themselves: the app's preview of a
+    preset before torch has loaded (`load_preset(..., checked=False)`); the real load checks everything."""
     for key in raw:
         if key not in _File.model_fields:
             raise PresetError(f"unknown section [{key}]{did_you_mean(key, _File.model_fields)}; expected: "
@@ -495,11 +498,12 @@ def preset_from_dict(raw: dict[str, Any], source: str = "<preset>") -> Preset:
             raise PresetError(f"inputs have shape {list(shape)} but model.input_shape is {list(model.input_shape)}: "
                               f"each sample must have shape {want} (the first dimension counts samples)",
                               source=source, field="data.inputs")
-    from .datasets import parse_data_tables  # late import: torch-heavy
+    if checked:
+        from .datasets import parse_data_tables  # late import: torch-heavy
 
-    data.dataset, data.csv = parse_data_tables(doc.data.dataset, doc.data.csv, inputs=doc.data.inputs,
-                                               targets=doc.data.targets, source=source,
-                                               input_shape=model.input_shape)
+        data.dataset, data.csv = parse_data_tables(doc.data.dataset, doc.data.csv, inputs=doc.data.inputs,
+                                                   targets=doc.data.targets, source=source,
+                                                   input_shape=model.input_shape)
     t = doc.training
     optimizer = t.optimizer if t.optimizer is not None else {"type": "SGD", "lr": 0.01}
     scheduler = None
@@ -522,16 +526,20 @@ def preset_from_dict(raw: dict[str, Any], source: str = "<preset>") -> Preset:
         scheduler=scheduler, target_accuracy=t.target_accuracy,
     )
     name = doc.preset.name or Path(source).stem
+    pending = () if checked else (("data tables",) if doc.data.dataset is not None or doc.data.csv is not None
+                                  else ()) + ("weights",)
     preset = Preset(name=name, model=model, description=doc.preset.description, lab=doc.preset.lab,
-                    data=data, training=training, source=source)
-    from .model import validate_params  # late import: model.py imports torch-heavy code
+                    data=data, training=training, source=source, pending=pending)
+    if checked:
+        from .model import validate_params  # late import: model.py imports torch-heavy code
 
-    validate_params(model, source)
+        validate_params(model, source)
     return preset
 
 
-def load_preset(path: str | os.PathLike[str]) -> Preset:
-    """Load a preset from a file path, or a bundled preset by name (`lab004-...`)."""
+def load_preset(path: str | os.PathLike[str], *, checked: bool = True) -> Preset:
+    """Load a preset from a file path, or a bundled preset by name (`lab004-...`). `checked=False`: a preview
+    without torch (`preset_from_dict`)."""
     p = Path(path)
     if not p.exists():
         bundled = find_bundled(str(path))
@@ -553,7 +561,7 @@ def load_preset(path: str | os.PathLike[str]) -> Preset:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise PresetError(f"not UTF-8 text (byte {err.start})", source=str(p)) from None
-    return loads_preset(text, str(p))
+    return loads_preset(text, str(p), checked=checked)
 
 
 def _layer_to_dict(spec: LayerSpec) -> dict[str, Any]:

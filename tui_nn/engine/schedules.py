@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from .catalogue import FLOAT, INT, ArgSpec, _a
 from .errors import EngineError, PresetError
 from .objectives import Objective
@@ -21,15 +19,15 @@ SCHEDULERS: dict[str, Objective] = {o.name: o for o in [
               (ArgSpec("step_size", INT, None, required=True, min=1, max=2**31 - 1,
                        doc="steps between two decays"),
                _a("gamma", FLOAT, 0.1, min=0.0, doc="factor applied at each decay")),
-              torch.optim.lr_scheduler.StepLR),
+              "torch.optim.lr_scheduler.StepLR"),
     Objective("ExponentialLR", "lr *= gamma every step",
               (ArgSpec("gamma", FLOAT, None, required=True, min=0.0, doc="factor applied every step"),),
-              torch.optim.lr_scheduler.ExponentialLR),
+              "torch.optim.lr_scheduler.ExponentialLR"),
     Objective("CosineAnnealingLR", "lr follows half a cosine from its start value down to eta_min over T_max steps",
               (ArgSpec("T_max", INT, None, required=True, min=1, max=2**31 - 1,
                        doc="steps of the half cosine (then it rises again)"),
                _a("eta_min", FLOAT, 0.0, min=0.0, doc="the lowest learning rate")),
-              torch.optim.lr_scheduler.CosineAnnealingLR),
+              "torch.optim.lr_scheduler.CosineAnnealingLR"),
 ]}
 
 

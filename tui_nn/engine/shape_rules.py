@@ -13,10 +13,11 @@ device over random layers and inputs.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from .catalogue import CATALOGUE, full_args, pair
-from .spec import LayerSpec
+from .spec import GeneratorSpec, LayerSpec, ModelSpec, Preset
 
 Shape = tuple[int, ...]
 
@@ -159,3 +160,86 @@ def broadcast(a: Shape, b: Shape) -> Shape | None:
 
 
 __all__ = ["output_shape", "broadcast", "RULES", "SAME_SHAPE"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the preview: a preset's layers before torch has loaded
+
+
+def param_count(spec: LayerSpec) -> int | None:
+    """The layer's parameter count by arithmetic, or None where only building it would tell."""
+    lt = CATALOGUE.get(spec.type)
+    if lt is None:
+        return None
+    if not lt.params:
+        return 0
+    try:
+        a = full_args(lt, spec.args)
+        if spec.type == "Linear":
+            return a["in_features"] * a["out_features"] + (a["out_features"] if a["bias"] else 0)
+        if spec.type in ("Conv1d", "Conv2d"):
+            k = math.prod(pair(a["kernel_size"], 1 if spec.type == "Conv1d" else 2))
+            out = a["out_channels"]
+            return out * (a["in_channels"] // a["groups"]) * k + (out if a["bias"] else 0)
+        if spec.type in ("BatchNorm1d", "BatchNorm2d"):
+            return 2 * a["num_features"] if a["affine"] else 0
+        if spec.type == "LayerNorm":
+            n = math.prod(pair(a["normalized_shape"], 1))
+            return n * (1 + bool(a.get("bias", True))) if a["elementwise_affine"] else 0
+        if spec.type == "PReLU":
+            return a["num_parameters"]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
+@dataclass
+class PreviewRow:
+    path: str
+    depth: int
+    spec: LayerSpec
+    input_shape: Shape | None  # None: not known before torch has checked an earlier layer
+    output_shape: Shape | None
+    params: int | None
+
+
+def preview_input_shape(preset: Preset) -> Shape | None:
+    """The inputs' shape as the session will make them (data.planned_input_shape without torch), or None when
+    they come from a data set or CSV table the preview did not read."""
+    data = preset.data
+    if "data tables" in preset.pending or data.dataset is not None or data.csv is not None:
+        return None
+    if data.inputs is None:
+        return tuple(preset.model.input_shape)
+    if isinstance(data.inputs, GeneratorSpec):
+        return tuple(data.inputs.shape)
+    from .preset import check_numbers
+
+    return check_numbers(data.inputs, "data.inputs")
+
+
+def preview(model: ModelSpec, input_shape: Shape | None) -> list[PreviewRow]:
+    """Every layer (Residual bodies flattened, as the layer table shows them) with the shapes and parameter
+    counts arithmetic gives for certain. After the first layer it cannot tell (an unusual layer, or a mismatch,
+    which only the real check words), the shapes are None; all of them when `input_shape` is (inputs from a data
+    table: `preview_input_shape`). Used to show a preset while torch loads; the session's
+    shape check replaces it."""
+    rows: list[PreviewRow] = []
+
+    def walk(layers: list[LayerSpec], prefix: str, depth: int, shape: Shape | None) -> Shape | None:
+        for i, spec in enumerate(layers):
+            row = PreviewRow(f"{prefix}{i}", depth, spec, shape, None, param_count(spec))
+            rows.append(row)
+            if spec.type == "Residual":
+                body = walk(spec.layers, f"{row.path}.", depth + 1, shape)
+                row.params = None if any(r.params is None for r in rows[rows.index(row) + 1:]) else \
+                    sum(r.params or 0 for r in rows[rows.index(row) + 1:] if r.depth == depth + 1)
+                out = shape if shape is not None and body is not None and broadcast(shape, body) == shape else None
+            else:
+                out = output_shape(spec, shape) if shape is not None else None
+            row.output_shape = out
+            shape = out
+        return shape
+
+    walk(model.layers, "", 0, None if input_shape is None else tuple(input_shape))
+    return rows

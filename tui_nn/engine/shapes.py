@@ -18,16 +18,13 @@ from typing import Any
 import torch
 
 from .catalogue import CATALOGUE, full_args, pair
-from .errors import EngineError, Fix, MemoryBudgetError, ShapeError
+from .errors import INPUT_FIX, INSERT, REMOVE, EngineError, Fix, MemoryBudgetError, ShapeError
 from .model import build_layer
 from .shape_rules import broadcast, output_shape
 from .spec import LayerSpec, ModelSpec
 
 CPU_RERUN_MAX_ELEMENTS = 2_000_000  # re-run a failing layer on the CPU for torch's CPU wording below this
 CPU_RERUN_MAX_PARAMS = 10_000_000  # ... and only a layer with at most this many parameters (counted on meta)
-INPUT_FIX = -1  # Fix.layer value meaning "the model's input_shape"
-INSERT = "__insert__"  # Fix.arg value meaning "insert layer type `value` before `layer`"
-REMOVE = "__remove__"  # Fix.arg value meaning "remove layer `layer`"
 BYTES_PER_ELEMENT = 4  # float32
 MAX_ELEMENTS = 2**60  # a float32 tensor of more elements has more bytes than torch's sizes can hold
 

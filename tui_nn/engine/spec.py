@@ -159,6 +159,7 @@ class Preset:
     data: DataSpec = field(default_factory=DataSpec)
     training: TrainingSpec = field(default_factory=TrainingSpec)
     source: str = "<preset>"
+    pending: tuple[str, ...] = ()  # a preview (`load_preset(..., checked=False)`): what was not read or checked
 
     def copy(self) -> "Preset":
         return copy.deepcopy(self)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from rich.text import Text
 from textual import on, work
@@ -21,26 +21,48 @@ from textual.app import App
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from .commands import PlaygroundCommands
 from .insight import INSIGHT_BINDINGS, InsightMixin
-from .messages import (EngineDone, EngineFailed, LoadFailed, PresetsListed, SessionLoaded, TrainFailed,
-                       TrainFinished, TrainProgress)
-from .screens.dialogs import ErrorModal, GeneratorModal, InitModal, SaveModal, TextEditModal
-from .screens.help import HelpScreen
-from .screens.layer_form import LayerFormScreen
-from .screens.pickers import LayerPicker, PresetPicker
-from .widgets.boundary import BoundaryPane
-from .widgets.controls import TrainControls
-from .widgets.data import DataPane, InfoPane, Instructions
-from .widgets.layers import ErrorPanel, LayerTable, Totals
-from .widgets.plot import LossPlot
+from .messages import (EngineDone, EngineFailed, LoadFailed, PresetPreview, PresetsListed, SessionLoaded,
+                       TrainFailed, TrainFinished, TrainProgress)
 from .widgets.status import StatusBar
-from .widgets.tensors import TensorEntry, TensorList, TensorsPane, TensorView
+
+if TYPE_CHECKING:  # imported for real by _import_ui, after the first frame
+    from .screens.dialogs import ErrorModal, GeneratorModal, InitModal, SaveModal, TextEditModal
+    from .screens.help import HelpScreen
+    from .screens.layer_form import LayerFormScreen
+    from .screens.pickers import LayerPicker, PresetPicker
+    from .widgets.boundary import BoundaryPane
+    from .widgets.controls import TrainControls
+    from .widgets.data import DataPane, InfoPane, Instructions
+    from .widgets.layers import ErrorPanel, LayerTable, Totals
+    from .widgets.plot import LossPlot
+    from .widgets.tensors import TensorEntry, TensorList, TensorsPane, TensorView
+
+
+def _import_ui() -> None:
+    """The widget and screen modules (numpy, plotext and ours: about 0.4 s on the lab VM), imported after the
+    first frame is drawn: the first frame is the tab bar and the status line (docs/performance.md, start-up)."""
+    global ErrorModal, GeneratorModal, InitModal, SaveModal, TextEditModal, HelpScreen, LayerFormScreen
+    global LayerPicker, PresetPicker, BoundaryPane, TrainControls, DataPane, InfoPane, Instructions
+    global ErrorPanel, LayerTable, Totals, LossPlot, TensorEntry, TensorList, TensorsPane, TensorView
+    from .screens.dialogs import ErrorModal, GeneratorModal, InitModal, SaveModal, TextEditModal
+    from .screens.help import HelpScreen
+    from .screens.layer_form import LayerFormScreen
+    from .screens.pickers import LayerPicker, PresetPicker
+    from .widgets.boundary import BoundaryPane
+    from .widgets.controls import TrainControls
+    from .widgets.data import DataPane, InfoPane, Instructions
+    from .widgets.layers import ErrorPanel, LayerTable, Totals
+    from .widgets.plot import LossPlot
+    from .widgets.tensors import TensorEntry, TensorList, TensorsPane, TensorView
 
 TABS = ("layers", "tensors", "train", "data", "info", "boundary")
+PREVIEW_NOTE = "loading PyTorch…"  # the status line's note while the preset's preview is shown
+SKELETON_TABS = " 1 Layers  2 Tensors  3 Train  4 Data  5 Info  6 Boundary"  # the first frame's tab line
 LIVE_TENSOR_INTERVAL = 0.25  # seconds between live refreshes of a parameter shown while training
 STATUS_INTERVAL = 0.2  # seconds between status-bar updates while training (terminal output: docs/performance.md)
 MAX_QUEUED = 16  # layer edits and undos queued behind the one being applied
@@ -121,6 +143,9 @@ class PlaygroundApp(InsightMixin, App[int]):
         self.saved_on_quit: str | None = None  # the autosave written when quitting, if any
         self._queued: list[Callable[[], None]] = []  # edits asked for while another was being applied
         self.runs: Any = None  # the engine's RunRegistry, kept across the sessions opened (runs compared)
+        self.built = False  # the panes' widgets are mounted (`_build`, right after the first frame)
+        self._preview_drawn = threading.Event()  # the preset's preview is on screen (the load worker waits for it)
+        self._previewed = False  # the layer table shows the preview of the load under way
 
     def runner(self) -> Any:
         with self._runner_lock:  # the load worker and the train worker may both ask first
@@ -133,34 +158,45 @@ class PlaygroundApp(InsightMixin, App[int]):
     # -- layout ----------------------------------------------------------------------------------
 
     def compose(self):  # noqa: ANN201
-        with TabbedContent(id="tabs", initial="tab-layers"):
-            with TabPane("1 Layers", id="tab-layers"):
-                with Horizontal(id="layers-split"):
-                    with Vertical(id="layers-main"):
-                        yield LayerTable(id="layer-table")
-                        yield ErrorPanel("", id="error-panel", markup=False)
-                        yield Totals("loading…", id="totals", markup=False)
-                    with Vertical(id="layers-side"):
-                        yield Instructions(id="instructions")
-                        yield LossPlot(id="side-plot")
-            with TabPane("2 Tensors", id="tab-tensors"):
-                yield TensorsPane(id="tensors")
-            with TabPane("3 Train", id="tab-train"):
-                with Horizontal(id="train-split"):
-                    yield TrainControls(id="controls")
-                    yield LossPlot(id="plot")
-            with TabPane("4 Data", id="tab-data"):
-                yield DataPane(id="data")
-            with TabPane("5 Info", id="tab-info"):
-                yield InfoPane(id="info")
-            with TabPane("6 Boundary", id="tab-boundary"):
-                yield BoundaryPane(id="boundary")
+        """The first frame: the tab names, the status line and the keys, drawn before the panes' modules (numpy,
+        plotext, our widgets) are imported and before Textual's TabbedContent is built (together ~0.5 s on the
+        lab VM). `_build` puts the real tabs and panes in its place right after (docs/performance.md, start-up)."""
+        yield Static(SKELETON_TABS, id="skeleton", markup=False)
         yield StatusBar(id="status")
         yield Footer(compact=True)
+
+    def _tabs(self) -> TabbedContent:
+        """The tabs and their panes' widgets (after `_import_ui`)."""
+        layers = Horizontal(
+            Vertical(LayerTable(id="layer-table"), ErrorPanel("", id="error-panel", markup=False),
+                     Totals("loading…", id="totals", markup=False), id="layers-main"),
+            Vertical(Instructions(id="instructions"), LossPlot(id="side-plot"), id="layers-side"),
+            id="layers-split")
+        tabs = TabbedContent(id="tabs", initial="tab-layers")
+        for pane in (
+            TabPane("1 Layers", layers, id="tab-layers"),
+            TabPane("2 Tensors", TensorsPane(id="tensors"), id="tab-tensors"),
+            TabPane("3 Train", Horizontal(TrainControls(id="controls"), LossPlot(id="plot"), id="train-split"),
+                    id="tab-train"),
+            TabPane("4 Data", DataPane(id="data"), id="tab-data"),
+            TabPane("5 Info", InfoPane(id="info"), id="tab-info"),
+            TabPane("6 Boundary", BoundaryPane(id="boundary"), id="tab-boundary"),
+        ):
+            tabs.compose_add_child(pane)  # what `with TabbedContent():` in a compose does
+        return tabs
 
     def on_mount(self) -> None:
         self.query_one(StatusBar).show(state="loading", step=0, loss=None, device="…",
                                        note=f"opening {self.preset_path or 'the scratch network'}…")
+        self.call_after_refresh(self._build)
+
+    async def _build(self) -> None:
+        """After the first frame: the panes' widgets, then the preset (in a worker)."""
+        _import_ui()
+        skeleton = self.query_one("#skeleton")
+        await self.mount(self._tabs(), before=skeleton)
+        await skeleton.remove()
+        self.built = True
         self.query_one(LayerTable).focus()
         self._load(self.preset_path, initial=True)
 
@@ -175,7 +211,10 @@ class PlaygroundApp(InsightMixin, App[int]):
     def _load_thread(self, path: str | None, initial: bool) -> None:
         """Open a preset or a session file (.tuinn). The session is posted as soon as it is built; what only
         later actions need (the first optimizer's imports, the bundled presets for the picker, the trainer
-        process) is prepared after that, so the preset is on screen and keys act first."""
+        process) is prepared after that, so the preset is on screen and keys act first. The first load shows a
+        preview before torch is imported (`_preview`)."""
+        if initial:
+            self._preview_preset(path)
         try:
             from tui_nn.engine.devices import list_devices
             from tui_nn.engine.errors import DeviceError, EngineError
@@ -236,6 +275,39 @@ class PlaygroundApp(InsightMixin, App[int]):
         if initial:
             self._warm_up()
 
+    def _preview_preset(self, path: str | None) -> None:
+        """In the load worker, before torch is imported (~2 s on the lab VM): the preset read without the checks
+        that need torch, its layers posted with the shapes and parameter counts arithmetic gives. Keys act on
+        the preview (tabs, the table, help); what needs the model waits for the session. Then the worker waits
+        (at most a second) for the preview's frame: torch's import holds the GIL most of the time."""
+        try:
+            from tui_nn.engine.preset import load_preset
+            from tui_nn.engine.shape_rules import preview, preview_input_shape
+
+            from . import edits
+
+            if path and path.strip().endswith(".tuinn"):
+                return
+            preset = load_preset(path, checked=False) if path else edits.scratch_preset()
+            rows = preview(preset.model, preview_input_shape(preset))
+        except Exception:  # noqa: BLE001 - no preview: the real load below says what is wrong
+            return
+        self._preview_drawn.clear()
+        self.post_message(PresetPreview(preset, rows))
+        self._preview_drawn.wait(1.0)
+
+    def on_preset_preview(self, msg: PresetPreview) -> None:
+        if self.session is None and self.built:
+            self._previewed = True
+            self.query_one(LayerTable).show_preview(msg.rows)
+            known = [r.params for r in msg.rows if r.depth == 0]
+            total = "…" if any(p is None for p in known) else f"{sum(known):,}"
+            self.query_one(Totals).update(Text.assemble(("params ", "dim"), (total, "bold"),
+                                                        ("  (preview: PyTorch is loading)", "dim")))
+            self.query_one(StatusBar).show(state="loading", step=0, loss=None, device="…", name=msg.preset.name,
+                                           note=PREVIEW_NOTE)
+        self.call_after_refresh(self._preview_drawn.set)
+
     def _warm_up(self) -> None:
         """Behind the first interactive frame (in the load worker): the first optimizer of a process imports
         torch._dynamo (about a second; a throwaway one takes that cost here, not the first step), the bundled
@@ -294,7 +366,8 @@ class PlaygroundApp(InsightMixin, App[int]):
         self.run_state = "ready"
         await self.query_one(TrainControls).load(self.session, self.devices)
         err = self.session.report.error
-        self._changed(select=(err.path or str(err.layer)) if err is not None else "0")
+        previewed, self._previewed = self._previewed, False  # the cursor stays where it was moved in the preview
+        self._changed(select=(err.path or str(err.layer)) if err is not None else None if previewed else "0")
         if msg.note:
             self.notify(msg.note, severity="warning", markup=False)
         self.loaded.set()
@@ -479,7 +552,7 @@ class PlaygroundApp(InsightMixin, App[int]):
 
     def _busy_reason(self) -> str | None:
         if self.session is None or self.run_state == "loading":
-            return "the preset is still loading"
+            return "the preset is still loading (PyTorch first: a few seconds at start-up)"
         if self.running:
             return "training is running (s stops it, p pauses)"
         if self.run_state == "busy":
@@ -503,6 +576,8 @@ class PlaygroundApp(InsightMixin, App[int]):
             self.call_later(self._queued.pop(0))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if not self.built:  # the first frame, before the panes exist (a fraction of a second)
+            return action == "quit"
         state = self.run_state
         if action == "pause":
             return state == "running"

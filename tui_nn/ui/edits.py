@@ -10,14 +10,16 @@ import math
 import re
 from decimal import Decimal
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from tui_nn.engine.catalogue import CATALOGUE, full_args
-from tui_nn.engine.errors import EngineError, Fix, ShapeError
+from tui_nn.engine.errors import INPUT_FIX, INSERT, REMOVE, EngineError, Fix, ShapeError
 from tui_nn.engine.preset import check_arg
-from tui_nn.engine.shapes import INPUT_FIX, INSERT, REMOVE, LayerShape, ShapeReport
+
+if TYPE_CHECKING:  # this module is imported before torch has loaded (the layer table's preview)
+    import torch
+
+    from tui_nn.engine.shapes import LayerShape, ShapeReport
 from tui_nn.engine.spec import CallSpec, DataSpec, GeneratorSpec, LayerSpec, ModelSpec, Preset, TrainingSpec
 
 UNDO_DEPTH = 50
@@ -416,6 +418,8 @@ def restore(session: Any, snap: Snapshot) -> None:
     session.rebuild(snap.model.copy())
     if snap.weights is not None:
         params = dict(session.model.named_parameters())
+        import torch
+
         with torch.no_grad():
             for name, value in snap.weights.items():
                 p = params.get(name)

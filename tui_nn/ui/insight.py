@@ -14,9 +14,6 @@ from typing import Any
 from rich.text import Text
 from textual.binding import Binding
 
-from .screens.dialogs import ErrorModal, TextEditModal
-from .screens.insight import DatasetModal, ExportModal, ReportModal, RunsModal, dataset_table, gradcheck_text
-
 INSIGHT_BINDINGS = [
     Binding("D", "choose_dataset", "Data set", show=False, id="data.dataset",
             tooltip="Choose a data set (spiral, xor, ...) or the columns of a CSV file"),
@@ -61,6 +58,7 @@ class InsightMixin:
     # -- data sets ---------------------------------------------------------------------------------
 
     def action_choose_dataset(self) -> None:
+        from .screens.insight import DatasetModal
         app: Any = self
         if app._refuse("change the data"):
             return
@@ -68,6 +66,7 @@ class InsightMixin:
         app.push_screen(DatasetModal(app.session.preset.data, self._apply_dataset))
 
     def _apply_dataset(self, values: dict[str, Any]) -> str | None:
+        from .screens.insight import dataset_table
         app: Any = self
         reason = app._busy_reason()
         if reason:
@@ -134,6 +133,8 @@ class InsightMixin:
         return (steps, loss) if len(steps) else None
 
     def action_confusion(self) -> None:
+        from .screens.dialogs import ErrorModal
+        from .screens.insight import ReportModal
         app: Any = self
         if app._refuse("compute the confusion matrix"):
             return
@@ -165,6 +166,7 @@ class InsightMixin:
     # -- gradient check ----------------------------------------------------------------------------
 
     def action_gradcheck(self) -> None:
+        from .screens.insight import ReportModal, gradcheck_text
         app: Any = self
         if app._refuse("check the gradients"):
             return
@@ -188,6 +190,8 @@ class InsightMixin:
     # -- a neuron in numbers -----------------------------------------------------------------------
 
     def action_neuron(self) -> None:
+        from .screens.dialogs import TextEditModal
+        from .screens.insight import ReportModal
         app: Any = self
         if app._refuse("write out a neuron"):
             return
@@ -230,6 +234,7 @@ class InsightMixin:
     # -- runs compared ------------------------------------------------------------------------------
 
     def action_compare_runs(self) -> None:
+        from .screens.insight import RunsModal
         app: Any = self
         if app.session is None:
             return
@@ -352,6 +357,7 @@ class InsightMixin:
     # -- export -------------------------------------------------------------------------------------
 
     def action_export(self, kind: str = "script") -> None:
+        from .screens.insight import ExportModal
         app: Any = self
         if app._refuse("export"):
             return

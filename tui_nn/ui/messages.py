@@ -20,6 +20,15 @@ class SessionLoaded(Message):
         self.session_path = session_path  # the .tuinn file the session was opened from, if any
 
 
+class PresetPreview(Message):
+    """The preset read, before torch has loaded: its layers with the shapes arithmetic gives (a worker)."""
+
+    def __init__(self, preset: Any, rows: list[Any]) -> None:
+        super().__init__()
+        self.preset = preset
+        self.rows = rows
+
+
 class PresetsListed(Message):
     """The bundled presets, loaded behind the first frame (for the picker and the palette)."""
 

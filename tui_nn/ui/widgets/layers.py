@@ -97,6 +97,27 @@ class LayerTable(DataTable):
             self.move_cursor(row=self.paths.index(err_path), animate=False)
 
 
+    def show_preview(self, rows: list[Any]) -> None:
+        """A preset's layers before torch has loaded (`shape_rules.preview` rows): shapes and parameter counts
+        where arithmetic gives them, "…" where only the real check will tell. The session's rows replace them."""
+        from ..edits import call_text
+
+        self.clear()
+        self.paths = []
+        for r in rows:
+            call = Text("  " * r.depth + call_text(r.spec))
+            if r.spec.params:
+                call.append(" ✎", style="yellow")
+            if r.input_shape is None:
+                shape = Text("…", style="dim")
+            else:
+                out = "…" if r.output_shape is None else short_shape(r.output_shape)
+                shape = Text(f"{short_shape(r.input_shape)} → {out}")
+            params = Text("…" if r.params is None else f"{r.params:,}", style="dim")
+            self.add_row(Text("  " + r.path, style="dim"), call, shape, params, key=r.path)
+            self.paths.append(r.path)
+
+
 class ErrorPanel(Static):
     """The shape error (PyTorch's message, the hint, the fix and its key), or a data problem."""
 
