@@ -29,6 +29,8 @@ def calibrate(fn: Callable[[int], object], seconds: float) -> int:
 def alternating_ratio(ours: Callable[[int], object], baseline: Callable[[int], object], *, slices: int = 6,
                       seconds: float = 0.5) -> tuple[float, float, float]:
     """(median, min, max) of ours/baseline throughput over alternating slices of about `seconds` each."""
+    ours(1)  # a first step is slow (lazy state, allocations): calibrating on it would make the slices short
+    baseline(1)
     n = calibrate(baseline, seconds)
     ours(max(1, n // 10))  # warm up both paths
     baseline(max(1, n // 10))
