@@ -277,3 +277,46 @@ def test_global_rng_reproduces_the_notebook_seeding_pattern():
     from tui_nn.engine.preset import dumps_preset
 
     assert 'rng = "global"' in dumps_preset(s.preset)
+
+
+@pytest.mark.parametrize("opt", ["{ type = \"Adam\", lr = 0.01, betas = [0.8, 0.9] }",
+                                 "{ type = \"SGD\", lr = 0.1, momentum = 0.9 }", "{ type = \"RMSprop\", lr = 0.01 }"])
+def test_a_snapshot_is_a_deep_copy_later_steps_cannot_change(opt):
+    """train_state(copy=True) clones tensors itself (cheaper than copy.deepcopy): the same values and structure as
+    a deepcopy, none of them shared with the live optimizer, gradients or batch order."""
+    import copy
+
+    text = f"""
+[model]
+input_shape = [8, 3]
+[[model.layers]]
+type = "Linear"
+in_features = 3
+out_features = 2
+[data]
+inputs = {{ generate = "randn", shape = [8, 3] }}
+targets = {{ generate = "randn", shape = [8, 2] }}
+[training]
+loss = "MSELoss"
+optimizer = {opt}
+batch_size = 4
+shuffle = true
+"""
+    s = Session(loads_preset(text))
+    Trainer(s).run(3, report=lambda r: None)
+    snap = s.train_state(copy=True, weights=True)
+    want = copy.deepcopy(s.train_state())
+
+    def same(a, b):
+        if isinstance(a, torch.Tensor):
+            return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+        if isinstance(a, dict):
+            return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, (list, tuple)):
+            return type(a) is type(b) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return a == b
+
+    assert same({k: v for k, v in snap.items() if k != "weights"}, want)
+    Trainer(s).run(2, report=lambda r: None)  # later steps change the live state, not the snapshot
+    assert same({k: v for k, v in snap.items() if k != "weights"}, want)
+    assert not same(s.train_state()["optimizer"], want["optimizer"])
