@@ -658,3 +658,21 @@ async def test_the_preset_is_on_screen_before_torch_has_loaded(monkeypatch: pyte
         await pilot.pause()
         assert any("still loading" in n.message for n in app._notifications)
         assert app.session is None and app.run_state == "loading"
+
+
+async def test_start_up_holds_the_collector_then_freezes_what_it_loaded() -> None:
+    """run_app disables the garbage collector for start-up; the first load, once done (session, warm-up, trainer
+    process), freezes what is alive (Textual, torch, the session: never scanned again) and re-enables it."""
+    import gc
+
+    gc.disable()
+    app = PlaygroundApp("lab004-hand-set-network")
+    app.gc_held = True  # what run_app does
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await loaded(pilot)
+            await wait_until(pilot, gc.isenabled, what="the first load to resume the collector")
+            assert gc.get_freeze_count() > 10_000 and not app.gc_held
+    finally:
+        gc.unfreeze()
+        gc.enable()

@@ -6,11 +6,18 @@ from __future__ import annotations
 def run_app(preset_path: str | None = None) -> int:
     """Open the playground on a preset (a file path or a bundled preset name), or on a small scratch
     network when `preset_path` is None. Returns the exit status."""
-    from .app import PlaygroundApp
-
+    import gc
     import sys
 
+    # Start-up leaves ~3 x 10^5 long-lived objects (Textual, torch imported behind the first frame, our modules); a
+    # full collection over them stalls the UI for ~180 ms on the lab VM, and Python runs one whenever enough new
+    # objects pile up. Collection is held until the first load is done, then those objects are frozen (gc.freeze:
+    # never scanned again; a full collection then takes 0.1 ms) and it resumes (PlaygroundApp._first_load_thread).
+    gc.disable()
+    from .app import PlaygroundApp
+
     app = PlaygroundApp(preset_path)
+    app.gc_held = True
     result = app.run()
     if app.saved_on_quit:
         print(f"tui-nn: the session was autosaved to {app.saved_on_quit} (tui-nn FILE reopens it)", file=sys.stderr)

@@ -10,6 +10,7 @@ Nothing here imports torch at module level: the first frame is drawn before the 
 
 from __future__ import annotations
 
+import gc
 import threading
 from functools import partial
 from pathlib import Path
@@ -146,6 +147,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         self.built = False  # the panes' widgets are mounted (`_build`, right after the first frame)
         self._preview_drawn = threading.Event()  # the preset's preview is on screen (the load worker waits for it)
         self._previewed = False  # the layer table shows the preview of the load under way
+        self.gc_held = False  # run_app disabled the garbage collector for start-up: the first load resumes it
 
     def runner(self) -> Any:
         with self._runner_lock:  # the load worker and the train worker may both ask first
@@ -205,8 +207,17 @@ class PlaygroundApp(InsightMixin, App[int]):
     def _load(self, path: str | None, *, initial: bool = False) -> None:
         self.run_state = "loading"
         self.refresh_bindings()
-        self.run_worker(partial(self._load_thread, path, initial), thread=True, group="engine",
-                        exit_on_error=False, name="load")
+        work = partial(self._first_load_thread, path) if initial else partial(self._load_thread, path, False)
+        self.run_worker(work, thread=True, group="engine", exit_on_error=False, name="load")
+
+    def _first_load_thread(self, path: str | None) -> None:
+        try:
+            self._load_thread(path, True)
+        finally:
+            if self.gc_held:  # run_app held the collector for start-up (tui_nn/ui/__init__.py)
+                self.gc_held = False
+                gc.freeze()
+                gc.enable()
 
     def _load_thread(self, path: str | None, initial: bool) -> None:
         """Open a preset or a session file (.tuinn). The session is posted as soon as it is built; what only
