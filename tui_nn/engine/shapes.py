@@ -20,7 +20,7 @@ import torch
 from .catalogue import CATALOGUE, full_args, pair
 from .errors import INPUT_FIX, INSERT, REMOVE, EngineError, Fix, MemoryBudgetError, ShapeError
 from .model import build_layer
-from .shape_rules import broadcast, output_shape
+from .shape_rules import broadcast, output_shape, param_count
 from .spec import LayerSpec, ModelSpec
 
 CPU_RERUN_MAX_ELEMENTS = 2_000_000  # re-run a failing layer on the CPU for torch's CPU wording below this
@@ -596,14 +596,10 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
 
 
 def _exact_param_count(spec: LayerSpec) -> int:
-    """Parameter count in Python integers (no overflow), for sizes torch cannot even describe."""
-    a = full_args(CATALOGUE[spec.type], spec.args) if spec.type in CATALOGUE else {}
-    if spec.type == "Linear":
-        return a["in_features"] * a["out_features"] + (a["out_features"] if a["bias"] else 0)
-    if spec.type in ("Conv1d", "Conv2d"):
-        k = math.prod(pair(a["kernel_size"], 1 if spec.type == "Conv1d" else 2))
-        return a["out_channels"] * (a["in_channels"] // a["groups"]) * k + (a["out_channels"] if a["bias"] else 0)
-    return 2**63
+    """Parameter count in Python integers (no overflow), for sizes torch cannot even describe; 2**63 when
+    arithmetic cannot tell (shape_rules.param_count)."""
+    n = param_count(spec)
+    return 2**63 if n is None else n
 
 
 def _add_mismatch(a: tuple[int, ...], b: tuple[int, ...]) -> str | None:
