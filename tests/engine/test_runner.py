@@ -110,3 +110,28 @@ def test_a_stop_before_the_trainer_process_is_up_returns_at_once_and_the_next_ru
         assert s.history.series()[1].tolist() == want
     finally:
         r.close()
+
+
+def test_a_trainer_process_started_before_torch_is_adopted_by_the_runner():
+    """The app spawns the trainer process at its first frame (trainer_boot, no torch import) and the runner
+    adopts it: the same process trains; one spawned for another thread count, or never taken, is ended."""
+    from tui_nn.engine import trainer_boot
+
+    trainer_boot.prestart(threads=1)
+    proc = trainer_boot._started[0]
+    r = ProcessRunner(threads=1)
+    try:
+        assert r._proc is proc and trainer_boot._started is None
+        s = Session(loads_preset(TEXT))
+        fin = r.run(s, 5, report=lambda p: None, should_stop=lambda: False)
+        assert fin.reason == "done" and s.step == 5 and r._proc is proc and proc.is_alive()
+    finally:
+        r.close()
+    trainer_boot.prestart(threads=1)
+    other = trainer_boot._started[0]
+    r2 = ProcessRunner(threads=2)  # not the thread count it was started for: ended, the runner spawns its own later
+    assert r2._proc is None and not other.is_alive()
+    trainer_boot.prestart(threads=1)
+    left = trainer_boot._started[0]
+    trainer_boot.discard()
+    assert not left.is_alive() and trainer_boot._started is None

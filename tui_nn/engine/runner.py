@@ -20,20 +20,18 @@ from __future__ import annotations
 
 import gc
 import os
-import sys
 import threading
 import time
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
-import torch.multiprocessing as mp
+import torch.multiprocessing  # noqa: F401 - registers torch's tensor pickling (shared memory) for the pipe
 
 from .metrics import apply_progress
 from .session import Session, ShapeCheckFailed
 from .trainer import Finished, Progress, Report, Trainer
+from .trainer_boot import default_threads, new_stop_event, spawn, take, wants_process
 
-_CTX = mp.get_context("spawn")
 
 
 def _run_kwargs(interval: float, every: int | None, target_loss: float | None) -> dict[str, Any]:
@@ -63,32 +61,6 @@ def _share(session: Session) -> None:
     for t in (session.inputs, session.targets):
         if t is not None and not t.is_shared():
             t.share_memory_()
-
-
-@contextmanager
-def _spawnable_std_streams() -> Iterator[None]:
-    """A UI framework may replace sys.stdout/sys.stderr with capture objects that have no real file
-    descriptor, and multiprocessing hands sys.stderr's descriptor to the processes it starts. Point
-    such streams at os.devnull while spawning."""
-
-    def usable(stream: Any) -> bool:
-        try:
-            return stream is not None and stream.fileno() >= 0
-        except (AttributeError, OSError, ValueError):
-            return False
-
-    saved = sys.stdout, sys.stderr
-    if usable(saved[0]) and usable(saved[1]):
-        yield
-        return
-    null = open(os.devnull, "w")  # noqa: SIM115 - closed below
-    try:
-        sys.stdout = saved[0] if usable(saved[0]) else null
-        sys.stderr = saved[1] if usable(saved[1]) else null
-        yield
-    finally:
-        sys.stdout, sys.stderr = saved
-        null.close()
 
 
 def _child_main(conn: Any, stop: Any, threads: int) -> None:  # pragma: no cover - runs in the child process
@@ -137,13 +109,15 @@ class ProcessRunner:
     kind = "process"
 
     def __init__(self, threads: int | None = None) -> None:
-        cores = os.cpu_count() or 1
-        self.threads = threads or max(1, cores - 1)  # leave a core to the UI
+        self.threads = threads or default_threads()
         self._proc: Any = None
         self._conn: Any = None
         self._ready = False  # the trainer process answered a ping (its imports are done)
-        with _spawnable_std_streams():  # the Event's semaphore may start multiprocessing's resource tracker
-            self._stop = _CTX.Event()
+        early = take(self.threads)  # a process the app spawned before it imported torch (trainer_boot.py)
+        if early is not None:
+            self._proc, self._conn, self._stop = early
+        else:
+            self._stop = new_stop_event()
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -151,13 +125,7 @@ class ProcessRunner:
         with self._lock:
             if self._proc is not None and self._proc.is_alive():
                 return
-            parent, child = _CTX.Pipe(duplex=True)
-            self._proc = _CTX.Process(target=_child_main, args=(child, self._stop, self.threads), daemon=True,
-                                      name="tui-nn-trainer")
-            with _spawnable_std_streams():
-                self._proc.start()
-            child.close()
-            self._conn = parent
+            self._proc, self._conn = spawn(self._stop, self.threads)
             self._ready = False
 
     def _await_ready(self, should_stop: Callable[[], bool]) -> bool:
@@ -291,5 +259,4 @@ class ProcessRunner:
 
 def make_runner(prefer: str = "process") -> ThreadRunner | ProcessRunner:
     """The runner for the app: a trainer process unless TUI_NN_RUNNER=thread (or prefer='thread')."""
-    choice = os.environ.get("TUI_NN_RUNNER", prefer)
-    return ThreadRunner() if choice == "thread" else ProcessRunner()
+    return ProcessRunner() if wants_process(prefer) else ThreadRunner()

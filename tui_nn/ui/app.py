@@ -193,7 +193,15 @@ class PlaygroundApp(InsightMixin, App[int]):
         self.call_after_refresh(self._build)
 
     async def _build(self) -> None:
-        """After the first frame: the panes' widgets, then the preset (in a worker)."""
+        """After the first frame: the trainer process (it imports torch on the other core meanwhile), the panes'
+        widgets, then the preset (in a worker)."""
+        from tui_nn.engine import trainer_boot  # no torch
+
+        if trainer_boot.wants_process():
+            try:
+                trainer_boot.prestart()
+            except Exception:  # noqa: BLE001 - the runner starts its own when a run needs it, and says what fails
+                pass
         _import_ui()
         skeleton = self.query_one("#skeleton")
         await self.mount(self._tabs(), before=skeleton)
@@ -1618,6 +1626,9 @@ class PlaygroundApp(InsightMixin, App[int]):
         runner, self._runner = self._runner, None
         if runner is not None:
             runner.close()
+        from tui_nn.engine import trainer_boot
+
+        trainer_boot.discard()  # a trainer process started at the first frame that no runner took
 
 
 def _num_text(t: Any) -> str:
