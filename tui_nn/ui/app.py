@@ -193,15 +193,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         self.call_after_refresh(self._build)
 
     async def _build(self) -> None:
-        """After the first frame: the trainer process (it imports torch on the other core meanwhile), the panes'
-        widgets, then the preset (in a worker)."""
-        from tui_nn.engine import trainer_boot  # no torch
-
-        if trainer_boot.wants_process():
-            try:
-                trainer_boot.prestart()
-            except Exception:  # noqa: BLE001 - the runner starts its own when a run needs it, and says what fails
-                pass
+        """After the first frame: the panes' widgets, then the preset (in a worker)."""
         _import_ui()
         skeleton = self.query_one("#skeleton")
         await self.mount(self._tabs(), before=skeleton)
@@ -234,6 +226,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         preview before torch is imported (`_preview`)."""
         if initial:
             self._preview_preset(path)
+            self._prestart_trainer()
         try:
             from tui_nn.engine.devices import list_devices
             from tui_nn.engine.errors import DeviceError, EngineError
@@ -293,6 +286,18 @@ class PlaygroundApp(InsightMixin, App[int]):
             return
         if initial:
             self._warm_up()
+
+    def _prestart_trainer(self) -> None:
+        """Once the preview is on screen, before this process imports torch: the trainer process, which imports
+        torch itself (about 4 s with torch._dynamo), on the other core meanwhile; the runner adopts it
+        (engine/trainer_boot.py). Started earlier, it slowed the preview (2 cores)."""
+        from tui_nn.engine import trainer_boot  # no torch
+
+        if trainer_boot.wants_process():
+            try:
+                trainer_boot.prestart()
+            except Exception:  # noqa: BLE001 - the runner starts its own when a run needs it, and says what fails
+                pass
 
     def _preview_preset(self, path: str | None) -> None:
         """In the load worker, before torch is imported (~2 s on the lab VM): the preset read without the checks
