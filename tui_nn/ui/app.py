@@ -223,7 +223,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         """Open a preset or a session file (.tuinn). The session is posted as soon as it is built; what only
         later actions need (the first optimizer's imports, the bundled presets for the picker, the trainer
         process) is prepared after that, so the preset is on screen and keys act first. The first load shows a
-        preview before torch is imported (`_preview`)."""
+        preview before torch is imported (`_preview_preset`)."""
         if initial:
             self._preview_preset(path)
             self._prestart_trainer()
