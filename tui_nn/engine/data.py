@@ -44,19 +44,6 @@ def materialise(source: Any, gen: torch.Generator) -> torch.Tensor | None:
     return t
 
 
-def planned_input_shape(data: DataSpec, input_shape: tuple[int, ...]) -> tuple[int, ...] | None:
-    """The inputs' shape, known before anything is generated (None for data sets and CSV files)."""
-    if getattr(data, "dataset", None) is not None or getattr(data, "csv", None) is not None:
-        return None
-    if data.inputs is None:
-        return tuple(input_shape)
-    if isinstance(data.inputs, GeneratorSpec):
-        return tuple(data.inputs.shape)
-    from .preset import check_numbers
-
-    return check_numbers(data.inputs, "data.inputs")
-
-
 def make_inputs(data: DataSpec, input_shape: tuple[int, ...], seed: int) -> tuple[torch.Tensor, torch.Generator]:
     """The inputs (float32) and the data generator (targets are drawn from it next). With data.rng == "global"
     the generator is torch's global one, seeded here (the layers are then built from the same stream)."""

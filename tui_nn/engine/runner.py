@@ -30,7 +30,7 @@ import torch.multiprocessing  # noqa: F401 - registers torch's tensor pickling (
 from .metrics import apply_progress
 from .session import Session, ShapeCheckFailed
 from .trainer import Finished, Progress, Report, Trainer
-from .trainer_boot import default_threads, new_stop_event, spawn, take, wants_process
+from .trainer_boot import default_threads, end, new_stop_event, spawn, take, wants_process
 
 
 
@@ -241,20 +241,7 @@ class ProcessRunner:
         if proc is None:
             return
         self._stop.set()
-        try:
-            conn.send(("quit",))
-        except (OSError, BrokenPipeError):
-            pass
-        proc.join(timeout)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(timeout)
-        if proc.is_alive():  # pragma: no cover - a wedged child
-            proc.kill()
-        try:
-            conn.close()
-        except OSError:  # pragma: no cover
-            pass
+        end(proc, conn, timeout)
 
 
 def make_runner(prefer: str = "process") -> ThreadRunner | ProcessRunner:

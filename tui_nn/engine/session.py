@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data import make_inputs, make_targets, planned_input_shape
+from .data import make_inputs, make_targets
 from .devices import resolve_device
 from .errors import DataError, EngineError, MemoryBudgetError, ShapeError
 from .history import LossHistory
@@ -25,6 +25,7 @@ from .model import build_layer, build_model, get_param, init_module, iter_specs,
 from .objectives import OPTIMIZERS, make_loss, make_optimizer
 from .runs import RunRegistry
 from .schedules import make_scheduler
+from .shape_rules import planned_input_shape
 from .shapes import ShapeReport, check_memory, check_model
 from .spec import CallSpec, DataSpec, LayerSpec, ModelSpec, Preset
 
@@ -55,7 +56,6 @@ class ShapeCheckFailed(EngineError):
         self.error = error
 
 
-
 def _snapshot(value: Any) -> Any:
     """A copy of a training-state value that later steps cannot change: tensors cloned, containers rebuilt, the
     rest deep-copied. The same result as copy.deepcopy for optimizer state dicts, gradients and permutations (no
@@ -72,6 +72,7 @@ def _snapshot(value: Any) -> Any:
     import copy
 
     return copy.deepcopy(value)
+
 
 class Session:
     def __init__(self, preset: Preset, *, device: str | None = None, budget: int | None = None) -> None:

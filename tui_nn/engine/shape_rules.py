@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .catalogue import CATALOGUE, full_args, pair
-from .spec import GeneratorSpec, LayerSpec, ModelSpec, Preset
+from .spec import DataSpec, GeneratorSpec, LayerSpec, ModelSpec, Preset
 
 Shape = tuple[int, ...]
 
@@ -203,19 +203,25 @@ class PreviewRow:
     params: int | None
 
 
-def preview_input_shape(preset: Preset) -> Shape | None:
-    """The inputs' shape as the session will make them (data.planned_input_shape without torch), or None when
-    they come from a data set or CSV table the preview did not read."""
-    data = preset.data
-    if "data tables" in preset.pending or data.dataset is not None or data.csv is not None:
+def planned_input_shape(data: DataSpec, input_shape: Shape) -> Shape | None:
+    """The inputs' shape, known before anything is generated (None for data sets and CSV files)."""
+    if getattr(data, "dataset", None) is not None or getattr(data, "csv", None) is not None:
         return None
     if data.inputs is None:
-        return tuple(preset.model.input_shape)
+        return tuple(input_shape)
     if isinstance(data.inputs, GeneratorSpec):
         return tuple(data.inputs.shape)
     from .preset import check_numbers
 
     return check_numbers(data.inputs, "data.inputs")
+
+
+def preview_input_shape(preset: Preset) -> Shape | None:
+    """The inputs' shape as the session will make them, or None when they come from a data set or CSV table
+    (which the preview did not read)."""
+    if "data tables" in preset.pending:
+        return None
+    return planned_input_shape(preset.data, preset.model.input_shape)
 
 
 def preview(model: ModelSpec, input_shape: Shape | None) -> list[PreviewRow]:
@@ -231,9 +237,10 @@ def preview(model: ModelSpec, input_shape: Shape | None) -> list[PreviewRow]:
             row = PreviewRow(f"{prefix}{i}", depth, spec, shape, None, param_count(spec))
             rows.append(row)
             if spec.type == "Residual":
+                start = len(rows)
                 body = walk(spec.layers, f"{row.path}.", depth + 1, shape)
-                row.params = None if any(r.params is None for r in rows[rows.index(row) + 1:]) else \
-                    sum(r.params or 0 for r in rows[rows.index(row) + 1:] if r.depth == depth + 1)
+                counts = [r.params for r in rows[start:] if r.depth == depth + 1]
+                row.params = None if None in counts else sum(counts)
                 out = shape if shape is not None and body is not None and broadcast(shape, body) == shape else None
             else:
                 out = output_shape(spec, shape) if shape is not None else None

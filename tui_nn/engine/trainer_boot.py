@@ -98,7 +98,7 @@ def take(threads: int) -> tuple[Any, Any, Any] | None:
     proc, conn, stop, n = got
     if n == threads and proc.is_alive():
         return proc, conn, stop
-    _end(proc, conn)
+    end(proc, conn)
     return None
 
 
@@ -108,16 +108,22 @@ def discard() -> None:
     with _lock:
         got, _started = _started, None
     if got is not None:
-        _end(got[0], got[1])
+        end(got[0], got[1])
 
 
-def _end(proc: Any, conn: Any) -> None:
+def end(proc: Any, conn: Any, timeout: float = 0.2) -> None:
+    """Stop a trainer process: ask it to quit, then terminate it after `timeout` seconds (kill if wedged)."""
     try:
         conn.send(("quit",))
     except (OSError, ValueError):
         pass
-    proc.join(0.2)
+    proc.join(timeout)
     if proc.is_alive():
         proc.terminate()
-        proc.join(1)
-    conn.close()
+        proc.join(timeout)
+    if proc.is_alive():  # pragma: no cover - a wedged child
+        proc.kill()
+    try:
+        conn.close()
+    except OSError:  # pragma: no cover
+        pass

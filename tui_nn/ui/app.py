@@ -316,7 +316,6 @@ class PlaygroundApp(InsightMixin, App[int]):
             rows = preview(preset.model, preview_input_shape(preset))
         except Exception:  # noqa: BLE001 - no preview: the real load below says what is wrong
             return
-        self._preview_drawn.clear()
         self.post_message(PresetPreview(preset, rows))
         self._preview_drawn.wait(1.0)
 

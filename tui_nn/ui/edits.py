@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 from tui_nn.engine.catalogue import CATALOGUE, full_args
 from tui_nn.engine.errors import INPUT_FIX, INSERT, REMOVE, EngineError, Fix, ShapeError
 from tui_nn.engine.preset import check_arg
+from tui_nn.engine.spec import CallSpec, DataSpec, GeneratorSpec, LayerSpec, ModelSpec, Preset, TrainingSpec
 
 if TYPE_CHECKING:  # this module is imported before torch has loaded (the layer table's preview)
     import torch
 
     from tui_nn.engine.shapes import LayerShape, ShapeReport
-from tui_nn.engine.spec import CallSpec, DataSpec, GeneratorSpec, LayerSpec, ModelSpec, Preset, TrainingSpec
 
 UNDO_DEPTH = 50
 UNDO_WEIGHT_LIMIT = 5_000_000  # undo entries keep a copy of the weights for models up to this many numbers

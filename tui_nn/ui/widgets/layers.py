@@ -19,6 +19,18 @@ def short_shape(shape: Any) -> str:
     return "?" if shape is None else "[" + ",".join(str(s) for s in shape) + "]"
 
 
+def _call_cell(spec: Any, depth: int, style: str = "") -> Text:
+    """A layer row's call: indented by depth, like the PyTorch call, with its frozen and hand-set marks."""
+    from ..edits import call_text
+
+    call = Text("  " * depth + call_text(spec), style=style)
+    if spec.frozen:
+        call.append(" ❄frozen", style="cyan")
+    if spec.params:
+        call.append(" ✎", style="yellow")
+    return call
+
+
 class LayerTable(DataTable):
     """The layers. Keys act on the highlighted layer."""
 
@@ -55,7 +67,7 @@ class LayerTable(DataTable):
 
     def update_from(self, session: Any, select: str | None = None) -> None:
         """Rebuild the rows from the session's spec and shape report."""
-        from ..edits import call_text, flat_layers
+        from ..edits import flat_layers
 
         keep = select if select is not None else self.selected_path
         report = session.report
@@ -67,14 +79,9 @@ class LayerTable(DataTable):
         after_error = False
         for path, depth, spec in flat_layers(session.spec.layers):
             row = rows.get(path)
-            indent = "  " * depth
             is_err = path == err_path
             style = "bold red" if is_err else ("dim" if after_error else "")
-            call = Text(indent + call_text(spec), style=style)
-            if spec.frozen:
-                call.append(" ❄frozen", style="cyan")
-            if spec.params:
-                call.append(" ✎", style="yellow")
+            call = _call_cell(spec, depth, style)
             if row is None:
                 shape = Text("—", style="dim")
                 params = Text("", style="dim")
@@ -96,18 +103,13 @@ class LayerTable(DataTable):
         elif err_path in self.paths and select is None:
             self.move_cursor(row=self.paths.index(err_path), animate=False)
 
-
     def show_preview(self, rows: list[Any]) -> None:
         """A preset's layers before torch has loaded (`shape_rules.preview` rows): shapes and parameter counts
         where arithmetic gives them, "…" where only the real check will tell. The session's rows replace them."""
-        from ..edits import call_text
-
         self.clear()
         self.paths = []
         for r in rows:
-            call = Text("  " * r.depth + call_text(r.spec))
-            if r.spec.params:
-                call.append(" ✎", style="yellow")
+            call = _call_cell(r.spec, r.depth)
             if r.input_shape is None:
                 shape = Text("…", style="dim")
             else:
