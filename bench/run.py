@@ -45,10 +45,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
     workloads = ["lab004"] if quick else ["lab004", "mlp", "cnn"]
     if "headless" in groups:
-        from .headless import measure
+        from .headless import measure, measure_null
 
         for name in workloads:
             print(measure(name, quick=quick), flush=True)
+        print(measure_null(workloads[-1] if quick else "mlp", quick=quick), flush=True)
     if "inapp" in groups:
         from .inapp import measure as inapp
 
