@@ -1,7 +1,8 @@
 """Goals 3, 6 and 7: the real app (`python -m tui_nn PRESET`) under a pseudo-terminal, 80x24, TERM=xterm-256color.
 
 A reader thread timestamps every chunk the app writes. Start-up: fork -> the first chunk that draws the tab
-bar (first frame); -> the first chunk with the preset's preview (its layers and shapes on screen, keys act on
+bar (first frame: the one ui/splash.py writes before Textual is imported; the next chunk that draws it again is
+Textual's own first paint, an informational line); -> the first chunk with the preset's preview (its layers and shapes on screen, keys act on
 tabs, table and help; the status says "loading PyTorch…"): interactive; -> the first chunk whose status bar says
 " ready " (torch loaded, the session built: training and edits act), an informational line. The launches use
 compiled bytecode, as every launch after a user's first does (`compileall` first; PYTHONDONTWRITEBYTECODE,
@@ -92,6 +93,11 @@ class Pty:
     def wait_for(self, marker: bytes, start: int, timeout: float) -> float | None:
         """perf_counter time of the first chunk from index `start` on whose text (with the previous chunk's
         tail, in case the marker straddles two reads) contains `marker`."""
+        found = self.find(marker, start, timeout)
+        return None if found is None else found[0]
+
+    def find(self, marker: bytes, start: int, timeout: float) -> tuple[float, int] | None:
+        """(time, index) of that chunk."""
         end = time.perf_counter() + timeout
         i = start
         with self.cond:
@@ -99,7 +105,7 @@ class Pty:
                 while i < len(self.chunks):
                     prev = self.chunks[i - 1][1][-len(marker):] if i > start else b""
                     if marker in prev + self.chunks[i][1]:
-                        return self.chunks[i][0]
+                        return self.chunks[i][0], i
                     i += 1
                 left = end - time.perf_counter()
                 if left <= 0 or self.closed:
@@ -148,16 +154,21 @@ def measure(quick: bool = False) -> list[str]:
     startup_first: list[float] = []
     startup_preview: list[float] = []
     startup_ready: list[float] = []
+    startup_textual: list[float] = []
     import compileall
 
     compileall.compile_dir(str(ROOT / "tui_nn"), quiet=1)  # what a user's first launch leaves behind
     for _ in range(1 if quick else 3):  # start-up: the median of a few launches
         p = Pty(["lab004-hand-set-network"])
         try:
-            first = p.wait_for(FIRST_FRAME, 0, 30)
+            found = p.find(FIRST_FRAME, 0, 30)
+            first = found[0] if found else None
+            again = p.find(FIRST_FRAME, found[1] + 1, 30) if found else None  # Textual's paint over the splash
+            textual = again[0] if again else None
             preview = p.wait_for(PREVIEW, 0, 60)
             ready = p.wait_for(READY, 0, 60)
-            for got, into in ((first, startup_first), (preview, startup_preview), (ready, startup_ready)):
+            for got, into in ((first, startup_first), (textual, startup_textual), (preview, startup_preview),
+                              (ready, startup_ready)):
                 if got is not None:
                     into.append(got - p.t0)
         finally:
@@ -166,7 +177,11 @@ def measure(quick: bool = False) -> list[str]:
     v = percentile(startup_preview, 0.5)
     r = percentile(startup_ready, 0.5)
     n = len(startup_first)
-    out.append(line("startup_first_frame", f"{f * 1000:.0f} ms (median of {n} launches)", "<= 500 ms", f <= 0.5))
+    x = percentile(startup_textual, 0.5)
+    out.append(line("startup_first_frame", f"{f * 1000:.0f} ms (median of {n} launches; the frame drawn before "
+                    "Textual is imported, ui/splash.py)", "<= 500 ms", f <= 0.5))
+    out.append(line("startup_textual_frame", f"{x * 1000:.0f} ms (Textual's first paint of the same frame)",
+                    "informational", None))
     out.append(line("startup_interactive", f"{v * 1000:.0f} ms (the preset's layers and shapes on screen, keys "
                     "act; torch still loading)", "<= 2000 ms", v <= 2.0))
     out.append(line("startup_engine_ready", f"{r * 1000:.0f} ms (torch loaded, session built: training acts)",

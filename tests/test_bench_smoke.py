@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LINE = re.compile(r"^(?P<name>[a-z0-9_]+): (?P<value>.+) \(goal (?P<goal>[^)]+)\)( ok| MISSED)?$")
 EXPECTED = {"headless_run_lab004", "inapp_lab004", "plot_redraw_1e6", "plot_history_memory", "tensor_open_2048x2048",
             "tensor_page_scroll", "startup_first_frame", "startup_interactive", "ssh_bytes_per_s_80x24",
-            "key_to_frame_p50", "key_to_frame_p95", "gpu", "startup_engine_ready", "headless_null_lab004"}
+            "key_to_frame_p50", "key_to_frame_p95", "gpu", "startup_engine_ready", "headless_null_lab004",
+            "startup_textual_frame"}
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the terminal measures use a Linux pty")

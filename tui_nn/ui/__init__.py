@@ -14,9 +14,23 @@ def run_app(preset_path: str | None = None) -> int:
     # objects pile up. Collection is held until the first load is done, then those objects are frozen (gc.freeze:
     # never scanned again; a full collection then takes 0.1 ms) and it resumes (PlaygroundApp._first_load_thread).
     gc.disable()
-    from .app import PlaygroundApp
+    from .splash import Splash
 
-    app = PlaygroundApp(preset_path)
+    splash = Splash()
+    shown = splash.show(preset_path)  # the first frame now; Textual's import takes ~0.5 s (splash.py)
+    try:
+        from .app import PlaygroundApp
+
+        app = PlaygroundApp(preset_path)
+    except KeyboardInterrupt:
+        if shown:
+            splash.abandon()
+        return 130
+    except BaseException:
+        if shown:
+            splash.abandon()
+        raise
+    splash.restore_echo()
     app.gc_held = True
     result = app.run()
     if app.saved_on_quit:

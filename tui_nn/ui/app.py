@@ -25,6 +25,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
+from . import splash
 from .commands import PlaygroundCommands
 from .insight import INSIGHT_BINDINGS, InsightMixin
 from .messages import (EngineDone, EngineFailed, LoadFailed, PresetPreview, PresetsListed, SessionLoaded,
@@ -63,7 +64,7 @@ def _import_ui() -> None:
 
 TABS = ("layers", "tensors", "train", "data", "info", "boundary")
 PREVIEW_NOTE = "loading PyTorch…"  # the status line's note while the preset's preview is shown
-SKELETON_TABS = " 1 Layers  2 Tensors  3 Train  4 Data  5 Info  6 Boundary"  # the first frame's tab line
+SKELETON_TABS = splash.TABS  # the first frame's tab line (splash.py draws it before Textual is imported)
 LIVE_TENSOR_INTERVAL = 0.25  # seconds between live refreshes of a parameter shown while training
 STATUS_INTERVAL = 0.2  # seconds between status-bar updates while training (terminal output: docs/performance.md)
 MAX_QUEUED = 16  # layer edits and undos queued behind the one being applied
@@ -189,7 +190,7 @@ class PlaygroundApp(InsightMixin, App[int]):
 
     def on_mount(self) -> None:
         self.query_one(StatusBar).show(state="loading", step=0, loss=None, device="…",
-                                       note=f"opening {self.preset_path or 'the scratch network'}…")
+                                       note=splash.opening_note(self.preset_path))
         self.call_after_refresh(self._build)
 
     async def _build(self) -> None:
