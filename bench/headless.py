@@ -24,7 +24,7 @@ def measure(name: str, quick: bool = False, device: str = "cpu", label: str | No
 
 # 40 slices of 0.5 s. One slice's ratio ranges 0.8-1.2 on this shared machine; the median of 12 slices of 1.5 s
 # (run G) put two identical hand-written loops 0.93-1.05x apart, the median of 40 of 0.5 s 0.99-1.02x
-# (docs/performance.md, run H). A run's fixed cost (a snapshot, the last report: ~2.5 ms) is 0.5 % of a slice.
+# (docs/performance.md, run H). A run's fixed cost (a snapshot, the last report: 1.5-5 ms) is 0.3-1 % of a slice.
 SLICES = (40, 0.5)
 
 
