@@ -408,3 +408,18 @@ def test_prescan_never_refuses_what_tomllib_parses_within_the_cap():
         _prescan(text, "t.toml")
 
     check()
+
+
+@pytest.mark.parametrize("layer,arg", [("LeakyReLU", "negative_slope"), ("ELU", "alpha"), ("PReLU", "init"),
+                                       ("Softplus", "beta"), ("Softplus", "threshold"), ("LayerNorm", "eps")])
+def test_layer_constants_that_overflow_float32_are_refused(layer, arg):
+    """The layer computes in float32: 1e39 is finite here and inf there (LeakyReLU's negative side -inf, then NaN)."""
+    extra = "normalized_shape = [3]\n" if layer == "LayerNorm" else ""
+    err = _err(f'[model]\ninput_shape = [2, 3]\n[[model.layers]]\ntype = "{layer}"\n{extra}{arg} = 1e39\n')
+    assert err.field == f"model.layers[0].{arg}" and "too large for float32" in err.detail and "inf" in err.detail
+
+
+def test_layer_constants_within_float32_build_and_stay_finite():
+    s = Session(loads_preset('[model]\ninput_shape = [2, 3]\n[[model.layers]]\ntype = "LeakyReLU"\n'
+                             'negative_slope = 3e38\n'))
+    assert bool(torch.isfinite(s.model(torch.full((2, 3), -1.0))).all())

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+FLOAT32_MAX = 3.4028234663852886e38  # torch.finfo(torch.float32).max: larger numbers become inf in float32
+
 # Argument kinds
 INT = "int"
 FLOAT = "float"
@@ -37,6 +39,7 @@ class ArgSpec:
     doc: str = ""
     min_open: bool = False  # the bound itself is excluded: value > min (not >=)
     max_open: bool = False  # value < max (not <=)
+    float32: bool = False  # a constant the layer applies to float32 values: what float32 cannot hold is refused
 
     def describe(self) -> str:
         parts = [self.kind]
@@ -113,7 +116,7 @@ def _conv(dims: int) -> tuple[ArgSpec, ...]:
 def _norm(dims_doc: str) -> tuple[ArgSpec, ...]:
     return (
         _feat("num_features", f"channels C of the {dims_doc} input"),
-        _a("eps", FLOAT, 1e-5, min=0.0, doc="added to the variance for stability"),
+        _a("eps", FLOAT, 1e-5, min=0.0, doc="added to the variance for stability", float32=True),
         _a("momentum", OPT_FLOAT, 0.1, min=0.0, max=1.0, doc="running-statistics update rate"),
         _a("affine", BOOL, True, doc="learn a scale (weight) and shift (bias)"),
         _a("track_running_stats", BOOL, True, doc="keep running mean/variance for eval mode"),
@@ -162,7 +165,7 @@ _TYPES: list[LayerType] = [
     LayerType("LayerNorm", "Normalises over the last dimensions of each sample", "layer",
               (ArgSpec("normalized_shape", INTS, None, required=True, min=1, max=2**31 - 1, dims=0,
                        doc="the trailing shape to normalise over (int or list)"),
-               _a("eps", FLOAT, 1e-5, min=0.0, doc="added to the variance for stability"),
+               _a("eps", FLOAT, 1e-5, min=0.0, doc="added to the variance for stability", float32=True),
                _a("elementwise_affine", BOOL, True, doc="learn a per-element scale and shift"),
                _a("bias", BOOL, True, doc="learn the shift (with elementwise_affine)")),
               ("weight", "bias"), impl="torch.nn.LayerNorm"),
@@ -170,13 +173,13 @@ _TYPES: list[LayerType] = [
     # activations
     LayerType("ReLU", "max(0, x)", "activation", ignored_args=_INPLACE, impl="torch.nn.ReLU"),
     LayerType("LeakyReLU", "x if x > 0 else negative_slope * x", "activation",
-              (_a("negative_slope", FLOAT, 0.01, doc="slope for x < 0"),), ignored_args=_INPLACE,
+              (_a("negative_slope", FLOAT, 0.01, doc="slope for x < 0", float32=True),), ignored_args=_INPLACE,
               impl="torch.nn.LeakyReLU"),
     LayerType("PReLU", "LeakyReLU with a learned slope a", "activation",
               (_a("num_parameters", INT, 1, min=1, max=2**31 - 1, doc="1, or the number of input channels"),
-               _a("init", FLOAT, 0.25, doc="initial slope")), ("weight",), impl="torch.nn.PReLU"),
+               _a("init", FLOAT, 0.25, doc="initial slope", float32=True)), ("weight",), impl="torch.nn.PReLU"),
     LayerType("ELU", "x if x > 0 else alpha * (exp(x) - 1)", "activation",
-              (_a("alpha", FLOAT, 1.0, doc="value approached for large negative x"),), ignored_args=_INPLACE,
+              (_a("alpha", FLOAT, 1.0, doc="value approached for large negative x", float32=True),), ignored_args=_INPLACE,
               impl="torch.nn.ELU"),
     LayerType("SELU", "scale * ELU(x, alpha) with fixed self-normalising constants", "activation",
               ignored_args=_INPLACE, impl="torch.nn.SELU"),
@@ -186,8 +189,8 @@ _TYPES: list[LayerType] = [
     LayerType("SiLU", "x * sigmoid(x) (swish)", "activation", ignored_args=_INPLACE, impl="torch.nn.SiLU"),
     LayerType("Mish", "x * tanh(softplus(x))", "activation", ignored_args=_INPLACE, impl="torch.nn.Mish"),
     LayerType("Softplus", "log(1 + exp(beta * x)) / beta", "activation",
-              (_a("beta", FLOAT, 1.0, doc="sharpness"),
-               _a("threshold", FLOAT, 20.0, doc="above beta*x > threshold it is linear")), impl="torch.nn.Softplus"),
+              (_a("beta", FLOAT, 1.0, doc="sharpness", float32=True),
+               _a("threshold", FLOAT, 20.0, doc="above beta*x > threshold it is linear", float32=True)), impl="torch.nn.Softplus"),
     LayerType("Sigmoid", "1 / (1 + exp(-x)), squashes to (0, 1)", "activation", impl="torch.nn.Sigmoid"),
     LayerType("Tanh", "tanh(x), squashes to (-1, 1)", "activation", impl="torch.nn.Tanh"),
     LayerType("Softmax", "exp(x_i) / sum_j exp(x_j) along dim: probabilities that sum to 1", "activation",

@@ -20,8 +20,8 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .bundled import bundled_presets, find_bundled, presets_dir
-from .catalogue import (BOOL, CATALOGUE, CHOICE, FLOAT, INT, INTS, LAYER_KEYS, OPT_FLOAT, OPT_INT, PADDING,
-                        ArgSpec, LayerType)
+from .catalogue import (BOOL, CATALOGUE, CHOICE, FLOAT, FLOAT32_MAX, INT, INTS, LAYER_KEYS, OPT_FLOAT, OPT_INT,
+                        PADDING, ArgSpec, LayerType)
 from .errors import PresetError, did_you_mean
 from .objectives import LOSSES, OPTIMIZERS, Objective, check_combination
 from .spec import GENERATORS, CallSpec, DataSpec, GeneratorSpec, LayerSpec, ModelSpec, Preset, TrainingSpec
@@ -30,7 +30,6 @@ MAX_FILE_BYTES = 16 * 1024 * 1024  # a preset is text; larger files are refused 
 MAX_NESTING = 32  # brackets/braces deeper than this are refused before parsing
 MAX_TENSOR_ELEMENTS = 10_000_000
 MAX_LAYERS = 1000
-FLOAT32_MAX = 3.4028234663852886e38  # torch.finfo(torch.float32).max: larger values become inf in a parameter
 
 _PosInt = Annotated[int, Field(ge=1, le=10**12)]
 
@@ -168,6 +167,10 @@ def check_arg(spec: ArgSpec, value: Any, field: str, source: str = "<input>") ->
             raise fail("a number")
         if not math.isfinite(value):
             raise fail("a finite number")
+        if spec.float32 and abs(value) > FLOAT32_MAX:
+            raise PresetError(f"{value!r} is too large for float32 (it would become inf)", source=source,
+                              field=field, hint=f"the layer computes in float32: at most about {FLOAT32_MAX:.4g} "
+                                                "in size")
         bounded(value, spec.name)
         return float(value)
     if kind == BOOL:

@@ -20,12 +20,12 @@ import math
 import re
 from typing import Any, Iterator
 
+from .catalogue import FLOAT32_MAX  # the largest float32; larger numbers become Inf in a float32 tensor
 from .errors import WeightError
 
 MAX_TEXT_CHARS = 64 * 1024 * 1024
 MAX_ELEMENTS = 10_000_000
 MAX_DEPTH = 8
-FLOAT32_MAX = 3.4028234663852886e38  # the largest float32; larger numbers become Inf in a float32 tensor
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:_\d+)*\.?\d*(?:_\d+)*|\.\d+)(?:[eE][+-]?\d+)?")
 _NONFINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
