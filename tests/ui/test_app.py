@@ -676,3 +676,22 @@ async def test_start_up_holds_the_collector_then_freezes_what_it_loaded() -> Non
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+async def test_a_preset_too_large_for_memory_names_its_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refusal at build time (the memory budget, a device) is not a preset error and does not carry the file's
+    name itself: the dialog's title does; the scratch network opens instead."""
+    big = tmp_path / "huge-linear.toml"
+    big.write_text('[model]\ninput_shape = [1, 100000]\n[[model.layers]]\ntype = "Linear"\n'
+                   'in_features = 100000\nout_features = 100000\n')
+    monkeypatch.setenv("TUI_NN_MEMORY_BUDGET", "1e8")
+    app = PlaygroundApp(str(big))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error dialog")
+        assert app.screen.title_text == f"Cannot build the preset {big}"
+        assert "memory" in app.screen.query_one("#error-body").render().plain.lower()
+        await pilot.press("escape")
+        await loaded(pilot)
+        from tui_nn.ui import edits
+
+        assert app.session.spec.layers == edits.scratch_preset().model.layers  # the scratch network opened instead

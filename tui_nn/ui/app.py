@@ -274,7 +274,8 @@ class PlaygroundApp(InsightMixin, App[int]):
                     session = Session(preset, device="cpu")
                     note = f"{err.message}; using the CPU"
                 except EngineError as err:
-                    self.post_message(LoadFailed("Cannot build the preset", err.message, err.hint))
+                    where = f" {path}" if path else ""  # a memory or device refusal does not name the file itself
+                    self.post_message(LoadFailed(f"Cannot build the preset{where}", err.message, err.hint))
                     if not initial:
                         self.post_message(SessionLoaded(None, devices))
                         return
