@@ -2,9 +2,10 @@
 
 A reader thread timestamps every chunk the app writes. Start-up: fork -> the first chunk that draws the tab
 bar (first frame: the one ui/splash.py writes before Textual is imported; the next chunk that draws it again is
-Textual's own first paint, an informational line); -> the first chunk with the preset's preview (its layers and shapes on screen, keys act on
-tabs, table and help; the status says "loading PyTorch…"): interactive; -> the first chunk whose status bar says
-" ready " (torch loaded, the session built: training and edits act), an informational line. The launches use
+Textual's own first paint, an informational line); -> the first chunk with the preset's preview (its layers and
+shapes on screen, keys act on tabs, table and help; the status says "loading PyTorch…"): interactive; -> the
+first chunk whose status bar says " ready " (torch loaded, the session built: training and edits act), an
+informational line. The launches use
 compiled bytecode, as every launch after a user's first does (`compileall` first; PYTHONDONTWRITEBYTECODE,
 set on the lab VM, would make each launch compile the app's modules again). Output rate: bytes per second
 written while a run trains at full speed with the Train tab (the loss plot) on screen. Key -> frame: a key byte

@@ -1,6 +1,6 @@
 """The frame drawn before Textual is imported.
 
-Importing Textual takes 0.4-0.55 s on the lab VM (docs/performance.md, start-up), before the app can draw
+Importing Textual takes 0.4-0.57 s on the lab VM (docs/performance.md, start-up), before the app can draw
 anything. `show` writes the app's first frame (the tab names and the status line, what `PlaygroundApp.compose`
 draws next) straight to the terminal with a few escape codes, so the screen answers the launch at once; Textual's
 first paint then covers it (its driver enters the same alternate screen and does not clear it). Typed keys are
