@@ -236,3 +236,43 @@ def test_bytes_are_deterministic_in_content():
     b = zipfile.ZipFile(io.BytesIO(session_bytes(s)))
     for name in ("weights.safetensors", "data.safetensors", "optimizer.safetensors", "history.csv", "preset.toml"):
         assert a.read(name) == b.read(name)
+
+
+def _edited_after_training(tmp_path):
+    """Trained 3 steps (the history's start weights remembered), then a layer appended: another model."""
+    s = Session(loads_preset(FULL))
+    train(s, 3)
+    assert s.has_start_weights
+    from tui_nn.engine.spec import LayerSpec
+
+    spec = s.preset.copy().model
+
+    spec.layers.append(LayerSpec(type="Tanh"))
+    s.rebuild(spec)
+    return s
+
+
+def test_a_model_edited_after_training_saves_a_session_that_loads(tmp_path):
+    """Found by the long robustness run: the start weights of the model before the edit were saved with the new
+    model, and the file was refused on loading ("start.safetensors does not fit the model")."""
+    s = _edited_after_training(tmp_path)
+    assert not s.has_start_weights  # they belonged to the model before the edit
+    s.current_preset(at_start=True)  # the current weights then, no KeyError
+    path = save_session(s, tmp_path / "edited.tuinn")
+    back = load_session(path)
+    assert back.step == s.step and [x.type for x in back.spec.layers] == [x.type for x in s.spec.layers]
+    assert not back.has_start_weights
+
+
+def test_start_weights_of_another_model_are_dropped_on_loading(tmp_path):
+    """A file saved by the earlier version (start weights of the model before an edit): the session loads, the
+    mismatching start weights are left out."""
+    s = Session(loads_preset(FULL))
+    train(s, 3)
+    path = save_session(s, tmp_path / "s.tuinn")
+    from safetensors.torch import save
+
+    _rewrite(path, "start.safetensors", save({"0.weight": torch.zeros(5, 5)}))
+    back = load_session(path)
+    assert back.step == 3 and not back.has_start_weights
+    assert torch.equal(back.model[0].weight, s.model[0].weight)  # the rest as saved

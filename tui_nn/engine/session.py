@@ -307,6 +307,7 @@ class Session:
         self.preset.model = spec
         self.report = report
         self.model = new_model
+        self._start_weights = None  # the weights the history began from belong to the model before this edit
         if tuple(spec.input_shape[1:]) != tuple(self.inputs.shape[1:]):
             self.preset.data.inputs = None
             self.preset.data.targets = None

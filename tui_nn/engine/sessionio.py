@@ -476,9 +476,10 @@ def load_session(path: str | os.PathLike[str], *, device: str | None = None) -> 
     _restore_history(session.history, history_csv, state.get("history") or {}, where)
     if start is not None:
         params = dict(session.model.named_parameters())
-        if set(start) != set(params) or any(start[k].shape != params[k].shape for k in params):
-            raise SessionFileError(f"{where}: start.safetensors does not fit the model")
-        session._start_weights = {k: v.to(dev) for k, v in start.items()}
+        # the weights the history began from; a file whose model was edited after its first run (saved before
+        # `Session.rebuild` forgot them) has some of another model: only those are dropped, the session loads
+        if set(start) == set(params) and all(start[k].shape == params[k].shape for k in params):
+            session._start_weights = {k: v.to(dev) for k, v in start.items()}
     from .metrics import Evaluation
 
     try:
