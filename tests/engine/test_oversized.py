@@ -53,3 +53,27 @@ def test_sizes_up_to_1e12_are_built_or_refused_never_killed(pairs):
             raise AssertionError(f"Linear({a}, {b}) gave an error instead of being built or refused: {value}")
     assert results[-4][0] == "built" and results[-3][0] == "built"
     assert results[-2][0] == "refused"  # 4 TB of parameters
+
+
+def test_inputs_checked_before_they_are_generated_are_not_counted_twice(monkeypatch):
+    """Found by the long robustness run: the estimate (inputs included) fit the budget, the inputs were generated
+    (587 MB there), then the model was checked again against the free memory left, which no longer held them, and
+    refused after allocating. The planned shape's check is the one that counts."""
+    from tui_nn.engine import shapes
+    from tui_nn.engine.preset import loads_preset
+    from tui_nn.engine.session import Session
+
+    preset = loads_preset('[model]\ninput_shape = [64, 256]\n[[model.layers]]\ntype = "LayerNorm"\n'
+                          'normalized_shape = [256]\n')
+    need = shapes.check_model(preset.model, (64, 256), optimizer=preset.training.optimizer.type,
+                              optimizer_args=preset.training.optimizer.args).memory.total
+    inputs_bytes = 64 * 256 * 4
+    calls = []
+
+    def shrinking_budget(device: str = "cpu") -> int:  # the free memory, minus the inputs once they exist
+        calls.append(device)
+        return need + inputs_bytes // 2 - (inputs_bytes if len(calls) > 1 else 0)
+
+    monkeypatch.setattr(shapes, "default_budget", shrinking_budget)
+    s = Session(preset)
+    assert tuple(s.inputs.shape) == (64, 256) and len(calls) == 1

@@ -159,10 +159,14 @@ class Session:
                 spec.params.clear()
         t = self.training
         planned = planned_input_shape(self.preset.data, self.spec.input_shape)
+        checked = None
         if planned is not None:  # check shapes and memory before generating anything
-            self._check(self.spec, planned)
+            checked = self._check(self.spec, planned)
         inputs, _ = make_inputs(self.preset.data, self.spec.input_shape, t.seed)
-        report = self._check(self.spec, tuple(inputs.shape))
+        if checked is not None and tuple(inputs.shape) == tuple(planned):
+            report = checked  # checked again, the free memory would no longer hold the inputs the estimate counts
+        else:
+            report = self._check(self.spec, tuple(inputs.shape))
         self.report = report
         self.inputs = inputs.to(self.device)
         self._make_targets()  # draws inputs then targets again, from a freshly seeded generator
