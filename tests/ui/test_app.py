@@ -687,7 +687,8 @@ async def test_a_preset_too_large_for_memory_names_its_file(tmp_path, monkeypatc
     monkeypatch.setenv("TUI_NN_MEMORY_BUDGET", "1e8")
     app = PlaygroundApp(str(big))
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error dialog")
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal) and bool(app.screen.query("#error-body")),
+                         what="the error dialog, composed")
         assert app.screen.title_text == f"Cannot build the preset {big}"
         assert "memory" in app.screen.query_one("#error-body").render().plain.lower()
         await pilot.press("escape")
