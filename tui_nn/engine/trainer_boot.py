@@ -2,8 +2,9 @@
 
 The trainer process (runner.py) imports torch and torch._dynamo itself, about 4 s on the lab VM. Spawned
 only once the app's own session is built, a first run waited for it seconds after the app said ready. This
-module has no torch import: the app spawns the process right after its first frame, so both processes import
-torch at the same time on different cores, and the app's `ProcessRunner` adopts the process (`take`).
+module has no torch import: the app spawns the process once the preset's preview is drawn (spawned at the first
+frame, it slowed the preview), so both processes import torch at the same time on different cores, and the app's
+`ProcessRunner` adopts the process (`take`).
 """
 
 from __future__ import annotations
