@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from typing import Any
 
@@ -114,13 +115,25 @@ def test_stop_after_random_delays_trainer_process() -> None:
 
 
 async def test_stop_in_the_app_and_the_worker_is_gone_within_1s(tmp_path: Any) -> None:
+    """Timed from the stop request (the app running `s`'s action) to the train worker's end, both stamped as
+    they happen: `pilot.press` itself waits for the app to look idle (~0.2 s here, over 1 s on a loaded CI
+    machine), so the time around it is the test's, not the app's, and is only printed."""
     from tui_nn.ui.app import PlaygroundApp
 
     path = tmp_path / "stop.toml"
     path.write_text(PRESET)
     rnd = random.Random(9)
     app = PlaygroundApp(str(path))
+    asked: list[float] = []
+    action_stop = app.action_stop
+
+    def stop_stamped() -> None:
+        asked.append(time.perf_counter())
+        action_stop()
+
+    app.action_stop = stop_stamped  # type: ignore[method-assign]  # the binding looks the action up by name
     gone: list[float] = []
+    around_press: list[float] = []
     async with app.run_test(size=(100, 30)) as pilot:
         await loaded(pilot)
         snapshot(0)
@@ -130,17 +143,26 @@ async def test_stop_in_the_app_and_the_worker_is_gone_within_1s(tmp_path: Any) -
             app.train(10**9)
             target = rnd.randrange(5, 200)
             await wait_until(pilot, lambda: app.session.step >= target, what=f"step {target}")
+            ended: list[float] = []
+            waiter = threading.Thread(target=lambda: (app._train_idle.wait(30), ended.append(time.perf_counter())))
+            waiter.start()
+            asked.clear()
             t0 = time.perf_counter()
             await pilot.press("s")
             await wait_until(pilot, lambda: app.run_state == "ready" and not [
                 w for w in app.workers if w.group == "train" and not w.is_finished], timeout=10, what="the stop")
-            gone.append(time.perf_counter() - t0)
+            around_press.append(time.perf_counter() - t0)
+            waiter.join(30)
+            assert len(asked) == 1 and ended, "s did not reach the stop action, or the worker did not end"
+            gone.append(ended[0] - asked[0])
             step = app.session.step
             assert_at(app.session, step, f"app stop {i}")
             counts.add("stopping", "app stops (s)")
-    print("worker gone after s:", ", ".join(f"{g * 1000:.0f} ms" for g in gone))
+    print("worker gone after the stop request:", ", ".join(f"{g * 1000:.0f} ms" for g in gone))
+    print("press -> ready seen, with Pilot's own wait:", ", ".join(f"{g * 1000:.0f} ms" for g in around_press))
     counts.peak("stopping", "slowest app stop, worker gone (s)", max(gone))
     counts.peak("stopping", "median app stop, worker gone (s)", sorted(gone)[len(gone) // 2])
+    counts.peak("stopping", "slowest press -> ready seen, Pilot's wait included (s)", max(around_press))
     assert max(gone) < 1.0, gone
 
 
