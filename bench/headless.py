@@ -8,7 +8,7 @@ from .models import HandLoop, load
 
 def measure(name: str, quick: bool = False, device: str = "cpu", label: str | None = None) -> str:
     from tui_nn.engine.session import Session
-    from tui_nn.engine.trainer import Trainer
+    from tui_nn.engine.trainer import Trainer, freeze_startup_objects
 
     session = Session(load(name), device=device)
     trainer = Trainer(session)
@@ -17,6 +17,7 @@ def measure(name: str, quick: bool = False, device: str = "cpu", label: str | No
         trainer.run(n, report=lambda r: None)  # what `tui-nn run` does, minus printing
 
     hand = HandLoop(name, device=device)
+    freeze_startup_objects()  # as `tui-nn run` does before training (the hand-written loop, in this process, gains too)
     slices, seconds = (2, 0.2) if quick else SLICES
     med, lo, hi = alternating_ratio(ours, hand.run, slices=slices, seconds=seconds)
     return line(label or f"headless_run_{name}", f"{med:.3f}x (min {lo:.3f}, max {hi:.3f})", ">= 0.98", med >= 0.98)
@@ -30,7 +31,10 @@ SLICES = (40, 0.5)
 
 def measure_null(name: str, quick: bool = False) -> str:
     """The method's own noise: two identical hand-written loops compared the same way (ideally 1.000x)."""
+    from tui_nn.engine.trainer import freeze_startup_objects
+
     a, b = HandLoop(name), HandLoop(name)
+    freeze_startup_objects()  # the same conditions as `measure`
     slices, seconds = (2, 0.2) if quick else SLICES
     med, lo, hi = alternating_ratio(a.run, b.run, slices=slices, seconds=seconds)
     return line(f"headless_null_{name}", f"{med:.3f}x (min {lo:.3f}, max {hi:.3f}; hand-written over hand-written: "

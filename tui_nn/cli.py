@@ -313,7 +313,7 @@ def cmd_run(path: str, *, steps: int | None, device: str | None, seed: int | Non
             json_mode: bool) -> int:
     from .engine.errors import EngineError
     from .engine.session import ShapeCheckFailed
-    from .engine.trainer import Progress, Trainer
+    from .engine.trainer import Progress, Trainer, freeze_startup_objects
 
     try:
         session = _load(path, device=device, seed=seed)
@@ -338,6 +338,7 @@ def cmd_run(path: str, *, steps: int | None, device: str | None, seed: int | Non
         elif bar is not None:
             bar.update(r.step, r.run_steps, r.loss, r.steps_per_s)
 
+    freeze_startup_objects()
     try:
         fin = Trainer(session).run(n, report=report, every=every,  # type: ignore[arg-type]
                                    should_stop=lambda: pipe_closed)

@@ -235,3 +235,26 @@ def test_set_loss_keeps_working_metrics():
     s = Session(loads_preset(SPIRAL))
     s.set_loss(CallSpec("CrossEntropyLoss", {"label_smoothing": 0.1}))
     assert evaluate(s, "test").loss is not None
+
+
+@pytest.mark.parametrize("ending", ["stopped", "done"])
+def test_the_last_report_of_a_full_batch_run_has_its_last_steps_accuracy(ending):
+    """The output an accuracy is taken from is kept only at reports: a run that stops (or ends) between two
+    reports still reports the accuracy of the step it ended at, not that of the report before."""
+    text = SPIRAL.replace("batch_size = 24", "batch_size = 0").replace('name = "spiral"', 'name = "blobs"')
+    p = loads_preset(text)
+    s = Session(p)
+    seen: list = []
+    calls = [0]
+
+    def should_stop() -> bool:
+        calls[0] += 1
+        return ending == "stopped" and calls[0] > 9  # after 9 steps
+
+    fin = Trainer(s).run(9 if ending == "done" else None, report=seen.append, should_stop=should_stop,
+                         interval=1e9)  # no timed report between the first step and the end
+    progress = [r for r in seen if isinstance(r, Progress)]
+    assert fin.step == 9 and [r.step for r in progress] == [1, 9]
+    per_step = _accuracy_per_step(p, 9)
+    assert progress[0].accuracy == per_step[0] and progress[-1].accuracy == per_step[-1] == fin.accuracy
+    assert len(set(per_step)) > 1  # the accuracy moved: the test tells the last step from the first

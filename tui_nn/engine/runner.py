@@ -18,7 +18,6 @@ CUDA IPC between the processes.
 
 from __future__ import annotations
 
-import gc
 import os
 import threading
 import time
@@ -29,7 +28,7 @@ import torch.multiprocessing  # noqa: F401 - registers torch's tensor pickling (
 
 from .metrics import apply_progress
 from .session import Session, ShapeCheckFailed
-from .trainer import Finished, Progress, Report, Trainer
+from .trainer import Finished, Progress, Report, Trainer, freeze_startup_objects
 from .trainer_boot import default_threads, end, new_stop_event, spawn, take, wants_process
 
 
@@ -71,9 +70,7 @@ def _child_main(conn: Any, stop: Any, threads: int) -> None:  # pragma: no cover
     torch.set_num_threads(threads)
     # the first optimizer of a process imports torch._dynamo (about a second): do it before the first run
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    # torch's and our modules' objects (~3 x 10^5) are never garbage: the collector's full passes need not scan
-    # them (~130 ms each on the lab VM, a pause of training)
-    gc.freeze()
+    freeze_startup_objects()
     while True:
         try:
             msg = conn.recv()
