@@ -37,7 +37,7 @@ async def _wait(pilot, cond, timeout: float = 60.0) -> None:  # noqa: ANN001
         await pilot.pause(0.02)
 
 
-async def _measure(name: str, quick: bool) -> tuple[float, float, float, float]:
+async def _measure(name: str, quick: bool, device: str = "cpu") -> tuple[float, float, float, float]:
     import torch
 
     from tui_nn.ui.app import PlaygroundApp
@@ -49,10 +49,13 @@ async def _measure(name: str, quick: bool) -> tuple[float, float, float, float]:
     async with app.run_test(size=(80, 24)) as pilot:
         app.animation_level = "none"
         await _wait(pilot, lambda: app.loaded.is_set() and app.run_state == "ready")
+        if str(app.session.device) != device:  # the device picker's path: the session moves to `device`
+            app.choose_device(device)
+            await _wait(pilot, lambda: str(app.session.device) == device and app.run_state == "ready")
         await pilot.press("3")  # the Train tab: the loss plot redraws while training
         threads = getattr(app.runner(), "threads", torch.get_num_threads())
         torch.set_num_threads(threads)
-        hand = HandLoop(name)
+        hand = HandLoop(name, device=device)
         n = calibrate(hand.run, seconds)
         ratios: list[float] = []
         app_time = 0.0
@@ -72,7 +75,7 @@ async def _measure(name: str, quick: bool) -> tuple[float, float, float, float]:
     return statistics.median(ratios), min(ratios), max(ratios), app_time
 
 
-def measure(name: str, quick: bool = False) -> str:
-    med, lo, hi, t = asyncio.run(_measure(name, quick))
-    return line(f"inapp_{name}", f"{med:.3f}x (min {lo:.3f}, max {hi:.3f}; {t:.1f} s of app training)",
+def measure(name: str, quick: bool = False, device: str = "cpu", label: str | None = None) -> str:
+    med, lo, hi, t = asyncio.run(_measure(name, quick, device))
+    return line(label or f"inapp_{name}", f"{med:.3f}x (min {lo:.3f}, max {hi:.3f}; {t:.1f} s of app training)",
                 ">= 0.95", med >= 0.95)

@@ -68,10 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     if "gpu" in groups:
         from .measure import line
 
-        if torch.cuda.is_available():
-            from .headless import measure
+        if torch.cuda.is_available():  # goal 8: the MLP and the CNN on cuda:0, headless and in the app
+            from .headless import host_syncs, measure
+            from .inapp import measure as inapp_measure
 
-            print(measure("cnn", quick=quick, device="cuda:0", label="gpu"), flush=True)  # the CNN on cuda:0, vs by hand
+            for name in ("mlp", "cnn"):
+                print(measure(name, quick=quick, device="cuda:0", label=f"gpu_headless_{name}", goal=0.95),
+                      flush=True)
+                print(host_syncs(name, "cuda:0", seconds=0.5 if quick else 2.0), flush=True)
+                print(inapp_measure(name, quick=quick, device="cuda:0", label=f"gpu_inapp_{name}"), flush=True)
+            print(line("gpu_device", torch.cuda.get_device_name(0), "informational", None), flush=True)
         else:
             print(line("gpu", "n/a (no CUDA device on this machine)", "measured when a GPU machine is lent", None),
                   flush=True)
