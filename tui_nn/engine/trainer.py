@@ -306,10 +306,11 @@ class Trainer:
                     xb, yb = batches.next()
                 if plain_step:  # one_step's body, without its call (~0.7 % of a small model's step)
                     opt.zero_grad(set_to_none=True)
-                    out = model(xb)
-                    loss = loss_fn(out, yb)
+                    o = model(xb)
+                    loss = loss_fn(o, yb)
                     loss.backward()
                     opt.step()
+                    out = o  # only once the step completed (a step that raises leaves the last one's)
                 else:
                     out, loss = one_step(xb, yb)
                 append(loss.detach())
