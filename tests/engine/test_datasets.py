@@ -5,6 +5,8 @@ import os
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tui_nn.engine import datasets
 from tui_nn.engine.datasets import DATASETS, CsvError, load_split
@@ -220,13 +222,152 @@ def test_csv_round_trips_and_relative_paths_follow_the_preset(csv_dir, tmp_path)
     p = load_preset(csv_preset(csv_dir))
     text = dumps_preset(p)
     assert 'csv = { path = "data/points.csv", features = ["x1", "x2"], target = "label" }' in text
-    # saved into another folder, the path is rewritten to reach the same file
-    other = tmp_path / "elsewhere"
-    other.mkdir()
-    save_preset(p, other / "copy.toml")
-    q = load_preset(other / "copy.toml")
-    assert q.data.csv.path == os.path.join("..", "data", "points.csv")
+    # saved into a folder that holds the file, the path is rewritten to reach the same file from there
+    save_preset(p, csv_dir / "data" / "copy.toml")
+    q = load_preset(csv_dir / "data" / "copy.toml")
+    assert q.data.csv.path == "points.csv"
     assert torch.equal(Session(q).inputs, Session(p).inputs)
+    save_preset(q, csv_dir / "again.toml")
+    assert load_preset(csv_dir / "again.toml").data.csv.path == os.path.join("data", "points.csv")
+
+
+def test_saving_a_csv_preset_where_the_file_is_outside_is_refused(csv_dir, tmp_path):
+    """A saved preset must load again: its CSV path would lead out of its folder, so the save is refused."""
+    p = load_preset(csv_preset(csv_dir))
+    for folder in (tmp_path / "elsewhere", csv_dir / "sub"):
+        folder.mkdir()
+        with pytest.raises(CsvError) as info:
+            save_preset(p, folder / "copy.toml")
+        assert info.value.field == "data.csv.path" and "outside the folder the preset is saved in" in str(info.value)
+        assert "copy the CSV file next to the preset" in info.value.hint
+        assert not (folder / "copy.toml").exists()
+
+
+# ------------------------------------------------------------------------------------------------- CSV paths
+
+
+CONTROL = [chr(c) for c in range(0x20)] + ["\x7f", "\x85", "\x9b", "\u2028", "\u2029", "\u202e", "\u2066"]
+
+
+def _table(path="data/points.csv", features=("x1", "x2"), target="label"):
+    return {"path": path, "features": list(features), "target": target}
+
+
+def _no_raw_control(err):
+    for part in (err.detail, err.hint, err.source, err.field):
+        assert datasets.control_char(part) is None, repr(str(err))
+
+
+@settings(max_examples=60, deadline=None)
+@given(ch=st.sampled_from(CONTROL), where=st.sampled_from(["path", "features", "target"]),
+       before=st.text(alphabet="ab'\"#(", max_size=4), after=st.text(alphabet="xy)# ", max_size=4))
+def test_control_characters_in_the_csv_table_are_refused_naming_the_field(tmp_path_factory, ch, where, before,
+                                                                         after):
+    folder = tmp_path_factory.mktemp("ctl")
+    (folder / "data").mkdir()
+    (folder / "data" / "points.csv").write_text(CSV)
+    bad = "x1" + before + ch + after
+    table = {"path": _table(path="data/" + before + ch + after + ".csv"), "features": _table(features=[bad, "x2"]),
+             "target": _table(target=bad)}[where]
+    with pytest.raises(PresetError) as info:
+        datasets.parse_csv(table, source=str(folder / "p.toml"))
+    err = info.value
+    assert err.field == {"path": "data.csv.path", "features": "data.csv.features[0]", "target": "data.csv.target"}[where]
+    assert "control character" in err.detail and datasets.escaped(ch) in err.detail
+    _no_raw_control(err)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ch=st.sampled_from(CONTROL), col=st.integers(0, 3), text=st.text(alphabet="ab'()#_", max_size=6))
+def test_control_characters_in_the_csv_header_are_refused_naming_the_line_and_column(ch, col, text):
+    import csv as csvmod
+    import io
+
+    header = ["x1", "x2", "label", "note"]
+    header[col] = header[col] + ch + text
+    buf = io.StringIO()
+    csvmod.writer(buf).writerows([[], header, ["1", "2", "0", "z"]])
+    with pytest.raises(CsvError) as info:
+        datasets.parse_csv_text(buf.getvalue().encode(), ["x1"], ["x2"], "f.csv")
+    err = info.value
+    assert err.line == 2 and f"column {col + 1} of the header" in err.detail  # the blank first row skipped
+    assert datasets.escaped(ch) in err.detail
+    _no_raw_control(err)
+
+
+def test_the_issues_example_header_is_refused(tmp_path):
+    (tmp_path / "d.csv").write_text('"x\r__import__(\'os\').system(\'id > PWNED\')\r#",y\n1,0\n2,1\n')
+    with pytest.raises(CsvError) as info:
+        datasets.parse_csv({"path": "d.csv", "features": ["other"], "target": "y"}, source=str(tmp_path / "p.toml"))
+    assert info.value.line == 1 and "\\x0d" in str(info.value) and "\r" not in str(info.value)
+
+
+@pytest.mark.parametrize("path,words", [
+    ("/etc/passwd", "is an absolute path"),
+    ("../outside.csv", "leads outside"),
+    ("data/../../outside.csv", "leads outside"),
+    ("data/../../presets/data/points.csv/../../../outside.csv", "leads outside"),
+    ("link-out.csv", "leads outside"),  # a symlink in the folder to a file outside it
+    ("environ.csv", "leads outside"),  # a symlink in the folder to /proc/self/environ
+])
+def test_csv_paths_must_stay_inside_the_presets_folder(tmp_path, path, words):
+    csv_dir = tmp_path / "presets"
+    (csv_dir / "data").mkdir(parents=True)
+    (csv_dir / "data" / "points.csv").write_text(CSV)
+    (tmp_path / "outside.csv").write_text(CSV)
+    (csv_dir / "link-out.csv").symlink_to(tmp_path / "outside.csv")
+    (csv_dir / "environ.csv").symlink_to("/proc/self/environ")
+    table = f'csv = {{ path = "{path}", features = ["x1", "x2"], target = "label" }}'
+    with pytest.raises(PresetError) as info:
+        load_preset(csv_preset(csv_dir, table))
+    err = info.value
+    assert err.field == "data.csv.path" and words in err.detail, str(err)
+    assert "copy the CSV file into the preset's folder" in err.hint
+    assert "PATH=" not in str(err) and "HOME=" not in str(err)
+
+
+def test_csv_paths_inside_the_folder_may_use_dots_and_symlinks(csv_dir):
+    (csv_dir / "link.csv").symlink_to(csv_dir / "data" / "points.csv")
+    for path in ("data/../data/points.csv", "./data/points.csv", "link.csv"):
+        table = f'csv = {{ path = "{path}", features = ["x1", "x2"], target = "label" }}'
+        assert Session(load_preset(csv_preset(csv_dir, table))).inputs.shape == (4, 2)
+
+
+def test_absolute_csv_paths_read_only_csv_files(csv_dir, tmp_path, monkeypatch):
+    """A path the user types (the app's dialog gives a base) or a session file keeps may be absolute, but only a
+    file whose real name ends in .csv is read; the files of /proc, zero-sized, are refused unread."""
+    good = str(csv_dir / "data" / "points.csv")
+    spec = datasets.parse_csv({"path": good, "features": ["x1", "x2"], "target": "label"}, source="the CSV dialog",
+                              base=str(tmp_path))
+    assert datasets.read_csv(spec)[0].shape == (4, 2)
+    (tmp_path / "env.csv").symlink_to("/proc/self/environ")
+    (tmp_path / "zero.csv").write_text("")
+    monkeypatch.setenv("TUI_NN_SECRET_CANARY", "s3cr3t-value")
+    for path, words in (("/proc/self/environ", "does not end in .csv"), ("/etc/passwd", "does not end in .csv"),
+                        (str(tmp_path / "env.csv"), "does not end in .csv"),
+                        (str(tmp_path / "zero.csv"), "the file is empty")):
+        with pytest.raises(CsvError) as info:
+            datasets.read_csv(datasets.CsvSpec(path, ["x1"], ["y"]))
+        assert words in str(info.value)
+        assert "s3cr3t" not in str(info.value) and "root:" not in str(info.value)
+
+
+def test_an_error_quotes_little_of_the_file_and_nothing_raw(tmp_path):
+    long = "k" * 5000
+    blob = (",".join(f"{long}{i}" for i in range(300)) + "\n" + ",".join("1" for _ in range(300)) + "\n").encode()
+    with pytest.raises(CsvError) as info:
+        datasets.parse_csv_text(blob, ["x"], ["y"], "wide.csv")
+    assert len(str(info.value)) < 1500 and "(300 columns)" in str(info.value)
+    blob = b"x,y\n1,\x1b[31m" + b"9" * 5000 + b"\n"
+    with pytest.raises(CsvError) as info:
+        datasets.parse_csv_text(blob, ["x"], ["y"], "esc.csv")
+    assert "\\x1b[31m" in str(info.value) and "\x1b" not in str(info.value) and len(str(info.value)) < 200
+
+
+def test_a_session_files_csv_path_with_a_nul_is_a_clean_error():
+    with pytest.raises(CsvError) as info:
+        datasets.load_split(datasets.DataSpec(csv=datasets.CsvSpec("/tmp/a\0b.csv", ["x"], ["y"])), 0)
+    assert "\\x00" in str(info.value) and "\0" not in str(info.value)
 
 
 def test_csv_features_can_fill_a_multi_dimensional_sample(tmp_path):
@@ -325,3 +466,29 @@ def test_rebuild_with_another_sample_shape_drops_the_data_set():
     spec.layers[0].args["in_features"] = 3
     s.rebuild(spec)
     assert s.preset.data.dataset is None and s.inputs.shape == (1, 3) and s.test_inputs is None
+
+
+CELL = st.one_of(st.floats(allow_nan=False, allow_infinity=False).map(repr), st.integers(-10**6, 10**6).map(str),
+                 st.sampled_from(["1e3", "+.5", "-0", "0_1", " 2 ", "\t3", '"4.5"', "1E-7", "00012", "  -1.5e+2  "]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.lists(CELL, min_size=4, max_size=4), min_size=1, max_size=12),
+       crlf=st.booleans(), bom=st.booleans(), blanks=st.sets(st.integers(0, 12), max_size=3),
+       order=st.permutations(["x1", " x2 ", "label", "note"]))
+def test_the_exported_scripts_csv_reader_reads_as_the_engine_does(tmp_path_factory, rows, crlf, bom, blanks, order):
+    """`csv_columns` (copied into scripts that read a large CSV file themselves) selects and converts exactly as
+    `parse_csv_text`: the same float64 values, bit for bit."""
+    end = "\r\n" if crlf else "\n"
+    lines = [",".join(order)]
+    for i, row in enumerate(rows):
+        lines.append(",".join(row))
+        if i in blanks:
+            lines.append("")
+    blob = (("\ufeff" if bom else "") + end.join(lines) + end).encode()
+    x, y = datasets.parse_csv_text(blob, ["x2", "x1"], ["label"], "f.csv")
+    path = tmp_path_factory.mktemp("cols") / "f.csv"
+    path.write_bytes(blob)
+    table = torch.tensor(datasets.csv_columns(str(path), ["x2", "x1"], ["label"]), dtype=torch.float64)
+    assert torch.equal(table[:, :2], x) and torch.equal(table[:, 2:], y)
+    assert [v.hex() for v in table.flatten().tolist()] == [v.hex() for v in torch.cat([x, y], 1).flatten().tolist()]

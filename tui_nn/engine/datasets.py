@@ -7,8 +7,24 @@ Generated data sets (in the style of TensorFlow Playground), all seeded:
 
 `[data] dataset = { name = "spiral", samples = 200, noise = 0.1, test_fraction = 0.2 }` (blobs and
 spiral also take `classes`). `[data] csv = { path = "f.csv", features = ["x1", "x2"], target = "y" }`
-reads columns of a CSV file with a header (the path is relative to the preset file; the file is only
-ever read). A bad row is an error naming the file and its line.
+reads columns of a CSV file with a header (the file is only ever read). A bad row is an error naming the
+file and its line.
+
+Where a CSV file may be (checked at every read, after symlinks are resolved; `csv_location`):
+
+- a path written in a preset file is relative to the preset's folder and must stay inside it (`../` out
+  of it, an absolute path, or a symlink leading out of it are refused, with the field named and a hint:
+  copy the CSV file next to the preset); saving the preset elsewhere (`rebase`) keeps the path relative
+  when the file is inside the new folder and refuses the save otherwise;
+- an absolute path (typed in the app's CSV dialog, or kept in a session file, which holds the data
+  itself and reads the CSV again only to rebuild or export) must name a file whose name ends in `.csv`;
+- the file must be a regular, non-empty file (FIFOs, devices and the zero-sized files of /proc are
+  refused before anything is read), of at most MAX_CSV_BYTES.
+
+Column names and paths with control characters (C0, DEL, C1, line/paragraph separators, bidi controls)
+are refused, in the preset's csv table and in the file's header row. An error message quotes file
+content only to identify the problem, at most a few dozen characters, control characters escaped
+(`shown`).
 
 Determinism: the generator functions below draw from `torch.Generator().manual_seed(seed)` (the data
 generator of the session's contract); then one permutation drawn from the same generator shuffles the
@@ -23,6 +39,7 @@ import csv
 import io
 import math
 import os
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -142,6 +159,47 @@ class CsvError(PresetError):
     """A CSV file that cannot be used: names the file, and the line of a bad row."""
 
 
+# C0 (tab and newline included: a column name or a path has no use for them), DEL, C1, the line and paragraph
+# separators, the bidi embeddings/overrides/isolates and marks, lone surrogates
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
+                      "\ud800-\udfff]")
+SHOWN_CHARS = 40  # the most characters of a name, a cell or a path an error message quotes
+
+
+def control_char(text: str) -> str | None:
+    """The first control character of `text` (see _CONTROL), or None."""
+    m = _CONTROL.search(text)
+    return m.group() if m else None
+
+
+def escaped(text: str, limit: int = SHOWN_CHARS) -> str:
+    """`text` cut to `limit` characters (then "…"), every non-printable character and the backslash escaped
+    (\\x0d, \\u2028): safe to show in a terminal, and unambiguous."""
+    cut = text[:limit]
+    out = []
+    for ch in cut:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            n = ord(ch)
+            out.append(f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}")
+    return "".join(out) + ("…" if len(text) > limit else "")
+
+
+def shown(text: str, limit: int = SHOWN_CHARS) -> str:
+    """`escaped(text)` in double quotes, as error messages quote names and cells."""
+    return f"\"{escaped(text, limit)}\""
+
+
+def _no_control(text: str, what: str, *, source: str, field: str = "", line: int | None = None) -> None:
+    ch = control_char(text)
+    if ch is not None:
+        raise CsvError(f"{what} {shown(text)} holds a control character ({escaped(ch)}): names and paths must be "
+                       f"plain text", source=source, field=field, line=line)
+
+
 def _unknown(key: str, choices: list[str], field: str, source: str, what: str) -> PresetError:
     return PresetError(f"unknown key \"{key}\" for {what}{did_you_mean(key, choices)}; expected one of: "
                        f"{', '.join(choices)}", source=source, field=f"{field}.{key}")
@@ -185,15 +243,25 @@ def _names(value: Any, field: str, source: str, what: str) -> list[str]:
     if (not isinstance(value, list) or not value or len(value) > MAX_CSV_COLUMNS
             or not all(isinstance(v, str) and v.strip() for v in value)):
         raise PresetError(f"expected {what}: a column name or a list of column names", source=source, field=field)
+    for i, v in enumerate(value):
+        _no_control(v, "the column name", source=source, field=f"{field}[{i}]" if len(value) > 1 else field)
     names = [v.strip() for v in value]
+    seen: set[str] = set()
     for i, name in enumerate(names):
-        if name in names[:i]:
-            raise PresetError(f"column \"{name}\" is named twice", source=source, field=f"{field}[{i}]")
+        if name in seen:
+            raise PresetError(f"column {shown(name)} is named twice", source=source, field=f"{field}[{i}]")
+        seen.add(name)
     return names
 
 
-def parse_csv(raw: Any, *, source: str = "<input>", field: str = "data.csv", base: str | None = None) -> CsvSpec:
-    """Validate a `csv = { ... }` table and read the file once (its header and rows are checked now)."""
+def parse_csv(raw: Any, *, source: str = "<input>", field: str = "data.csv", base: str | None = None,
+              allow_absolute: bool | None = None) -> CsvSpec:
+    """Validate a `csv = { ... }` table and read the file once (its header and rows are checked now).
+
+    Without `base`, the table comes from the preset file `source`: its path must be relative to that file's
+    folder and stay inside it. A caller that gives `base` resolves a path the user typed (the app's CSV dialog:
+    relative to the working folder); it may then also be absolute (`allow_absolute`, which defaults to whether
+    `base` is given). Either way `read_csv` applies the rule of `csv_location`."""
     from .preset import check_arg
 
     if not isinstance(raw, dict):
@@ -206,8 +274,15 @@ def parse_csv(raw: Any, *, source: str = "<input>", field: str = "data.csv", bas
         if key not in raw:
             raise PresetError(f"csv needs \"{key}\"", source=source, field=f"{field}.{key}")
     path = raw["path"]
-    if not isinstance(path, str) or not path.strip() or len(path) > 4096 or "\0" in path:
+    if not isinstance(path, str) or not path.strip() or len(path) > 4096:
         raise PresetError("expected the path of a CSV file", source=source, field=f"{field}.path")
+    _no_control(path, "the path", source=source, field=f"{field}.path")
+    if allow_absolute is None:
+        allow_absolute = base is not None
+    if os.path.isabs(path) and not allow_absolute:
+        raise CsvError(f"{shown(path)} is an absolute path; a preset names its CSV file by a path relative to its "
+                       "own folder (a regular file in that folder or below it, such as \"points.csv\")",
+                       source=source, field=f"{field}.path", hint=OUTSIDE_HINT)
     features = _names(raw["features"], f"{field}.features", source, "the feature columns")
     target = _names(raw["target"], f"{field}.target", source, "the target column(s)")
     fraction = check_arg(DATASET_ARGS[3], raw.get("test_fraction", 0.0), f"{field}.test_fraction", source)
@@ -254,20 +329,35 @@ def parse_data_tables(dataset: Any, csv_table: Any, *, inputs: Any, targets: Any
     return ds, cs
 
 
+OUTSIDE_HINT = ("copy the CSV file into the preset's folder (or a folder below it) and name it by a relative "
+                "path, such as path = \"points.csv\"")
+
+
+def _inside(path: str, root: str) -> bool:
+    """Whether the real path `path` is `root` or below it (both absolute, symlinks resolved)."""
+    try:
+        return os.path.commonpath([path, root]) == root
+    except ValueError:  # another drive (Windows)
+        return False
+
+
 def rebase(data: DataSpec, folder: str | os.PathLike[str]) -> DataSpec:
-    """A copy whose CSV path is written relative to `folder` (where the preset is being saved)."""
+    """A copy whose CSV path is written relative to `folder` (where the preset is being saved), so that the saved
+    preset loads: the CSV file must be inside `folder` (after symlinks), else the save is refused (CsvError)."""
     import copy
 
     out = copy.deepcopy(data)
     if out.csv is not None:
-        target = os.path.abspath(out.csv.resolved)
-        folder = os.path.abspath(folder)
-        try:
-            rel = os.path.relpath(target, folder)
-        except ValueError:  # another drive (Windows)
-            rel = target
-        out.csv.path = rel
-        out.csv.base = folder
+        target = os.path.realpath(out.csv.resolved)
+        root = os.path.realpath(folder)
+        if not _inside(target, root):
+            raise CsvError(f"the CSV file {shown(target, 200)} is outside the folder the preset is saved in; a "
+                           "preset names its CSV file by a path inside its own folder", source=escaped(root, 200),
+                           field="data.csv.path",
+                           hint="save the preset in the CSV file's folder (or a folder above it), or copy the CSV "
+                                "file next to the preset and choose it again in the data dialog (D) before saving")
+        out.csv.path = os.path.relpath(target, root)
+        out.csv.base = root
     return out
 
 
@@ -279,32 +369,85 @@ _csv_cache: "OrderedDict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]]" = 
 _lock = threading.Lock()
 
 
+def csv_location(spec: CsvSpec, *, source: str | None = None, field: str = "data.csv") -> str:
+    """The real path (symlinks resolved) of the spec's CSV file, once the path passes the rule of the module
+    docstring: no control characters; relative: inside the folder it is relative to; absolute: a `.csv` file.
+    Raises CsvError naming the field. Nothing is opened."""
+    path = spec.path
+    where = source or "<csv>"
+    if not isinstance(path, str) or not path or len(path) > 4096:
+        raise CsvError("expected the path of a CSV file", source=where, field=f"{field}.path")
+    _no_control(path, "the path", source=where, field=f"{field}.path")
+    if os.path.isabs(path):
+        real = os.path.realpath(path)
+        if not real.lower().endswith(".csv"):
+            raise CsvError(f"{shown(path, 200)} is an absolute path to a file whose name (after symlinks) does not "
+                           "end in .csv; only a .csv file is read by an absolute path", source=where,
+                           field=f"{field}.path", hint="name the CSV file something.csv, or put it in the "
+                                                       "preset's folder and name it by a relative path")
+        return real
+    root = os.path.realpath(spec.base or os.getcwd())
+    real = os.path.realpath(os.path.join(root, path))
+    if not _inside(real, root):
+        raise CsvError(f"{shown(path, 200)} leads outside {shown(root, 200)}, the folder it is relative to (after "
+                       "\"..\" and symlinks); a CSV file must be in that folder or below it", source=where,
+                       field=f"{field}.path", hint=OUTSIDE_HINT)
+    return real
+
+
+def _checked_file(spec: CsvSpec, source: str | None, field: str) -> tuple[str, os.stat_result, str]:
+    """(real path, its stat, the name errors give the file) of a CSV file that may be read."""
+    real = csv_location(spec, source=source, field=field)
+    where = source or escaped(spec.resolved, 300)
+    try:
+        st = os.stat(real)
+    except OSError as err:
+        raise CsvError(f"cannot read {shown(spec.path, 200)}: {err.strerror or err}", source=where,
+                       field=f"{field}.path") from None
+    if not S_ISREG(st.st_mode):  # a FIFO or a device (/dev/stdin, /dev/zero) would block or never end
+        raise CsvError(f"{shown(spec.path, 200)} is not a regular file", source=where, field=f"{field}.path")
+    name = escaped(spec.resolved, 300)
+    if st.st_size > MAX_CSV_BYTES:
+        raise CsvError(f"the file is too large ({st.st_size} bytes; at most {MAX_CSV_BYTES})", source=name)
+    if st.st_size == 0:  # also the files of /proc, which say 0 and would be generated on reading
+        raise CsvError("the file is empty: a CSV file needs a header row naming its columns", source=name, line=1)
+    return real, st, where
+
+
+def _read_bytes(spec: CsvSpec, real: str, where: str, field: str) -> bytes:
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(real, flags)  # read only: the file is never modified
+        with os.fdopen(fd, "rb") as fh:
+            if not S_ISREG(os.fstat(fh.fileno()).st_mode):  # replaced since the check
+                raise CsvError(f"{shown(spec.path, 200)} is not a regular file", source=where, field=f"{field}.path")
+            blob = fh.read(MAX_CSV_BYTES + 1)
+    except OSError as err:
+        raise CsvError(f"cannot read {shown(spec.path, 200)}: {err.strerror or err}", source=where,
+                       field=f"{field}.path") from None
+    if len(blob) > MAX_CSV_BYTES:
+        raise CsvError(f"the file is too large (more than {MAX_CSV_BYTES} bytes)", source=escaped(spec.resolved, 300))
+    return blob
+
+
+def csv_bytes(spec: CsvSpec, *, source: str | None = None, field: str = "data.csv") -> tuple[str, bytes]:
+    """(real path, content) of the spec's CSV file, read under the same rule as `read_csv` (export's digest)."""
+    real, _, where = _checked_file(spec, source, field)
+    return real, _read_bytes(spec, real, where, field)
+
+
 def read_csv(spec: CsvSpec, *, source: str | None = None, field: str = "data.csv") -> tuple[torch.Tensor,
                                                                                                torch.Tensor]:
     """(features [N, F], targets [N, T]) as float64, from the file (cached while it is unchanged)."""
-    path = spec.resolved
-    try:
-        st = os.stat(path)
-    except OSError as err:
-        raise CsvError(f"cannot read \"{spec.path}\" ({path}): {err.strerror or err}", source=source or path,
-                       field=f"{field}.path") from None
-    if not S_ISREG(st.st_mode):  # a FIFO or a device (/dev/stdin, /dev/zero) would block or never end
-        raise CsvError(f"\"{spec.path}\" is not a regular file", source=source or path, field=f"{field}.path")
-    if st.st_size > MAX_CSV_BYTES:
-        raise CsvError(f"the file is too large ({st.st_size} bytes; at most {MAX_CSV_BYTES})", source=path)
-    key = (os.path.abspath(path), st.st_mtime_ns, st.st_size, tuple(spec.features), tuple(spec.target))
+    real, st, where = _checked_file(spec, source, field)
+    key = (real, st.st_mtime_ns, st.st_size, tuple(spec.features), tuple(spec.target))
     with _lock:
         hit = _csv_cache.get(key)
         if hit is not None:
             _csv_cache.move_to_end(key)
             return hit
-    try:
-        with open(path, "rb") as fh:  # read only: the file is never modified
-            blob = fh.read(MAX_CSV_BYTES + 1)
-    except OSError as err:
-        raise CsvError(f"cannot read \"{spec.path}\": {err.strerror or err}", source=source or path,
-                       field=f"{field}.path") from None
-    result = parse_csv_text(blob, spec.features, spec.target, path)
+    blob = _read_bytes(spec, real, where, field)
+    result = parse_csv_text(blob, spec.features, spec.target, escaped(spec.resolved, 300))
     with _lock:
         _csv_cache[key] = result
         while len(_csv_cache) > 4:
@@ -312,36 +455,62 @@ def read_csv(spec: CsvSpec, *, source: str | None = None, field: str = "data.csv
     return result
 
 
+def _columns(names: list[str], most: int = 12) -> str:
+    """The header's columns as an error message lists them: the first `most`, each bounded and escaped."""
+    text = ", ".join(escaped(n) for n in names[:most])
+    return text + (f", … ({len(names)} columns)" if len(names) > most else "")
+
+
+def _near(name: str, names: list[str]) -> str:
+    """did_you_mean over the header (bounded: the first 1000 columns of at most 64 characters)."""
+    return did_you_mean(name, [n for n in names[:1000] if len(n) <= 64])
+
+
 def parse_csv_text(blob: bytes, features: list[str], target: list[str], source: str = "<csv>") -> tuple[
         torch.Tensor, torch.Tensor]:
-    """Parse CSV bytes (UTF-8, a header row): the chosen columns as float64 tensors. Raises CsvError."""
+    """Parse CSV bytes (UTF-8, a header row): the chosen columns as float64 tensors. Raises CsvError.
+
+    `export.py` writes `csv_columns` (below) into scripts that read the file themselves: the two must select
+    and convert exactly alike (the tests compare them)."""
     try:
         text = blob.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = blob[:err.start].count(b"\n") + 1
         raise CsvError(f"not UTF-8 text (byte {err.start})", source=source, line=line) from None
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    header_line = 1  # where the header row begins (a quoted cell may hold line breaks)
     try:
-        header = next((row for row in reader if row), None)
+        while header is None:
+            before = reader.line_num
+            row = next(reader, None)
+            if row is None:
+                break
+            if row:
+                header, header_line = row, before + 1
     except csv.Error as err:
-        raise CsvError(f"not valid CSV: {err}", source=source, line=reader.line_num) from None
+        raise CsvError(f"not valid CSV: {escaped(str(err), 120)}", source=source, line=reader.line_num) from None
     if header is None:
         raise CsvError("the file is empty: a CSV file needs a header row naming its columns", source=source,
                        line=1)
-    header_line = reader.line_num
+    for i, cell in enumerate(header):
+        ch = control_char(cell)
+        if ch is not None:
+            raise CsvError(f"column {i + 1} of the header, {shown(cell)}, holds a control character ({escaped(ch)}): "
+                           "column names must be plain text", source=source, line=header_line)
     names = [h.strip() for h in header]
     where: dict[str, int] = {}
     for i, name in enumerate(names):
         if name in where:
-            raise CsvError(f"column \"{name}\" appears twice in the header (columns {where[name] + 1} and {i + 1})",
+            raise CsvError(f"column {shown(name)} appears twice in the header (columns {where[name] + 1} and {i + 1})",
                            source=source, line=header_line)
         where[name] = i
     cols: list[int] = []
     for role, wanted in (("feature", features), ("target", target)):
         for name in wanted:
             if name not in where:
-                raise CsvError(f"no {role} column \"{name}\" in the header{did_you_mean(name, names)}; the columns "
-                               f"are: {', '.join(names)}", source=source, line=header_line)
+                raise CsvError(f"no {role} column {shown(name)} in the header{_near(name, names)}; the columns "
+                               f"are: {_columns(names)}", source=source, line=header_line)
             cols.append(where[name])
     values: list[float] = []
     rows = 0
@@ -358,20 +527,36 @@ def parse_csv_text(blob: bytes, features: list[str], target: list[str], source: 
                 try:
                     v = float(cell)
                 except ValueError:
-                    what = "an empty cell" if not cell else f"\"{cell[:40]}\""
-                    raise CsvError(f"column \"{names[c]}\": expected a number; got {what}", source=source,
+                    what = "an empty cell" if not cell else shown(cell)
+                    raise CsvError(f"column {shown(names[c])}: expected a number; got {what}", source=source,
                                    line=line) from None
                 if not math.isfinite(v):
-                    raise CsvError(f"column \"{names[c]}\": expected a finite number; got \"{cell}\"", source=source,
-                                   line=line)
+                    raise CsvError(f"column {shown(names[c])}: expected a finite number; got {shown(cell)}",
+                                   source=source, line=line)
                 values.append(v)
             rows += 1
     except csv.Error as err:
-        raise CsvError(f"not valid CSV: {err}", source=source, line=reader.line_num) from None
+        raise CsvError(f"not valid CSV: {escaped(str(err), 120)}", source=source, line=reader.line_num) from None
     if rows == 0:
         raise CsvError("the file has a header but no data rows", source=source, line=header_line)
     table = torch.tensor(values, dtype=torch.float64).reshape(rows, len(cols))
     return table[:, :len(features)].contiguous(), table[:, len(features):].contiguous()
+
+
+def csv_columns(path, features, target):
+    """Rows [features..., targets...] of floats from a CSV file with a header, as tui-nn reads it (UTF-8, an
+    optional BOM; blank lines skipped; cells stripped, then float())."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, strict=True)
+        header = next(row for row in reader if row)
+        names = [h.strip() for h in header]
+        cols = [names.index(name) for name in list(features) + list(target)]
+        rows = []
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank line
+            rows.append([float(row[c].strip()) for c in cols])
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,7 +582,7 @@ def _split_key(data: DataSpec, seed: int) -> tuple[Any, ...] | None:
         path = data.csv.resolved
         try:
             st = os.stat(path)
-        except OSError:
+        except (OSError, ValueError):  # read_csv names the problem
             return None
         return ("csv", os.path.abspath(path), st.st_mtime_ns, st.st_size, tuple(data.csv.features),
                 tuple(data.csv.target), data.csv.test_fraction, seed)
@@ -499,7 +684,8 @@ def describe(data: DataSpec) -> str:
         fraction = d.test_fraction
     elif data.csv is not None:
         c = data.csv
-        text = f"{os.path.basename(c.path)}: {', '.join(c.features)} -> {', '.join(c.target)}"
+        text = (f"{escaped(os.path.basename(c.path))}: {_columns(list(c.features), 6)} -> "
+                f"{_columns(list(c.target), 6)}")
         fraction = c.test_fraction
     else:
         return "inline or generated tensors"
@@ -510,4 +696,5 @@ def describe(data: DataSpec) -> str:
 
 __all__ = ["DATASETS", "DatasetInfo", "CsvError", "Split", "parse_dataset", "parse_csv", "parse_data_tables",
            "check_fits", "read_csv", "parse_csv_text", "load_split", "generate_dataset", "attach_test_split",
-           "split", "describe", "task_of", "rebase", "sample_view"]
+           "split", "describe", "task_of", "rebase", "sample_view", "csv_location", "csv_bytes", "csv_columns",
+           "control_char", "escaped", "shown", "MAX_CSV_BYTES"]
