@@ -169,6 +169,7 @@ CASES = {
     "xor-target-accuracy": XOR_TARGET,
     "global-rng": GLOBAL_RNG,
     "csv": CSV_PRESET,
+    "csv-by-reference": CSV_PRESET,  # a CSV file of more than MAX_INLINE_DATA_BYTES of values: read by the script
     "mini-batch-target-accuracy": MLP.format(optimizer='{ type = "Adam", lr = 0.05 }', batch=6, seed=3)
     + "target_accuracy = 0.6\n",  # 20 samples in batches of 6, 6, 6, 2: checked on all 20 at each epoch's end
     "reset-optimizer-each-step": MLP.format(optimizer='{ type = "Adam", lr = 0.01 }', batch=0, seed=0)
@@ -177,11 +178,35 @@ CASES = {
 STEPS = 25
 
 
+def _csv_rows(n):
+    return "".join(f"{i * 0.1},{(i % 3) - 1},{i * i / 50},{i % 2},{i / 7}\n" for i in range(n))
+
+
+def _quirky_csv(n):
+    """The CSV data of the by-reference case, with what the script's reader must read as the engine does: a BOM,
+    CRLF line ends, blank lines, spaces around a column name and around cells, quoted cells, "0_1"."""
+    out = []
+    for i in range(n):
+        cells = [f"{i * 0.1}", f"{(i % 3) - 1}", f"{i * i / 50}", f"{i % 2}", f"{i / 7}"]
+        if i % 5 == 0:
+            cells[0] = f'"{cells[0]}"'
+        if i % 7 == 0:
+            cells[2] = f"  {cells[2]} "
+        if i % 17 == 0:
+            cells[3] = "0_" + cells[3]
+        out.append(",".join(cells))
+        if i % 13 == 0:
+            out.append("")
+    return "\ufeffa, b ,c,u,v\r\n" + "\r\n".join(out) + "\r\n"
+
+
 def _preset(name, folder):
     text = CASES[name]
-    if name == "csv":
-        rows = "".join(f"{i * 0.1},{(i % 3) - 1},{i * i / 50},{i % 2},{i / 7}\n" for i in range(23))
-        (folder / "data.csv").write_text("a,b,c,u,v\n" + rows)
+    if name.startswith("csv"):
+        if name == "csv":
+            (folder / "data.csv").write_text("a,b,c,u,v\n" + _csv_rows(23))
+        else:
+            (folder / "data.csv").write_text(_quirky_csv(24_000), newline="")
         path = folder / "p.toml"
         path.write_text(text)
         return load_preset(path)
@@ -212,6 +237,8 @@ def test_exported_scripts_print_the_engines_losses(tmp_path):
         script = write_script(preset, folder / "train.py", steps=STEPS)
         text = script.read_text()
         assert "tui_nn" not in text and "pickle" not in text
+        assert len(text) < 64 * 1024 or name != "csv-by-reference"
+        assert ("CSV_PATH = " in text) == (name == "csv-by-reference"), name
         assert not re.search(r"(?<![.\w])(eval|exec)\(", text)  # model.eval() is the only "eval"
         scripts[name] = script
     # plain python, isolated from this checkout (-I): the scripts need torch only
@@ -273,3 +300,97 @@ def test_history_and_metrics_csv():
     assert float(lines[-1].split(",")[1]) == s.history.last
     m = metrics_csv(s).splitlines()
     assert m[0] == "step,test_loss,test_accuracy" and [r.split(",")[0] for r in m[1:]] == ["3", "6"]
+
+
+def test_large_csv_data_is_exported_by_reference_with_a_bounded_script(tmp_path):
+    """Above MAX_INLINE_DATA_BYTES the script names the file (a string constant) and reads it itself; it says so
+    when the file is not the one it was exported with."""
+    import ast
+    import hashlib
+    import os
+
+    from tui_nn.engine import export
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    preset = _preset("csv-by-reference", folder)
+    data = folder / "data.csv"
+    assert data.stat().st_size > export.MAX_INLINE_DATA_BYTES
+    text = export_script(preset, steps=2)
+    assert len(text) < 64 * 1024 and "FEATURES = [" not in text
+    consts = {n.targets[0].id: n.value.value for n in ast.parse(text).body
+              if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant) and isinstance(n.targets[0], ast.Name)}
+    assert consts["CSV_PATH"] == os.path.realpath(data)
+    assert consts["CSV_SHA256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+    small = tmp_path / "small"
+    small.mkdir()
+    assert "CSV_PATH" not in export_script(_preset("csv", small), steps=2)  # small data stays inline
+    script = tmp_path / "s.py"
+    script.write_text(text)
+    with data.open("a") as fh:
+        fh.write("1,2,3,4,5\n")
+    run = subprocess.run([sys.executable, "-I", str(script)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "not the one this script was exported with" in run.stdout and len(_losses(run.stdout)) == 2
+
+
+def test_the_script_size_is_bounded_before_the_weights_are_written(monkeypatch):
+    from tui_nn.engine import export
+
+    preset = Session(loads_preset(EXAMPLE)).current_preset(with_weights=True)
+    assert len(export_script(preset)) < 64 * 1024
+    monkeypatch.setattr(export, "MAX_SCRIPT_BYTES", 20)
+    with pytest.raises(EngineError) as info:
+        export_script(preset)
+    assert "hand-set weights" in str(info.value) and "larger than 20 bytes" in str(info.value)
+    monkeypatch.setattr(export, "MAX_SCRIPT_BYTES", 2000)
+    with pytest.raises(EngineError) as info:
+        export_script(loads_preset(EXAMPLE))
+    assert "the script would be" in str(info.value)
+
+
+def test_user_text_reaches_the_script_only_as_string_constants():
+    """The preset's name (once written into the docstring) and every value go through repr(): a NUL, a line
+    break or three quotes in the name leave a script that compiles and holds the name as PRESET_NAME."""
+    import ast
+
+    preset = loads_preset(EXAMPLE)
+    preset.name = 'a\x00b"""\r\nimport os; os.system("x") #\u2028\\'
+    text = export_script(preset, steps=1)
+    tree = ast.parse(text)
+    names = [n.value.value for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name)
+             and n.targets[0].id == "PRESET_NAME"]
+    assert names == [preset.name]
+    assert "os.system" not in ast.get_docstring(tree) and "\x00" not in text
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.Import) and n.names[0].name == "os"]
+
+
+def test_the_exporters_writers_take_only_validated_values():
+    """What becomes code is checked by the writers themselves, whatever object they are given: names must be
+    known, plain identifiers; values must be plain data, written with the built-in types' own repr."""
+    import ast
+
+    from tui_nn.engine import export
+    from tui_nn.engine.objectives import LOSSES
+
+    bad = "lr=1, **__import__('os').system('x') or {}"
+    for write in (lambda: export._kwargs({bad: 1}, "SGD"), lambda: export._ident("class", "a parameter"),
+                  lambda: export._known(bad, LOSSES, "loss"), lambda: export._known("eval", LOSSES, "loss"),
+                  lambda: export._module_expr("0]; import os; x = model[0"), lambda: export._lit(object()),
+                  lambda: export._lit({1: 2}), lambda: export._lit(b"bytes")):
+        with pytest.raises(EngineError):
+            write()
+
+    class Sly(str):
+        def __repr__(self):
+            return "__import__('os').system('x')"
+
+    class SlyFloat(float):
+        def __repr__(self):
+            return "__import__('os')"
+
+    assert export._lit(Sly("a")) == "'a'" and export._lit(SlyFloat(0.5)) == "0.5"
+    assert export._lit([float("inf"), -float("inf")]) == "[float('inf'), float('-inf')]"
+    value = {"k": [1, 2.5, None, True, "s'\"\\\n\x00\u2028"], "t": (1,), "e": ()}
+    assert ast.literal_eval(export._lit(value)) == value
+    assert export._arg([1, 2]) == "(1, 2)"
