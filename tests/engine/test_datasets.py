@@ -272,7 +272,8 @@ def test_control_characters_in_the_csv_table_are_refused_naming_the_field(tmp_pa
     with pytest.raises(PresetError) as info:
         datasets.parse_csv(table, source=str(folder / "p.toml"))
     err = info.value
-    assert err.field == {"path": "data.csv.path", "features": "data.csv.features[0]", "target": "data.csv.target"}[where]
+    fields = {"path": "data.csv.path", "features": "data.csv.features[0]", "target": "data.csv.target"}
+    assert err.field == fields[where]
     assert "control character" in err.detail and datasets.escaped(ch) in err.detail
     _no_raw_control(err)
 
