@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -163,7 +164,6 @@ time.sleep(120)
 
 def _start_python(code: str, *args: str, env: dict | None = None):
     import subprocess
-    import sys
 
     return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
@@ -204,7 +204,8 @@ CHILD = r'''
 import sys, time
 from tui_nn.engine import lifeline
 
-lifeline.arm(int(sys.argv[1]), pdeathsig=sys.argv[2] == "pdeathsig")
+kernel = sys.argv[2] == "pdeathsig"  # the kernel's signal alone (the watcher looks once an hour), or the watcher
+lifeline.arm(int(sys.argv[1]), pdeathsig=kernel, interval=3600 if kernel else 0.5)
 print("armed", flush=True)
 time.sleep(120)
 '''
@@ -218,7 +219,8 @@ child.wait()
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads /proc for the process tree")
-@pytest.mark.parametrize("how", ["pdeathsig", "watcher"])
+@pytest.mark.parametrize("how", [pytest.param("pdeathsig", marks=pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")), "watcher"])
 def test_an_armed_process_ends_with_its_parent_by_either_mechanism(how):
     """The kernel's signal (Linux) and the pid watcher (everywhere) each end the child on their own."""
     from tests.test_serve import alive, kill_all, wait_gone
@@ -240,7 +242,6 @@ def test_an_armed_process_ends_with_its_parent_by_either_mechanism(how):
 
 def test_arming_against_a_parent_that_is_gone_ends_the_process_at_once():
     import subprocess
-    import sys
 
     code = "import os; from tui_nn.engine import lifeline; lifeline.arm(2 if os.getppid() != 2 else 3); print('on')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -249,7 +250,6 @@ def test_arming_against_a_parent_that_is_gone_ends_the_process_at_once():
 
 def test_the_lifeline_variable():
     import subprocess
-    import sys
 
     from tui_nn.engine.lifeline import ENV, parse_pid
 
@@ -261,8 +261,9 @@ def test_the_lifeline_variable():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, ENV: str(os.getpid())})
     assert out.stdout.split() == ["True", "False"]  # armed against this process; not passed on to its children
+    unset = {k: v for k, v in os.environ.items() if k != ENV}
     out = subprocess.run([sys.executable, "-c", "from tui_nn.engine.lifeline import arm_from_env as a; print(a())"],
-                         capture_output=True, text=True, timeout=60, env={k: v for k, v in os.environ.items() if k != ENV})
+                         capture_output=True, text=True, timeout=60, env=unset)
     assert out.stdout.strip() == "None"  # not served: nothing armed
 
 
@@ -274,7 +275,6 @@ def test_killing_the_app_ends_its_trainer_process_and_resource_tracker():
     import pty
     import struct
     import subprocess
-    import sys
     import termios
 
     from tests.test_serve import PRESET, cmdline, descendants, kill_all, wait_for_kinds, wait_gone
