@@ -15,6 +15,7 @@ import queue
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,8 +25,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tui_nn.serve import bind_warning, is_loopback
+from tui_nn.serve import (MAX_HEIGHT, MAX_MESSAGE, MAX_WIDTH, HostCheck, bind_warning, bounded_int, is_loopback,
+                          is_websocket_upgrade, parse_envelope, query_size, resize_size, split_host_header)
 
 PRESET = "lab000-shallow-forward"
 CHROMIUM = os.environ.get("TUI_NN_CHROMIUM", "/usr/bin/chromium")
@@ -205,12 +209,12 @@ def _wait_no_children(pid: int, timeout: float = 15) -> None:
     assert not kids, f"sessions still running: {kids}"
 
 
-def _open_session(s: Served):
+def _open_session(s: Served, size: str = "width=80&height=24"):
     """A websocket session (the token in the query, no browser): the server starts an app for it."""
     import socket
 
     sock = socket.create_connection((s.host, s.port), timeout=10)
-    sock.sendall((f"GET /ws?token={s.token}&width=80&height=24 HTTP/1.1\r\nHost: {s.host}:{s.port}\r\n"
+    sock.sendall((f"GET /ws?token={s.token}&{size} HTTP/1.1\r\nHost: {s.host}:{s.port}\r\n"
                   + "".join(f"{k}: {v}\r\n" for k, v in WS_HEADERS.items()) + "\r\n").encode())
     assert sock.recv(64).startswith(b"HTTP/1.1 101 ")
     return sock
@@ -240,6 +244,333 @@ def test_stopping_the_server_stops_its_sessions():
         if sock is not None:
             sock.close()
     assert not [k for k in kids if Path(f"/proc/{k}").exists()], "the session's app outlived the server"
+
+
+# -- processes: each session's app, its trainer process and multiprocessing's resource tracker -----
+
+def process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state letter), from /proc/*/stat."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                rest = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            table[int(entry.name)] = (int(rest[1]), rest[0])
+    return table
+
+
+def descendants(pid: int) -> list[int]:
+    table = process_table()
+    kids: dict[int, list[int]] = {}
+    for child, (parent, _) in table.items():
+        kids.setdefault(parent, []).append(child)
+    found, todo = [], [pid]
+    while todo:
+        for child in kids.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def alive(pids: list[int]) -> list[int]:
+    """Those of `pids` still running (a zombie, dead but not yet reaped, counts as gone)."""
+    table = process_table()
+    return [p for p in pids if p in table and table[p][1] not in ("Z", "X")]
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.decode(errors="replace").split("=", 1) for item in raw.split(b"\0") if b"=" in item)
+
+
+def kind(pid: int) -> str:
+    """What a descendant of the server is: "app", "trainer", "tracker" or "other"."""
+    text = cmdline(pid)
+    if "-m tui_nn" in text:
+        return "app"
+    if "multiprocessing.spawn" in text:
+        return "trainer"
+    if "multiprocessing.resource_tracker" in text:
+        return "tracker"
+    return "other"
+
+
+def wait_for_kinds(root: int, kinds: set[str], timeout: float = 90) -> list[int]:
+    """Wait until `root`'s descendants include one of each of `kinds` (the app pre-starts its trainer once its
+    preview is drawn, seconds); the descendants then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = descendants(root)
+        if kinds <= {kind(p) for p in alive(found)} or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def wait_gone(pids: list[int], timeout: float = 15) -> list[int]:
+    """Wait (at most `timeout` seconds, generous: the check is that they go, not how fast) until none of `pids`
+    runs; those still running then."""
+    deadline = time.monotonic() + timeout
+    while (left := alive(pids)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def kill_all(pids: list[int]) -> None:
+    for pid in alive(pids):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc for the process tree")
+def test_a_killed_server_takes_its_apps_trainers_and_resource_trackers_with_it():
+    """kill -9 of `tui-nn serve`: nothing can stop the sessions then, so each app watches the server (and its
+    trainer process the app): every process the server started goes, the trainer at work included."""
+    s, _ = start_serve(PRESET, "--port", "0")
+    tree: list[int] = []
+    sock = None
+    try:
+        sock = _open_session(s, "width=50000&height=-7")
+        tree = wait_for_kinds(s.proc.pid, {"app", "trainer", "tracker"})
+        kinds = {p: kind(p) for p in alive(tree)}
+        assert sorted(kinds.values()) == ["app", "tracker", "trainer"], {p: cmdline(p) for p in tree}
+        app = next(p for p, k in kinds.items() if k == "app")
+        env = environ(app)
+        # the query's sizes were clamped before the app was started with them; the app knows whom to watch
+        assert (env["COLUMNS"], env["ROWS"]) == ("500", "1")
+        assert env["TUI_NN_LIFELINE"] == str(s.proc.pid)
+        trainer = next(p for p, k in kinds.items() if k == "trainer")
+        assert "TUI_NN_LIFELINE" not in environ(trainer)  # the app took it out of its environment
+        os.kill(s.proc.pid, signal.SIGKILL)
+        s.proc.wait(timeout=10)
+        left = wait_gone(tree)
+        assert not left, f"outlived the server: {[(p, cmdline(p)) for p in left]}"
+    finally:
+        kill_all(tree)
+        stop_serve(s)
+        if sock is not None:
+            sock.close()
+
+
+# -- the Host header: a DNS-rebinding defence ---------------------------------------------------
+
+@pytest.mark.parametrize("value, want", [
+    ("127.0.0.1:8000", ("127.0.0.1", 8000)), ("127.0.0.1", ("127.0.0.1", None)), ("[::1]:8000", ("::1", 8000)),
+    ("[::1]", ("::1", None)), ("LocalHost.:80", ("localhost", 80)), (" evil.example:8000\t", ("evil.example", 8000)),
+    ("[fe80::1%25eth0]:80", ("fe80::1%eth0", 80)), ("[::ffff:127.0.0.1]:9", ("::ffff:127.0.0.1", 9)),
+    ("::1", None), ("[::1", None), ("[::1]x", None), ("[::1]:", None), ("[127.0.0.1]", None), ("127.0.0.1:", None),
+    ("127.0.0.1:0", None), ("127.0.0.1:65536", None), ("127.0.0.1:+80", None), ("127.0.0.1:８０", None),
+    ("1.2.3.4:12:3", None), ("", None), ("a b", None), ("münchen.de", None), ("-x.example", None),
+    ("127.0.0.1\xa0", None), ("x" * 400, None), (None, None),
+])
+def test_host_header_parsing(value, want):
+    assert split_host_header(value) == want
+
+
+def test_host_check_names():
+    loop = HostCheck("127.0.0.1")
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1", "localhost", "app.localhost"):
+        assert loop.allowed(host), host
+    for host in ("evil.example", "127.0.0.1.evil.example", "10.0.0.1", "::2", "2130706433", socket.gethostname()):
+        assert not loop.allowed(host), host
+    lan = HostCheck("192.168.1.20")
+    assert lan.allowed("192.168.1.20") and lan.allowed("::ffff:192.168.1.20") and lan.allowed("localhost")
+    assert not lan.allowed("192.168.1.21") and not lan.allowed("evil.example")
+    named = HostCheck("Lab-Box.example.")
+    named.add_addresses([("192.168.1.5", 8000)])  # what the name resolved to, once bound
+    assert named.allowed("lab-box.example") and named.allowed("192.168.1.5") and not named.allowed("evil.example")
+    v6 = HostCheck("[2001:db8::1]")
+    assert v6.allowed("2001:db8::1") and v6.allowed("2001:0db8:0::1") and not v6.allowed("2001:db8::2")
+    every = HostCheck("0.0.0.0")
+    assert every.allowed("10.1.2.3") and every.allowed("fe80::1") and every.allowed(socket.gethostname().lower())
+    assert not every.allowed("evil.example")
+    assert loop.verdict([]) == "malformed" and loop.verdict(["127.0.0.1", "127.0.0.1"]) == "malformed"
+    assert loop.verdict(["evil.example:1"]) == "foreign" and loop.verdict(["localhost:1"]) == "ok"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=40), st.from_regex(r"\A[a-z0-9.:\[\]%-]{0,30}\Z"),
+                 st.builds(lambda h, p: f"{h}:{p}", st.from_regex(r"\A[a-z][a-z0-9-]{0,20}(\.[a-z0-9-]{1,10}){0,3}\Z"),
+                           st.integers(-10, 70000))))
+def test_only_loopback_hosts_pass_a_loopback_server(value):
+    check = HostCheck("127.0.0.1")
+    verdict = check.verdict([value])
+    assert verdict in ("ok", "malformed", "foreign")
+    parsed = split_host_header(value)
+    assert (verdict == "malformed") == (parsed is None)
+    if verdict == "ok":
+        assert is_loopback(parsed[0]), value
+    if parsed is not None and not is_loopback(parsed[0]):
+        assert verdict == "foreign"
+
+
+def test_a_foreign_host_is_refused_on_every_path_before_the_token(served):
+    """A page on evil.example whose name an attacker re-points at 127.0.0.1 talks to the server through the
+    browser with Host: evil.example; even holding the token (a student in the class), it gets nothing."""
+    t = served.token
+    here = f"127.0.0.1:{served.port}"
+    for host in (f"evil.example:{served.port}", "evil.example", f"127.0.0.1.evil.example:{served.port}",
+                 f"[::2]:{served.port}", "10.0.0.1", "2130706433"):
+        for path, extra in (("/?token=" + t, {}), ("/static/js/textual.js?token=" + t, {}),
+                            ("/download/abc?token=" + t, {}), ("/ws?token=" + t, WS_HEADERS),
+                            ("/nothing", {})):
+            r = request(served, path, {**extra, "Host": host})
+            assert r.status == 403, (host, path, r.status)
+            assert b"answers only to the address" in r.body and "Set-Cookie" not in r.headers
+    for host in ("127.0.0.1:99999", "::1", "", "127.0.0.1:80x", "ev il", "caf\xe9.example"):
+        r = request(served, "/?token=" + t, {"Host": host})
+        assert r.status == 400, (host, r.status)
+    for host in (here, f"localhost:{served.port}", f"[::1]:{served.port}", "127.0.0.1:1", "LOCALHOST"):
+        r = request(served, "/?token=" + t, {"Host": host})  # loopback under any port: an SSH tunnel's, say
+        assert r.status == 302, (host, r.status)
+
+
+def _raw(served: Served, lines: list[bytes]) -> bytes:
+    """Send a request of raw header lines (bytes, as sent); the status line of the answer."""
+    with socket.create_connection((served.host, served.port), timeout=10) as sock:
+        sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n")
+        return sock.recv(200).split(b"\r\n", 1)[0]
+
+
+def test_a_request_without_a_host_or_with_two_is_refused(served):
+    path = f"GET /?token={served.token} HTTP/1.1".encode()
+    assert _raw(served, [path]).startswith(b"HTTP/1.0 400 ")  # aiohttp's own refusal
+    assert _raw(served, [path.replace(b"1.1", b"1.0")]).startswith(b"HTTP/1.0 400 ")  # ours: HTTP/1.0 may omit it
+    here = f"Host: 127.0.0.1:{served.port}".encode()
+    assert b" 400 " in _raw(served, [path, here, b"Host: evil.example"])  # aiohttp's or ours
+    assert b" 400 " in _raw(served, [path, here, here])
+    assert _raw(served, [path, here]).startswith(b"HTTP/1.1 302 ")
+
+
+def test_malformed_requests_are_one_line_each_on_the_servers_stderr_not_a_traceback(served):
+    """aiohttp logged a traceback for each request it could not parse: any client, token or not, could fill the
+    terminal of whoever runs the server."""
+    before = len(served.stderr)
+    for raw in ([b"GET / HTTP/1.1"], [b"GET /\x1b[31m HTTP/1.1", b"Host: a"], [b"GET / HTTP/1.1", b"X: \x1b]0;t\x07"]):
+        assert _raw(served, raw).startswith(b"HTTP/1.0 400 ")
+    deadline = time.monotonic() + 5
+    while len(served.stderr) < before + 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = served.stderr[before:]
+    assert lines and all(line.startswith("tui-nn serve: a request was refused (") for line in lines), lines
+    assert not any("\x1b" in line for line in lines)
+
+
+@pytest.mark.parametrize("upgrade", [b"websocket\xc2\xa0", b"websocket\xc2\x85", b"\xc2\xa0websocket",
+                                     b"websocket\xa0", b"websocket\x85", b"websocket\x0b", b"web socket",
+                                     b"websocket, h2c", b"h2c", b"websocke\xc5\xbft"])
+def test_an_upgrade_header_that_is_not_exactly_websocket_is_refused(served, upgrade):
+    """aiohttp strips any Unicode space from the Upgrade header, so "websocket" followed by an NBSP (or NEL)
+    opened a websocket that the Origin check had not looked at (it compared the raw header)."""
+    lines = [f"GET /ws?token={served.token}&width=80&height=24 HTTP/1.1".encode(),
+             f"Host: 127.0.0.1:{served.port}".encode(), b"Connection: Upgrade", b"Upgrade: " + upgrade,
+             b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+             b"Origin: http://evil.example"]
+    assert b" 400 " in _raw(served, lines)  # ours, or aiohttp's for a control character (never a 101)
+    assert not _children(served.proc.pid)  # no app was started
+
+
+def test_the_upgrade_token_is_case_insensitive_with_ascii_blanks():
+    for value in ("websocket", "WebSocket", " websocket\t", "WEBSOCKET "):
+        assert is_websocket_upgrade(value), value
+    for value in ("websocket\xa0", "websocket\x85", "\u2003websocket", "websocket\n", "websockets", "",
+                  "WEBſOCKET"):
+        assert not is_websocket_upgrade(value), value
+
+
+def test_a_websocket_with_an_odd_handshake_is_a_clear_refusal(served):
+    """The /ws route takes only a websocket handshake; a broken one is a 400, not a traceback (aiohttp's own
+    refusal echoed the header and failed to encode undecodable bytes)."""
+    jar = {"Cookie": f"tui_nn_token_{served.port}={served.token}"}
+    assert request(served, "/ws", jar).status == 400  # no Upgrade at all
+    lines = [f"GET /ws?token={served.token} HTTP/1.1".encode(), f"Host: 127.0.0.1:{served.port}".encode(),
+             b"Connection: Upgrade", b"Upgrade: websocket", b"Sec-WebSocket-Version: 13\xff",
+             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]
+    assert _raw(served, lines).startswith(b"HTTP/1.1 400 ")  # ours: aiohttp's own refusal failed to build
+    assert not any("Traceback" in line for line in served.stderr)
+
+
+# -- what clients send: bounded -----------------------------------------------------------------
+
+@pytest.mark.parametrize("text, want", [
+    (None, 16), ("14", 14), ("100000", 72), ("-5", 6), ("0", 6), ("abc", 16), ("1e9", 16), ("1_4", 16), ("١٤", 16),
+    (" 20 ", 20), ("9" * 5000, 16), ("+30", 30), ("14.5", 16),
+])
+def test_bounded_int(text, want):
+    assert bounded_int(text, 16, 6, 72) == want
+
+
+def test_query_and_resize_sizes_are_clamped():
+    assert query_size({}) == (80, 24)
+    assert query_size({"width": "50000", "height": "50000"}) == (MAX_WIDTH, MAX_HEIGHT)
+    assert query_size({"width": "-3", "height": "0"}) == (1, 1)
+    assert query_size({"width": "nan", "height": "1e3"}) == (80, 24)
+    assert resize_size({"width": 50000, "height": 10**30}) == (MAX_WIDTH, MAX_HEIGHT)
+    assert resize_size({"width": 120.7, "height": -4}) == (120, 1)
+    for bad in (None, [], "80x24", {"width": 80}, {"width": True, "height": 24}, {"width": "80", "height": 24},
+                {"width": float("nan"), "height": 24}, {"width": 80, "height": float("inf")},
+                {"width": [80], "height": 24}, {"width": None, "height": None}):
+        assert resize_size(bad) is None, bad
+    assert parse_envelope('["resize", {"width": NaN, "height": 24}]') is None
+    assert parse_envelope("[" * 100_000 + "]" * 100_000) is None  # nesting deeper than the JSON parser goes
+    assert parse_envelope('["stdin", "' + "1" * (MAX_MESSAGE + 1) + '"]') is None
+    assert parse_envelope('{"type": "resize"}') is None and parse_envelope("[1]") is None
+    assert parse_envelope("[]") is None and parse_envelope("not json") is None
+    assert parse_envelope('["resize", {"width": 80, "height": 24}]') == ["resize", {"width": 80, "height": 24}]
+
+
+def test_the_page_font_size_is_bounded(served):
+    jar = {"Cookie": f"tui_nn_token_{served.port}={served.token}"}
+    for query, want in (("fontsize=100000", "72"), ("fontsize=-5", "6"), ("fontsize=abc", "16"), ("", "16"),
+                        ("fontsize=" + "9" * 5000, "16"), ("fontsize=14", "14")):
+        page = request(served, "/?" + query, jar)
+        assert page.status == 200
+        assert f'data-font-size="{want}"' in page.body.decode(), query
+
+
+def test_the_textual_serve_interface_we_rely_on():
+    """TokenServer replaces textual-serve's handle_index, handle_websocket and _process_messages (so that sizes
+    are bounded) and uses the rest as it is: this fails loudly when an upgrade of textual-serve changes any of it."""
+    import inspect
+
+    from textual_serve.app_service import AppService
+    from textual_serve.server import Server
+
+    from tui_nn.serve import _make_server_class
+
+    server_class = _make_server_class()
+    for name in ("handle_index", "handle_websocket", "_process_messages", "_make_app", "on_shutdown"):
+        assert name in server_class.__dict__, name  # ours, not inherited
+    assert set(inspect.signature(Server.__init__).parameters) >= {"command", "host", "port", "title"}
+    assert inspect.iscoroutinefunction(Server.handle_download)
+    init = inspect.signature(AppService.__init__).parameters
+    assert set(init) >= {"command", "write_bytes", "write_str", "close", "download_manager", "debug"}
+    for method, args in {"start": ["width", "height"], "set_terminal_size": ["width", "height"],
+                         "send_bytes": ["data"], "blur": [], "focus": [], "stop": []}.items():
+        fn = getattr(AppService, method)
+        assert inspect.iscoroutinefunction(fn), method
+        assert list(inspect.signature(fn).parameters)[1:] == args, method
+    server = server_class("true", host="127.0.0.1", port=0, token="t", title="t")
+    page = (Path(server.templates_path) / "app_index.html").read_text(encoding="utf-8")
+    assert "{{ font_size }}" in page and "{{ app_websocket_url }}" in page
+    assert Path(server.statics_path, "js", "textual.js").exists() and server.download_manager is not None
+
+    async def nothing(*_a):
+        return None
+
+    service = AppService("true", write_bytes=nothing, write_str=nothing, close=nothing,
+                         download_manager=server.download_manager)
+    assert hasattr(service, "_process")  # _stop_session kills an app that does not stop through it
 
 
 # -- the warning --------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -135,3 +136,193 @@ def test_a_trainer_process_started_before_torch_is_adopted_by_the_runner():
     left = trainer_boot._started[0]
     trainer_boot.discard()
     assert not left.is_alive() and trainer_boot._started is None
+
+
+# -- the trainer process ends with the app (engine/lifeline.py), SIGKILL included -------------------------------
+
+PARENT = r'''
+import os, subprocess, sys, threading, time
+from tui_nn.engine import trainer_boot
+
+where, hold = sys.argv[1], sys.argv[2] == "hold"
+if where == "thread":  # as in the app: a thread worker starts the trainer process, then exits
+    t = threading.Thread(target=trainer_boot.prestart, args=(1,))
+    t.start()
+    t.join()
+else:
+    trainer_boot.prestart(1)
+proc, conn = trainer_boot._started[0], trainer_boot._started[1]
+holder = None
+if hold:  # another process holds the pipe too: its end of file cannot tell the trainer that its app went
+    os.set_inheritable(conn.fileno(), True)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], close_fds=False)
+time.sleep(1.5)  # past the thread's exit, longer than the lifeline's interval
+print(proc.pid, holder.pid if holder else 0, "alive" if proc.is_alive() else "dead", flush=True)
+time.sleep(120)
+'''
+
+
+def _start_python(code: str, *args: str, env: dict | None = None):
+    import subprocess
+
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads /proc for the process tree")
+@pytest.mark.parametrize("where", ["thread", "main"])
+def test_a_trainer_process_ends_when_its_app_is_killed(where):
+    """The app starts its trainer process from a thread worker: the kernel's parent-death signal follows that
+    thread and would end the trainer as soon as the worker returns, so the trainer watches the app's pid. Here
+    its app (a stand-in that starts it as the app does) outlives the starting thread, then gets SIGKILL while
+    another process still holds the trainer's pipe: the trainer and the resource tracker go all the same."""
+    from tests.test_serve import alive, descendants, kill_all, kind, wait_gone
+
+    parent = _start_python(PARENT, where, "hold")
+    tree: list[int] = []
+    holder = 0
+    try:
+        line = parent.stdout.readline().split()
+        assert len(line) == 3, line
+        trainer, holder, state = int(line[0]), int(line[1]), line[2]
+        assert state == "alive"  # not ended with the thread that started it
+        tree = [p for p in descendants(parent.pid) if p != holder]
+        assert {kind(p) for p in tree} == {"trainer", "tracker"} and trainer in tree
+        parent.kill()
+        parent.wait(timeout=10)
+        left = wait_gone(tree)
+        assert not left, f"outlived their app: {left}"
+        assert alive([holder])  # the pipe's other holder lives: its end of file did not do it
+    finally:
+        kill_all([*tree, holder] if holder else tree)
+        if parent.poll() is None:
+            parent.kill()
+        parent.stdout.close()
+
+
+CHILD = r'''
+import sys, time
+from tui_nn.engine import lifeline
+
+kernel = sys.argv[2] == "pdeathsig"  # the kernel's signal alone (the watcher looks once an hour), or the watcher
+lifeline.arm(int(sys.argv[1]), pdeathsig=kernel, interval=3600 if kernel else 0.5)
+print("armed", flush=True)
+time.sleep(120)
+'''
+
+MIDDLE = r'''
+import subprocess, sys, os
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1], str(os.getpid()), sys.argv[2]])
+print(child.pid, flush=True)
+child.wait()
+'''
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads /proc for the process tree")
+@pytest.mark.parametrize("how", [pytest.param("pdeathsig", marks=pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")), "watcher"])
+def test_an_armed_process_ends_with_its_parent_by_either_mechanism(how):
+    """The kernel's signal (Linux) and the pid watcher (everywhere) each end the child on their own."""
+    from tests.test_serve import alive, kill_all, wait_gone
+
+    middle = _start_python(MIDDLE, CHILD, how)
+    child = 0
+    try:
+        child = int(middle.stdout.readline())
+        assert middle.stdout.readline().strip() == "armed"  # the child shares its parent's stdout
+        time.sleep(1.0)  # two of the watcher's intervals
+        assert alive([child])  # armed, its parent alive: it stays
+        middle.kill()
+        middle.wait(timeout=10)
+        assert not wait_gone([child])
+    finally:
+        kill_all([child] if child else [])
+        middle.stdout.close()
+
+
+def test_arming_against_a_parent_that_is_gone_ends_the_process_at_once():
+    import subprocess
+
+    code = "import os; from tui_nn.engine import lifeline; lifeline.arm(2 if os.getppid() != 2 else 3); print('on')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == -signal.SIGTERM and "on" not in out.stdout
+
+
+def test_the_lifeline_variable():
+    import subprocess
+
+    from tui_nn.engine.lifeline import ENV, parse_pid
+
+    assert parse_pid("1234") == 1234
+    for bad in (None, "", "0", "1", "-5", "12a", " 12", "١٢", "9" * 11, "4294967296"):
+        assert parse_pid(bad) is None, bad
+    code = ("import os; from tui_nn.engine.lifeline import ENV, arm_from_env; "
+            "print(arm_from_env() == os.getppid(), ENV in os.environ)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, ENV: str(os.getpid())})
+    assert out.stdout.split() == ["True", "False"]  # armed against this process; not passed on to its children
+    unset = {k: v for k, v in os.environ.items() if k != ENV}
+    out = subprocess.run([sys.executable, "-c", "from tui_nn.engine.lifeline import arm_from_env as a; print(a())"],
+                         capture_output=True, text=True, timeout=60, env=unset)
+    assert out.stdout.strip() == "None"  # not served: nothing armed
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads /proc for the process tree")
+def test_killing_the_app_ends_its_trainer_process_and_resource_tracker():
+    """`python -m tui_nn PRESET` in a terminal (a pty), its trainer process pre-started behind the preview, then
+    kill -9 of the app: the trainer and the resource tracker go too."""
+    import fcntl
+    import pty
+    import struct
+    import subprocess
+    import termios
+
+    from tests.test_serve import PRESET, cmdline, descendants, kill_all, wait_for_kinds, wait_gone
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    app = subprocess.Popen([sys.executable, "-m", "tui_nn", PRESET], stdin=slave, stdout=slave, stderr=slave,
+                           env={**os.environ, "TERM": "xterm-256color"}, start_new_session=True)
+    os.close(slave)
+
+    def drain() -> None:  # the app's output, read so that it never blocks on a full terminal
+        try:
+            while os.read(master, 65536):
+                pass
+        except OSError:
+            pass
+
+    threading.Thread(target=drain, daemon=True).start()
+    tree: list[int] = []
+    try:
+        tree = wait_for_kinds(app.pid, {"trainer", "tracker"})
+        assert len(tree) == 2, [cmdline(p) for p in tree]
+        app.kill()
+        app.wait(timeout=10)
+        left = wait_gone(tree)
+        assert not left, f"outlived the app: {[cmdline(p) for p in left]}"
+    finally:
+        kill_all(tree + descendants(app.pid))
+        if app.poll() is None:
+            app.kill()
+            app.wait(timeout=10)
+        os.close(master)
+
+
+def test_a_trainer_process_started_from_a_thread_that_exits_lives_on_and_trains():
+    """In this process: started from a short-lived thread (as the app's load worker does), the trainer process
+    is still there after the thread has gone and the runner adopts it."""
+    from tui_nn.engine import trainer_boot
+
+    t = threading.Thread(target=trainer_boot.prestart, args=(1,))
+    t.start()
+    t.join()
+    proc = trainer_boot._started[0]
+    time.sleep(1.0)
+    r = ProcessRunner(threads=1)
+    try:
+        assert r._proc is proc and proc.is_alive()
+        s = Session(loads_preset(TEXT))
+        assert r.run(s, 5, report=lambda p: None, should_stop=lambda: False).reason == "done"
+    finally:
+        r.close()

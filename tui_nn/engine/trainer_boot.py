@@ -61,16 +61,28 @@ def new_stop_event() -> Any:
         return CTX.Event()
 
 
-def child_entry(conn: Any, stop: Any, threads: int) -> None:  # pragma: no cover - runs in the child process
+def child_entry(conn: Any, stop: Any, threads: int,
+                parent: tuple[int, bool] | None = None) -> None:  # pragma: no cover - runs in the child process
+    if parent is not None:  # before torch's import (seconds): the process ends with the app, SIGKILL included
+        from .lifeline import arm
+
+        arm(parent[0], pdeathsig=parent[1])
     from .runner import _child_main  # torch is imported here, in the trainer process
 
     _child_main(conn, stop, threads)
 
 
 def spawn(stop: Any, threads: int) -> tuple[Any, Any]:
-    """Start a trainer process; (the process, this side of its pipe)."""
+    """Start a trainer process; (the process, this side of its pipe).
+
+    The process ends when this one does, however this one ends (engine/lifeline.py): it watches this process's
+    pid, and on Linux the kernel signals it too, but only when it is started from the main thread. The app
+    starts it from a thread worker, which exits long before the app does, and the kernel's parent-death
+    signal follows the starting thread, not the process."""
     parent, child = CTX.Pipe(duplex=True)
-    proc = CTX.Process(target=child_entry, args=(child, stop, threads), daemon=True, name="tui-nn-trainer")
+    lifeline = (os.getpid(), threading.current_thread() is threading.main_thread())
+    proc = CTX.Process(target=child_entry, args=(child, stop, threads, lifeline), daemon=True,
+                       name="tui-nn-trainer")
     with spawnable_std_streams():
         proc.start()
     child.close()
