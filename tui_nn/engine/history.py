@@ -7,7 +7,12 @@ mean, min and max of the steps it covers (the plot draws the mean and can show t
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+MAX_CAPACITY = 1 << 16  # buckets a restored history may have (a session keeps 4096)
+INT64_MAX = 2**63 - 1
 
 
 class LossHistory:
@@ -91,6 +96,55 @@ class LossHistory:
         self.n = n // 2 + self.n % 2
         self.width *= 2
         assert self.n <= half + 1
+
+    @classmethod
+    def restore(cls, capacity: int, width: int, steps: int, last: float,
+                rows: "list[tuple[int, float, float, int, float]]") -> "LossHistory":
+        """A history from its saved buckets (step, min, max, count, sum per row), checked against what `extend`,
+        `_merge` and `truncate` can make: every bucket covers the `count` steps after the previous one (so the
+        steps increase and the last row ends at `steps`), 1 <= count <= width, width a power of two. Raises
+        ValueError naming the field or row; nothing of a size the caller did not bound is allocated (the
+        capacity is at most MAX_CAPACITY and checked before the arrays are made)."""
+        for name, value in (("capacity", capacity), ("width", width), ("steps", steps)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name}: expected an integer, got {type(value).__name__}")
+        if not (4 <= capacity <= MAX_CAPACITY) or capacity % 2:
+            raise ValueError(f"capacity: {capacity} is not an even number from 4 to {MAX_CAPACITY}")
+        if not (1 <= width <= 2**62) or width & (width - 1):
+            raise ValueError(f"width: {width} is not a power of two")
+        if not (0 <= steps <= INT64_MAX):
+            raise ValueError(f"steps: {steps} is not a step count")
+        if isinstance(last, bool) or not isinstance(last, (int, float)):
+            raise ValueError("last: expected a number")
+        if len(rows) > capacity:
+            raise ValueError(f"{len(rows)} rows for a capacity of {capacity}")
+        h = cls(capacity)
+        previous = 0
+        for i, (step, lo, hi, count, total) in enumerate(rows):
+            where = f"row {i + 2}"  # the CSV's line (after its header)
+            if not (1 <= count <= width):
+                raise ValueError(f"{where}: count {count} is not from 1 to the width {width}")
+            if step > INT64_MAX or step - previous != count:
+                raise ValueError(f"{where}: step {step} does not follow the previous bucket's {previous} by its "
+                                 f"count {count}")
+            for name, value in (("min", lo), ("max", hi), ("sum", total)):
+                if not isinstance(value, float):
+                    raise ValueError(f"{where}: {name} is not a float")
+            if not (math.isnan(lo) or math.isnan(hi)) and lo > hi:
+                raise ValueError(f"{where}: min {lo!r} is more than max {hi!r}")
+            h._step[i] = step
+            h._min[i] = lo
+            h._max[i] = hi
+            h._count[i] = count
+            h._sum[i] = total
+            previous = step
+        if previous != steps:
+            raise ValueError(f"steps: the last row ends at step {previous}, not at the recorded {steps}")
+        h.n = len(rows)
+        h.width = width
+        h.steps = steps
+        h.last = float(last)
+        return h
 
     def truncate(self, steps: int) -> None:
         """Forget everything after `steps` (bucket granularity: buckets that end after it are dropped)."""

@@ -124,25 +124,103 @@ class Run:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Run":
-        def arr(key: str, dtype: Any = np.float64) -> np.ndarray:
-            values = d.get(key, [])
-            if not isinstance(values, list):
-                raise EngineError(f"run {key}: expected a list")
-            return np.array([np.nan if v is None else v for v in values], dtype=dtype)
-
+        """A run from `to_dict()`'s record (a runs.json entry): every field checked (types, int64 bounds, series
+        lengths as `RunRegistry` keeps them, the settings a label is made from); an EngineError names the field."""
+        if not isinstance(d, dict):
+            raise EngineError("a run record is malformed: expected an object")
+        unknown = sorted(set(d) - _RUN_KEYS, key=str)
+        if unknown:
+            raise EngineError(f"a run record is malformed: unknown key {str(unknown[0])[:40]!r}")
         try:
-            run = cls(id=int(d["id"]), label=str(d["label"]), settings=dict(d["settings"]),
-                      start_step=int(d.get("start_step", 0)), step=int(d.get("step", 0)),
-                      steps=arr("steps", np.int64), losses=arr("losses"), test_steps=arr("test_steps", np.int64),
-                      test_losses=arr("test_losses"), test_accuracy=arr("test_accuracy"),
-                      final_loss=None if d.get("final_loss") is None else float(d["final_loss"]),
-                      reason=str(d.get("reason", "")))
-        except (KeyError, TypeError, ValueError) as err:
-            raise EngineError(f"a run record is malformed: {err}") from None
+            settings = _checked_settings(d["settings"])
+            run_id = _int(d["id"], "id", 1)
+            run = cls(id=run_id, label=run_label(run_id, settings), settings=settings,
+                      start_step=_int(d.get("start_step", 0), "start_step"), step=_int(d.get("step", 0), "step"),
+                      steps=_series(d, "steps", MAX_POINTS, ints=True), losses=_series(d, "losses", MAX_POINTS),
+                      test_steps=_series(d, "test_steps", _max_evals(), ints=True),
+                      test_losses=_series(d, "test_losses", _max_evals()),
+                      test_accuracy=_series(d, "test_accuracy", _max_evals()),
+                      final_loss=_float(d.get("final_loss"), "final_loss"),
+                      reason=_text(d.get("reason", ""), "reason", 200))
+        except KeyError as err:
+            raise EngineError(f"a run record is malformed: {err.args[0]!r} is missing") from None
         if len(run.steps) != len(run.losses) or not (len(run.test_steps) == len(run.test_losses)
                                                      == len(run.test_accuracy)):
             raise EngineError("a run record is malformed: series of different lengths")
         return run
+
+
+MAX_RUNS = 10_000  # runs a runs.json may hold (each is bounded: MAX_POINTS and the evaluations' cap)
+INT64_MAX = 2**63 - 1
+_RUN_KEYS = {"id", "label", "settings", "start_step", "step", "steps", "losses", "test_steps", "test_losses",
+             "test_accuracy", "final_loss", "reason"}
+_CONTROL = dict.fromkeys([*range(0, 9), *range(11, 32), 127, *range(0x80, 0xA0)])  # C0 but tab/newline, DEL, C1
+
+
+def _max_evals() -> int:
+    from .metrics import MAX_EVALS
+
+    return MAX_EVALS
+
+
+def _int(value: Any, name: str, lo: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EngineError(f"a run record is malformed: {name}: expected an integer, got {type(value).__name__}")
+    if not lo <= value <= INT64_MAX:
+        raise EngineError(f"a run record is malformed: {name}: {value} is not from {lo} to {INT64_MAX}")
+    return value
+
+
+def _float(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise EngineError(f"a run record is malformed: {name}: expected a number or null, got {type(value).__name__}")
+    return float(value)
+
+
+def _text(value: Any, name: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise EngineError(f"a run record is malformed: {name}: expected a string")
+    return value.translate(_CONTROL)[:limit]  # shown in the app: no control characters
+
+
+def _series(d: dict[str, Any], key: str, limit: int, *, ints: bool = False) -> np.ndarray:
+    values = d.get(key, [])
+    if not isinstance(values, list):
+        raise EngineError(f"a run record is malformed: {key}: expected a list")
+    if len(values) > limit:
+        raise EngineError(f"a run record is malformed: {key}: {len(values)} points, more than {limit}")
+    if ints:
+        return np.array([_int(v, key) for v in values], dtype=np.int64)
+    out = [_float(v, key) for v in values]
+    return np.array([np.nan if v is None else v for v in out], dtype=np.float64)
+
+
+def _checked_settings(settings: Any) -> dict[str, Any]:
+    """The settings of a run record: a JSON object holding (at least) what `run_label` reads, of the types it
+    needs; names shown in the app lose their control characters."""
+    from .objectives import OPTIMIZERS
+    from .schedules import SCHEDULERS
+
+    if not isinstance(settings, dict):
+        raise EngineError("a run record is malformed: settings: expected an object")
+    settings = dict(settings)
+    preset = settings.get("preset")
+    if preset is not None:
+        settings["preset"] = _text(preset, "settings.preset", 200)
+    opt = settings.get("optimizer")
+    name = opt if isinstance(opt, str) else opt.get("type") if isinstance(opt, dict) else None
+    if name not in OPTIMIZERS:
+        raise EngineError("a run record is malformed: settings.optimizer: not an optimizer")
+    sched = settings.get("scheduler")
+    if sched is not None and not (isinstance(sched, dict) and sched.get("type") in SCHEDULERS):
+        raise EngineError("a run record is malformed: settings.scheduler: not a schedule")
+    batch = settings.get("batch_size")
+    if batch is not None:
+        _int(batch, "settings.batch_size")
+    _int(settings.get("seed"), "settings.seed")
+    return settings
 
 
 def _thin(steps: np.ndarray, means: np.ndarray, limit: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
@@ -234,9 +312,21 @@ class RunRegistry:
         return [r.to_dict() for r in self.runs]
 
     def load_list(self, items: Any) -> None:
+        """The runs of a runs.json (`to_list()`'s result), each record checked (`Run.from_dict`); ids unique. An
+        EngineError names the run and the field; nothing is changed then."""
         if not isinstance(items, list):
             raise EngineError("runs: expected a list")
-        self.runs = [Run.from_dict(d) for d in items]
+        if len(items) > MAX_RUNS:
+            raise EngineError(f"runs: {len(items)} runs, more than {MAX_RUNS}")
+        runs = []
+        for i, d in enumerate(items):
+            try:
+                runs.append(Run.from_dict(d))
+            except EngineError as err:
+                raise EngineError(f"run {i + 1} of {len(items)}: {err.message}") from None
+        if len({r.id for r in runs}) != len(runs):
+            raise EngineError("runs: two runs have the same id")
+        self.runs = runs
         self._next_id = max((r.id for r in self.runs), default=0) + 1
         self._fresh = False
 
