@@ -267,14 +267,17 @@ class Trainer:
             """The newest snapshot at or before `step` (the oldest if none is)."""
             return max((x for x in snapshots if x["step"] <= step), key=lambda x: x["step"], default=snapshots[0])
 
+        def restore(state: dict[str, Any]) -> None:
+            nonlocal opt, schedule
+            s.apply_train_state(state)
+            opt, schedule = s.optimizer, s.scheduler
+
         def replay(snap: dict[str, Any], upto: int) -> tuple[str, int, Any] | None:
             """Restore `snap` and replay the steps up to step `upto` (deterministic), checking the loss and the
             training state after each: the first bad step as ("loss", step, value) or ("state", step,
             first_nonfinite's answer), the session then left after that step; None when every step was fine.
             A step that raises: ("error", step, the exception), the snapshot restored."""
-            nonlocal opt, schedule
-            s.apply_train_state(snap)
-            opt, schedule = s.optimizer, s.scheduler
+            restore(snap)
             try:
                 while s.step < upto:
                     if full:
@@ -291,8 +294,7 @@ class Trainer:
                     s.step += 1
             except Exception as err:  # noqa: BLE001 - the snapshot is finite: keep it
                 at = s.step + 1
-                s.apply_train_state(snap)
-                opt, schedule = s.optimizer, s.scheduler
+                restore(snap)
                 return "error", at, err
             return None
 
@@ -309,8 +311,15 @@ class Trainer:
             found = replay(snap, upto)
             if found is None:  # no bad step before upto
                 if bad_loss is not None:  # the session is at step k-2, the last good one
+                    if s.step == upto == bad_loss[0] - 2:
+                        # step k-1 once more, checked: a state it made non-finite is named rather than the loss
+                        here = s.train_state(copy=True, weights=True)
+                        extra = replay(here, upto + 1)
+                        restore(here)
+                        if extra is not None and extra[0] == "state":
+                            return extra
                     return "loss", bad_loss[0], bad_loss[1]
-                s.apply_train_state(snap)  # the replay differed (a nondeterministic kernel): the snapshot is finite
+                restore(snap)  # the replay differed (a nondeterministic kernel): the snapshot is finite
                 return "lost", end, None
             kind, at, _ = found
             if kind == "error":
@@ -318,7 +327,7 @@ class Trainer:
             want = at - 1 if kind == "state" else max(at - 2, start_step)
             back = newest_snapshot(want)
             if replay(back, want) is not None:  # differed this time: keep that snapshot
-                s.apply_train_state(back)
+                restore(back)
             return found
 
         def nonfinite_message(found: tuple[str, int, Any], end: int) -> str:
