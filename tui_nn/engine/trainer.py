@@ -14,14 +14,14 @@ NaN and Inf: a non-finite loss, or a training state (parameters, buffers such as
 statistics, the optimizer's state tensors) that is no longer finite while the loss still is (a dead ReLU
 under a huge learning rate: the first layer's weights overflow to -inf, the ReLU outputs 0 and the loss
 stays finite), stops training with the last finite weights. The losses are checked at each report, the
-state with one fused check there too (a sum per tensor and one sync; no per-step cost). Snapshots of
-the whole training state (weights, optimizer, mini-batch order, RNG) are taken at reports whose checks
-passed, so they only ever hold finite values; on a failure the steps after the newest one are replayed
-(they are deterministic) with a check after every step, which finds the first bad step, and training
-ends ("nonfinite") at the last good one: step k-2 for a non-finite loss at step k (the weights after
-step k-1 are those that give it), step k-1 for a state that step k made non-finite. A run that starts
-from a non-finite state trains nothing and keeps it. A session the trainer leaves therefore saves and
-reopens (the loader refuses NaN/Inf in any of these tensors).
+state there too with one fused check (a sum per tensor, sent to the host with the losses: no sync of its
+own, nothing per step). Snapshots of the whole training state (weights, optimizer, mini-batch order, RNG)
+are taken at reports whose checks passed, so they only ever hold finite values; on a failure the steps
+after the newest one are replayed (they are deterministic) with a check after every step, which finds
+the first bad step, and training ends ("nonfinite") at the last good one: step k-2 for a non-finite
+loss at step k (the weights after step k-1 are those that give it), step k-1 for a state that step k
+made non-finite. A run that starts from a non-finite state trains nothing and keeps it. A session the
+trainer leaves therefore saves and reopens (the loader refuses NaN/Inf in any of these tensors).
 """
 
 from __future__ import annotations
@@ -162,16 +162,21 @@ def state_tensors(session: Session) -> list[tuple[str, torch.Tensor]]:
 _HALF = (torch.float16, torch.bfloat16)
 
 
-def all_finite(tensors: list[tuple[str, torch.Tensor]]) -> bool:
-    """Whether every tensor holds only finite values: one sum per tensor and one sync. A sum is finite only if
-    every value is (Inf and NaN propagate; Inf - Inf is NaN), so a finite total proves it; a sum that overflowed
-    on finite values is told apart by the exact check."""
+def finite_flag(tensors: list[tuple[str, torch.Tensor]]) -> torch.Tensor | None:
+    """On the tensors' device, without a sync: True when the sum of each tensor is finite, which proves every
+    value is (Inf and NaN propagate; Inf - Inf is NaN). False also when a sum overflowed on finite values: then
+    `first_nonfinite` tells. None without tensors."""
     if not tensors:
-        return True
+        return None
     sums = [t.detach().sum(dtype=torch.float32) if t.dtype in _HALF else t.detach().sum() for _, t in tensors]
-    if bool(torch.stack(sums).isfinite().all()):
-        return True
-    return first_nonfinite(tensors) is None
+    return torch.stack(sums).isfinite().all()
+
+
+def all_finite(tensors: list[tuple[str, torch.Tensor]]) -> bool:
+    """Whether every tensor holds only finite values: one sum per tensor and one sync (the exact check only when a
+    sum is not finite)."""
+    flag = finite_flag(tensors)
+    return flag is None or bool(flag) or first_nonfinite(tensors) is None
 
 
 def first_nonfinite(tensors: list[tuple[str, torch.Tensor]]) -> tuple[str, float, int, int] | None:
@@ -360,12 +365,21 @@ class Trainer:
             nonlocal last_acc, last_eval
             if not buf:
                 return True
-            values = torch.stack(buf).cpu().double().numpy()
+            stacked = torch.stack(buf)
+            tensors = state_tensors(s)  # the training state, checked with the losses: the same single sync
+            flag = finite_flag(tensors)
+            if flag is not None:
+                stacked = torch.cat([stacked, flag.to(stacked.dtype).reshape(1)])
+            values = stacked.cpu().double().numpy()
+            state_ok = True
+            if flag is not None:
+                state_ok = bool(values[-1]) or first_nonfinite(tensors) is None  # a sum that overflowed on finite
+                values = values[:-1]
             buf.clear()
             first, first_in_buf = first_in_buf, s.step + 1
             bad = ~np.isfinite(values)
             k = int(np.argmax(bad)) if bad.any() else len(values)  # the losses before the first non-finite one
-            if k < len(values) or not all_finite(state_tensors(s)):  # one fused check of the state per report
+            if k < len(values) or not state_ok:
                 end = s.step
                 found = recover((first + k, float(values[k])) if k < len(values) else None)
                 restored = s.step
