@@ -360,7 +360,8 @@ class Trainer:
                     f"finite, were restored")
 
         def flush(final: bool) -> bool:
-            """Move buffered losses to the host, record them, report. False if a loss was not finite."""
+            """Move buffered losses to the host, record them, report. False if a loss or the training state was not
+            finite (training then ends at the last good step: recover)."""
             nonlocal first_in_buf, reason, message, hint, restored, last_loss, next_report, next_snapshot
             nonlocal last_acc, last_eval
             if not buf:
@@ -394,8 +395,9 @@ class Trainer:
                                     run_steps=restored - start_step, total_steps=steps))
                 reason = "nonfinite"
                 message = nonfinite_message(found, end)
-                hint = ("lower the learning rate (an update this large overflows float32), or check the data and "
-                        "the loss; R resets the weights")
+                hint = ("lower the learning rate (an update this large overflows float32); R resets the weights"
+                        if found[0] == "state" else
+                        "lower the learning rate, or check the data and the loss; R resets the weights")
                 last_loss = float(s.history.last) if len(s.history) else None
                 return False
             s.history.extend(values)
