@@ -320,3 +320,201 @@ shuffle = true
     Trainer(s).run(2, report=lambda r: None)  # later steps change the live state, not the snapshot
     assert same({k: v for k, v in snap.items() if k != "weights"}, want)
     assert not same(s.train_state()["optimizer"], want["optimizer"])
+
+
+# -- a non-finite training state while the loss stays finite --------------------------------------------------------
+
+# A dead ReLU: inputs and targets are large and positive and the (frozen) last layer's weights are all -1, so the
+# gradient pushes every active unit's weights and bias down; a huge learning rate drives them to -inf, the ReLU then
+# outputs 0 for every sample, the output is the last layer's bias (0) and the loss stays finite (10^4) forever.
+# With momentum 0.99 the dead weights keep moving and overflow some steps later (step 1 with SGD lr 1e38).
+DEAD_RELU = """
+[model]
+input_shape = [4, 3]
+[[model.layers]]
+type = "Linear"
+in_features = 3
+out_features = 5
+[[model.layers]]
+type = "ReLU"
+[[model.layers]]
+type = "Linear"
+in_features = 5
+out_features = 1
+frozen = true
+weight = [[-1.0, -1.0, -1.0, -1.0, -1.0]]
+bias = [0.0]
+[data]
+inputs = [[10.0, 20.0, 30.0], [30.0, 10.0, 20.0], [20.0, 30.0, 10.0], [10.0, 10.0, 10.0]]
+targets = [[100.0], [100.0], [100.0], [100.0]]
+[training]
+loss = "MSELoss"
+optimizer = {optimizer}
+batch_size = {batch}
+seed = 1
+"""
+
+
+def dead_relu(optimizer: str = '{ type = "SGD", lr = 3e33, momentum = 0.99 }', batch: int = 0) -> str:
+    return DEAD_RELU.format(optimizer=optimizer, batch=batch)
+
+
+def first_bad_state_step(text: str, limit: int) -> int | None:
+    """By hand, without the trainer: the first step after which a parameter, buffer or optimizer state tensor holds
+    NaN or Inf (every loss before it finite), or None."""
+    from tui_nn.engine.trainer import _Batches
+
+    s = Session(loads_preset(text))
+    batches, opt = _Batches(s, s.training.batch_size, s.training.shuffle), s.optimizer
+    for step in range(1, limit + 1):
+        xb, yb = batches.next()
+        opt.zero_grad(set_to_none=True)
+        loss = s.loss_fn(s.model(xb), yb)
+        loss.backward()
+        opt.step()
+        assert math.isfinite(loss.item())
+        state = list(s.model.state_dict().values()) + [v for st in opt.state.values() for v in st.values()]
+        if not all(bool(torch.isfinite(t).all()) for t in state if t.is_floating_point()):
+            return step
+    return None
+
+
+def all_state_finite(s: Session) -> bool:
+    tensors = list(s.model.state_dict().values())
+    if s.optimizer_made and s.optimizer is not None:
+        tensors += [v for st in s.optimizer.state.values() for v in st.values() if isinstance(v, torch.Tensor)]
+    return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
+
+
+def test_the_dead_relu_example_reaches_inf_weights_with_a_finite_loss():
+    """The example itself, by hand: the first layer's weights overflow while every loss stays finite."""
+    k = first_bad_state_step(dead_relu(), 200)
+    assert k is not None and k > 3
+    assert first_bad_state_step(dead_relu('{ type = "SGD", lr = 1e38 }'), 5) == 1
+
+
+@pytest.mark.parametrize("batch,every,snapshot_each", [(0, None, False), (0, 1, False), (0, 3, False),
+                                                       (2, None, False), (2, 5, False), (0, 2, True),
+                                                       (2, 1, True)])
+def test_an_infinite_weight_with_a_finite_loss_stops_with_the_last_finite_weights(batch, every, snapshot_each,
+                                                                                     monkeypatch):
+    """The first step k whose weights are not finite: training stops ("nonfinite") at step k-1 with exactly its
+    weights, optimizer state and mini-batch order (an uninterrupted run to k-1 and one more step agree); the history
+    holds k-1 finite losses; the message names the parameter and the step."""
+    import tui_nn.engine.trainer as trainer_mod
+
+    if snapshot_each:  # a snapshot at every report: the replay starts from the newest, after the run's start
+        monkeypatch.setattr(trainer_mod, "SNAPSHOT_INTERVAL", 0.0)
+    text = dead_relu(batch=batch)
+    k = first_bad_state_step(text, 300)
+    assert k is not None and k > 3
+    s = Session(loads_preset(text))
+    reports: list = []
+    fin = Trainer(s).run(300, every=every, report=reports.append)
+    assert fin.reason == "nonfinite" and not fin.ok
+    assert fin.restored_step == k - 1 == s.step == fin.step == len(s.history) == fin.run_steps
+    assert "the parameter 0.weight became -inf" in fin.message and f"at step {k} " in fin.message
+    assert f"step {k - 1} were restored" in fin.message and "lower the learning rate" in fin.hint
+    assert fin.final_loss is not None and math.isfinite(fin.final_loss) and fin.final_loss == s.history.last
+    assert all_state_finite(s)
+    steps, mean, _, _ = s.history.series()
+    assert np.isfinite(mean).all()
+    # what the listener saw adds up to the history, and ends at the restored step
+    seen = [v for r in reports if isinstance(r, Progress) for v in r.losses]
+    assert len(seen) == k - 1 and [r.step for r in reports if isinstance(r, Progress)][-1] == k - 1
+    twin = Session(loads_preset(text))
+    train(twin, k - 1)
+    for (name, p), q in zip(s.model.state_dict().items(), twin.model.state_dict().values()):
+        assert torch.equal(p, q), name
+    assert s.batch_pos == twin.batch_pos
+    _, a = train(s, 1)  # the optimizer state and the batch order are those of step k-1: the next step agrees
+    _, b = train(twin, 1)
+    assert a == b
+
+
+def test_an_infinite_weight_at_the_first_step_keeps_the_starting_weights():
+    s = Session(loads_preset(dead_relu('{ type = "SGD", lr = 1e38 }')))
+    before = {k: v.clone() for k, v in s.model.state_dict().items()}
+    fin = Trainer(s).run(20)
+    assert fin.reason == "nonfinite" and fin.restored_step == 0 == s.step == len(s.history)
+    assert "0.weight became -inf" in fin.message and "at step 1 " in fin.message and "started from" in fin.message
+    assert fin.final_loss is None
+    for k, v in s.model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    # the session is not stuck: a sane learning rate trains on from there
+    from tui_nn.engine.spec import CallSpec
+
+    s.set_optimizer(CallSpec("SGD", {"lr": 1e-4}))
+    assert Trainer(s).run(5).reason == "done" and all_state_finite(s)
+
+
+def test_an_infinite_optimizer_state_with_finite_weights_and_loss_stops_too():
+    """Adam's second moment overflows (a gradient of 10^21 squared) while its update is 0 and the L1 loss finite: the
+    session file holds the optimizer state, and the loader refuses Inf there too, so it is a bad step as well."""
+    text = """
+[model]
+input_shape = [2, 1]
+[[model.layers]]
+type = "Linear"
+in_features = 1
+out_features = 1
+[data]
+inputs = [[1e21], [2e21]]
+targets = [[0.0], [0.0]]
+[training]
+loss = "L1Loss"
+optimizer = { type = "Adam", lr = 0.01 }
+"""
+    s = Session(loads_preset(text))
+    fin = Trainer(s).run(5)
+    assert fin.reason == "nonfinite" and fin.restored_step == 0 == s.step
+    assert "the optimizer's exp_avg_sq of 0.weight became inf" in fin.message
+    assert all_state_finite(s)
+
+
+@pytest.mark.parametrize("text,every", [(None, None), (None, 4), ("first", None)])
+def test_the_session_after_a_nonfinite_stop_saves_and_reopens(tmp_path, text, every):
+    from tui_nn.engine.sessionio import load_session, save_session
+
+    text = dead_relu('{ type = "SGD", lr = 1e38 }') if text == "first" else dead_relu(batch=2)
+    s = Session(loads_preset(text))
+    fin = Trainer(s).run(300, every=every)
+    assert fin.reason == "nonfinite"
+    back = load_session(save_session(s, tmp_path / "after"))
+    assert back.step == s.step == len(back.history)
+    for k, v in s.model.state_dict().items():
+        assert torch.equal(back.model.state_dict()[k], v), k
+    _, a = train(s, 1)
+    _, b = train(back, 1)
+    assert a == b
+
+
+def test_a_run_from_non_finite_weights_trains_nothing_and_names_the_tensor():
+    s = Session(loads_preset(dead_relu()))
+    with torch.no_grad():
+        s.model[0].bias[2] = float("nan")
+    before = {k: v.clone() for k, v in s.model.state_dict().items()}
+    reports: list = []
+    fin = Trainer(s).run(10, report=reports.append)
+    assert fin.reason == "nonfinite" and fin.restored_step == 0 == s.step and fin.run_steps == 0
+    assert "the parameter 0.bias holds nan" in fin.message and "started from" in fin.message
+    assert not [r for r in reports if isinstance(r, Progress)]
+    for k, v in s.model.state_dict().items():
+        assert torch.equal(v.isnan(), before[k].isnan()) and torch.equal(v.nan_to_num(), before[k].nan_to_num()), k
+
+
+def test_the_state_check_tells_an_overflowing_sum_from_a_non_finite_value():
+    """The fused check sums each tensor: finite values whose sum overflows are still finite."""
+    from tui_nn.engine.trainer import all_finite, first_nonfinite
+
+    big = torch.full((4,), 3e38)
+    assert not math.isfinite(float(big.sum()))
+    assert all_finite([("big", big), ("half", torch.full((8,), 60000.0, dtype=torch.float16))])
+    for bad in (float("inf"), float("-inf"), float("nan")):
+        t = torch.zeros(5)
+        t[3] = bad
+        assert not all_finite([("ok", torch.ones(2)), ("t", t)])
+        label, value, n, size = first_nonfinite([("ok", torch.ones(2)), ("t", t)])
+        assert label == "t" and (value == bad or math.isnan(value) and math.isnan(bad)) and (n, size) == (1, 5)
+    a, b = torch.full((2,), float("inf")), torch.full((2,), float("-inf"))
+    assert not all_finite([("a", torch.cat([a, b]))])  # inf + -inf: NaN, still not finite

@@ -110,11 +110,21 @@ def _reports(r: int, timeout: float | None) -> list[int]:
     return out
 
 
-def test_sigkill_while_saving_never_loses_the_previous_session(tmp_path: Path) -> None:
+@pytest.mark.parametrize("via", ["file", "symlink"])
+def test_sigkill_while_saving_never_loses_the_previous_session(tmp_path: Path, via: str) -> None:
+    """Also through a symbolic link (saves follow it: storage.py), in another folder than the file it names: the
+    temporary files are made beside the target, the link stays a link to it. A quarter of the kills there."""
     rnd = random.Random(int(os.environ.get("TUI_NN_KILL_SEED", "7")))
+    kills = KILLS if via == "file" else max(KILLS // 4, 8)
     replay = Replay()
-    path = tmp_path / "work.tuinn"
+    real = tmp_path / "work.tuinn"
+    path = real
+    if via == "symlink":
+        (tmp_path / "links").mkdir()
+        path = tmp_path / "links" / "work.tuinn"
+        path.symlink_to(os.path.join("..", "work.tuinn"))
     save_session(replay.session, path)
+    assert real.is_file() and not real.is_symlink()
     start = path.read_bytes()
     # how long one train-and-save takes here, so the kills fall anywhere over a few of them
     s = load_session(path)
@@ -127,7 +137,7 @@ def test_sigkill_while_saving_never_loses_the_previous_session(tmp_path: Path) -
     in_save = 0
     newer = 0  # kills after a save had finished but before the child reported it
     steps_seen = set()
-    for i in range(KILLS):
+    for i in range(kills):
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover
@@ -148,6 +158,9 @@ def test_sigkill_while_saving_never_loses_the_previous_session(tmp_path: Path) -
         mid_write += bool(temps)
         for t in temps:  # what a killed save leaves behind: a temporary file, never the target
             t.unlink()
+        if via == "symlink":  # the link is intact, and nothing was left beside it
+            assert path.is_symlink() and os.readlink(path) == os.path.join("..", "work.tuinn")
+            assert sorted(p.name for p in path.parent.iterdir()) == ["start.tuinn", "work.tuinn"]
         loaded = load_session(path)  # must load: the last complete save, or one that completed after it
         step = loaded.step
         assert step in (done, done + 1), f"kill {i}: the file holds step {step}; the last complete save was {done}"
@@ -159,7 +172,7 @@ def test_sigkill_while_saving_never_loses_the_previous_session(tmp_path: Path) -
             assert torch.equal(got[k], want[k]), f"kill {i}: {k} differs from step {step}'s weights"
         assert loaded.history.steps == step
         steps_seen.add(step)
-        counts.add("saves", "SIGKILLs")
+        counts.add("saves", "SIGKILLs" + (" through a symlink" if via == "symlink" else ""))
         counts.add("saves", "SIGKILLs after a complete save, previous session intact")
         # the next kill starts from the original session again
         path.write_bytes(start)
@@ -167,10 +180,10 @@ def test_sigkill_while_saving_never_loses_the_previous_session(tmp_path: Path) -
     counts.add("saves", "kills that left a temp file (mid-write)", mid_write)
     counts.add("saves", "kills just after a save finished (the newer file)", newer)
     counts.add("saves", "lost sessions", 0)
-    print(f"{KILLS} kills, each after a complete save; {in_save} inside a save ({mid_write} mid-write), {newer} "
+    print(f"{kills} kills ({via}), each after a complete save; {in_save} inside a save ({mid_write} mid-write), {newer} "
           f"found the newer file, "
           f"{len(steps_seen)} different steps on disk; one train-and-save {per_save * 1000:.1f} ms")
-    assert in_save >= KILLS // 4, f"only {in_save} of {KILLS} kills fell inside a save"
+    assert in_save >= kills // 4, f"only {in_save} of {kills} kills fell inside a save"
     assert mid_write > 0, "no kill fell inside a write: the delays are too long to test anything"
 
 
@@ -239,3 +252,114 @@ def test_enospc_at_random_offsets_keeps_the_previous_file(tmp_path: Path, monkey
         if what == "session":
             assert load_session(target).step == 2
         counts.add("saves", f"ENOSPC injections ({what})")
+
+
+# -- saves through symbolic links: followed to the file they name (storage.py) ------------------------------------
+
+LINK_ENDS = ["file", "new file", "missing folder", "loop", "folder", "fifo"]
+TINY = """
+[model]
+input_shape = [4, 2]
+[[model.layers]]
+type = "Linear"
+in_features = 2
+out_features = 1
+[training]
+seed = 2
+"""
+
+
+def _tree(root: Path) -> dict[str, tuple[str, Any]]:
+    """Everything under root: links with what they say, files with their bytes, folders and FIFOs by kind."""
+    out: dict[str, tuple[str, Any]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(root))
+            if p.is_symlink():
+                out[rel] = ("link", os.readlink(p))
+            elif p.is_dir():
+                out[rel] = ("folder", None)
+            elif p.is_file():
+                out[rel] = ("file", p.read_bytes())
+            else:
+                out[rel] = ("other", None)
+    return out
+
+
+def test_generated_symlink_chains_are_followed_or_refused_and_nothing_else_changes(tmp_path: Path) -> None:
+    """Random chains of 1-6 links (relative or absolute, spread over folders) that end in a session file, a new file
+    in an existing folder, a file in a folder that does not exist, a loop, a folder or a FIFO. A save through the
+    first link writes exactly the file at the end (created if new), with every link intact and no temporary file
+    left; the other ends are refused with a message that says why, and nothing at all changes."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    s = Session(loads_preset(TINY), budget=2**28)
+    Trainer(s).run(3)
+    runs = {"n": 0}
+
+    @settings(max_examples=counts.examples(30), deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(length=st.integers(1, 6), end=st.sampled_from(LINK_ENDS), data=st.data())
+    def check(length: int, end: str, data: Any) -> None:
+        runs["n"] += 1
+        root = tmp_path / f"case{runs['n']}"
+        folders = [root / "a", root / "a" / "b", root / "c"]
+        for f in folders:
+            f.mkdir(parents=True)
+        links = [data.draw(st.sampled_from(folders)) / f"link{i}.tuinn" for i in range(length)]
+        target = data.draw(st.sampled_from(folders)) / "target.tuinn"
+        if end == "missing folder":
+            target = root / "nowhere" / "target.tuinn"
+        elif end == "file":
+            save_session(Session(loads_preset(TINY), budget=2**28), target)  # an older session there (step 0)
+        elif end == "folder":
+            target.mkdir()
+        elif end == "fifo":
+            os.mkfifo(target)
+        ends = links[data.draw(st.integers(0, length - 1))] if end == "loop" else target
+        for i, link in enumerate(links):
+            to = links[i + 1] if i + 1 < length else ends
+            relative = data.draw(st.booleans())
+            link.symlink_to(os.path.relpath(to, link.parent) if relative else to)
+        before = _tree(root)
+        if end in ("file", "new file"):
+            assert save_session(s, links[0]) == links[0]
+            after = _tree(root)
+            changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+            assert changed == {str(target.relative_to(root))}, changed  # the target, and nothing else
+            assert load_session(links[0]).step == 3 == load_session(target).step
+            assert not target.is_symlink()
+            counts.add("saves", f"saved through {length} symlinks to a {end}")
+        else:
+            with pytest.raises(EngineError) as info:
+                save_session(s, links[0])
+            text = str(info.value)
+            want = {"missing folder": "whose folder does not exist", "loop": "never reaches a file",
+                    "folder": "a folder", "fifo": "not a regular file"}[end]
+            assert text.startswith(f"cannot save {links[0]}: ") or end == "folder" and text.startswith(str(links[0]))
+            assert want in text, text
+            assert _tree(root) == before, "a refused save changed something"
+            counts.add("saves", f"refused through symlinks: {end}")
+
+    check()
+    assert runs["n"] >= min(counts.examples(30), 10)
+
+
+def test_a_preset_saved_through_a_symlink_keeps_its_csv_path_right(tmp_path: Path) -> None:
+    """save_preset rebases a relative CSV path onto the folder the file is written to: that of the link's target."""
+    from tui_nn.engine.preset import load_preset
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "points.csv").write_text("x,y\n1,2\n3,4\n5,6\n7,8\n")
+    (tmp_path / "links").mkdir()
+    preset = loads_preset('[model]\ninput_shape = [4, 1]\n[[model.layers]]\ntype = "Linear"\nin_features = 1\n'
+                          'out_features = 1\n[data]\ncsv = { path = "points.csv", features = ["x"], target = "y" }\n',
+                          source=str(tmp_path / "data" / "p.toml"))
+    link = tmp_path / "links" / "p.toml"
+    link.symlink_to(os.path.join("..", "data", "p.toml"))
+    save_preset(preset, link)
+    assert link.is_symlink() and (tmp_path / "data" / "p.toml").is_file()
+    again = load_preset(link)
+    assert Session(again, budget=2**28).inputs.shape[0] == 4

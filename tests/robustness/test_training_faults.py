@@ -286,3 +286,38 @@ async def test_a_nan_loss_in_the_trainer_process(monkeypatch: pytest.MonkeyPatch
         await pilot.pause()
         assert app.is_running and app.run_state == "ready"
     counts.add("training faults", "app, trainer process: NaN loss shown, finite weights of the restored step")
+
+
+@pytest.mark.parametrize("every", [None, 4])
+def test_an_infinite_weight_with_a_finite_loss_in_the_trainer_process(tmp_path: Path, every: int | None) -> None:
+    """The dead-ReLU example (tests/engine/test_trainer.py) through ProcessRunner: the trainer process finds the
+    first step whose weights are not finite, restores step k-1 in the shared tensors, and the app's session ends with
+    exactly that step's weights, history and optimizer state; it saves, reopens and trains on like an uninterrupted
+    run to k-1."""
+    from tests.engine.test_trainer import dead_relu, first_bad_state_step
+    from tui_nn.engine.runner import ProcessRunner
+    from tui_nn.engine.sessionio import load_session, save_session
+    from tui_nn.engine.trainer import Progress, train
+
+    text = dead_relu(batch=2)
+    k = first_bad_state_step(text, 300)
+    assert k is not None and k > 3
+    s = Session(loads_preset(text), budget=2**28)
+    runner = ProcessRunner(threads=1)
+    reports: list[Any] = []
+    try:
+        fin = runner.run(s, 300, report=reports.append, should_stop=lambda: False, every=every)
+    finally:
+        runner.close(timeout=2.0)
+    assert fin.reason == "nonfinite" and fin.restored_step == k - 1 == s.step == len(s.history), fin
+    assert "the parameter 0.weight became -inf" in fin.message and f"at step {k} " in fin.message
+    assert sum(len(r.losses) for r in reports if isinstance(r, Progress)) >= k - 1
+    twin = Session(loads_preset(text), budget=2**28)
+    train(twin, k - 1)
+    assert same(s.model.state_dict(), twin.model.state_dict())
+    assert all(bool(torch.isfinite(t).all()) for t in s.model.state_dict().values() if t.is_floating_point())
+    back = load_session(save_session(s, tmp_path / "after-process"))
+    assert same(back.model.state_dict(), twin.model.state_dict()) and back.step == k - 1 == len(back.history)
+    a, b = train(s, 1)[1], train(twin, 1)[1]
+    assert a == b
+    counts.add("training faults", "trainer process: non-finite weight with a finite loss, step k-1 restored")

@@ -8,14 +8,26 @@ pickle them (they are plain dataclasses of numbers and strings).
 
 One step = zero_grad, forward, loss, backward, optimizer step. Per-step losses stay on the device
 in a buffer; `.cpu()`/`.item()` happen only when reporting (a GPU sync point). A stop request is
-honoured at a step boundary, so the weights are those of the last completed step. A NaN/Inf loss
-stops training and restores the newest weight snapshot (taken at each report) whose parameters are
-finite and that precedes the bad step; the optimizer state is then reset.
+honoured at a step boundary, so the weights are those of the last completed step.
+
+NaN and Inf: a non-finite loss, or a training state (parameters, buffers such as BatchNorm's running
+statistics, the optimizer's state tensors) that is no longer finite while the loss still is (a dead ReLU
+under a huge learning rate: the first layer's weights overflow to -inf, the ReLU outputs 0 and the loss
+stays finite), stops training with the last finite weights. The losses are checked at each report, the
+state there too with one fused check (a sum per tensor, sent to the host with the losses: no sync of its
+own, nothing per step). Snapshots of the whole training state (weights, optimizer, mini-batch order, RNG)
+are taken at reports whose checks passed, so they only ever hold finite values; on a failure the steps
+after the newest one are replayed (they are deterministic) with a check after every step, which finds
+the first bad step, and training ends ("nonfinite") at the last good one: step k-2 for a non-finite
+loss at step k (the weights after step k-1 are those that give it), step k-1 for a state that step k
+made non-finite. A run that starts from a non-finite state trains nothing and keeps it. A session the
+trainer leaves therefore saves and reopens (the loader refuses NaN/Inf in any of these tensors).
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -129,6 +141,60 @@ def friendly_error(err: BaseException) -> tuple[str, str]:
     return f"{type(err).__name__}: {text}", "the weights are those of the last completed step"
 
 
+def state_tensors(session: Session) -> list[tuple[str, torch.Tensor]]:
+    """The floating tensors of the training state a session file holds, each with what to call it: the model's
+    parameters and buffers (its state dict) and the optimizer's state tensors."""
+    model = session.model
+    params = dict(model.named_parameters())
+    out = [((f"the parameter {name}" if name in params else f"the buffer {name}"), t)
+           for name, t in model.state_dict().items() if t.is_floating_point() and t.numel()]
+    opt = session.optimizer if session.optimizer_made else None
+    if opt is not None and opt.state:
+        names = {id(p): name for name, p in params.items()}
+        for group in opt.param_groups:
+            for p in group["params"]:
+                for key, value in opt.state.get(p, {}).items():
+                    if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel():
+                        out.append((f"the optimizer's {key} of {names.get(id(p), 'a parameter')}", value))
+    return out
+
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def finite_flag(tensors: list[tuple[str, torch.Tensor]]) -> torch.Tensor | None:
+    """On the tensors' device, without a sync: True when the sum of each tensor is finite, which proves every
+    value is (Inf and NaN propagate; Inf - Inf is NaN). False also when a sum overflowed on finite values: then
+    `first_nonfinite` tells. None without tensors."""
+    if not tensors:
+        return None
+    sums = [t.detach().sum(dtype=torch.float32) if t.dtype in _HALF else t.detach().sum() for _, t in tensors]
+    return torch.stack(sums).isfinite().all()
+
+
+def all_finite(tensors: list[tuple[str, torch.Tensor]]) -> bool:
+    """Whether every tensor holds only finite values: one sum per tensor and one sync (the exact check only when a
+    sum is not finite)."""
+    flag = finite_flag(tensors)
+    return flag is None or bool(flag) or first_nonfinite(tensors) is None
+
+
+def first_nonfinite(tensors: list[tuple[str, torch.Tensor]]) -> tuple[str, float, int, int] | None:
+    """(what, the first non-finite value, how many there are, of how many) of the first tensor holding NaN or
+    Inf; None when all are finite."""
+    for label, t in tensors:
+        ok = torch.isfinite(t.detach())
+        if not bool(ok.all()):
+            bad = t.detach()[~ok]
+            return label, float(bad[0].item()), int(bad.numel()), int(t.numel())
+    return None
+
+
+def _describe(bad: tuple[str, float, int, int]) -> str:
+    label, value, n, size = bad
+    return f"{label} became {value} ({n} of {size} values)"
+
+
 class Trainer:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -163,7 +229,9 @@ class Trainer:
         opt = s.optimizer  # made here if it was not yet
         schedule = s.scheduler  # schedules.py: stepped once per step
         assert opt is not None
-        # snapshots of the whole training state for a NaN/Inf loss: the bad step's predecessors are replayed
+        start_state = state_tensors(s)
+        start_bad = None if all_finite(start_state) else first_nonfinite(start_state)
+        # snapshots of the whole training state, all finite, for a NaN/Inf: the bad step's predecessors are replayed
         snapshots = [s.train_state(copy=True, weights=True)]
         next_snapshot = time.perf_counter() + SNAPSHOT_INTERVAL
         t0 = time.perf_counter()
@@ -173,6 +241,14 @@ class Trainer:
         message = hint = ""
         restored: int | None = None
         last_loss: float | None = s.history.last if len(s.history) else None
+        limit = steps
+        if start_bad is not None:  # nothing finite to go back to: train nothing, keep the state as it is
+            limit = 0
+            reason = "nonfinite"
+            restored = s.step
+            message = (f"{start_bad[0]} holds {start_bad[1]} ({start_bad[2]} of {start_bad[3]} values) in the weights "
+                       f"this run started from (step {s.step}); nothing was trained and they were kept")
+            hint = "R resets the weights; a NaN or Inf weight gives no useful gradient"
         model.train()
 
         def one_step(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,41 +268,122 @@ class Trainer:
                 schedule.step()
             return out, loss
 
-        def restore_before(bad_step: int) -> int:
-            """Go back to the weights of step bad_step - 2, the newest whose loss (that of step bad_step - 1) was
-            finite (the weights after step bad_step - 1 are the ones that give the bad loss): restore the newest
-            snapshot at or before it and replay the steps in between, which are deterministic. Returns the step."""
-            want = max(bad_step - 2, start_step)
+        def newest_snapshot(step: int) -> dict[str, Any]:
+            """The newest snapshot at or before `step` (the oldest if none is)."""
+            return max((x for x in snapshots if x["step"] <= step), key=lambda x: x["step"], default=snapshots[0])
+
+        def restore(state: dict[str, Any]) -> None:
             nonlocal opt, schedule
-            snap = max((x for x in snapshots if x["step"] <= want), key=lambda x: x["step"])
-            s.apply_train_state(snap)
+            s.apply_train_state(state)
             opt, schedule = s.optimizer, s.scheduler
-            while s.step < want:
-                if full:
-                    xb, yb = s.inputs, s.targets
-                else:
-                    xb, yb = batches.next()
-                _, loss = one_step(xb, yb)
-                if not torch.isfinite(loss.detach()).item():  # replay differed (a nondeterministic GPU kernel)
-                    s.apply_train_state(snap)
-                    break
-                s.step += 1
-            return s.step
+
+        def replay(snap: dict[str, Any], upto: int) -> tuple[str, int, Any] | None:
+            """Restore `snap` and replay the steps up to step `upto` (deterministic), checking the loss and the
+            training state after each: the first bad step as ("loss", step, value) or ("state", step,
+            first_nonfinite's answer), the session then left after that step; None when every step was fine.
+            A step that raises: ("error", step, the exception), the snapshot restored."""
+            restore(snap)
+            try:
+                while s.step < upto:
+                    if full:
+                        xb, yb = s.inputs, s.targets
+                    else:
+                        xb, yb = batches.next()
+                    _, loss = one_step(xb, yb)
+                    value = float(loss.detach().item())
+                    if not math.isfinite(value):
+                        return "loss", s.step + 1, value
+                    tensors = state_tensors(s)
+                    if not all_finite(tensors):
+                        return "state", s.step + 1, first_nonfinite(tensors)
+                    s.step += 1
+            except Exception as err:  # noqa: BLE001 - the snapshot is finite: keep it
+                at = s.step + 1
+                restore(snap)
+                return "error", at, err
+            return None
+
+        def recover(bad_loss: tuple[int, float] | None) -> tuple[str, int, Any]:
+            """After a report found a non-finite loss (its step and value) or (None) a non-finite training state at
+            this step: find the first bad step and go back to the last good one, by replaying from a snapshot
+            with a check after each step. A non-finite loss at step k: the weights after step k-1 give it, those
+            of step k-2 (whose loss, step k-1's, was finite) are restored; a state that step k made non-finite:
+            step k-1's is restored. Returns what was found (replay's kinds, or "lost": a replay from the
+            snapshot did not reproduce it, and the snapshot is kept)."""
+            end = s.step
+            upto = max(bad_loss[0] - 2, start_step) if bad_loss is not None else end
+            snap = newest_snapshot(upto)
+            found = replay(snap, upto)
+            if found is None:  # no bad step before upto
+                if bad_loss is not None:  # the session is at step k-2, the last good one
+                    if s.step == upto == bad_loss[0] - 2:
+                        # step k-1 once more, checked: a state it made non-finite is named rather than the loss
+                        here = s.train_state(copy=True, weights=True)
+                        extra = replay(here, upto + 1)
+                        restore(here)
+                        if extra is not None and extra[0] == "state":
+                            return extra
+                    return "loss", bad_loss[0], bad_loss[1]
+                restore(snap)  # the replay differed (a nondeterministic kernel): the snapshot is finite
+                return "lost", end, None
+            kind, at, _ = found
+            if kind == "error":
+                return found
+            want = at - 1 if kind == "state" else max(at - 2, start_step)
+            back = newest_snapshot(want)
+            if replay(back, want) is not None:  # differed this time: keep that snapshot
+                restore(back)
+            return found
+
+        def nonfinite_message(found: tuple[str, int, Any], end: int) -> str:
+            kind, at, what = found
+            if kind == "loss":
+                if at - 1 <= start_step:
+                    return (f"the loss is {what} at step {at}: the weights this run started from (step {restored}) "
+                            f"already give a non-finite loss; they were kept")
+                return (f"the loss became {what} at step {at}; training stopped and the weights of step {restored} "
+                        f"were restored, the newest whose loss was finite (with the optimizer state and the "
+                        f"mini-batch order of that step)")
+            if kind == "state":
+                head = f"{_describe(what)} at step {at} while the loss stayed finite; training stopped"
+                if restored == start_step:
+                    return f"{head} and the weights this run started from (step {restored}) were kept"
+                return (f"{head} and the weights of step {restored} were restored, the newest whose parameters and "
+                        f"optimizer state were all finite (with the mini-batch order of that step)")
+            if kind == "error":
+                err_message, _ = friendly_error(what)
+                return (f"the training state was not finite by step {end}; replaying the steps to find the first "
+                        f"bad one failed at step {at} ({err_message}); the weights of step {restored}, all finite, "
+                        f"were restored")
+            return (f"the training state was not finite at step {end}, but replaying the steps from step {restored} "
+                    f"did not make it so again (a nondeterministic kernel?); the weights of step {restored}, all "
+                    f"finite, were restored")
 
         def flush(final: bool) -> bool:
-            """Move buffered losses to the host, record them, report. False if a loss was not finite."""
+            """Move buffered losses to the host, record them, report. False if a loss or the training state was not
+            finite (training then ends at the last good step: recover)."""
             nonlocal first_in_buf, reason, message, hint, restored, last_loss, next_report, next_snapshot
             nonlocal last_acc, last_eval
             if not buf:
                 return True
-            values = torch.stack(buf).cpu().double().numpy()
+            stacked = torch.stack(buf)
+            tensors = state_tensors(s)  # the training state, checked with the losses: the same single sync
+            flag = finite_flag(tensors)
+            if flag is not None:
+                stacked = torch.cat([stacked, flag.to(stacked.dtype).reshape(1)])
+            values = stacked.cpu().double().numpy()
+            state_ok = True
+            if flag is not None:
+                state_ok = bool(values[-1]) or first_nonfinite(tensors) is None  # a sum that overflowed on finite
+                values = values[:-1]
             buf.clear()
             first, first_in_buf = first_in_buf, s.step + 1
             bad = ~np.isfinite(values)
-            if bad.any():
-                k = int(np.argmax(bad))
-                bad_step = first + k
-                restored = restore_before(bad_step)
+            k = int(np.argmax(bad)) if bad.any() else len(values)  # the losses before the first non-finite one
+            if k < len(values) or not state_ok:
+                end = s.step
+                found = recover((first + k, float(values[k])) if k < len(values) else None)
+                restored = s.step
                 s.history.extend(values[:k])
                 s.history.truncate(restored)
                 metrics.metrics.truncate(restored)
@@ -237,14 +394,10 @@ class Trainer:
                                     steps_per_s=(restored - start_step) / el if el else 0.0, elapsed=el,
                                     run_steps=restored - start_step, total_steps=steps))
                 reason = "nonfinite"
-                if bad_step - 1 <= start_step:
-                    message = (f"the loss is {values[k]} at step {bad_step}: the weights this run started from (step "
-                               f"{restored}) already give a non-finite loss; they were kept")
-                else:
-                    message = (f"the loss became {values[k]} at step {bad_step}; training stopped and the weights "
-                               f"of step {restored} were restored, the newest whose loss was finite (with the "
-                               f"optimizer state and the mini-batch order of that step)")
-                hint = "lower the learning rate, or check the data and the loss; R resets the weights"
+                message = nonfinite_message(found, end)
+                hint = ("lower the learning rate (an update this large overflows float32); R resets the weights"
+                        if found[0] == "state" else
+                        "lower the learning rate, or check the data and the loss; R resets the weights")
                 last_loss = float(s.history.last) if len(s.history) else None
                 return False
             s.history.extend(values)
@@ -297,7 +450,7 @@ class Trainer:
                 record(out, yb)
 
         try:
-            while steps is None or done < steps:
+            while limit is None or done < limit:
                 if should_stop():
                     reason = "stopped"
                     break
@@ -307,7 +460,7 @@ class Trainer:
                 append(loss.detach())
                 s.step += 1
                 done += 1
-                last = steps is not None and done >= steps
+                last = limit is not None and done >= limit
                 hit = check_target and target_met(out, loss, yb)
                 if (hit or last or len(buf) == BUFFER
                         or (every is not None and s.step % every == 0)
