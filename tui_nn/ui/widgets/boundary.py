@@ -26,6 +26,8 @@ from textual.widget import Widget
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
+from ..safe import Shown
+
 REFRESH_INTERVAL = 0.25  # seconds: at most 4 grids a second
 
 CLASS_COLORS = [(245, 147, 34), (8, 119, 189), (80, 180, 80), (200, 60, 160), (220, 200, 40), (120, 120, 230),
@@ -166,7 +168,7 @@ class BoundaryPane(Vertical):
         self.computed = 0  # grids computed (tests read it)
 
     def compose(self):  # noqa: ANN201
-        yield Static("", id="boundary-caption", markup=False)
+        yield Shown("", id="boundary-caption", markup=False)
         yield BoundaryView(id="boundary-view")
         yield CurvePlot(id="boundary-curve")
 
