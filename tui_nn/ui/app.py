@@ -16,7 +16,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from rich.text import Text
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
@@ -31,7 +30,7 @@ from .insight import INSIGHT_BINDINGS, InsightMixin
 from .messages import (EngineDone, EngineFailed, LoadFailed, PresetPreview, PresetsListed, SessionLoaded,
                        TrainFailed, TrainFinished, TrainProgress)
 from .widgets.status import StatusBar
-from .safe import Shown, line, shown
+from .safe import Shown, Text, line, shown
 
 if TYPE_CHECKING:  # imported for real by _import_ui, after the first frame
     from .screens.dialogs import ErrorModal, GeneratorModal, InitModal, SaveModal, TextEditModal

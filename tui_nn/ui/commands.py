@@ -5,11 +5,10 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Callable, Iterator
 
-from rich.text import Text
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.markup import escape
 
-from .safe import line
+from .safe import Text, line
 
 
 def _prompt(label: str, matcher: Any | None = None) -> Text:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Select, Static, TextArea
 
 from ..widgets.forms import ArgsForm
-from ..safe import Shown, line, shown
+from ..safe import Shown, Text, line, shown
 
 Apply = Callable[..., "str | None"]  # returns an error message (refused, dialog stays) or None (done)
 

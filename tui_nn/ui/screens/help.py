@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 
-from ..safe import Shown
+from ..safe import Shown, Text
 
 
 def _keys(binding: Binding) -> str:

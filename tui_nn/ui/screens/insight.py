@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
-from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
@@ -15,7 +14,7 @@ from textual.widgets.selection_list import Selection
 from textual_plotext import PlotextPlot
 
 from .dialogs import _hint
-from ..safe import Shown, cell, line
+from ..safe import Shown, Text, cell, line
 
 
 class ReportModal(ModalScreen[None]):
@@ -26,7 +25,7 @@ class ReportModal(ModalScreen[None]):
     def __init__(self, title: str, body: Text | str, *, dialog_id: str = "report-dialog") -> None:
         super().__init__()
         self.title_text = title
-        self.body = body if isinstance(body, Text) else Text(body)
+        self.body = Text(body) if isinstance(body, str) else body
         self.dialog_id = dialog_id
 
     def compose(self):  # noqa: ANN201

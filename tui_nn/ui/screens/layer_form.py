@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from ..widgets.forms import ArgsForm
-from ..safe import Shown
+from ..safe import Shown, Text
 
 
 class LayerFormScreen(ModalScreen["dict[str, Any] | None"]):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from ..safe import Shown, cell
+from ..safe import Shown, Text, cell
 
 
 class LayerPicker(ModalScreen["str | None"]):

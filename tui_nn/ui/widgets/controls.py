@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Label, Select
 
 from .forms import ArgsForm
-from ..safe import Shown
+from ..safe import Shown, Text
 
 
 class TrainControls(VerticalScroll):

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
 
 from .tensors import TensorEntry, TensorView
-from ..safe import Shown, line
+from ..safe import Shown, Text, line
 
 
 def source_text(value: Any, data: Any = None) -> str:

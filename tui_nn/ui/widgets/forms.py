@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from ..safe import Shown, line
+from ..safe import Shown, Text, line
 
 BOOL_OPTIONS = [("true", True), ("false", False)]
 

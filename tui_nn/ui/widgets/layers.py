@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from ..safe import Shown, cell
+from ..safe import Shown, Text, cell
 
 
 def fmt_shape(shape: Any) -> str:

@@ -5,9 +5,8 @@ The bar is drawn in the same line (block characters), so the line stays one row 
 
 from __future__ import annotations
 
-from rich.text import Text
 
-from ..safe import Shown, line
+from ..safe import Shown, Text, line
 
 
 def fmt_eta(seconds: float) -> str:

@@ -15,7 +15,6 @@ import numpy as np
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
@@ -25,7 +24,7 @@ from textual.widget import Widget
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from ..safe import Shown, cell, line
+from ..safe import Shown, Text, cell, line
 
 CELL = 9  # 8 characters + 1 space
 LEVELS = 16
