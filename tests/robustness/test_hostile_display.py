@@ -7,9 +7,9 @@ preset, a session file or a file name can carry must never reach the terminal as
   unknown key, a layer type, the loss and optimizer names, the device, the file's name, --device) through check,
   check --json, run, run --json, export and gradcheck, and through `presets` (hostile presets listed): the bytes
   written to stdout and stderr decode as UTF-8 and hold no ESC, C1, bidi control, or C0 but newline and tab;
-- the app, in a real terminal (a pty): a hostile preset, an error quoting a hostile key and file name, and a
-  hand-made session file; the injected sequences never appear in the byte stream, Textual's own do, and the
-  injected text is drawn in its escaped form.
+- the app, in a real terminal (a pty): a hostile preset, an error quoting a hostile key and file name, and (in the
+  long run) a hand-made session file; the injected sequences never appear in the byte stream, Textual's own do,
+  and the injected text is drawn in its escaped form.
 
 CI runs a sample (CI_EXAMPLES generated inputs per target); TUI_NN_FUZZ_EXAMPLES sizes the long run.
 """
@@ -330,8 +330,13 @@ def _hostile_session(tmp_path: Path) -> Path:
     return hostile
 
 
+# each case starts the app (torch's import: several seconds); the hand-made session joins in the long run (the Pilot
+# test tests/ui/test_hostile_text.py shows the same session in CI)
+PTY_CASES = ["preset", "error"] + (["session"] if LONG else [])
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux pty")
-@pytest.mark.parametrize("case", ["preset", "error", "session"])
+@pytest.mark.parametrize("case", PTY_CASES)
 def test_the_app_in_a_terminal_never_writes_the_injected_sequences(tmp_path: Path, case: str) -> None:
     if case == "preset":  # name: OSC 0; description: OSC 52, a bidi override, a BEL; lab: a C1 CSI
         argv, keys = [str(ROOT / "tests/ui/presets/hostile.toml")], [b"5", b"o", b"\x1b", b"1"]
