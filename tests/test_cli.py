@@ -259,3 +259,177 @@ def test_short_output_into_a_closed_pipe_exits_quietly(tmp_path):
     finally:
         proc.kill()
     assert code == 1 and "Traceback" not in err and "Exception ignored" not in err, err
+
+
+# -- session files (.tuinn) wherever a preset goes; the bounds of --seed, --steps, --every; control characters --
+
+HOSTILE = "\x1b]0;PWNED\x07\x1b]52;c;SGVsbG8=\x07\x9b2J\u202e"
+
+
+def _toml_str(text):
+    """`text` as a TOML basic string: every character that is not printable ASCII as a \\u escape."""
+    return '"' + "".join(c if " " <= c <= "~" and c not in '"\\' else f"\\u{ord(c):04x}" for c in text) + '"'
+
+
+def _usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    return capsys.readouterr().err
+
+
+def _saved_session(tmp_path, steps=3, text=EXAMPLE):
+    from tui_nn.engine.preset import loads_preset
+    from tui_nn.engine.session import Session
+    from tui_nn.engine.sessionio import save_session
+    from tui_nn.engine.trainer import Trainer
+
+    session = Session(loads_preset(text))
+    Trainer(session).run(steps)
+    return session, str(save_session(session, tmp_path / "saved.tuinn"))
+
+
+def test_the_cli_session_suffix_is_the_session_loaders():
+    from tui_nn.cli import SESSION_SUFFIX
+    from tui_nn.engine.sessionio import SUFFIX
+
+    assert SESSION_SUFFIX == SUFFIX
+
+
+def test_check_a_session_file_reports_its_current_weights(tmp_path, capsys):
+    session, path = _saved_session(tmp_path)
+    expected = session.loss_value()
+    assert main(["check", path, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["step"] == 3 and doc["loss"] == pytest.approx(expected, rel=1e-6)
+    assert doc["total_params"] == 12 and [ly["type"] for ly in doc["layers"]] == ["Linear", "ReLU", "Softmax"]
+    fresh = tmp_path / "fresh.toml"
+    fresh.write_text(EXAMPLE)
+    assert main(["check", str(fresh), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["loss"] != pytest.approx(expected, rel=1e-6)  # trained weights
+    assert main(["check", path]) == 0
+    out = capsys.readouterr().out
+    assert "session at step 3" in out and "Total params: 12" in out and f"{expected:.6g}" in out
+
+
+def test_run_a_session_file_continues_from_its_step(tmp_path, capsys):
+    _, path = _saved_session(tmp_path)
+    assert main(["run", path, "--steps", "2", "--json", "--every", "1"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [d["step"] for d in lines[:-1]] == [4, 5] and lines[-1]["steps"] == 5
+    fresh = tmp_path / "fresh.toml"
+    fresh.write_text(EXAMPLE)
+    assert main(["run", str(fresh), "--steps", "5", "--json", "--every", "1"]) == 0
+    straight = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[-1]["final_loss"] == straight[-1]["final_loss"]  # the same losses as a run never interrupted
+    assert main(["run", path, "--steps", "1"]) == 0
+    assert "1 steps in" in capsys.readouterr().out
+
+
+def test_seed_does_not_apply_to_a_session(tmp_path, capsys):
+    _, path = _saved_session(tmp_path, steps=1)
+    assert "saved random state" in _usage_error(["run", path, "--seed", "3"], capsys)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a zip", b"PK\x03\x04" + b"\x00" * 40])
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_a_bad_session_file_is_one_error_line(tmp_path, capsys, content, command):
+    path = tmp_path / "bad.tuinn"
+    path.write_bytes(content)
+    assert main([command, str(path)]) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert captured.out == "" and len(lines) == 1 and lines[0].startswith(f"tui-nn: error: {path}: ")
+    assert main([command, str(path), "--json"]) == 1
+    assert str(path) in json.loads(capsys.readouterr().out)["error"]["message"]
+    assert main([command, str(tmp_path / "missing.tuinn")]) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_a_hostile_session_file_is_refused_through_the_cli_without_its_escapes(tmp_path, capsys):
+    """A session whose preset.toml (written by hand) has a key made of escape sequences: the refusal quotes the
+    key, escaped; nothing the terminal would act on reaches stdout or stderr."""
+    import zipfile
+
+    _, path = _saved_session(tmp_path, steps=1)
+    hostile = tmp_path / "hostile.tuinn"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(hostile, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "preset.toml":
+                data = data.decode().replace("[training]\n", f"[training]\n{_toml_str(HOSTILE)} = 1\n", 1).encode()
+            dst.writestr(item, data)
+    for command in ("check", "run"):
+        assert main([command, str(hostile)]) == 1
+        captured = capsys.readouterr()
+        assert "\x1b" not in captured.err + captured.out and "\x07" not in captured.err
+        assert "\x9b" not in captured.err and "\u202e" not in captured.err
+        assert "unknown key" in captured.err and "\\x1b]0;PWNED\\x07" in captured.err
+        assert main([command, str(hostile), "--json"]) == 1
+        text = capsys.readouterr().out
+        assert "\x1b" not in text and HOSTILE in json.loads(text)["error"]["message"]  # JSON: escaped, exact
+
+
+def test_a_hostile_name_is_escaped_in_text_and_exact_in_json(tmp_path, capsys):
+    path = _write(tmp_path, EXAMPLE.replace('name = "Hand-set 3-3-3-3 network"', f"name = {_toml_str(HOSTILE)}"))
+    assert main(["check", path]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("\\x1b]0;PWNED\\x07\\x1b]52;c;SGVsbG8=\\x07\\x9b2J\\u202e  (input [1, 3]")
+    assert main(["run", path, "--steps", "2"]) == 0
+    assert capsys.readouterr().out.startswith("\\x1b]0;PWNED\\x07")
+    bad = _write(tmp_path, EXAMPLE.replace("[training]\n", f"[training]\n{_toml_str(HOSTILE)} = 1\n"), "bad.toml")
+    for command in ("check", "run"):
+        assert main([command, bad, "--json"]) == 1
+        text = capsys.readouterr().out
+        assert "\x1b" not in text and "\\u001b]0;PWNED\\u0007" in text  # json.dumps writes ESC as \u001b
+        assert HOSTILE in json.loads(text)["error"]["message"]
+
+
+def test_ordinary_text_prints_unchanged(tmp_path, capsys):
+    text = 'name = "Ünïcode – 日本語 \\t tab"\n'
+    path = _write(tmp_path, EXAMPLE.replace('name = "Hand-set 3-3-3-3 network"\n', text))
+    assert main(["check", path]) == 0
+    assert capsys.readouterr().out.startswith("Ünïcode – 日本語   tab  (input")  # a title: the tab is a space
+
+
+def test_presets_lists_the_bundled_presets_as_before(capsys):
+    """No bundled preset holds a control character: the listing is what it was before escaping existed."""
+    from tui_nn.engine.preset import list_presets
+
+    items = list_presets()
+    width = max(len(stem) for stem, _ in items)
+    expected = []
+    for stem, preset in items:
+        if isinstance(preset, Exception):
+            line = f"(broken: {preset})"
+        else:
+            first = (preset.description.strip().splitlines() or [""])[0]
+            line = preset.name + (f" - {first}" if first and first != preset.name else "")
+        expected.append(f"{stem.ljust(width)}  {line}")
+    assert main(["presets"]) == 0
+    assert capsys.readouterr().out.splitlines() == expected
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--seed", "1e23"], "[0, 9223372036854775807]"),
+    (["--seed", str(2**63)], "out of range"),
+    (["--seed", "-5"], "out of range"),
+    (["--steps", str(10**12 + 1)], "[0, 1000000000000]"),
+    (["--steps", "-1"], "out of range"),
+    (["--every", "0"], "[1, 1000000000000]"),
+    (["--steps", "x"], "not 'x'"),
+])
+def test_run_number_arguments_are_bounded(example, capsys, argv, words):
+    err = _usage_error(["run", str(example), *argv], capsys)
+    assert words in err and "Traceback" not in err
+
+
+def test_run_number_arguments_at_their_limits(example, capsys):
+    assert main(["run", str(example), "--seed", str(2**63 - 1), "--steps", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["steps"] == 0
+    assert main(["run", str(example), "--seed", "0", "--steps", "1", "--every", str(10**12)]) == 0
+
+
+def test_usage_errors_quote_what_was_typed_escaped(example, capsys):
+    err = _usage_error(["check", str(example), "\x1b]0;PWNED\x07"], capsys)
+    assert "\x1b" not in err and "\x07" not in err and "\\x1b]0;PWNED\\x07" in err

@@ -133,3 +133,51 @@ def test_run_reports_accuracy_and_test_metrics(capsys):
     for d in lines:
         assert 0 <= d["accuracy"] <= 1 and d["test_loss"] > 0 and 0 <= d["test_accuracy"] <= 1
     assert lines[-1]["event"] == "done"
+
+
+# -- number arguments are bounded (usage errors, exit 2); outside text is printed escaped --------------------
+
+HOSTILE = "\x1b]0;PWNED\x07\x9b2J\u202e"
+
+
+def _usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["export", "{p}", "--seed", "1e23"], "[0, 9223372036854775807]"),
+    (["export", "{p}", "--seed", str(2**63)], "out of range"),
+    (["export", "{p}", "--seed", "-5"], "out of range"),
+    (["export", "{p}", "--steps", str(10**12 + 1)], "out of range"),
+    (["gradcheck", "{p}", "--max-elements", "0"], "[1, 1000000]"),
+    (["gradcheck", "{p}", "--max-elements", str(10**30)], "out of range"),
+    (["gradcheck", "{p}", "--samples", "0"], "[1, 2147483647]"),
+    (["gradcheck", "{p}", "--samples", "1.5"], "not '1.5'"),
+])
+def test_number_arguments_are_bounded(example, capsys, argv, words):
+    err = _usage_error([a.replace("{p}", str(example)) for a in argv], capsys)
+    assert words in err and "Traceback" not in err
+
+
+def test_number_arguments_at_their_limits(example, capsys):
+    assert main(["export", str(example), "--seed", str(2**63 - 1), "--steps", str(10**12)]) == 0
+    assert f"SEED = {2**63 - 1}" in capsys.readouterr().out
+    assert main(["gradcheck", str(example), "--max-elements", "1000000", "--samples", "2147483647", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"]
+
+
+def test_export_and_gradcheck_print_a_hostile_name_escaped(tmp_path, capsys):
+    name = "".join(c if " " <= c <= "~" else f"\\u{ord(c):04x}" for c in HOSTILE)
+    path = tmp_path / "hostile.toml"
+    path.write_text(EXAMPLE.replace('name = "Hand-set 3-3-3-3 network"', f'name = "{name}"'))
+    for argv in (["export", str(path)], ["export", str(path), "-o", str(tmp_path / "out.py")],
+                 ["gradcheck", str(path)]):
+        assert main(argv) == 0
+        captured = capsys.readouterr()
+        text = captured.out + captured.err
+        assert not any(c in text for c in "\x1b\x07\x9b\u202e"), argv
+    assert main(["gradcheck", str(path)]) == 0
+    assert capsys.readouterr().out.startswith("\\x1b]0;PWNED\\x07\\x9b2J\\u202e: gradient check")

@@ -2,6 +2,10 @@
 
 Exit codes: 0 ok, 1 a model/data/preset error, 2 a usage error. Errors print one message, never a
 traceback. Torch is imported only by the subcommands that need it.
+
+Every text that comes from outside (a preset's name, description and lab, layer types, error messages quoting a
+file, a key or a file name) is printed through `say`, which escapes control characters
+(tui_nn.engine.safe_text.printable); JSON output is escaped by json.dumps (ASCII only).
 """
 
 from __future__ import annotations
@@ -11,15 +15,54 @@ import json
 import math
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
+
+from .engine.safe_text import printable  # pure Python: no torch import
 
 SUBCOMMANDS = ("run", "check", "presets", "export", "gradcheck", "serve")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
+MAX_SEED = 2**63 - 1  # as a preset's training.seed
+MAX_STEPS = 10**12  # as a preset's training.steps
+SESSION_SUFFIX = ".tuinn"  # tui_nn.engine.sessionio.SUFFIX (not imported here: that imports torch)
+
+
+def say(text: Any = "", *, file: Any = None, line: bool = False) -> None:
+    """print() for text that may come from outside: control characters escaped (`printable`); `line=True` for a
+    single-line place (a list row), where newlines and tabs become spaces too."""
+    print(printable(text, keep_newlines=not line), file=file)
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high]; anything else is a usage error (exit 2) naming the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number in [{low}, {high}], not {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: a whole number in [{low}, {high}]")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+SEED = int_in(0, MAX_SEED)
+STEPS = int_in(0, MAX_STEPS)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its error messages (which quote what was typed: a file name, an argument) made printable."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        super().error(printable(message))
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="tui-nn",
         description="A terminal playground for PyTorch neural networks. Without a subcommand, opens the app.",
         epilog="Subcommands: run, check, presets, export, gradcheck, serve (tui-nn SUBCOMMAND --help). `tui-nn PRESET` opens the app on a "
@@ -27,16 +70,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="SUBCOMMAND")
     r = sub.add_parser("run", help="train a preset headless")
-    r.add_argument("preset", help="a preset file or a bundled preset name")
-    r.add_argument("--steps", type=int, help="steps to train (default: the preset's)")
+    r.add_argument("preset", help="a preset file, a bundled preset name, or a session file (.tuinn: training "
+                                  "continues from its saved step)")
+    r.add_argument("--steps", type=STEPS, help=f"steps to train, 0..{MAX_STEPS} (default: the preset's)")
     r.add_argument("--device", help="cpu, cuda:0, ... (default: the preset's)")
-    r.add_argument("--seed", type=int, help="random seed (default: the preset's)")
-    r.add_argument("--every", type=int, metavar="K", help="report every K-th step (default: about 15 per second, "
-                                                          "plus the first and the last step)")
+    r.add_argument("--seed", type=SEED, help=f"random seed, 0..2^63-1 (default: the preset's; not for a session, "
+                                             "which continues with its saved random state)")
+    r.add_argument("--every", type=int_in(1, MAX_STEPS), metavar="K",
+                   help="report every K-th step (default: about 15 per second, plus the first and the last step)")
     r.add_argument("--json", action="store_true", help="JSON Lines on stdout: one object per report, then a "
                                                        "'done' object")
     c = sub.add_parser("check", help="shapes, parameter counts and the current loss of a preset")
-    c.add_argument("preset", help="a preset file or a bundled preset name")
+    c.add_argument("preset", help="a preset file, a bundled preset name, or a session file (.tuinn: its current "
+                                  "weights)")
     c.add_argument("--json", action="store_true", help="print JSON")
     sub.add_parser("presets", help="list the bundled presets")
     from .cli_extra import add_parsers  # export, gradcheck
@@ -49,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _app_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tui-nn", description="Open the app (optionally on a preset).")
+    p = _Parser(prog="tui-nn", description="Open the app (optionally on a preset).")
     p.add_argument("preset", nargs="?", help="a preset file or a bundled preset name")
     return p
 
@@ -103,9 +149,9 @@ def _fail(message: str, hint: str = "", *, json_mode: bool = False, payload: dic
         print(dumps(payload if payload is not None else {"error": {"layer": None, "type": None, "message": message,
                                                                    "hint": hint, "fix": None}}))
     else:
-        print(f"tui-nn: error: {message}", file=sys.stderr)
+        say(f"tui-nn: error: {message}", file=sys.stderr)
         if hint:
-            print(f"  hint: {hint}", file=sys.stderr)
+            say(f"  hint: {hint}", file=sys.stderr)
     return EXIT_ERROR
 
 
@@ -148,10 +194,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if ns.command == "check":
         return cmd_check(ns.preset, json_mode=ns.json)
     if ns.command == "run":
-        if ns.steps is not None and ns.steps < 0:
-            _parser().error("--steps must be >= 0")
-        if ns.every is not None and ns.every < 1:
-            _parser().error("--every must be >= 1")
+        if ns.seed is not None and _is_session(ns.preset):
+            _parser().error("--seed applies to a preset: a session file continues with its saved random state")
         return cmd_run(ns.preset, steps=ns.steps, device=ns.device, seed=ns.seed, every=ns.every, json_mode=ns.json)
     if ns.command == "serve":
         from .serve import dispatch as serve_dispatch
@@ -180,15 +224,30 @@ def _open_app(preset: str | None) -> int:
     try:
         from .ui import run_app
     except ImportError as err:  # pragma: no cover - the app is its own issue
-        print(f"tui-nn: the app is not available: {err}", file=sys.stderr)
+        say(f"tui-nn: the app is not available: {err}", file=sys.stderr)
         return EXIT_ERROR
     return int(run_app(preset) or 0)
 
 
+def _is_session(path: str) -> bool:
+    return path.strip().endswith(SESSION_SUFFIX)
+
+
 def _load(path: str, *, device: str | None = None, seed: int | None = None):  # noqa: ANN202
+    """The session of a preset (a file or a bundled name), or the one saved in a session file (.tuinn)."""
+    from .engine.errors import EngineError
     from .engine.preset import load_preset
     from .engine.session import Session
 
+    if _is_session(path):
+        from .engine.sessionio import load_session
+
+        try:
+            return load_session(path.strip(), device=device)
+        except EngineError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a hostile file must give a message, never a traceback
+            raise EngineError(f"{path}: not a loadable tui-nn session file ({type(err).__name__}: {err})") from None
     preset = load_preset(path)
     if seed is not None:
         preset.training.seed = seed
@@ -202,14 +261,15 @@ def cmd_presets() -> int:
     if not items:
         print("no bundled presets found")
         return EXIT_OK
-    width = max(len(stem) for stem, _ in items)
-    for stem, preset in items:
+    stems = [printable(stem, keep_newlines=False) for stem, _ in items]
+    width = max(len(stem) for stem in stems)
+    for stem, (_, preset) in zip(stems, items):
         if isinstance(preset, Exception):
             line = f"(broken: {preset})"
         else:
             first = (preset.description.strip().splitlines() or [""])[0]
             line = preset.name + (f" - {first}" if first and first != preset.name else "")
-        print(f"{stem.ljust(width)}  {line}")
+        say(f"{stem.ljust(width)}  {line}", line=True)
     return EXIT_OK
 
 
@@ -220,8 +280,9 @@ def _layer_json(ly: Any) -> dict[str, Any]:
 
 
 def cmd_check(path: str, *, json_mode: bool = False) -> int:
-    """The summary and the current loss. Exit 1 on a preset, shape or data error (a loss that cannot be
-    computed on the data); the summary is still printed for a shape or data error."""
+    """The summary and the current loss (of a session file: of its current weights). Exit 1 on a preset, session,
+    shape or data error (a loss that cannot be computed on the data); the summary is still printed for a shape or
+    data error."""
     from .engine.errors import EngineError
     from .engine.shapes import fmt_shape, summary_table
 
@@ -235,9 +296,9 @@ def cmd_check(path: str, *, json_mode: bool = False) -> int:
         if json_mode:
             print(dumps({"error": e.to_dict()}))
         else:
-            print(summary_table(report, details=True))
+            say(summary_table(report, details=True))
             print()
-            print(f"shape error at {e}", file=sys.stderr)
+            say(f"shape error at {e}", file=sys.stderr)
         return EXIT_ERROR
     loss: float | None = None
     try:
@@ -255,17 +316,22 @@ def cmd_check(path: str, *, json_mode: bool = False) -> int:
             "memory_bytes": report.memory.total, "loss": loss,
             "data_error": str(data_error) if data_error else None,
         }
+        if _is_session(path):
+            doc["step"] = session.step  # a session file: the step its weights are at
         if data_error is not None:
             doc.update(error_object(data_error))
         print(dumps(doc))
         return EXIT_ERROR if data_error is not None else EXIT_OK
-    print(f"{session.preset.name}  (input {fmt_shape(report.input_shape)}, output {fmt_shape(report.output_shape)})")
-    print(summary_table(report, details=True))
+    say(f"{session.preset.name}  (input {fmt_shape(report.input_shape)}, output {fmt_shape(report.output_shape)})",
+        line=True)
+    if _is_session(path):
+        say(f"session at step {session.step}", line=True)
+    say(summary_table(report, details=True))
     if data_error is not None:
-        print(f"data error: {data_error}", file=sys.stderr)
+        say(f"data error: {data_error}", file=sys.stderr)
         return EXIT_ERROR
     if loss is not None:
-        print(f"Loss ({session.training.loss.type}) of the current output: {loss:.6g}")
+        say(f"Loss ({session.training.loss.type}) of the current output: {loss:.6g}")
     return EXIT_OK
 
 
@@ -363,15 +429,15 @@ def cmd_run(path: str, *, steps: int | None, device: str | None, seed: int | Non
         print(dumps(out))
     else:
         loss = "n/a" if fin.final_loss is None else f"{fin.final_loss:.6g}"
-        print(f"{session.preset.name}: {fin.run_steps} steps in {fin.elapsed:.2f}s "
-              f"({fin.steps_per_s:,.0f} steps/s), final loss {loss}")
+        say(f"{session.preset.name}: {fin.run_steps} steps in {fin.elapsed:.2f}s "
+            f"({fin.steps_per_s:,.0f} steps/s), final loss {loss}", line=True)
         extra = _extra_metrics(fin)
         if extra:
             print("  " + ", ".join(f"{k.replace('_', ' ')} {v:.6g}" for k, v in extra.items() if v is not None))
         if fin.message:
-            print(f"tui-nn: {fin.message}", file=sys.stderr)
+            say(f"tui-nn: {fin.message}", file=sys.stderr)
             if fin.hint:
-                print(f"  hint: {fin.hint}", file=sys.stderr)
+                say(f"  hint: {fin.hint}", file=sys.stderr)
     return EXIT_OK if fin.ok else EXIT_ERROR
 
 

@@ -1,7 +1,8 @@
 """`tui-nn export` and `tui-nn gradcheck`: the command-line side of "beyond the labs".
 
 Same conventions as `cli.py`: exit 0 ok, 1 a model/data/preset error (or a gradient that disagrees),
-2 a usage error; one clear message, never a traceback; torch is imported only when a command runs.
+2 a usage error; one clear message, never a traceback; torch is imported only when a command runs. Text from
+outside (the preset's name, error messages) is printed through `cli.say` (control characters escaped).
 """
 
 from __future__ import annotations
@@ -11,54 +12,43 @@ import sys
 from typing import Any
 
 EXTRA_COMMANDS = ("export", "gradcheck")
+MAX_GRADCHECK_ELEMENTS = 10**6  # per parameter: two forward passes each (the default checks 256)
+MAX_GRADCHECK_SAMPLES = 2**31 - 1  # as a preset's batch_size
 
 
 def add_parsers(sub: Any) -> None:
+    from .cli import MAX_STEPS, SEED, STEPS, int_in
+
     e = sub.add_parser("export", help="write a plain PyTorch script that trains a preset with the same losses")
     e.add_argument("preset", help="a preset file or a bundled preset name")
     e.add_argument("-o", "--output", metavar="FILE.py", help="write the script here (default: print it)")
-    e.add_argument("--steps", type=int, help="steps the script trains (default: the preset's)")
-    e.add_argument("--seed", type=int, help="random seed (default: the preset's)")
+    e.add_argument("--steps", type=STEPS, help=f"steps the script trains, 0..{MAX_STEPS} (default: the preset's)")
+    e.add_argument("--seed", type=SEED, help="random seed, 0..2^63-1 (default: the preset's)")
     g = sub.add_parser("gradcheck", help="compare autograd's gradients with central differences (float64)")
     g.add_argument("preset", help="a preset file or a bundled preset name")
     g.add_argument("--json", action="store_true", help="print JSON")
-    g.add_argument("--max-elements", type=int, default=256, metavar="N",
-                   help="elements checked per parameter, evenly spread (default 256)")
-    g.add_argument("--samples", type=int, default=64, metavar="N",
+    g.add_argument("--max-elements", type=int_in(1, MAX_GRADCHECK_ELEMENTS), default=256, metavar="N",
+                   help=f"elements checked per parameter, evenly spread, 1..{MAX_GRADCHECK_ELEMENTS} (default 256)")
+    g.add_argument("--samples", type=int_in(1, MAX_GRADCHECK_SAMPLES), default=64, metavar="N",
                    help="training samples used (default: the first 64)")
 
 
 def dispatch(ns: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if ns.command == "export":
-        if ns.steps is not None and ns.steps < 0:
-            parser.error("--steps must be >= 0")
-        if ns.seed is not None and ns.seed < 0:
-            parser.error("--seed must be >= 0")
         return cmd_export(ns.preset, output=ns.output, steps=ns.steps, seed=ns.seed)
     if ns.command == "gradcheck":
-        if ns.max_elements < 1:
-            parser.error("--max-elements must be >= 1")
-        if ns.samples < 1:
-            parser.error("--samples must be >= 1")
         return cmd_gradcheck(ns.preset, json_mode=ns.json, max_elements=ns.max_elements, samples=ns.samples)
     raise AssertionError(ns.command)  # pragma: no cover
 
 
 def _fail(message: str, hint: str = "", *, json_mode: bool = False, err: Exception | None = None) -> int:
-    from .cli import EXIT_ERROR, dumps, error_object
+    from .cli import _fail as fail, error_object
 
-    if json_mode:
-        print(dumps(error_object(err) if err is not None else
-                    {"error": {"layer": None, "type": None, "message": message, "hint": hint, "fix": None}}))
-    else:
-        print(f"tui-nn: error: {message}", file=sys.stderr)
-        if hint:
-            print(f"  hint: {hint}", file=sys.stderr)
-    return EXIT_ERROR
+    return fail(message, hint, json_mode=json_mode, payload=error_object(err) if err is not None else None)
 
 
 def cmd_export(path: str, *, output: str | None = None, steps: int | None = None, seed: int | None = None) -> int:
-    from .cli import EXIT_OK
+    from .cli import EXIT_OK, printable, say
     from .engine.errors import EngineError
     from .engine.export import export_script, write_script
     from .engine.preset import load_preset
@@ -74,15 +64,15 @@ def cmd_export(path: str, *, output: str | None = None, steps: int | None = None
     except EngineError as err:
         return _fail(err.message, err.hint)
     if output is None:
-        sys.stdout.write(text)
+        sys.stdout.write(printable(text))  # the script holds outside text only as repr(): unchanged, a safety net
     else:
         n = preset.training.steps if steps is None else steps
-        print(f"wrote {written} ({n} steps); run it with: python {written}")
+        say(f"wrote {written} ({n} steps); run it with: python {written}")
     return EXIT_OK
 
 
 def cmd_gradcheck(path: str, *, json_mode: bool = False, max_elements: int = 256, samples: int = 64) -> int:
-    from .cli import EXIT_ERROR, EXIT_OK, dumps
+    from .cli import EXIT_ERROR, EXIT_OK, dumps, say
     from .engine.errors import EngineError
     from .engine.gradcheck import gradcheck_session
     from .engine.preset import load_preset
@@ -95,7 +85,7 @@ def cmd_gradcheck(path: str, *, json_mode: bool = False, max_elements: int = 256
             if json_mode:
                 print(dumps({"error": e.to_dict()}))
             else:
-                print(f"tui-nn: error: shape error at {e}", file=sys.stderr)
+                say(f"tui-nn: error: shape error at {e}", file=sys.stderr)
             return EXIT_ERROR
         report = gradcheck_session(session, max_elements=max_elements, max_samples=samples)
     except EngineError as err:
@@ -103,6 +93,6 @@ def cmd_gradcheck(path: str, *, json_mode: bool = False, max_elements: int = 256
     if json_mode:
         print(dumps(report.to_dict()))
     else:
-        print(f"{session.preset.name}: gradient check")
-        print(report.text())
+        say(f"{session.preset.name}: gradient check", line=True)
+        say(report.text())
     return EXIT_OK if report.ok else EXIT_ERROR

@@ -16,13 +16,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from rich.text import Text
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from . import splash
@@ -31,6 +30,7 @@ from .insight import INSIGHT_BINDINGS, InsightMixin
 from .messages import (EngineDone, EngineFailed, LoadFailed, PresetPreview, PresetsListed, SessionLoaded,
                        TrainFailed, TrainFinished, TrainProgress)
 from .widgets.status import StatusBar
+from .safe import Shown, Text, line, shown
 
 if TYPE_CHECKING:  # imported for real by _import_ui, after the first frame
     from .screens.dialogs import ErrorModal, GeneratorModal, InitModal, SaveModal, TextEditModal
@@ -150,6 +150,22 @@ class PlaygroundApp(InsightMixin, App[int]):
         self._previewed = False  # the layer table shows the preview of the load under way
         self.gc_held = False  # run_app disabled the garbage collector for start-up: the first load resumes it
 
+    # -- what is shown: printable, never markup (tui_nn/ui/safe.py) ----------------------------------
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Every notification (the app's, its widgets' and screens', Textual's own): messages quote file names,
+        keys and errors, so the message and the title are made printable. The app passes markup=False wherever it
+        puts outside text in a message (Textual's own notices use markup)."""
+        kw: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        super().notify(shown(message), title=line(title), severity=severity, markup=markup, **kw)
+
+    def validate_title(self, title: Any) -> str:
+        return line(super().validate_title(title))
+
+    def validate_sub_title(self, sub_title: Any) -> str:
+        return line(super().validate_sub_title(sub_title))
+
     def runner(self) -> Any:
         with self._runner_lock:  # the load worker and the train worker may both ask first
             if self._runner is None:
@@ -164,7 +180,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         """The first frame: the tab names, the status line and the keys, drawn before the panes' modules (numpy,
         plotext, our widgets) are imported and before Textual's TabbedContent is built (together ~0.5 s on the
         lab VM). `_build` puts the real tabs and panes in its place right after (docs/performance.md, start-up)."""
-        yield Static(SKELETON_TABS, id="skeleton", markup=False)
+        yield Shown(SKELETON_TABS, id="skeleton", markup=False)
         yield StatusBar(id="status")
         yield Footer(compact=True)
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Callable, Iterator
 
-from rich.text import Text
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.markup import escape
 
+from .safe import Text, line
+
 
 def _prompt(label: str, matcher: Any | None = None) -> Text:
-    """A literal Text (never parsed as markup), with the fuzzy-matched letters highlighted."""
+    """A literal Text (never parsed as markup), with the fuzzy-matched letters highlighted. `label` is printable
+    already (`_commands`): the offsets of the match are those of the text shown."""
     text = Text(label)
     if matcher is not None:
         score, offsets = matcher.fuzzy_search.match(matcher.query, label)
@@ -26,8 +28,8 @@ class PlaygroundCommands(Provider):
         app: Any = self.app
         for label, action, help_text in app.palette_actions():
             yield label, partial(app.run_action_safely, action), help_text
-        for stem, path, desc in app.palette_presets():
-            yield f"Open preset: {stem}", partial(app.open_preset_path, path), escape(desc)
+        for stem, path, desc in app.palette_presets():  # a file's name and description: printable, then escaped
+            yield f"Open preset: {line(stem)}", partial(app.open_preset_path, path), escape(line(desc))
         if app.session is None:
             return
         from tui_nn.engine.catalogue import CATALOGUE

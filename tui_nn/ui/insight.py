@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rich.text import Text
 from textual.binding import Binding
+from .safe import Text
 
 INSIGHT_BINDINGS = [
     Binding("D", "choose_dataset", "Data set", show=False, id="data.dataset",

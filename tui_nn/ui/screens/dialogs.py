@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Select, Static, TextArea
 
 from ..widgets.forms import ArgsForm
+from ..safe import Shown, Text, line, shown
 
 Apply = Callable[..., "str | None"]  # returns an error message (refused, dialog stays) or None (done)
 
 
-def _hint(text: str) -> Static:
-    return Static(Text(text, style="dim"), classes="dialog-hint", markup=False)
+def _hint(text: str) -> Shown:
+    return Shown(Text(text, style="dim"), classes="dialog-hint", markup=False)
 
 
 class ErrorModal(ModalScreen[None]):
@@ -33,12 +33,12 @@ class ErrorModal(ModalScreen[None]):
 
     def compose(self):  # noqa: ANN201
         with Vertical(classes="dialog -error", id="error-dialog"):
-            yield Static(Text(self.title_text, style="bold"), classes="dialog-title", markup=False)
+            yield Shown(Text(self.title_text, style="bold"), classes="dialog-title", line=True)
             body = Text(self.message)
             if self.hint:
                 body.append("\n\nhint: ", style="bold")
                 body.append(self.hint)
-            yield Static(body, id="error-body", markup=False)
+            yield Shown(body, id="error-body", markup=False)
             yield _hint("enter / esc: close")
 
     def action_dismiss(self, result: Any = None) -> None:  # type: ignore[override]
@@ -60,13 +60,13 @@ class TextEditModal(ModalScreen[bool]):
 
     def compose(self):  # noqa: ANN201
         with Vertical(classes="dialog", id="edit-dialog"):
-            yield Static(Text(self.title_text, style="bold"), classes="dialog-title", markup=False)
-            yield Static(Text(self.help_text), classes="dialog-help", markup=False)
+            yield Shown(Text(self.title_text, style="bold"), classes="dialog-title", line=True)
+            yield Shown(Text(self.help_text), classes="dialog-help", markup=False)
             if self.multiline:
-                yield TextArea(self.initial, id="edit-area", soft_wrap=False, show_line_numbers=False)
+                yield TextArea(shown(self.initial), id="edit-area", soft_wrap=False, show_line_numbers=False)
             else:
-                yield Input(self.initial, id="edit-input", select_on_focus=True)
-            yield Static("", id="edit-error", markup=False)
+                yield Input(line(self.initial), id="edit-input", select_on_focus=True)
+            yield Shown("", id="edit-error", markup=False)
             if self.multiline:  # the text is selected on open: a paste or typing replaces it
                 yield _hint("all selected: paste or type to replace   f7: select all   ctrl+s: apply   esc: cancel")
             else:
@@ -120,13 +120,13 @@ class InitModal(ModalScreen[bool]):
         from tui_nn.engine.preset import INIT_SCHEMES
 
         with Vertical(classes="dialog", id="init-dialog"):
-            yield Static(Text(self.title_text, style="bold"), classes="dialog-title", markup=False)
+            yield Shown(Text(self.title_text, style="bold"), classes="dialog-title", line=True)
             with Horizontal(classes="pick-row"):
                 yield Label("scheme")
                 yield Select([(s, s) for s in INIT_SCHEMES], value="default", allow_blank=False, compact=True,
                              id="init-scheme")
             yield ArgsForm(self._specs("default"), {}, id="init-args")
-            yield Static("", id="init-error", markup=False)
+            yield Shown("", id="init-error", markup=False)
             yield _hint("enter / ctrl+s: apply   esc: cancel   (default: PyTorch's own init)")
 
     def on_mount(self) -> None:
@@ -186,7 +186,7 @@ class GeneratorModal(ModalScreen[bool]):
         from tui_nn.engine.spec import GENERATORS
 
         with Vertical(classes="dialog", id="gen-dialog"):
-            yield Static(Text(self.title_text, style="bold"), classes="dialog-title", markup=False)
+            yield Shown(Text(self.title_text, style="bold"), classes="dialog-title", line=True)
             with Horizontal(classes="pick-row"):
                 yield Label("generator")
                 yield Select([(g, g) for g in GENERATORS], value=self.kind if self.kind in GENERATORS else "randn",
@@ -197,7 +197,7 @@ class GeneratorModal(ModalScreen[bool]):
             with Horizontal(classes="pick-row"):
                 yield Label("low, high")
                 yield Input("0, 2", compact=True, id="gen-range")
-            yield Static("", id="gen-error", markup=False)
+            yield Shown("", id="gen-error", markup=False)
             yield _hint("enter: apply   esc: cancel   (low, high: randint only; the first dimension counts the "
                         "samples)")
 
@@ -248,10 +248,10 @@ class SaveModal(ModalScreen[bool]):
 
     def compose(self):  # noqa: ANN201
         with Vertical(classes="dialog", id="save-dialog"):
-            yield Static(Text("Save as a preset or a session", style="bold"), classes="dialog-title", markup=False)
+            yield Shown(Text("Save as a preset or a session", style="bold"), classes="dialog-title", line=True)
             with Horizontal(classes="pick-row"):
                 yield Label("file")
-                yield Input(self.path, compact=True, id="save-path")
+                yield Input(line(self.path), compact=True, id="save-path")  # a name made of a file's: printable
             with Horizontal(classes="pick-row"):
                 yield Label("save as")
                 yield Select([("preset (.toml)", "preset"), ("whole session (.tuinn)", "session")],
@@ -260,7 +260,7 @@ class SaveModal(ModalScreen[bool]):
                 yield Label("weights")
                 yield Select([("current weights", True), ("arguments only", False)], value=True,
                              allow_blank=False, compact=True, id="save-weights")
-            yield Static("", id="save-error", markup=False)
+            yield Shown("", id="save-error", markup=False)
             yield _hint("enter: save   esc: cancel   (a session keeps weights, optimizer, data, history, runs)")
 
     def on_mount(self) -> None:

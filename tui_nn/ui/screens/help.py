@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+
+from ..safe import Shown, Text
 
 
 def _keys(binding: Binding) -> str:
@@ -44,11 +44,11 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self):  # noqa: ANN201
         with Vertical(classes="dialog", id="help-dialog"):
-            yield Static(Text("Keys  (esc: close, ↑↓ scroll)", style="bold"), classes="dialog-title", markup=False)
+            yield Shown(Text("Keys  (esc: close, ↑↓ scroll)", style="bold"), classes="dialog-title", line=True)
             with VerticalScroll(id="help-scroll"):
                 text = Text(self.intro + "\n\n" if self.intro else "")
                 text.append_text(bindings_text(self.sections))
-                yield Static(text, markup=False)
+                yield Shown(text, markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#help-scroll").focus()

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
-from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
@@ -15,6 +14,7 @@ from textual.widgets.selection_list import Selection
 from textual_plotext import PlotextPlot
 
 from .dialogs import _hint
+from ..safe import Shown, Text, cell, line
 
 
 class ReportModal(ModalScreen[None]):
@@ -25,14 +25,14 @@ class ReportModal(ModalScreen[None]):
     def __init__(self, title: str, body: Text | str, *, dialog_id: str = "report-dialog") -> None:
         super().__init__()
         self.title_text = title
-        self.body = body if isinstance(body, Text) else Text(body)
+        self.body = Text(body) if isinstance(body, str) else body
         self.dialog_id = dialog_id
 
     def compose(self):  # noqa: ANN201
         with Vertical(classes="dialog report-dialog", id=self.dialog_id):
-            yield Static(Text(self.title_text, style="bold"), classes="dialog-title", markup=False)
+            yield Shown(Text(self.title_text, style="bold"), classes="dialog-title", line=True)
             with VerticalScroll(id="report-scroll"):
-                yield Static(self.body, id="report-body", markup=False)
+                yield Shown(self.body, id="report-body", markup=False)
             yield _hint("enter / esc: close   arrows: scroll")
 
     def on_mount(self) -> None:
@@ -72,15 +72,15 @@ class RunsModal(ModalScreen[None]):
     def compose(self):  # noqa: ANN201
         runs = self.session.runs.runs
         with Vertical(classes="dialog", id="runs-dialog"):
-            yield Static(Text("Runs compared", style="bold"), classes="dialog-title", markup=False)
+            yield Shown(Text("Runs compared", style="bold"), classes="dialog-title", line=True)
             with Horizontal(id="runs-body"):
                 with Vertical(id="runs-side"):
-                    yield SelectionList[int](*[Selection(Text(r.label), r.id, i >= len(runs) - 2)
+                    yield SelectionList[int](*[Selection(cell(Text(r.label)), r.id, i >= len(runs) - 2)
                                                for i, r in enumerate(runs)], id="runs-list")
                     with Horizontal(classes="pick-row"):
                         yield Label("smoothing")
                         yield Input(f"{self.smoothing:g}", compact=True, id="runs-smoothing")
-                    yield Static("", id="runs-info", markup=False)
+                    yield Shown("", id="runs-info", markup=False)
                 yield PlotextPlot(id="runs-plot")
             yield _hint("space: select  l: log  +/-: smoothing  x: remove  esc: close")
 
@@ -178,7 +178,7 @@ class DatasetModal(ModalScreen[bool]):
         csv = getattr(self.data, "csv", None)
         source = "csv" if csv is not None else (ds.name if ds is not None else "spiral")
         with Vertical(classes="dialog", id="dataset-dialog"):
-            yield Static(Text("Data set or CSV file", style="bold"), classes="dialog-title", markup=False)
+            yield Shown(Text("Data set or CSV file", style="bold"), classes="dialog-title", line=True)
             with Horizontal(classes="pick-row"):
                 yield Label("source")
                 yield Select([(n, n) for n in DATASET_NAMES] + [("CSV file", "csv")], value=source,
@@ -187,15 +187,15 @@ class DatasetModal(ModalScreen[bool]):
                     ("noise", "ds-noise", f"{ds.noise if ds else 0.1:g}"),
                     ("classes", "ds-classes", str(ds.classes) if ds and ds.classes else ""),
                     ("test frac.", "ds-test", f"{(csv or ds).test_fraction if (csv or ds) else 0.2:g}"),
-                    ("CSV path", "csv-path", csv.path if csv else ""),
-                    ("features", "csv-features", ", ".join(csv.features) if csv else ""),
-                    ("target(s)", "csv-target", ", ".join(csv.target) if csv else "")]
+                    ("CSV path", "csv-path", line(csv.path) if csv else ""),  # from a file: printable
+                    ("features", "csv-features", line(", ".join(csv.features)) if csv else ""),
+                    ("target(s)", "csv-target", line(", ".join(csv.target)) if csv else "")]
             for label, wid, value in rows:
                 with Horizontal(classes="pick-row"):
                     yield Label(label)
                     yield Input(value, compact=True, id=wid,
                                 placeholder="blobs/spiral only" if wid == "ds-classes" else "")
-            yield Static("", id="dataset-error", markup=False)
+            yield Shown("", id="dataset-error", markup=False)
             yield _hint("ctrl+s / enter: apply (keeps the weights)   esc: cancel")
 
     def on_mount(self) -> None:
@@ -273,14 +273,14 @@ class ExportModal(ModalScreen[bool]):
 
     def compose(self):  # noqa: ANN201
         with Vertical(classes="dialog", id="export-dialog"):
-            yield Static(Text("Export", style="bold"), classes="dialog-title", markup=False)
+            yield Shown(Text("Export", style="bold"), classes="dialog-title", line=True)
             with Horizontal(classes="pick-row"):
                 yield Label("what")
                 yield Select(EXPORT_KINDS, value=self.kind, allow_blank=False, compact=True, id="export-kind")
             with Horizontal(classes="pick-row"):
                 yield Label("file")
-                yield Input(self.defaults[self.kind], compact=True, id="export-path")
-            yield Static("", id="export-error", markup=False)
+                yield Input(line(self.defaults[self.kind]), compact=True, id="export-path")
+            yield Shown("", id="export-error", markup=False)
             yield _hint("enter: write   esc: cancel")
 
     def on_mount(self) -> None:
@@ -290,8 +290,8 @@ class ExportModal(ModalScreen[bool]):
         if event.select.id == "export-kind":
             event.stop()
             path = self.query_one("#export-path", Input)
-            if path.value in self.defaults.values():
-                path.value = self.defaults[str(event.value)]
+            if path.value in map(line, self.defaults.values()):
+                path.value = line(self.defaults[str(event.value)])
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from ..widgets.forms import ArgsForm
+from ..safe import Shown, Text
 
 
 class LayerFormScreen(ModalScreen["dict[str, Any] | None"]):
@@ -32,15 +32,15 @@ class LayerFormScreen(ModalScreen["dict[str, Any] | None"]):
 
         lt = CATALOGUE[self.type_name]
         with Vertical(classes="dialog", id="layer-form-dialog"):
-            yield Static(Text(self.title_text, style="bold"), classes="dialog-title", markup=False)
-            yield Static(Text(lt.doc, style="italic"), markup=False)
+            yield Shown(Text(self.title_text, style="bold"), classes="dialog-title", line=True)
+            yield Shown(Text(lt.doc, style="italic"), markup=False)
             with VerticalScroll(id="layer-form-scroll"):
                 if lt.args:
                     yield ArgsForm(lt.args, self.args, id="layer-args")
                 else:
-                    yield Static(Text("(no arguments)", style="dim"), markup=False)
-            yield Static("", id="layer-preview", markup=False)
-            yield Static(Text("enter / ctrl+s: apply   tab: next field   esc: cancel   * required", style="dim"),
+                    yield Shown(Text("(no arguments)", style="dim"), markup=False)
+            yield Shown("", id="layer-preview", markup=False)
+            yield Shown(Text("enter / ctrl+s: apply   tab: next field   esc: cancel   * required", style="dim"),
                          classes="dialog-hint", markup=False)
 
     def on_mount(self) -> None:

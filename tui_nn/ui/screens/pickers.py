@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
+
+from ..safe import Shown, Text, cell
 
 
 class LayerPicker(ModalScreen["str | None"]):
@@ -29,11 +30,11 @@ class LayerPicker(ModalScreen["str | None"]):
 
     def compose(self):  # noqa: ANN201
         with Vertical(classes="dialog", id="picker-dialog"):
-            yield Static(Text(f"Add a layer {self.where}", style="bold"), classes="dialog-title", markup=False)
+            yield Shown(Text(f"Add a layer {self.where}", style="bold"), classes="dialog-title", line=True)
             yield Input(placeholder="type to search (e.g. conv, relu, norm)", id="picker-search")
             yield OptionList(id="picker-list")
-            yield Static("", id="picker-doc", markup=False)
-            yield Static(Text("↑↓ choose   enter: add   esc: cancel", style="dim"), classes="dialog-hint")
+            yield Shown("", id="picker-doc", markup=False)
+            yield Shown(Text("↑↓ choose   enter: add   esc: cancel", style="dim"), classes="dialog-hint")
 
     def on_mount(self) -> None:
         self._fill("")
@@ -130,16 +131,16 @@ class PresetPicker(ModalScreen["str | None"]):
 
     def compose(self):  # noqa: ANN201
         with Vertical(classes="dialog", id="preset-dialog"):
-            yield Static(Text("Open a preset", style="bold"), classes="dialog-title", markup=False)
+            yield Shown(Text("Open a preset", style="bold"), classes="dialog-title", line=True)
             yield Input(placeholder="type to filter by name or description (e.g. conv, adam, lab003)",
                         id="preset-search", compact=True)
             with Horizontal(id="preset-body"):
                 yield OptionList(id="preset-list")
                 with VerticalScroll(id="preset-doc-scroll"):
-                    yield Static("", id="preset-doc", markup=False)
+                    yield Shown("", id="preset-doc", markup=False)
             yield Input(placeholder="…or a preset (.toml) or session (.tuinn) path, enter", id="preset-path",
                         compact=True)
-            yield Static(Text("type: filter   ↑↓ choose   enter: open   pgup/pgdn: scroll the description   "
+            yield Shown(Text("type: filter   ↑↓ choose   enter: open   pgup/pgdn: scroll the description   "
                               "/: a file path   esc: cancel", style="dim"), classes="dialog-hint", markup=False)
 
     def on_mount(self) -> None:
@@ -170,7 +171,7 @@ class PresetPicker(ModalScreen["str | None"]):
                 label.append("  ✗ invalid", style="red")
             elif preset.name:
                 label.append("  " + preset.name, style="dim")
-            options.append(Option(label, id=stem))
+            options.append(Option(cell(label), id=stem))  # and printable (a row: one line)
             self._shown.append(stem)
         if options:
             lst.add_options(options)

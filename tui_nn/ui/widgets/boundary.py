@@ -19,12 +19,13 @@ import numpy as np
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
 from textual.containers import Vertical
 from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
+
+from ..safe import Shown, Text
 
 REFRESH_INTERVAL = 0.25  # seconds: at most 4 grids a second
 
@@ -166,7 +167,7 @@ class BoundaryPane(Vertical):
         self.computed = 0  # grids computed (tests read it)
 
     def compose(self):  # noqa: ANN201
-        yield Static("", id="boundary-caption", markup=False)
+        yield Shown("", id="boundary-caption", markup=False)
         yield BoundaryView(id="boundary-view")
         yield CurvePlot(id="boundary-curve")
 

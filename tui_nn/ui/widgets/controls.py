@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.widgets import Label, Select, Static
+from textual.widgets import Label, Select
 
 from .forms import ArgsForm
+from ..safe import Shown, Text
 
 
 class TrainControls(VerticalScroll):
@@ -49,7 +49,7 @@ class TrainControls(VerticalScroll):
         self.devices: list[Any] = []
 
     def compose(self):  # noqa: ANN201
-        yield Static("loading…", id="controls-loading")
+        yield Shown("loading…", id="controls-loading")
 
     async def load(self, session: Any, devices: list[Any]) -> None:
         from tui_nn.engine.objectives import LOSSES, OPTIMIZERS
@@ -60,19 +60,19 @@ class TrainControls(VerticalScroll):
         t = session.training
         await self.remove_children()
         widgets = [
-            Static("Loss", classes="section"),
+            Shown("Loss", classes="section"),
             Horizontal(Label("loss"), Select([(n, n) for n in LOSSES], value=t.loss.type, allow_blank=False,
                                               compact=True, id="loss-type"), classes="pick-row"),
             ArgsForm(LOSSES[t.loss.type].args, t.loss.args, id="loss-args"),
-            Static("Optimizer", classes="section"),
+            Shown("Optimizer", classes="section"),
             Horizontal(Label("optimizer"), Select([(n, n) for n in OPTIMIZERS], value=t.optimizer.type,
                                                   allow_blank=False, compact=True, id="opt-type"),
                        classes="pick-row"),
             ArgsForm(OPTIMIZERS[t.optimizer.type].args, t.optimizer.args, id="opt-args"),
-            Static("Run", classes="section"),
+            Shown("Run", classes="section"),
             ArgsForm(run_argspecs(), {"steps": t.steps, "batch_size": t.batch_size, "seed": t.seed,
                                       "shuffle": t.shuffle}, id="run-args"),
-            Static("Schedule and stop", classes="section"),
+            Shown("Schedule and stop", classes="section"),
             Horizontal(Label("scheduler"), Select([("none", "none")] + [(n, n) for n in SCHEDULERS],
                                                   value=t.scheduler.type if t.scheduler is not None else "none",
                                                   allow_blank=False, compact=True, id="sched-type"),
@@ -82,10 +82,10 @@ class TrainControls(VerticalScroll):
             ArgsForm(stop_argspecs(), {k: v for k, v in (("target_loss", t.target_loss),
                                                          ("target_accuracy", t.target_accuracy)) if v is not None},
                      id="stop-args"),
-            Static("Device", classes="section"),
+            Shown("Device", classes="section"),
             Horizontal(Label("device"), Select([(d.name, d.name) for d in devices], value=str(session.device),
                                                allow_blank=False, compact=True, id="device"), classes="pick-row"),
-            Static(Text("\n".join(f"{d.name}: {d.label}" for d in devices)), id="device-label", markup=False),
+            Shown(Text("\n".join(f"{d.name}: {d.label}" for d in devices)), id="device-label", markup=False),
         ]
         await self.mount_all(widgets)
         self.call_after_refresh(self._done_loading)

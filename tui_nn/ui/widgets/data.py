@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
 
 from .tensors import TensorEntry, TensorView
+from ..safe import Shown, Text, line
 
 
 def source_text(value: Any, data: Any = None) -> str:
@@ -55,10 +55,10 @@ class DataPane(Horizontal):
 
     def compose(self):  # noqa: ANN201
         with Vertical(id="data-inputs-box"):
-            yield Static("", id="data-inputs-head", classes="data-head", markup=False)
+            yield Shown("", id="data-inputs-head", classes="data-head", markup=False)
             yield TensorView(id="data-inputs-view")
         with Vertical(id="data-targets-box"):
-            yield Static("", id="data-targets-head", classes="data-head", markup=False)
+            yield Shown("", id="data-targets-head", classes="data-head", markup=False)
             yield TensorView(id="data-targets-view")
 
     def update_from(self, session: Any, editable: bool) -> None:
@@ -68,7 +68,7 @@ class DataPane(Horizontal):
             title.append(key, style="bold")
             if tensor is not None:
                 title.append(" [" + ", ".join(str(s) for s in tensor.shape) + "]", style="bold")
-            title.append(f"  {source_text(src, data)}", style="dim")
+            title.append(f"  {line(source_text(src, data))}", style="dim")  # a CSV file's name: printable
             self._heads[key] = (title, editable)
             note = ""
             if tensor is None:
@@ -104,7 +104,7 @@ class InfoPane(VerticalScroll):
 
 
     def compose(self):  # noqa: ANN201
-        yield Static("loading…", id="info-text", markup=False)
+        yield Shown("loading…", id="info-text", markup=False)
 
     def update_from(self, session: Any, devices: list[Any]) -> None:
         from tui_nn.engine.shapes import summary_table
@@ -129,9 +129,9 @@ class Instructions(VerticalScroll):
 
 
     def compose(self):  # noqa: ANN201
-        yield Static("", id="instructions-text", markup=False)
+        yield Shown("", id="instructions-text", markup=False)
 
     def update_from(self, session: Any) -> None:
         p = session.preset
-        self.border_title = Text(p.name)  # a Text, so the name is never read as markup
+        self.border_title = Text(line(p.name))  # a Text, so the name is never read as markup; printable
         self.query_one("#instructions-text", Static).update(Text(p.description.strip() or "(no description)"))

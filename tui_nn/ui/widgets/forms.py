@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
+
+from ..safe import Shown, Text, line
 
 BOOL_OPTIONS = [("true", True), ("false", False)]
 
@@ -56,13 +57,13 @@ class ArgsForm(Vertical):
                     field = Select(BOOL_OPTIONS, value=bool(current), allow_blank=False, compact=True,
                                    classes="arg-field")
                 else:
-                    text = value_text(self.initial[a.name]) if a.name in self.initial else ""
+                    text = line(value_text(self.initial[a.name])) if a.name in self.initial else ""
                     placeholder = "required" if a.required else f"{value_text(a.default) or 'none'}"
                     field = Input(text, placeholder=placeholder, compact=True, classes="arg-field")
                 field.arg_name = a.name  # type: ignore[attr-defined]
                 self._fields[a.name] = field
                 yield field
-                doc = Static(Text(a.doc or a.describe()), classes="arg-doc", markup=False)
+                doc = Shown(Text(a.doc or a.describe()), classes="arg-doc", markup=False)
                 self._docs[a.name] = doc
                 yield doc
 

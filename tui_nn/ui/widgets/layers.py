@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual.binding import Binding
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable
+
+from ..safe import Shown, Text, cell
 
 
 def fmt_shape(shape: Any) -> str:
@@ -51,6 +52,10 @@ class LayerTable(DataTable):
     def __init__(self, **kw: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kw)
         self.paths: list[str] = []
+
+    def add_row(self, *cells: Any, **kw: Any) -> Any:
+        """Every row goes in here: its cells (layer types and arguments come from a file) printable, one line."""
+        return super().add_row(*(cell(c) for c in cells), **kw)
 
     def on_mount(self) -> None:
         self.add_column("#", key="idx", width=4)
@@ -120,7 +125,7 @@ class LayerTable(DataTable):
             self.paths.append(r.path)
 
 
-class ErrorPanel(Static):
+class ErrorPanel(Shown):
     """The shape error (PyTorch's message, the hint, the fix and its key), or a data problem."""
 
     def update_from(self, session: Any, running: bool = False) -> None:
@@ -157,7 +162,7 @@ class ErrorPanel(Static):
         self.set_class(err is not None, "-error")
 
 
-class Totals(Static):
+class Totals(Shown):
     """Parameters, trainable parameters, memory estimate; the highlighted layer's details."""
 
     def update_from(self, session: Any, path: str | None) -> None:

@@ -5,8 +5,8 @@ The bar is drawn in the same line (block characters), so the line stays one row 
 
 from __future__ import annotations
 
-from rich.text import Text
-from textual.widgets import Static
+
+from ..safe import Shown, Text, line
 
 
 def fmt_eta(seconds: float) -> str:
@@ -41,7 +41,7 @@ BAR_TRACK = "grey30"  # the bar's background: an empty bar is still visible
 DROP_ORDER = ("fraction", "test", "speed", "accuracy", "eta")
 
 
-class StatusBar(Static):
+class StatusBar(Shown):
     """One line; `show` redraws it.
 
     What does not fit the width goes in a fixed order: the note (or the preset's name) at the end is shortened,
@@ -50,7 +50,7 @@ class StatusBar(Static):
     """
 
     def __init__(self, **kw: object) -> None:
-        super().__init__("", markup=False, **kw)  # type: ignore[arg-type]
+        super().__init__("", line=True, **kw)  # type: ignore[arg-type]
         self.progress: tuple[int, int] | None = None  # (done, total) while a run of N steps is under way
         self.text = Text()
         self._last: dict[str, object] | None = None
@@ -59,6 +59,7 @@ class StatusBar(Static):
              steps_per_s: float | None = None, eta: float | None = None, done: int | None = None,
              total: int | None = None, note: str = "", accuracy: float | None = None,
              test_accuracy: float | None = None) -> None:
+        device, name, note = line(device), line(name), line(note)  # from files and errors: printable, one line
         self._last = dict(state=state, step=step, loss=loss, device=device, name=name, steps_per_s=steps_per_s,
                           eta=eta, done=done, total=total, note=note, accuracy=accuracy,
                           test_accuracy=test_accuracy)

@@ -15,7 +15,6 @@ import numpy as np
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
@@ -24,6 +23,8 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
+
+from ..safe import Shown, Text, cell, line
 
 CELL = 9  # 8 characters + 1 space
 LEVELS = 16
@@ -186,7 +187,7 @@ class TensorView(Widget, can_focus=True):
             self._slice = 0
         if entry is None or entry.tensor is None:
             self._arr = None
-            self._message = entry.note if entry is not None and entry.note else "nothing to show"
+            self._message = line(entry.note) if entry is not None and entry.note else "nothing to show"  # drawn raw
             self.stats = ""
             self.refresh()
             return
@@ -434,9 +435,9 @@ class TensorsPane(Horizontal):
     def compose(self):  # noqa: ANN201
         yield TensorList(id="tensor-list")
         with Vertical(id="tensor-right"):
-            yield Static("", id="tensor-info", markup=False)
+            yield Shown("", id="tensor-info", markup=False)
             yield TensorView(id="tensor-view")
-            yield Static("", id="tensor-cell", markup=False)
+            yield Shown("", id="tensor-cell", markup=False)
 
     @property
     def view(self) -> TensorView:
@@ -452,12 +453,12 @@ class TensorsPane(Horizontal):
         options: list[Option | None] = []
         for e in entries:
             if isinstance(e, str):
-                options.append(Option(Text(e, style="bold"), disabled=True))
+                options.append(Option(cell(Text(e, style="bold")), disabled=True))
             else:
                 label = Text(e.label)
                 if e.note and e.tensor is not None:
                     label.append(f" {e.note}", style="dim")
-                options.append(Option(label, id=e.key))
+                options.append(Option(cell(label), id=e.key))
         lst.clear_options()
         lst.add_options(options)
         if keep not in self.entries:
