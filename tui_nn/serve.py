@@ -51,6 +51,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from .engine.safe_text import printable  # the preset path and --host are outside text
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 TOKEN_PARAM = "token"
@@ -625,7 +627,7 @@ def cmd_serve(preset: str | None, *, host: str = DEFAULT_HOST, port: int = DEFAU
                      "pip install 'tui-nn[serve]'  (or: pip install textual-serve)")
     warning = bind_warning(host, port)
     if warning:
-        print(warning, file=sys.stderr, flush=True)
+        print(printable(warning), file=sys.stderr, flush=True)
     token = secrets.token_urlsafe(32)
     command = served_command(preset)
     server = server_class(command, host=host, port=port, token=token, title=f"tui-nn {preset or ''}".strip())
@@ -633,12 +635,12 @@ def cmd_serve(preset: str | None, *, host: str = DEFAULT_HOST, port: int = DEFAU
     def ready(addresses: list[Any]) -> None:
         bound = ", ".join(_bound_text(str(a[0]), a[1]) for a in addresses) or _bound_text(host, server.port)
         url = f"http://{_url_host(host)}:{server.port}/?{TOKEN_PARAM}={token}"
-        print(f"tui-nn serve: serving `{app_command(preset).removeprefix('exec ')}` (one per browser tab), "
-              f"listening on {bound}", flush=True)
+        print(printable(f"tui-nn serve: serving `{app_command(preset).removeprefix('exec ')}` (one per browser "
+                        f"tab), listening on {bound}"), flush=True)
         if is_wildcard(host):
             print("From other machines, use this machine's address in place of the one below.", flush=True)
-        print(f"Open this URL in a browser (it holds the access token; keep it private):\n\n    {url}\n\n"
-              "Press Ctrl+C to stop.", flush=True)
+        print(printable(f"Open this URL in a browser (it holds the access token; keep it private):\n\n    {url}"
+                        "\n\nPress Ctrl+C to stop."), flush=True)
 
     try:
         asyncio.run(_serve(server, host, port, ready))
