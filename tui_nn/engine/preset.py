@@ -469,8 +469,9 @@ def source_shape(value: Any) -> tuple[int, ...]:
 
 
 _SCAN_SKIP = {  # a string (from its opening quote) or a comment, as TOML reads it: matched, then jumped over
-    '"""': re.compile(r'"""(?:[^"\\]|\\.|"(?!""))*(?:"""""?"?)?', re.DOTALL),  # may end with 2 extra quotes
-    "'''": re.compile(r"'''(?:[^']|'(?!''))*(?:'''''?'?)?"),
+    # (a multi-line string may end with up to 2 extra quotes, which belong to it: """a"""" is 'a"')
+    '"""': re.compile(r'"""(?:[^"\\]|\\.|"(?!""))*(?:"""(?:""?)?)?', re.DOTALL),
+    "'''": re.compile(r"'''(?:[^']|'(?!''))*(?:'''(?:''?)?)?"),
     '"': re.compile(r'"(?:[^"\\\n]|\\.)*"?'),  # backslash escapes; ends at the quote (or the line's end)
     "'": re.compile(r"'[^'\n]*'?"),  # literal: no escapes
     "#": re.compile(r"#[^\n]*"),  # a comment runs to the end of the line
