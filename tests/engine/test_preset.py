@@ -861,9 +861,30 @@ def test_plain_text_of_any_language_is_fine_in_the_display_text():
     assert p.name.startswith("Réseau") and "\t" in p.description
 
 
-def test_a_number_tomllib_cannot_read_is_a_preset_error():
-    err = _err(LINEAR + "[training]\nsteps = " + "1" * 5000 + "\n")
-    assert "cannot read" in err.detail and err.source == "bad.toml" and len(str(err)) < 400
+@pytest.mark.parametrize("number", ["1" * 5000, "-" + "1_" * 4300 + "1", "+" + "9" * 4301])
+@pytest.mark.parametrize("where", ["[training]\nsteps = {n}\n", "[data]\ninputs = [[1, {n}, 2]]\n",
+                                   "[training]\nloss = {{ type = \"NLLLoss\", ignore_index = {n} }}\n"])
+def test_a_number_tomllib_cannot_read_is_a_preset_error(number, where):
+    """A decimal integer of more than 4300 digits: tomllib raises ValueError (Python will not read it), not a TOML
+    error; the prescan refuses it first, naming the line (so sessions, which share the prescan, do too)."""
+    text = LINEAR + where.format(n=number)
+    with pytest.raises(ValueError):
+        tomllib.loads(text)
+    err = _err(text)
+    assert "more than 4300 digits" in err.detail and err.line == LINEAR.count("\n") + 2 and len(str(err)) < 400
+
+
+@pytest.mark.parametrize("value", ["1." + "1" * 5000, "1" * 5000 + ".5", "1" * 5000 + "e5", "1e-" + "0" * 5000 + "1",
+                                   "0x" + "1" * 5000, '"' + "1" * 5000 + '"', "'" + "1" * 5000 + "'",
+                                   '"""\n' + "1" * 5000 + '"""', "1 # " + "1" * 5000])
+def test_long_digit_runs_that_tomllib_reads_are_not_refused(value):
+    """Floats with 5000-digit parts, hex integers (Python reads those at any size) and digits in strings and
+    comments are not the integer Python refuses: the prescan lets them through (the loader then says what is
+    wrong with the value, if anything)."""
+    text = LINEAR + f"x = {value}\n"
+    tomllib.loads(text)
+    _prescan(text, "t.toml")
+    _prescan(LINEAR + "1" * 5000 + " = 1\n", "t.toml")  # a bare key of digits is a key
 
 
 @pytest.mark.parametrize("table,field", [

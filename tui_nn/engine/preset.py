@@ -476,11 +476,27 @@ _SCAN_SKIP = {  # a string (from its opening quote) or a comment, as TOML reads 
     "'": re.compile(r"'[^'\n]*'?"),  # literal: no escapes
     "#": re.compile(r"#[^\n]*"),  # a comment runs to the end of the line
 }
-_SCAN_VALUE = {  # what the scan looks for inside a value: in an array, in an inline table, at the top level
-    "[": re.compile(r"[#\"'\[\]{}]"),  # (no keys in an array: its commas and newlines do not matter)
-    "{": re.compile(r"[#\"'\[\]{},]"),  # a comma: a key comes next
-    "": re.compile(r"[#\"'\[\]{}\n]"),  # a newline: a key or a table header comes next
+# a decimal integer of more digits than Python reads (int_max_str_digits, 4300): tomllib raises ValueError, not a
+# TOML error, on it; found from the start of a run of digits only (a fraction, an exponent and the digits of a hex,
+# octal or binary integer follow a letter, a point or an exponent's sign), so the search stays linear
+_LONG_INT = r"(?<![0-9A-Za-z_.])(?<![eE][+-])[0-9](?:_?[0-9]){4300}"
+_LONG_RUN = re.compile(_LONG_INT)  # the quick look over the whole text (strings and comments too)
+_VALUE_STOPS = {  # what the scan looks for inside a value: in an array, in an inline table, at the top level
+    "[": r"[#\"'\[\]{}]",  # (no keys in an array: its commas and newlines do not matter)
+    "{": r"[#\"'\[\]{},]",  # a comma: a key comes next
+    "": r"[#\"'\[\]{}\n]",  # a newline: a key or a table header comes next
 }
+_SCAN_VALUE = {k: re.compile(v) for k, v in _VALUE_STOPS.items()}
+_SCAN_VALUE_LONG = {k: re.compile(v + f"|(?P<long>{_LONG_INT})") for k, v in _VALUE_STOPS.items()}  # (slower)
+_DIGITS = re.compile(r"[0-9_]*")
+
+
+class _LongInteger(Exception):
+    """A decimal integer too long for Python to read, at `where` (raised by `_nesting`)."""
+
+    def __init__(self, where: int) -> None:
+        super().__init__(where)
+        self.where = where
 _KEY_PART = re.compile(r"""[ \t]*(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')[ \t]*""")  # bare or quoted
 _BLANKS = re.compile(r"[ \t]*")
 
@@ -503,7 +519,7 @@ def _key_path(text: str, i: int, limit: int) -> tuple[int, int] | None:
         i += 1
 
 
-def _nesting(text: str, cap: int) -> tuple[int, int]:
+def _nesting(text: str, cap: int, *, numbers: bool | None = None) -> tuple[int, int]:
     """(deepest level, where it is) of the tables and arrays the text nests, as tomllib would build them; the
     scan stops as soon as a level exceeds `cap`. Linear in the text.
 
@@ -515,8 +531,15 @@ def _nesting(text: str, cap: int) -> tuple[int, int]:
     and after `{` or `,` inside an inline table). For valid TOML the level is never more than the depth
     tomllib builds (under a header that extends an array of tables, `[[a]]` then `[a.b]`, it is less, by at
     most half), so no file tomllib parses within the cap is refused; text tomllib refuses anyway needs no
-    exact treatment."""
+    exact treatment.
+
+    With `numbers` (by default: where a quick look finds a run of more than 4300 digits anywhere), a decimal
+    integer value of more than 4300 digits raises _LongInteger: Python will not read it, and tomllib raises
+    ValueError instead of a TOML error on it."""
     n = len(text)
+    if numbers is None:
+        numbers = _LONG_RUN.search(text) is not None
+    scan_value = _SCAN_VALUE_LONG if numbers else _SCAN_VALUE
     opened: list[int] = []  # levels each open bracket/brace added (with the parts of the key it is the value of)
     kinds: list[str] = []  # "[" or "{"
     depth = 0  # the current table header's levels + sum(opened)
@@ -567,10 +590,16 @@ def _nesting(text: str, cap: int) -> tuple[int, int]:
                     continue
             i = j
             continue
-        m = _SCAN_VALUE[kinds[-1] if kinds else ""].search(text, i)
+        m = scan_value[kinds[-1] if kinds else ""].search(text, i)
         if m is None:
             break
         i = m.start()
+        if numbers and m.group("long") is not None:
+            end = _DIGITS.match(text, m.end()).end()  # type: ignore[union-attr]
+            if not text.startswith((".", "e", "E"), end):  # not the integer part of a float (float() reads those)
+                raise _LongInteger(i)
+            i = end
+            continue
         ch = text[i]
         if ch in "#\"'":
             key = ch * 3 if ch != "#" and text.startswith(ch * 3, i) else ch
@@ -600,12 +629,19 @@ def _prescan(text: str, source: str) -> None:
     headers) before `tomllib` reads it: it recurses into brackets, and its memory grows with the square of a
     dotted key's length (10^5 parts: gigabytes). The tests check that no file tomllib parses within the cap is
     refused."""
-    level, where = _nesting(text, MAX_NESTING)
+    try:
+        level, where = _nesting(text, MAX_NESTING)
+    except _LongInteger as err:
+        raise PresetError("an integer of more than 4300 digits: too long to read (numbers in a preset fit in 64 "
+                          "bits, at most 19 digits)", source=source, line=text.count("\n", 0, err.where) + 1) from None
     if level > MAX_NESTING:
         raise PresetError(f"nested more than {MAX_NESTING} levels deep", source=source,
                           line=text.count("\n", 0, where) + 1,
                           hint="each bracket [ ] and brace { } is a level, and so are dotted keys and table "
                                "headers: a.b.c = 1 and [a.b.c] make the tables a, a.b and a.b.c")
+
+
+_LONG_NUMBER = re.compile(r"(?<![0-9_])(?:[0-9]_?){4301}")  # more digits than Python reads as an int
 
 
 def loads_preset(text: str, source: str = "<string>", *, checked: bool = True) -> Preset:
@@ -623,8 +659,10 @@ def loads_preset(text: str, source: str = "<string>", *, checked: bool = True) -
     except RecursionError:
         raise PresetError("nested too deeply", source=source) from None
     except ValueError as err:  # an integer of more than 4300 digits: Python will not read it (int_max_str_digits)
-        raise PresetError(f"a number tomllib cannot read: {shown(str(err).split(';')[0], 200)}",
-                          source=source, hint="numbers in a preset fit in 64 bits (at most 19 digits)") from None
+        m = _LONG_NUMBER.search(text)  # (from the start of each run of digits only: linear)
+        raise PresetError(f"a number tomllib cannot read: {shown(str(err).split(';')[0], 200)}", source=source,
+                          line=text.count("\n", 0, m.start()) + 1 if m else None,
+                          hint="numbers in a preset fit in 64 bits (at most 19 digits)") from None
     return preset_from_dict(raw, source, checked=checked)
 
 
