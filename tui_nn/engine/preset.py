@@ -130,9 +130,6 @@ def _translate(err: ValidationError, source: str, root: type[BaseModel] = _File)
     return PresetError(f"{shown(e['msg'], 300)}{got_text}", source=source, field=field)
 
 
-_short = brief  # the one formatter of user values in error texts (errors.brief): bounded and display-safe
-
-
 def _type_name(value: Any) -> str:
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
             dict: "a table"}.get(type(value), f"a {type(value).__name__}")
@@ -160,7 +157,7 @@ def check_arg(spec: ArgSpec, value: Any, field: str, source: str = "<input>") ->
     """Validate one argument value against its spec; returns the normalised value."""
 
     def fail(expected: str) -> PresetError:
-        return PresetError(f"expected {expected}; got {_short(value)}", source=source, field=field)
+        return PresetError(f"expected {expected}; got {brief(value)}", source=source, field=field)
 
     def bounded(v: float, what: str) -> None:
         # an excluded bound is one torch enforces (Adam's betas < 1, HuberLoss delta > 0): say what it means
@@ -206,14 +203,14 @@ def check_arg(spec: ArgSpec, value: Any, field: str, source: str = "<input>") ->
     if kind == CHOICE:
         if not isinstance(value, str) or value not in spec.choices:
             hint = did_you_mean(value, spec.choices) if isinstance(value, str) else ""
-            raise PresetError(f"expected one of {', '.join(spec.choices)}; got {_short(value)}{hint}",
+            raise PresetError(f"expected one of {', '.join(spec.choices)}; got {brief(value)}{hint}",
                               source=source, field=field)
         return value
     if kind in (INTS, PADDING):
         if kind == PADDING and isinstance(value, str):
             if value not in spec.choices:
                 raise PresetError(f"expected an integer, a list of integers or one of {', '.join(spec.choices)}; "
-                                  f"got {_short(value)}{did_you_mean(value, spec.choices)}", source=source,
+                                  f"got {brief(value)}{did_you_mean(value, spec.choices)}", source=source,
                                   field=field)
             return value
         if isinstance(value, int) and not isinstance(value, bool):
@@ -267,7 +264,7 @@ def check_numbers(value: Any, field: str, source: str = "<input>", *, float32: b
             continue
         for item in level:
             if isinstance(item, bool) or not isinstance(item, (int, float)):
-                raise PresetError(f"expected numbers; found {_type_name(item)} {_short(item)}", source=source,
+                raise PresetError(f"expected numbers; found {_type_name(item)} {brief(item)}", source=source,
                                   field=field)
             if isinstance(item, float) and not math.isfinite(item):
                 raise PresetError(f"expected finite numbers; found {item!r}", source=source, field=field)
@@ -275,7 +272,7 @@ def check_numbers(value: Any, field: str, source: str = "<input>", *, float32: b
                 raise PresetError(f"{item!r} is too large for float32 (it would become inf)", source=source,
                                   field=field, hint=f"data is float32: at most about {FLOAT32_MAX:.4g} in size")
             if isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX:  # torch.tensor would overflow
-                raise PresetError(f"number out of range (a 64-bit integer at most); found {_short(item)}",
+                raise PresetError(f"number out of range (a 64-bit integer at most); found {brief(item)}",
                                   source=source, field=field)
         return tuple(shape)
 
@@ -336,7 +333,7 @@ def parse_layer(raw: Any, field: str, source: str = "<input>", depth: int = 0) -
             continue
         if key == "frozen":
             if not isinstance(value, bool):
-                raise PresetError(f"expected true or false; got {_short(value)}", source=source, field=kfield)
+                raise PresetError(f"expected true or false; got {brief(value)}", source=source, field=kfield)
             spec.frozen = value
         elif key == "init" and name == "PReLU" and isinstance(value, (int, float)) and not isinstance(value, bool):
             # PReLU's own constructor argument `init` (the initial slope, a number) shares the name of the
@@ -390,7 +387,7 @@ def parse_init(value: Any, field: str, source: str = "<input>") -> dict[str, Any
                           source=source, field=field)
     scheme = table.get("scheme")
     if not isinstance(scheme, str) or scheme not in INIT_SCHEMES:
-        raise PresetError(f"unknown initialisation {_short(scheme)}"
+        raise PresetError(f"unknown initialisation {brief(scheme)}"
                           f"{did_you_mean(scheme, INIT_SCHEMES) if isinstance(scheme, str) else ''}; expected one "
                           f"of: {', '.join(INIT_SCHEMES)}", source=source, field=field)
     allowed = {"constant": ("value",), "uniform": ("a", "b"), "normal": ("mean", "std"),
@@ -497,6 +494,8 @@ class _LongInteger(Exception):
     def __init__(self, where: int) -> None:
         super().__init__(where)
         self.where = where
+
+
 _KEY_PART = re.compile(r"""[ \t]*(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')[ \t]*""")  # bare or quoted
 _BLANKS = re.compile(r"[ \t]*")
 
@@ -677,9 +676,10 @@ def _check_display_text(text: str | None, field: str, source: str, keep: str = "
     for m in _CONTROL.finditer(text):
         if m.group() not in keep:
             allowed = " (a description may hold newlines and tabs)" if keep else ""
-            raise PresetError(f"control character {quote(m.group())} at position {m.start()}: the {field.split('.')[-1]} "
-                              f"is shown as plain text, so control characters and escape sequences are not "
-                              f"allowed{allowed}", source=source, field=field,
+            what = field.split(".")[-1]
+            raise PresetError(f"control character {quote(m.group())} at position {m.start()}: the {what} is shown "
+                              f"as plain text, so control characters and escape sequences are not allowed{allowed}",
+                              source=source, field=field,
                               hint="remove it; write plain text (any language, emoji included, is fine)")
 
 
