@@ -16,6 +16,7 @@ CI runs a sample (`CI_EXAMPLES` per target); TUI_NN_FUZZ_EXAMPLES scales it for 
 
 from __future__ import annotations
 
+import copy
 import datetime
 import io
 import json
@@ -189,9 +190,9 @@ def test_hostile_values_and_keys_in_any_field_give_bounded_safe_errors(preset, r
             for part in path[:-1]:
                 table = table[part]
             if isinstance(table, dict):
-                table[rnd.choice(KEYS)] = rnd.choice(HOSTILE[:8])
+                table[rnd.choice(KEYS)] = copy.deepcopy(rnd.choice(HOSTILE[:8]))
         else:
-            _put(doc, path, rnd.choice(HOSTILE))
+            _put(doc, path, copy.deepcopy(rnd.choice(HOSTILE)))  # (later mutations may land inside it)
     try:
         text = _dumps(doc)
     except (TypeError, ValueError):  # a value TOML has no way to write (a list in a list of tables...)

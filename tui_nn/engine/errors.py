@@ -142,13 +142,13 @@ class PresetError(EngineError):
     def __init__(self, message: str, *, source: str = "<preset>", field: str = "", line: int | None = None,
                  hint: str = "") -> None:
         self.source = source
-        self.field = field
+        self.field = shown(field, 200)  # the path as shown: a key in it may hold anything (escaped, bounded)
         self.line = line
-        where = shown(source, 1000)  # a file name may hold anything; so may a key in a field path
+        where = shown(source, 1000)  # a file name may hold anything too
         if line is not None:
             where += f", line {line}"
         if field:
-            where += f": {shown(field, 200)}"
+            where += f": {self.field}"
         super().__init__(f"{where}: {message}", hint=hint)
         self.detail = message
 
