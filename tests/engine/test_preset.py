@@ -910,3 +910,8 @@ def test_names_and_keys_in_messages_are_quoted_safely():
     assert len(str(err)) < 400
     err = _err('"a.b".c = 1\n' + LINEAR)
     assert err.field == '"a.b"' and 'unknown section ["a.b"]' in err.detail
+
+
+def test_a_preset_error_escapes_its_file_name_and_field():
+    err = PresetError("bad", source="a\nb\x1b]0;t\x07.toml", field='model."k\x1b[31m"')
+    assert str(err) == 'a\\nb\\x1b]0;t\\x07.toml: model."k\\x1b[31m": bad' and err.field == 'model."k\\x1b[31m"'

@@ -50,10 +50,10 @@ def _escape(ch: str) -> str:
 
 def brief(value: Any, limit: int = SHOWN) -> str:
     """A user value as an error message quotes it: repr-like, as TOML writes values ('abc', [1, 2], true,
-    {a = 1}), control characters
-    escaped, at most `limit` characters (then "..."), and safe for any value: lists and tables nested to any
-    depth (no recursion beyond _DEPTH_SHOWN levels), integers of any size (`int_text`), strings of any length
-    (cut before they are escaped). The work is bounded by `limit`, not by the value's size."""
+    {a = 1}), control characters escaped, at most `limit` characters (then "..."), and safe for any value:
+    lists and tables nested to any depth (no recursion beyond _DEPTH_SHOWN levels), integers of any size
+    (`int_text`), strings of any length (cut before they are escaped). The work is bounded by `limit`, not
+    by the value's size."""
     parts: list[str] = []
     room = [limit + 4]
 
@@ -114,14 +114,14 @@ def quote(name: Any, limit: int = _NAME_SHOWN) -> str:
     return f'"{body}"' + ("..." if len(name) > limit else "")
 
 
-def shown(text: str, limit: int = 2000) -> str:
+def shown(text: str, limit: int = 2000, keep: str = "\n\t") -> str:
     """Text from elsewhere (a file name, PyTorch's message) made safe to show: control characters other than
-    newline and tab escaped, at most `limit` characters."""
+    those in `keep` escaped, at most `limit` characters."""
     if len(text) > limit:
         text = text[:limit - 3] + "..."
     if text.isprintable():
         return text
-    return "".join(ch if ch.isprintable() or ch in "\n\t" else _escape(ch) for ch in text)
+    return "".join(ch if ch.isprintable() or ch in keep else _escape(ch) for ch in text)
 
 
 class EngineError(ValueError):
@@ -142,9 +142,9 @@ class PresetError(EngineError):
     def __init__(self, message: str, *, source: str = "<preset>", field: str = "", line: int | None = None,
                  hint: str = "") -> None:
         self.source = source
-        self.field = shown(field, 200)  # the path as shown: a key in it may hold anything (escaped, bounded)
+        self.field = shown(field, 200, keep="")  # the path as shown: a key in it may hold anything (escaped)
         self.line = line
-        where = shown(source, 1000)  # a file name may hold anything too
+        where = shown(source, 1000, keep="")  # a file name may hold anything too
         if line is not None:
             where += f", line {line}"
         if field:
