@@ -915,3 +915,13 @@ def test_names_and_keys_in_messages_are_quoted_safely():
 def test_a_preset_error_escapes_its_file_name_and_field():
     err = PresetError("bad", source="a\nb\x1b]0;t\x07.toml", field='model."k\x1b[31m"')
     assert str(err) == 'a\\nb\\x1b]0;t\\x07.toml: model."k\\x1b[31m": bad' and err.field == 'model."k\\x1b[31m"'
+
+
+def test_every_engine_error_text_is_escaped_and_bounded():
+    """The backstop under the formatters: whatever an error's text was made of (a key quoted raw elsewhere, a file
+    name, PyTorch's words), the message and the hint hold no control character and are bounded."""
+    err = EngineError("unknown key \"\x1b[31m\" " + "x" * 10_000, hint="\x07" * 3)
+    assert "\x1b" not in err.message and "\\x1b[31m" in err.message and len(err.message) <= 1500
+    assert err.hint == "\\x07" * 3
+    err = PresetError("bad \x9b2J", source="f.toml")
+    assert err.detail == "bad \\x9b2J" and str(err) == "f.toml: bad \\x9b2J"

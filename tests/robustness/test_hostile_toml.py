@@ -168,6 +168,12 @@ def _paths(doc: Any, prefix: tuple = ()) -> list[tuple]:
     return out
 
 
+def _get(doc: Any, path: tuple) -> Any:
+    for part in path:
+        doc = doc[part]
+    return doc
+
+
 def _put(doc: Any, path: tuple, value: Any) -> None:
     for part in path[:-1]:
         doc = doc[part]
@@ -185,12 +191,9 @@ def test_hostile_values_and_keys_in_any_field_give_bounded_safe_errors(preset, r
     doc = tomllib.loads(preset.read_text())
     for _ in range(rnd.randint(1, 3)):
         path = rnd.choice(_paths(doc))
-        if rnd.random() < 0.25:  # a hostile key in the table at (or around) that path
-            table = doc
-            for part in path[:-1]:
-                table = table[part]
-            if isinstance(table, dict):
-                table[rnd.choice(KEYS)] = copy.deepcopy(rnd.choice(HOSTILE[:8]))
+        if rnd.random() < 0.25:  # a hostile key in any table of the file (a layer, the data set, the loss...)
+            tables = [doc] + [t for t in map(lambda p: _get(doc, p), _paths(doc)) if isinstance(t, dict)]
+            rnd.choice(tables)[rnd.choice(KEYS)] = copy.deepcopy(rnd.choice(HOSTILE[:8]))
         else:
             _put(doc, path, copy.deepcopy(rnd.choice(HOSTILE)))  # (later mutations may land inside it)
     try:

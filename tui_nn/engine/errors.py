@@ -121,13 +121,17 @@ def shown(text: str, limit: int = 2000, keep: str = "\n\t") -> str:
         text = text[:limit - 3] + "..."
     if text.isprintable():
         return text
-    return "".join(ch if ch.isprintable() or ch in keep else _escape(ch) for ch in text)
+    text = "".join(ch if ch.isprintable() or ch in keep else _escape(ch) for ch in text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."  # (escapes are longer than what they stand for)
 
 
 class EngineError(ValueError):
     """Base of every error the engine raises on purpose. Shown to the user as one message."""
 
     def __init__(self, message: str, *, hint: str = "") -> None:
+        # whatever went into the text (a user's key, a file name, PyTorch's words), it is shown safely: control
+        # characters escaped, bounded (the formatters above quote user values; this is the backstop)
+        message, hint = shown(str(message), 1500), shown(str(hint), 500)
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -150,7 +154,7 @@ class PresetError(EngineError):
         if field:
             where += f": {self.field}"
         super().__init__(f"{where}: {message}", hint=hint)
-        self.detail = message
+        self.detail = shown(message, 1500)
 
 
 class DeviceError(EngineError):
