@@ -75,3 +75,40 @@ def test_a_refused_setting_changes_nothing_in_the_session():
     with pytest.raises(EngineError):
         s.set_loss(CallSpec("HuberLoss", {"delta": 0.0}))
     assert s.training.loss is before_loss
+
+
+# -- issue 14: a loss that cannot train, integers beyond int64, names quoted safely
+
+@pytest.mark.parametrize("name", [n for n, o in LOSSES.items() if o.arg("reduction") is not None])
+def test_reduction_none_is_refused_with_the_reason(name):
+    """"none" gives a loss per element: training needs one number. Not offered (the form lists the choices), and
+    refused with the reason and the two that work, whichever way it is set."""
+    spec = LOSSES[name].arg("reduction")
+    assert "none" not in spec.choices and set(spec.choices) == {"mean", "sum"}
+    with pytest.raises(EngineError) as info:
+        make_loss(name, {"reduction": "none"})
+    assert "scalar" in info.value.message and '"mean"' in info.value.hint and '"sum"' in info.value.hint
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, 16**5000], ids=["2**63", "-2**63-1", "16**5000"])
+def test_integer_arguments_beyond_int64_are_refused(value):
+    for name in ("CrossEntropyLoss", "NLLLoss"):
+        with pytest.raises(EngineError) as info:
+            make_loss(name, {"ignore_index": value})
+        assert "64-bit" in info.value.message and len(info.value.message) < 200
+    make_loss("NLLLoss", {"ignore_index": 2**63 - 1})
+
+
+def test_integers_no_float_holds_are_refused_not_raised():
+    with pytest.raises(EngineError) as info:  # torch: OverflowError (int too large to convert to float)
+        make_optimizer("SGD", _params(), {"lr": 10**400})
+    assert "out of range" in info.value.message
+
+
+def test_unknown_names_are_quoted_safely():
+    for attempt in (lambda: make_loss("X\x1b[2J" + "y" * 1000, {}),
+                    lambda: make_optimizer("X\x1b[2J", _params(), {}),
+                    lambda: make_loss("MSELoss", {"k\x1b[31m": 1})):
+        with pytest.raises(EngineError) as info:
+            attempt()
+        assert "\x1b" not in str(info.value) and "\\x1b" in str(info.value) and len(str(info.value)) < 300

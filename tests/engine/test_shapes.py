@@ -248,3 +248,86 @@ def test_summary_table_can_show_the_arithmetic():
     lines = summary_table(r, details=True).splitlines()
     row = next(i for i, line in enumerate(lines) if line.startswith("0 Conv2d"))
     assert lines[row + 1].strip() == "H: (32 + 2*1 - 3)/1 + 1 = 32; W: (32 + 2*1 - 3)/1 + 1 = 32"
+
+
+# -- issue 14: huge sizes in every layer: only EngineError values, with bounded, display-safe texts
+
+def _safe(text: str) -> bool:
+    return all(c.isprintable() or c == "\n" for c in text)
+
+
+def test_layernorm_of_a_thousand_huge_dims_is_refused_with_its_size():
+    """1,000 dims of 2**31 - 1: 10^9332 parameters; the refusal used to raise ValueError (str() of a count of more
+    than 4300 digits) while it was being worded."""
+    from tui_nn.engine.preset import loads_preset
+    from tui_nn.engine.session import Session
+
+    dims = ", ".join(["2147483647"] * 1000)
+    text = f'[model]\ninput_shape = [2, 3]\n[[model.layers]]\ntype = "LayerNorm"\nnormalized_shape = [{dims}]\n'
+    for attempt in (lambda: Session(loads_preset(text), budget=2**28),
+                    lambda: check_model(ModelSpec((2, 3), [L("LayerNorm", normalized_shape=[2**31 - 1] * 1000)]))):
+        with pytest.raises(MemoryBudgetError) as info:
+            attempt()
+        assert "e+9332 bytes" in str(info.value) and len(str(info.value)) < 500
+        assert info.value.needed_bytes > 10**9332
+
+
+def test_fmt_bytes_of_any_size():
+    from tui_nn.engine.shapes import fmt_bytes
+
+    assert fmt_bytes(1536) == "1.5 KB" and fmt_bytes(3 * 1024**5) == "3.0 PB"
+    assert fmt_bytes(10**5000) == "1.00e+5000 bytes" and fmt_bytes(4 * 10**24) == "4.00e+24 bytes"
+
+
+def _huge_layer(draw, st, name):
+    from tui_nn.engine.catalogue import CATALOGUE, FLOAT, INT, INTS, OPT_FLOAT, OPT_INT, PADDING
+
+    layer = {"type": name}
+    for a in CATALOGUE[name].args:
+        if not (a.required or draw(st.booleans())):
+            continue
+        if a.kind in (INT, OPT_INT, INTS, PADDING):
+            top = int(a.max) if a.max is not None else 10**12
+            n = draw(st.sampled_from([min(10**12, top), top, int(a.min) if a.min is not None else -(2**63), 1]))
+            if a.kind in (INTS, PADDING) and draw(st.booleans()):
+                layer[a.name] = [n] * (a.dims or draw(st.sampled_from([2, 1000])))
+            else:
+                layer[a.name] = n
+        elif a.kind in (FLOAT, OPT_FLOAT):
+            layer[a.name] = draw(st.sampled_from([a.default if a.default is not None else 1.0, 1e30, 3.4e38, -1e30]))
+    return layer
+
+
+def test_every_layer_with_huge_arguments_is_an_engine_error_value():
+    """Hypothesis over the catalogue: every integer argument at 10^12 (or its bound), lists of 1000 huge sizes
+    where a list is allowed, huge inputs: the session and the shape check raise only EngineError subclasses, and
+    their texts are bounded and display-safe (nothing is allocated: a small memory budget)."""
+    import tomli_w
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from tui_nn.engine.catalogue import CATALOGUE
+    from tui_nn.engine.errors import EngineError
+    from tui_nn.engine.preset import loads_preset
+    from tui_nn.engine.session import Session
+
+    @settings(max_examples=150, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def check(data):
+        name = data.draw(st.sampled_from(sorted(k for k in CATALOGUE if k != "Residual")))
+        layer = _huge_layer(data.draw, st, name)
+        shape = data.draw(st.sampled_from([[2, 3], [1, 3, 8, 8], [2, 4, 5], [1, 10**12], [10**12, 1],
+                                            [2, 3, 4, 5, 6, 7, 8, 9], [1, 2147483647, 1, 1]]))
+        text = tomli_w.dumps({"model": {"input_shape": shape, "layers": [layer]}})
+        try:
+            preset = loads_preset(text, "huge.toml")
+            report = check_model(preset.model)
+            summary_table(report, details=True)
+            if report.error is not None:
+                assert _safe(str(report.error)) and len(str(report.error)) < 2000
+            Session(preset, budget=2**28)
+        except EngineError as err:
+            assert _safe(str(err)) and len(str(err)) < 2000, str(err)[:3000]
+
+    check()

@@ -218,7 +218,7 @@ async def test_markup_in_names_and_descriptions_is_shown_literally(tmp_path: Pat
     from tui_nn.ui.screens.dialogs import ErrorModal
 
     name = MARKUP[0] + " " + MARKUP[1]
-    desc = "\n".join(MARKUP)
+    desc = "\n".join(MARKUP[:4])  # (an escape sequence in a description is refused at load: test_preset.py)
     text = EXAMPLE.replace('name = "Hand-set 3-3-3-3 network"', f"name = {json.dumps(name)}\nlab = \"[/\"").replace(
         '"""Shown in the app as the exercise\'s instructions."""', json.dumps(desc))
     path = tmp_path / "[@click=app.quit]markup[b].toml"

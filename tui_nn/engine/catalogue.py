@@ -40,6 +40,7 @@ class ArgSpec:
     min_open: bool = False  # the bound itself is excluded: value > min (not >=)
     max_open: bool = False  # value < max (not <=)
     float32: bool = False  # a constant the layer applies to float32 values: what float32 cannot hold is refused
+    refused: tuple[tuple[str, str, str], ...] = ()  # (value, reason, hint): a value torch takes that cannot work
 
     def describe(self) -> str:
         parts = [self.kind]

@@ -7,15 +7,131 @@ of a traceback.
 
 from __future__ import annotations
 
+import datetime
 import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
+
+# ---------------------------------------------------------------------------------------------
+# user values in error texts: one formatter, display-safe and bounded whatever the value
+
+SHOWN = 60  # characters of a user value an error message quotes
+_NAME_SHOWN = 40  # characters of a user-given name (a key, a layer type) quoted in double quotes
+_DEPTH_SHOWN = 6  # nesting levels of a list or table shown; deeper ones are "[...]"
+_BIG_INT_BITS = 128  # larger integers are written as about m.mme+N (str() of 4300+ digits raises ValueError)
+
+
+def sci(n: int) -> str:
+    """An integer of any size as "6.81e+9332" (3 significant digits); Python takes the log of a big int
+    directly, so nothing of its size is written out."""
+    if n == 0:
+        return "0"
+    exp10 = math.log10(abs(n))
+    exp = math.floor(exp10)
+    mant = round(10 ** (exp10 - exp), 2)
+    if mant >= 10:
+        mant, exp = mant / 10, exp + 1
+    return f"{'-' if n < 0 else ''}{mant:.2f}e+{exp}"
+
+
+def int_text(n: int) -> str:
+    """An integer as text, whatever its size: exact up to 2**128 (39 digits), beyond as "about 1.00e+5000"
+    (Python refuses to write integers of more than 4300 digits, and writing them is slow anyway)."""
+    return str(n) if n.bit_length() <= _BIG_INT_BITS else f"about {sci(n)}"
+
+
+def _escape(ch: str) -> str:
+    """A character that is not shown as itself (a control character, a quote, a backslash) as an escape."""
+    if ch in '"\\':
+        return "\\" + ch
+    return repr(ch)[1:-1]  # \x1b, \n, \u202e: Python escapes every non-printable character
+
+
+def brief(value: Any, limit: int = SHOWN) -> str:
+    """A user value as an error message quotes it: repr-like, as TOML writes values ('abc', [1, 2], true,
+    {a = 1}), control characters escaped, at most `limit` characters (then "..."), and safe for any value:
+    lists and tables nested to any depth (no recursion beyond _DEPTH_SHOWN levels), integers of any size
+    (`int_text`), strings of any length (cut before they are escaped). The work is bounded by `limit`, not
+    by the value's size."""
+    parts: list[str] = []
+    room = [limit + 4]
+
+    def emit(text: str) -> None:
+        parts.append(text)
+        room[0] -= len(text)
+
+    def walk(v: Any, depth: int) -> None:
+        if room[0] <= 0:
+            return
+        if isinstance(v, str):
+            emit(repr(v[:room[0] + 1]))
+        elif isinstance(v, bool):
+            emit("true" if v else "false")  # as the file writes it
+        elif v is None or isinstance(v, float):
+            emit(repr(v))
+        elif isinstance(v, int):
+            emit(int_text(v))
+        elif isinstance(v, (list, tuple, dict)):
+            opening, closing = ("{", "}") if isinstance(v, dict) else ("(", ",)" if len(v) == 1 else ")") \
+                if isinstance(v, tuple) else ("[", "]")
+            if depth >= _DEPTH_SHOWN and v:
+                emit(f"{opening}...{closing}")
+                return
+            emit(opening)
+            items = v.items() if isinstance(v, dict) else v
+            for k, item in enumerate(items):
+                if room[0] <= 0:
+                    break
+                if k:
+                    emit(", ")
+                if isinstance(v, dict):  # a table as TOML writes it inline: {a = 1, "b c" = 2}
+                    key = item[0]
+                    emit(key if isinstance(key, str) and key.isidentifier() and len(key) <= room[0]
+                         else quote(key, max(room[0], 1)))
+                    emit(" = ")
+                    walk(item[1], depth + 1)
+                else:
+                    walk(item, depth + 1)
+            emit(closing)
+        elif isinstance(v, (datetime.date, datetime.time)):  # TOML's dates and times, as TOML writes them
+            emit(v.isoformat())
+        else:  # anything else is named, never repr()'d: its repr could be anything
+            emit(f"<{type(v).__name__}>")
+
+    walk(value, 0)
+    text = "".join(parts)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def quote(name: Any, limit: int = _NAME_SHOWN) -> str:
+    """A user-given name (a key, a layer type, a loss name) in double quotes, as the messages quote names:
+    control characters, quotes and backslashes escaped, at most `limit` characters of it; a value that is
+    not a string is written by `brief`."""
+    if not isinstance(name, str):
+        return brief(name, limit)
+    body = "".join(ch if ch.isprintable() and ch not in '"\\' else _escape(ch) for ch in name[:limit])
+    return f'"{body}"' + ("..." if len(name) > limit else "")
+
+
+def shown(text: str, limit: int = 2000, keep: str = "\n\t") -> str:
+    """Text from elsewhere (a file name, PyTorch's message) made safe to show: control characters other than
+    those in `keep` escaped, at most `limit` characters."""
+    if len(text) > limit:
+        text = text[:limit - 3] + "..."
+    if text.isprintable():
+        return text
+    text = "".join(ch if ch.isprintable() or ch in keep else _escape(ch) for ch in text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."  # (escapes are longer than what they stand for)
 
 
 class EngineError(ValueError):
     """Base of every error the engine raises on purpose. Shown to the user as one message."""
 
     def __init__(self, message: str, *, hint: str = "") -> None:
+        # whatever went into the text (a user's key, a file name, PyTorch's words), it is shown safely: control
+        # characters escaped, bounded (the formatters above quote user values; this is the backstop)
+        message, hint = shown(str(message), 1500), shown(str(hint), 500)
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -30,15 +146,15 @@ class PresetError(EngineError):
     def __init__(self, message: str, *, source: str = "<preset>", field: str = "", line: int | None = None,
                  hint: str = "") -> None:
         self.source = source
-        self.field = field
+        self.field = shown(field, 200, keep="")  # the path as shown: a key in it may hold anything (escaped)
         self.line = line
-        where = source
+        where = shown(source, 1000, keep="")  # a file name may hold anything too
         if line is not None:
             where += f", line {line}"
         if field:
-            where += f": {field}"
+            where += f": {self.field}"
         super().__init__(f"{where}: {message}", hint=hint)
-        self.detail = message
+        self.detail = shown(message, 1500)
 
 
 class DeviceError(EngineError):
@@ -124,8 +240,11 @@ class ShapeError:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """' (did you mean "X"?)' for a near-miss name, or ''."""
-    choices = list(choices)
+    """' (did you mean "X"?)' for a near-miss name, or ''. Never the name itself (a key that is known but whose
+    value is wrong needs another message), and nothing for a name far longer than any choice (bounded work)."""
+    if not isinstance(word, str) or len(word) > 100:
+        return ""
+    choices = [c for c in choices if c != word]
     lower = {c.lower(): c for c in choices}
     if word.lower() in lower:
         return f' (did you mean "{lower[word.lower()]}"?)'

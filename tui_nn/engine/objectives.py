@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 from .catalogue import BOOL, CHOICE, FLOAT, INT, ArgSpec, _a, resolve
-from .errors import EngineError
+from .errors import EngineError, brief, quote, shown
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,10 @@ class Objective:
         return None
 
 
-_RED = _a("reduction", CHOICE, "mean", choices=("mean", "sum", "none"), doc="how per-element losses are combined")
+_RED = _a("reduction", CHOICE, "mean", choices=("mean", "sum"), doc="how per-element losses are combined",
+         refused=(("none", 'reduction = "none" gives one loss value per element, but training needs the loss as '
+                           'one number (a scalar) to take the gradient of',
+                   'use "mean" (the average, the usual choice) or "sum"'),))
 
 LOSSES: dict[str, Objective] = {o.name: o for o in [
     Objective("MSELoss", "mean of (output - target)^2", (_RED,), "torch.nn.MSELoss"),
@@ -102,19 +106,26 @@ def _arg_problem(obj: Objective, args: dict[str, Any]) -> tuple[str, str, str] |
         spec = obj.arg(key)
         if spec is None:
             names = ", ".join(a.name for a in obj.args)
-            return key, f"{obj.name} has no argument \"{key}\"", f"its arguments: {names}"
+            return key, f"{obj.name} has no argument {quote(key)}", f"its arguments: {names}"
+        for refused, reason, hint in spec.refused:
+            if isinstance(value, str) and value == refused:
+                return key, reason, hint
         if spec.kind == CHOICE and value not in spec.choices:
-            return key, f"{key} must be one of {', '.join(spec.choices)}; got {value!r}", spec.doc
+            return key, f"{key} must be one of {', '.join(spec.choices)}; got {brief(value)}", spec.doc
         values = value if isinstance(value, (list, tuple)) else [value]
         for v in values:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 continue
+            if isinstance(v, int) and spec.kind == INT and not -2**63 <= v < 2**63:  # torch holds int64
+                return key, f"{key} is out of range: a 64-bit integer at most; got {brief(v)}", spec.doc
+            if isinstance(v, int) and abs(v) > sys.float_info.max:  # no float holds it
+                return key, f"{key} is out of range; got {brief(v)}", spec.doc
             if spec.min is not None and (v <= spec.min if spec.min_open else v < spec.min):
                 op = ">" if spec.min_open else ">="
-                return key, f"{key} must be {op} {spec.min:g}; got {v!r}", spec.doc
+                return key, f"{key} must be {op} {spec.min:g}; got {brief(v)}", spec.doc
             if spec.max is not None and (v >= spec.max if spec.max_open else v > spec.max):
                 op = "<" if spec.max_open else "<="
-                return key, f"{key} must be {op} {spec.max:g}; got {v!r}", spec.doc
+                return key, f"{key} must be {op} {spec.max:g}; got {brief(v)}", spec.doc
     return None
 
 
@@ -127,14 +138,15 @@ def make_loss(name: str, args: dict[str, Any]) -> nn.Module:
     """The loss module; arguments torch refuses raise EngineError (never a bare ValueError/TypeError)."""
     obj = LOSSES.get(name)
     if obj is None:
-        raise EngineError(f"unknown loss \"{name}\"", hint=f"one of: {', '.join(LOSSES)}")
+        raise EngineError(f"unknown loss {quote(name)}", hint=f"one of: {', '.join(LOSSES)}")
     problem = _arg_problem(obj, args)
     if problem is not None:
         raise _refuse("loss", name, problem)
     try:
         return obj.cls(**args)
-    except (ValueError, TypeError, RuntimeError) as err:
-        raise EngineError(f"loss {name} cannot be made: {err}", hint="check the loss's arguments") from None
+    except (ValueError, TypeError, RuntimeError, OverflowError) as err:
+        raise EngineError(f"loss {name} cannot be made: {shown(str(err), 500)}",
+                          hint="check the loss's arguments") from None
 
 
 _VALID_OPTIMIZERS: set[tuple[Any, ...]] = set()  # (name, arguments) already checked
@@ -144,7 +156,7 @@ def make_optimizer(name: str, params: Any, args: dict[str, Any]) -> torch.optim.
     """The optimizer; arguments torch refuses raise EngineError (never a bare ValueError/TypeError)."""
     obj = OPTIMIZERS.get(name)
     if obj is None:
-        raise EngineError(f"unknown optimizer \"{name}\"", hint=f"one of: {', '.join(OPTIMIZERS)}")
+        raise EngineError(f"unknown optimizer {quote(name)}", hint=f"one of: {', '.join(OPTIMIZERS)}")
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in args.items()}
     try:
         key: Any = (name, tuple(sorted(kw.items())))
@@ -159,6 +171,6 @@ def make_optimizer(name: str, params: Any, args: dict[str, Any]) -> torch.optim.
             _VALID_OPTIMIZERS.add(key)
     try:
         return obj.cls(params, **kw)
-    except (ValueError, TypeError) as err:
-        raise EngineError(f"optimizer {name} cannot be made: {err}",
+    except (ValueError, TypeError, OverflowError) as err:
+        raise EngineError(f"optimizer {name} cannot be made: {shown(str(err), 500)}",
                           hint="check the optimizer's arguments") from None

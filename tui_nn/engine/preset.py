@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 import tomllib
 from pathlib import Path
 from stat import S_ISREG
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .bundled import bundled_presets, find_bundled, presets_dir
 from .catalogue import (BOOL, CATALOGUE, CHOICE, FLOAT, FLOAT32_MAX, INT, INTS, LAYER_KEYS, OPT_FLOAT, OPT_INT,
                         PADDING, ArgSpec, LayerType)
-from .errors import PresetError, did_you_mean
+from .errors import PresetError, brief, did_you_mean, quote, shown
 from .objectives import LOSSES, OPTIMIZERS, Objective, check_combination
 from .spec import GENERATORS, CallSpec, DataSpec, GeneratorSpec, LayerSpec, ModelSpec, Preset, TrainingSpec
 
@@ -32,6 +33,8 @@ MAX_TENSOR_ELEMENTS = 10_000_000
 MAX_LAYERS = 1000
 
 _PosInt = Annotated[int, Field(ge=1, le=10**12)]
+_Int64 = Annotated[int, Field(ge=-2**63, le=2**63 - 1)]  # what a torch integer holds
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
 
 
 class _Strict(BaseModel):
@@ -52,8 +55,8 @@ class _ModelSection(_Strict):
 class _Generator(_Strict):
     generate: Literal["rand", "randn", "zeros", "ones", "randint"]
     shape: Annotated[list[Annotated[int, Field(ge=0, le=2**31 - 1)]], Field(min_length=1, max_length=8)]
-    low: int = 0
-    high: int | None = None
+    low: _Int64 = 0
+    high: _Int64 | None = None
 
 
 class _DataSection(_Strict):
@@ -105,7 +108,7 @@ def _path(loc: tuple[Any, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            out = _key(out, str(part))
     return out
 
 
@@ -118,23 +121,32 @@ def _translate(err: ValidationError, source: str, root: type[BaseModel] = _File)
     if e["type"] == "extra_forbidden":
         model = _model_at(root, loc[:-1])
         choices = list(model.model_fields) if model else []
-        return PresetError(f"unknown key \"{loc[-1]}\"{did_you_mean(str(loc[-1]), choices)}; "
+        return PresetError(f"unknown key {quote(loc[-1])}{did_you_mean(str(loc[-1]), choices)}; "
                            f"expected one of: {', '.join(choices)}", source=source, field=field)
     if e["type"] == "missing":
         return PresetError("required key is missing", source=source, field=field)
     got = e.get("input")
-    got_text = f"; got {_short(got)}" if "input" in e else ""
-    return PresetError(f"{e['msg']}{got_text}", source=source, field=field)
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    got_text = f"; got {brief(got)}" if "input" in e else ""
+    return PresetError(f"{shown(e['msg'], 300)}{got_text}", source=source, field=field)
 
 
 def _type_name(value: Any) -> str:
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
-            dict: "a table"}.get(type(value), type(value).__name__)
+            dict: "a table"}.get(type(value), f"a {type(value).__name__}")
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
+def _key_text(key: Any) -> str:
+    """A key as a field path writes it: bare (`out_features`) when TOML would write it bare, else quoted and
+    escaped (`"a.b"`, `"\\x1b[31m"`), bounded."""
+    return key if isinstance(key, str) and _BARE_KEY.fullmatch(key) else quote(key)
+
+
+def _key(field: str, key: Any) -> str:
+    """The field path of `key` inside the table at `field`."""
+    return f"{field}.{_key_text(key)}" if field else _key_text(key)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,16 +157,25 @@ def check_arg(spec: ArgSpec, value: Any, field: str, source: str = "<input>") ->
     """Validate one argument value against its spec; returns the normalised value."""
 
     def fail(expected: str) -> PresetError:
-        return PresetError(f"expected {expected}; got {_short(value)}", source=source, field=field)
+        return PresetError(f"expected {expected}; got {brief(value)}", source=source, field=field)
 
     def bounded(v: float, what: str) -> None:
         # an excluded bound is one torch enforces (Adam's betas < 1, HuberLoss delta > 0): say what it means
         if spec.min is not None and (v <= spec.min if spec.min_open else v < spec.min):
-            raise PresetError(f"{what} must be {'>' if spec.min_open else '>='} {spec.min:g}; got {v!r}",
+            raise PresetError(f"{what} must be {'>' if spec.min_open else '>='} {spec.min:g}; got {brief(v)}",
                               source=source, field=field, hint=spec.doc if spec.min_open else "")
         if spec.max is not None and (v >= spec.max if spec.max_open else v > spec.max):
-            raise PresetError(f"{what} must be {'<' if spec.max_open else '<='} {spec.max:g}; got {v!r}",
+            raise PresetError(f"{what} must be {'<' if spec.max_open else '<='} {spec.max:g}; got {brief(v)}",
                               source=source, field=field, hint=spec.doc if spec.max_open else "")
+        if isinstance(v, int) and not INT64_MIN <= v <= INT64_MAX:  # every integer argument reaches torch
+            raise PresetError(f"{what} is out of range: a 64-bit integer at most (-2**63 to 2**63 - 1); "
+                              f"got {brief(v)}", source=source, field=field)
+
+    def finite(v: Any) -> None:  # a number Python can hold as a float (an integer of 400 digits cannot)
+        if isinstance(v, int) and abs(v) > sys.float_info.max:
+            raise fail(f"a number of at most about {sys.float_info.max:.3g} in size")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise fail("a finite number")
 
     kind = spec.kind
     if kind in (INT, OPT_INT):
@@ -165,10 +186,9 @@ def check_arg(spec: ArgSpec, value: Any, field: str, source: str = "<input>") ->
     if kind in (FLOAT, OPT_FLOAT):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise fail("a number")
-        if not math.isfinite(value):
-            raise fail("a finite number")
+        finite(value)
         if spec.float32 and abs(value) > FLOAT32_MAX:
-            raise PresetError(f"{value!r} is too large for float32 (it would become inf)", source=source,
+            raise PresetError(f"{brief(value)} is too large for float32 (it would become inf)", source=source,
                               field=field, hint=f"the layer computes in float32: at most about {FLOAT32_MAX:.4g} "
                                                 "in size")
         bounded(value, spec.name)
@@ -177,17 +197,20 @@ def check_arg(spec: ArgSpec, value: Any, field: str, source: str = "<input>") ->
         if not isinstance(value, bool):
             raise fail("true or false")
         return value
+    for refused, reason, hint in spec.refused:  # a value torch takes that cannot work here, with the reason
+        if isinstance(value, str) and value == refused:
+            raise PresetError(reason, source=source, field=field, hint=hint)
     if kind == CHOICE:
         if not isinstance(value, str) or value not in spec.choices:
             hint = did_you_mean(value, spec.choices) if isinstance(value, str) else ""
-            raise PresetError(f"expected one of {', '.join(spec.choices)}; got {_short(value)}{hint}",
+            raise PresetError(f"expected one of {', '.join(spec.choices)}; got {brief(value)}{hint}",
                               source=source, field=field)
         return value
     if kind in (INTS, PADDING):
         if kind == PADDING and isinstance(value, str):
             if value not in spec.choices:
                 raise PresetError(f"expected an integer, a list of integers or one of {', '.join(spec.choices)}; "
-                                  f"got {_short(value)}{did_you_mean(value, spec.choices)}", source=source,
+                                  f"got {brief(value)}{did_you_mean(value, spec.choices)}", source=source,
                                   field=field)
             return value
         if isinstance(value, int) and not isinstance(value, bool):
@@ -205,6 +228,7 @@ def check_arg(spec: ArgSpec, value: Any, field: str, source: str = "<input>") ->
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
             raise fail("a list of two numbers")
         for v in value:
+            finite(v)
             bounded(v, spec.name)
         return [float(v) for v in value]
     raise AssertionError(f"unknown argument kind {kind}")  # pragma: no cover - catalogue bug
@@ -240,15 +264,15 @@ def check_numbers(value: Any, field: str, source: str = "<input>", *, float32: b
             continue
         for item in level:
             if isinstance(item, bool) or not isinstance(item, (int, float)):
-                raise PresetError(f"expected numbers; found {_type_name(item)} {_short(item)}", source=source,
+                raise PresetError(f"expected numbers; found {_type_name(item)} {brief(item)}", source=source,
                                   field=field)
             if isinstance(item, float) and not math.isfinite(item):
                 raise PresetError(f"expected finite numbers; found {item!r}", source=source, field=field)
             if float32 and isinstance(item, float) and abs(item) > FLOAT32_MAX:
                 raise PresetError(f"{item!r} is too large for float32 (it would become inf)", source=source,
                                   field=field, hint=f"data is float32: at most about {FLOAT32_MAX:.4g} in size")
-            if isinstance(item, int) and not -2**63 <= item < 2**63:  # torch.tensor would overflow
-                raise PresetError(f"number out of range (a 64-bit integer at most); found {_short(item)}",
+            if isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX:  # torch.tensor would overflow
+                raise PresetError(f"number out of range (a 64-bit integer at most); found {brief(item)}",
                                   source=source, field=field)
         return tuple(shape)
 
@@ -258,32 +282,32 @@ def _call_spec(value: Any, table: dict[str, Objective], field: str, source: str,
         name, raw_args = value, {}
     elif isinstance(value, dict):
         if "type" not in value:
-            raise PresetError(f"a {what} table needs a \"type\" key", source=source, field=f"{field}.type")
+            raise PresetError(f"a {what} table needs a \"type\" key", source=source, field=_key(field, "type"))
         name = value["type"]
         raw_args = {k: v for k, v in value.items() if k != "type"}
         if not isinstance(name, str):
-            raise PresetError(f"expected a {what} name; got {_short(name)}", source=source, field=f"{field}.type")
+            raise PresetError(f"expected a {what} name; got {brief(name)}", source=source, field=_key(field, "type"))
     else:
         raise PresetError(f"expected a {what} name or a table with \"type\"; got {_type_name(value)}",
                           source=source, field=field)
     if name not in table:
-        raise PresetError(f"unknown {what} \"{name}\"{did_you_mean(name, table)}; expected one of: "
+        raise PresetError(f"unknown {what} {quote(name)}{did_you_mean(name, table)}; expected one of: "
                           f"{', '.join(table)}", source=source, field=field if isinstance(value, str)
-                          else f"{field}.type")
+                          else _key(field, "type"))
     obj = table[name]
     args: dict[str, Any] = {}
     for key, v in raw_args.items():
         spec = obj.arg(key)
         if spec is None:
             names = [a.name for a in obj.args]
-            raise PresetError(f"unknown argument \"{key}\" for {name}{did_you_mean(key, names)}; "
-                              f"expected one of: {', '.join(names)}", source=source, field=f"{field}.{key}")
-        args[key] = check_arg(spec, v, f"{field}.{key}", source)
+            raise PresetError(f"unknown argument {quote(key)} for {name}{did_you_mean(key, names)}; "
+                              f"expected one of: {', '.join(names)}", source=source, field=_key(field, key))
+        args[key] = check_arg(spec, v, _key(field, key), source)
     if table is OPTIMIZERS:
         problem = check_combination(name, args)
         if problem is not None:
             key, message, hint = problem
-            raise PresetError(message, source=source, field=f"{field}.{key}", hint=hint)
+            raise PresetError(message, source=source, field=_key(field, key), hint=hint)
     return CallSpec(name, args)
 
 
@@ -292,24 +316,24 @@ def parse_layer(raw: Any, field: str, source: str = "<input>", depth: int = 0) -
         raise PresetError(f"expected a table describing a layer; got {_type_name(raw)}", source=source, field=field)
     if "type" not in raw:
         raise PresetError("a layer needs a \"type\" key (a torch.nn class name such as \"Linear\")",
-                          source=source, field=f"{field}.type")
+                          source=source, field=_key(field, "type"))
     name = raw["type"]
     if not isinstance(name, str) or name not in CATALOGUE:
-        raise PresetError(f"unknown layer type {_short(name)}"
+        raise PresetError(f"unknown layer type {brief(name)}"
                           f"{did_you_mean(name, CATALOGUE) if isinstance(name, str) else ''}",
-                          source=source, field=f"{field}.type")
+                          source=source, field=_key(field, "type"))
     lt: LayerType = CATALOGUE[name]
     spec = LayerSpec(type=name)
     allowed = list(dict.fromkeys(list(LAYER_KEYS) + lt.arg_names + list(lt.params) + list(lt.ignored_args)))
     if name == "Residual":
         allowed.append("layers")
     for key, value in raw.items():
-        kfield = f"{field}.{key}"
+        kfield = _key(field, key)
         if key == "type":
             continue
         if key == "frozen":
             if not isinstance(value, bool):
-                raise PresetError(f"expected true or false; got {_short(value)}", source=source, field=kfield)
+                raise PresetError(f"expected true or false; got {brief(value)}", source=source, field=kfield)
             spec.frozen = value
         elif key == "init" and name == "PReLU" and isinstance(value, (int, float)) and not isinstance(value, bool):
             # PReLU's own constructor argument `init` (the initial slope, a number) shares the name of the
@@ -327,18 +351,26 @@ def parse_layer(raw: Any, field: str, source: str = "<input>", depth: int = 0) -
                                    (isinstance(value, int) and not isinstance(value, bool))):
             check_numbers(value, kfield, source)
             spec.params[key] = value
+        elif key in lt.params and lt.arg(key) is not None and not isinstance(value, bool):
+            # both an argument (bias = true: the layer has one) and a parameter (bias = [0.1, 0.2]: its values)
+            raise PresetError(f"expected true or false (whether the layer has a {key}) or a number or a (nested) "
+                              f"list of numbers (the hand-set parameter {key}); got {brief(value)}",
+                              source=source, field=kfield)
         elif lt.arg(key) is not None:
             spec.args[key] = check_arg(lt.arg(key), value, kfield, source)  # type: ignore[arg-type]
+        elif key in lt.params:  # a known parameter, of the wrong kind: not an unknown key
+            raise PresetError(f"expected a number or a (nested) list of numbers for the hand-set parameter {key}; "
+                              f"got {brief(value)}", source=source, field=kfield)
         elif key in lt.ignored_args:
             if not isinstance(value, bool):
-                raise PresetError(f"expected true or false; got {_short(value)}", source=source, field=kfield)
+                raise PresetError(f"expected true or false; got {brief(value)}", source=source, field=kfield)
             spec.args[key] = value
         else:
-            raise PresetError(f"unknown key \"{key}\" for {name}{did_you_mean(key, allowed)}; "
+            raise PresetError(f"unknown key {quote(key)} for {name}{did_you_mean(key, allowed)}; "
                               f"expected one of: {', '.join(allowed)}", source=source, field=kfield)
     for a in lt.args:
         if a.required and a.name not in spec.args:
-            raise PresetError(f"{name} needs \"{a.name}\" ({a.doc})", source=source, field=f"{field}.{a.name}")
+            raise PresetError(f"{name} needs \"{a.name}\" ({a.doc})", source=source, field=_key(field, a.name))
     return spec
 
 
@@ -355,7 +387,7 @@ def parse_init(value: Any, field: str, source: str = "<input>") -> dict[str, Any
                           source=source, field=field)
     scheme = table.get("scheme")
     if not isinstance(scheme, str) or scheme not in INIT_SCHEMES:
-        raise PresetError(f"unknown initialisation {_short(scheme)}"
+        raise PresetError(f"unknown initialisation {brief(scheme)}"
                           f"{did_you_mean(scheme, INIT_SCHEMES) if isinstance(scheme, str) else ''}; expected one "
                           f"of: {', '.join(INIT_SCHEMES)}", source=source, field=field)
     allowed = {"constant": ("value",), "uniform": ("a", "b"), "normal": ("mean", "std"),
@@ -364,13 +396,14 @@ def parse_init(value: Any, field: str, source: str = "<input>") -> dict[str, Any
         if key == "scheme":
             continue
         if key not in allowed:
-            raise PresetError(f"unknown key \"{key}\" for init {scheme}{did_you_mean(key, allowed)}",
-                              source=source, field=f"{field}.{key}")
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise PresetError(f"expected a finite number; got {_short(v)}", source=source, field=f"{field}.{key}")
+            raise PresetError(f"unknown key {quote(key)} for init {scheme}{did_you_mean(key, allowed)}",
+                              source=source, field=_key(field, key))
+        if (isinstance(v, bool) or not isinstance(v, (int, float))
+                or (isinstance(v, float) and not math.isfinite(v))):  # (an int of 400 digits: no isfinite)
+            raise PresetError(f"expected a finite number; got {brief(v)}", source=source, field=_key(field, key))
         if abs(v) > FLOAT32_MAX:
-            raise PresetError(f"{_short(v)} is too large for a float32 parameter (it would become inf)",
-                              source=source, field=f"{field}.{key}",
+            raise PresetError(f"{brief(v)} is too large for a float32 parameter (it would become inf)",
+                              source=source, field=_key(field, key),
                               hint=f"parameters are float32: at most about {FLOAT32_MAX:.4g} in size")
         table[key] = float(v)
     if scheme == "constant" and "value" not in table:
@@ -400,6 +433,12 @@ def _tensor_source(value: Any, field: str, source: str) -> Any:
         except ValidationError as err:
             e = _translate(err, source, _Generator)
             raise PresetError(e.detail, source=source, field=f"{field}.{e.field}" if e.field else field) from None
+        zero = [k for k, n in enumerate(g.shape) if n == 0]
+        if zero:  # nothing to train on (a loss over no samples is NaN), or samples of no numbers
+            what = "samples" if zero[0] == 0 else f"numbers in dimension {zero[0]}"
+            raise PresetError(f"shape {list(g.shape)} has no {what}: every dimension must be at least 1",
+                              source=source, field=f"{field}.shape",
+                              hint="the first dimension counts the samples, e.g. shape = [8, 3]")
         if g.generate == "randint":
             high = g.high if g.high is not None else 2
             if high <= g.low:
@@ -409,7 +448,11 @@ def _tensor_source(value: Any, field: str, source: str) -> Any:
         if g.high is not None or g.low != 0:
             raise PresetError("low/high apply only to generate = \"randint\"", source=source, field=field)
         return GeneratorSpec(g.generate, tuple(g.shape))
-    check_numbers(value, field, source, float32=True)
+    shape = check_numbers(value, field, source, float32=True)
+    if 0 in shape:  # `inputs = []`, or rows of no numbers: a loss over nothing is NaN
+        raise PresetError("an empty list: no samples" if shape[0] == 0 else
+                          f"rows of no numbers (shape {list(shape)})", source=source, field=field,
+                          hint="write one row per sample, e.g. [[0.1, 0.2], [0.3, 0.4]]")
     return value
 
 
@@ -422,43 +465,182 @@ def source_shape(value: Any) -> tuple[int, ...]:
 # ---------------------------------------------------------------------------------------------
 
 
-_SCAN_NEXT = re.compile(r"[#\"'\[\]{}]")  # what the nesting prescan looks at; everything else is skipped
 _SCAN_SKIP = {  # a string (from its opening quote) or a comment, as TOML reads it: matched, then jumped over
-    '"""': re.compile(r'"""(?:[^"\\]|\\.|"(?!""))*(?:"""""?"?)?', re.DOTALL),  # may end with 2 extra quotes
-    "'''": re.compile(r"'''(?:[^']|'(?!''))*(?:'''''?'?)?"),
+    # (a multi-line string may end with up to 2 extra quotes, which belong to it: """a"""" is 'a"')
+    '"""': re.compile(r'"""(?:[^"\\]|\\.|"(?!""))*(?:"""(?:""?)?)?', re.DOTALL),
+    "'''": re.compile(r"'''(?:[^']|'(?!''))*(?:'''(?:''?)?)?"),
     '"': re.compile(r'"(?:[^"\\\n]|\\.)*"?'),  # backslash escapes; ends at the quote (or the line's end)
     "'": re.compile(r"'[^'\n]*'?"),  # literal: no escapes
     "#": re.compile(r"#[^\n]*"),  # a comment runs to the end of the line
 }
+# a decimal integer of more digits than Python reads (int_max_str_digits, 4300): tomllib raises ValueError, not a
+# TOML error, on it; found from the start of a run of digits only (a fraction, an exponent and the digits of a hex,
+# octal or binary integer follow a letter, a point or an exponent's sign), so the search stays linear
+_LONG_INT = r"(?<![0-9A-Za-z_.])(?<![eE][+-])[0-9](?:_?[0-9]){4300}"
+_LONG_RUN = re.compile(_LONG_INT)  # the quick look over the whole text (strings and comments too)
+_VALUE_STOPS = {  # what the scan looks for inside a value: in an array, in an inline table, at the top level
+    "[": r"[#\"'\[\]{}]",  # (no keys in an array: its commas and newlines do not matter)
+    "{": r"[#\"'\[\]{},]",  # a comma: a key comes next
+    "": r"[#\"'\[\]{}\n]",  # a newline: a key or a table header comes next
+}
+_SCAN_VALUE = {k: re.compile(v) for k, v in _VALUE_STOPS.items()}
+_SCAN_VALUE_LONG = {k: re.compile(v + f"|(?P<long>{_LONG_INT})") for k, v in _VALUE_STOPS.items()}  # (slower)
+_DIGITS = re.compile(r"[0-9_]*")
 
 
-def _prescan(text: str, source: str) -> None:
-    """Refuse text whose brackets/braces nest deeper than MAX_NESTING, before `tomllib` recurses into it.
+class _LongInteger(Exception):
+    """A decimal integer too long for Python to read, at `where` (raised by `_nesting`)."""
 
-    Only brackets that TOML reads as brackets count: comments (`# it's zero [`) and the four kinds of
-    string (basic "..." with backslash escapes, literal '...', and their multi-line forms, which may end
-    with up to two extra quotes) are skipped. Text tomllib refuses anyway needs no exact treatment; the
-    tests check that no file tomllib parses within the cap is refused."""
-    depth = 0
-    i = 0
-    search = _SCAN_NEXT.search
+    def __init__(self, where: int) -> None:
+        super().__init__(where)
+        self.where = where
+
+
+_KEY_PART = re.compile(r"""[ \t]*(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')[ \t]*""")  # bare or quoted
+_BLANKS = re.compile(r"[ \t]*")
+
+
+def _key_path(text: str, i: int, limit: int) -> tuple[int, int] | None:
+    """(end, parts) of the dotted key (`a . "b.c" . 'd'`) at `i`, or None where there is none. Stops counting
+    once there are more than `limit` parts (the caller refuses it then), so a key of 10^5 parts costs no more
+    than one of `limit`."""
+    parts = 0
+    match = _KEY_PART.match
+    n = len(text)
     while True:
-        m = search(text, i)
+        m = match(text, i)
         if m is None:
-            return
+            return None
+        parts += 1
+        i = m.end()
+        if parts > limit or i >= n or text[i] != ".":
+            return i, parts
+        i += 1
+
+
+def _nesting(text: str, cap: int, *, numbers: bool | None = None) -> tuple[int, int]:
+    """(deepest level, where it is) of the tables and arrays the text nests, as tomllib would build them; the
+    scan stops as soon as a level exceeds `cap`. Linear in the text.
+
+    A level is one container: each bracket and brace, each part but the last of a dotted key (`a.b.c = 1`
+    makes the tables a and a.b), each part of a table header (`[a.b.c]`: three tables), and one more for an
+    array of tables (`[[a.b]]`: a, the array b and its new table); a header's levels and those of the keys
+    and values under it add up. Only what TOML reads as such counts: comments and the four kinds of string
+    are skipped, and keys are looked for only where TOML has keys (at the start of a line outside brackets,
+    and after `{` or `,` inside an inline table). For valid TOML the level is never more than the depth
+    tomllib builds (under a header that extends an array of tables, `[[a]]` then `[a.b]`, it is less, by at
+    most half), so no file tomllib parses within the cap is refused; text tomllib refuses anyway needs no
+    exact treatment.
+
+    With `numbers` (by default: where a quick look finds a run of more than 4300 digits anywhere), a decimal
+    integer value of more than 4300 digits raises _LongInteger: Python will not read it, and tomllib raises
+    ValueError instead of a TOML error on it."""
+    n = len(text)
+    if numbers is None:
+        numbers = _LONG_RUN.search(text) is not None
+    scan_value = _SCAN_VALUE_LONG if numbers else _SCAN_VALUE
+    opened: list[int] = []  # levels each open bracket/brace added (with the parts of the key it is the value of)
+    kinds: list[str] = []  # "[" or "{"
+    depth = 0  # the current table header's levels + sum(opened)
+    deepest, where = 0, 0
+    key_next = True
+    i = 0
+    while i < n:
+        if key_next:
+            key_next = False
+            j = _BLANKS.match(text, i).end()  # type: ignore[union-attr]
+            if not kinds and text.startswith("[", j):  # a table header, [a.b] or [[a.b]]
+                extra = 1 if text.startswith("[[", j) else 0
+                found = _key_path(text, j + 1 + extra, cap - extra)
+                if found is not None:
+                    end, parts = found
+                    if parts + extra > cap:
+                        return parts + extra, j
+                    if text.startswith("]]" if extra else "]", end):
+                        depth = parts + extra
+                        if depth > deepest:
+                            deepest, where = depth, j
+                        i = end + 1 + extra
+                        continue
+                i = j  # not a header: TOML refuses it; its brackets count as brackets
+                continue
+            found = _key_path(text, j, cap - depth + 1)
+            if found is not None:
+                end, parts = found
+                level = depth + parts - 1
+                if level > deepest:
+                    deepest, where = level, j
+                    if level > cap:
+                        return deepest, where
+                if text.startswith("=", end):
+                    k = _BLANKS.match(text, end + 1).end()  # type: ignore[union-attr]
+                    if k < n and text[k] in "[{":  # the value is an array or an inline table
+                        kinds.append(text[k])
+                        opened.append(parts)  # its key's tables and itself
+                        depth += parts
+                        if depth > deepest:
+                            deepest, where = depth, k
+                            if depth > cap:
+                                return deepest, where
+                        key_next = text[k] == "{"
+                        i = k + 1
+                        continue
+                    i = k
+                    continue
+            i = j
+            continue
+        m = scan_value[kinds[-1] if kinds else ""].search(text, i)
+        if m is None:
+            break
         i = m.start()
+        if numbers and m.group("long") is not None:
+            end = _DIGITS.match(text, m.end()).end()  # type: ignore[union-attr]
+            if not text.startswith((".", "e", "E"), end):  # not the integer part of a float (float() reads those)
+                raise _LongInteger(i)
+            i = end
+            continue
         ch = text[i]
         if ch in "#\"'":
             key = ch * 3 if ch != "#" and text.startswith(ch * 3, i) else ch
             i = max(_SCAN_SKIP[key].match(text, i).end(), i + 1)  # type: ignore[union-attr]
             continue
-        if ch in "[{":
-            depth += 1
-            if depth > MAX_NESTING:
-                raise PresetError(f"nested more than {MAX_NESTING} levels deep", source=source)
-        else:
-            depth = max(0, depth - 1)
         i += 1
+        if ch in "[{":
+            kinds.append(ch)
+            opened.append(1)
+            depth += 1
+            if depth > deepest:
+                deepest, where = depth, i - 1
+                if depth > cap:
+                    return deepest, where
+            key_next = ch == "{"
+        elif ch in "]}":
+            if kinds:
+                kinds.pop()
+                depth -= opened.pop()
+        else:  # "," in an inline table, a newline at the top level
+            key_next = True
+    return deepest, where
+
+
+def _prescan(text: str, source: str) -> None:
+    """Refuse text nested deeper than MAX_NESTING levels (`_nesting`: brackets, braces, dotted keys and table
+    headers) before `tomllib` reads it: it recurses into brackets, and its memory grows with the square of a
+    dotted key's length (10^5 parts: gigabytes). The tests check that no file tomllib parses within the cap is
+    refused."""
+    try:
+        level, where = _nesting(text, MAX_NESTING)
+    except _LongInteger as err:
+        raise PresetError("an integer of more than 4300 digits: too long to read (numbers in a preset fit in 64 "
+                          "bits, at most 19 digits)", source=source, line=text.count("\n", 0, err.where) + 1) from None
+    if level > MAX_NESTING:
+        raise PresetError(f"nested more than {MAX_NESTING} levels deep", source=source,
+                          line=text.count("\n", 0, where) + 1,
+                          hint="each bracket [ ] and brace { } is a level, and so are dotted keys and table "
+                               "headers: a.b.c = 1 and [a.b.c] make the tables a, a.b and a.b.c")
+
+
+_LONG_NUMBER = re.compile(r"(?<![0-9_])(?:[0-9]_?){4301}")  # more digits than Python reads as an int
 
 
 def loads_preset(text: str, source: str = "<string>", *, checked: bool = True) -> Preset:
@@ -475,7 +657,30 @@ def loads_preset(text: str, source: str = "<string>", *, checked: bool = True) -
                           line=int(m.group(1)) if m else None) from None
     except RecursionError:
         raise PresetError("nested too deeply", source=source) from None
+    except ValueError as err:  # an integer of more than 4300 digits: Python will not read it (int_max_str_digits)
+        m = _LONG_NUMBER.search(text)  # (from the start of each run of digits only: linear)
+        raise PresetError(f"a number tomllib cannot read: {shown(str(err).split(';')[0], 200)}", source=source,
+                          line=text.count("\n", 0, m.start()) + 1 if m else None,
+                          hint="numbers in a preset fit in 64 bits (at most 19 digits)") from None
     return preset_from_dict(raw, source, checked=checked)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0 (ESC among them), DEL and C1
+
+
+def _check_display_text(text: str | None, field: str, source: str, keep: str = "") -> None:
+    """Refuse control characters (C0 but `keep`, DEL, C1) in text the app shows as it is: a preset's name, lab
+    and description reach every student's terminal, and an escape sequence there could redraw or retitle it."""
+    if not text:
+        return
+    for m in _CONTROL.finditer(text):
+        if m.group() not in keep:
+            allowed = " (a description may hold newlines and tabs)" if keep else ""
+            what = field.split(".")[-1]
+            raise PresetError(f"control character {quote(m.group())} at position {m.start()}: the {what} is shown "
+                              f"as plain text, so control characters and escape sequences are not allowed{allowed}",
+                              source=source, field=field,
+                              hint="remove it; write plain text (any language, emoji included, is fine)")
 
 
 def preset_from_dict(raw: dict[str, Any], source: str = "<preset>", *, checked: bool = True) -> Preset:
@@ -484,12 +689,15 @@ def preset_from_dict(raw: dict[str, Any], source: str = "<preset>", *, checked: 
     preset before torch has loaded (`load_preset(..., checked=False)`); the real load checks everything."""
     for key in raw:
         if key not in _File.model_fields:
-            raise PresetError(f"unknown section [{key}]{did_you_mean(key, _File.model_fields)}; expected: "
-                              f"{', '.join(_File.model_fields)}", source=source, field=key)
+            raise PresetError(f"unknown section [{_key_text(key)}]{did_you_mean(key, _File.model_fields)}; "
+                              f"expected: {', '.join(_File.model_fields)}", source=source, field=_key_text(key))
     try:
         doc = _File.model_validate(raw)
     except ValidationError as err:
         raise _translate(err, source) from None
+    for key in ("name", "lab", "description"):
+        _check_display_text(getattr(doc.preset, key), f"preset.{key}", source, keep="\t\n" if key == "description"
+                            else "")
     layers = [parse_layer(layer, f"model.layers[{i}]", source) for i, layer in enumerate(doc.model.layers)]
     model = ModelSpec(tuple(doc.model.input_shape), layers)
     data = DataSpec(_tensor_source(doc.data.inputs, "data.inputs", source),

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .catalogue import CATALOGUE, full_args, pair
-from .errors import INPUT_FIX, INSERT, REMOVE, EngineError, Fix, MemoryBudgetError, ShapeError
+from .errors import INPUT_FIX, INSERT, REMOVE, EngineError, Fix, MemoryBudgetError, ShapeError, sci, shown
 from .model import build_layer
 from .shape_rules import broadcast, output_shape, param_count
 from .spec import LayerSpec, ModelSpec
@@ -97,11 +97,21 @@ class ShapeReport:
 
 
 def fmt_bytes(n: float) -> str:
+    """Bytes in the largest unit below 1024 of it, up to PB; a need of a million PB or more as "6.81e+9332
+    bytes" (a product of huge sizes can have thousands of digits: neither str() nor float() takes it)."""
+    if abs(n) >= 10**6 * 1024**5:
+        return f"{sci(n) if isinstance(n, int) else f'{n:.3g}'} bytes"
     for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
         if abs(n) < 1024 or unit == "PB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} PB"  # pragma: no cover
+
+
+def _bytes_text(n: int) -> str:
+    """"123456 bytes (120.6 KB)": the exact count and its size; a count of more than 39 digits only as
+    fmt_bytes writes it ("6.81e+9332 bytes": such a count can have thousands of digits)."""
+    return f"{n} bytes ({fmt_bytes(n)})" if n.bit_length() <= 128 else fmt_bytes(n)
 
 
 def fmt_shape(shape: tuple[int, ...] | None) -> str:
@@ -476,20 +486,21 @@ def _meta_tensor(shape: tuple[int, ...], what: str, also_params: int = 0) -> tor
     n = math.prod(shape)
     if n >= MAX_ELEMENTS:
         need = n * BYTES_PER_ELEMENT
-        message = f"{what} of shape {list(shape)} needs {need} bytes ({fmt_bytes(need)}), more than PyTorch can index"
+        message = (f"{what} of shape {list(shape)} needs {_bytes_text(need)}, more than PyTorch can index")
         if also_params:
             pbytes = also_params * BYTES_PER_ELEMENT
             need += pbytes
-            message += (f", and the layers' parameters at least {pbytes} bytes ({fmt_bytes(pbytes)}) more: at least "
-                        f"{need} bytes ({fmt_bytes(need)}) in all")
+            message += (f", and the layers' parameters at least {_bytes_text(pbytes)} more: at least "
+                        f"{_bytes_text(need)} in all")
         raise MemoryBudgetError(f"{message}; nothing was allocated", needed_bytes=need, budget_bytes=0,
                                 hint="use a smaller batch or smaller layers")
     try:
         return torch.empty(shape, device="meta")
     except RuntimeError as err:  # "Storage size calculation overflowed" and the like
         need = n * BYTES_PER_ELEMENT
-        raise MemoryBudgetError(f"{what} of shape {list(shape)} cannot be described by PyTorch ({err}); it needs "
-                                f"{need} bytes", needed_bytes=need, budget_bytes=0,
+        raise MemoryBudgetError(f"{what} of shape {list(shape)} cannot be described by PyTorch "
+                                f"({shown(_first_line(err), 300)}); it needs {_bytes_text(need)}",
+                                needed_bytes=need, budget_bytes=0,
                                 hint="use a smaller batch or smaller layers") from None
 
 
@@ -538,10 +549,10 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
             if "overflow" in str(err).lower():
                 need = _exact_param_count(spec) * BYTES_PER_ELEMENT
                 raise MemoryBudgetError(
-                    f"layer {path} ({spec.type}) needs at least {need} bytes ({fmt_bytes(need)}) for its parameters, "
+                    f"layer {path} ({spec.type}) needs at least {_bytes_text(need)} for its parameters, "
                     f"more than PyTorch can index; it was not built", needed_bytes=need, budget_bytes=0,
                     hint="make the layer smaller") from None
-            report.error = ShapeError(top, spec.type, f"{spec.type} cannot be built: {err}",
+            report.error = ShapeError(top, spec.type, f"{spec.type} cannot be built: {shown(_first_line(err), 300)}",
                                       hint="check the layer's arguments.", input_shape=in_shape, path=path)
             report.layers.append(LayerShape(top, path, spec.type, in_shape, None, 0, 0, depth=depth))
             return x, activations
@@ -703,8 +714,9 @@ def check_memory(report: ShapeReport, device: str = "cpu", budget: int | None = 
     budget = default_budget(device) if budget is None else budget
     need = report.memory.total
     if need > budget:
+        exact = f"{need} bytes: " if need.bit_length() <= 128 else ""  # (10^9332 bytes: not written out)
         raise MemoryBudgetError(
-            f"this model needs about {fmt_bytes(need)} ({need} bytes: {report.memory.describe()}) but the memory "
+            f"this model needs about {fmt_bytes(need)} ({exact}{report.memory.describe()}) but the memory "
             f"budget on {device} is {fmt_bytes(budget)}; it was not built",
             needed_bytes=need, budget_bytes=budget,
             hint="make the layers smaller, use a smaller batch, or set TUI_NN_MEMORY_BUDGET (bytes)")
