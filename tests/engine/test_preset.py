@@ -914,7 +914,7 @@ def test_names_and_keys_in_messages_are_quoted_safely():
 
 def test_a_preset_error_escapes_its_file_name_and_field():
     err = PresetError("bad", source="a\nb\x1b]0;t\x07.toml", field='model."k\x1b[31m"')
-    assert str(err) == 'a\\nb\\x1b]0;t\\x07.toml: model."k\\x1b[31m": bad' and err.field == 'model."k\\x1b[31m"'
+    assert str(err) == 'a\\x0ab\\x1b]0;t\\x07.toml: model."k\\x1b[31m": bad' and err.field == 'model."k\\x1b[31m"'
 
 
 def test_every_engine_error_text_is_escaped_and_bounded():

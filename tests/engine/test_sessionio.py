@@ -519,14 +519,14 @@ def test_runs_json_is_bounded_and_checked(tmp_path, change, words):
     refused(tmp_path, _runs(change), "runs.json", words)
 
 
-def test_text_shown_from_a_file_loses_its_control_characters(tmp_path):
+def test_text_shown_from_a_file_has_its_control_characters_escaped(tmp_path):
     def change(r):  # noqa: ANN001
         r[0]["settings"]["preset"] = "evil\x1b[2J\x9bname"
         r[0]["reason"] = "done\x1b]0;title\x07"
     s = load_bytes(tmp_path, _runs(change))
     run = s.runs.runs[0]
-    assert "\x1b" not in run.label and "\x9b" not in run.label and run.label.startswith("run 1: evil[2Jname")
-    assert "\x1b" not in run.reason and "\x07" not in run.reason
+    assert "\x1b" not in run.label and "\x9b" not in run.label and run.label.startswith("run 1: evil\\x1b[2J\\x9bname")
+    assert "\x1b" not in run.reason and "\x07" not in run.reason and run.reason == "done\\x1b]0;title\\x07"
 
 
 # -- the archive -----------------------------------------------------------------------------------------------

@@ -39,7 +39,6 @@ import csv
 import io
 import math
 import os
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -50,8 +49,9 @@ from typing import Any, Callable
 import torch
 
 from .catalogue import CHOICE, FLOAT, INT, ArgSpec
-from .errors import DataError, PresetError, did_you_mean
-from .spec import CsvSpec, DataSpec, DatasetSpec
+from .errors import DataError, PresetError, did_you_mean, quote, shown
+from .safe_text import first_control
+from .spec import CsvSpec, DatasetSpec, DataSpec
 
 MAX_SAMPLES = 1_000_000
 MAX_CSV_BYTES = 64 * 1024 * 1024
@@ -159,44 +159,26 @@ class CsvError(PresetError):
     """A CSV file that cannot be used: names the file, and the line of a bad row."""
 
 
-# C0 (tab and newline included: a column name or a path has no use for them), DEL, C1, the line and paragraph
-# separators, the bidi embeddings/overrides/isolates and marks, lone surrogates
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
-                      "\ud800-\udfff]")
 SHOWN_CHARS = 40  # the most characters of a name, a cell or a path an error message quotes
 
 
 def control_char(text: str) -> str | None:
-    """The first control character of `text` (see _CONTROL), or None."""
-    m = _CONTROL.search(text)
+    """The first control character of `text` (safe_text.first_control; tab and newline included: a column name
+    or a path has no use for them), or None."""
+    m = first_control(text)
     return m.group() if m else None
 
 
 def escaped(text: str, limit: int = SHOWN_CHARS) -> str:
-    """`text` cut to `limit` characters (then "…"), every non-printable character and the backslash escaped
-    (\\x0d, \\u2028): safe to show in a terminal, and unambiguous."""
-    cut = text[:limit]
-    out = []
-    for ch in cut:
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch.isprintable():
-            out.append(ch)
-        else:
-            n = ord(ch)
-            out.append(f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}")
-    return "".join(out) + ("…" if len(text) > limit else "")
-
-
-def shown(text: str, limit: int = SHOWN_CHARS) -> str:
-    """`escaped(text)` in double quotes, as error messages quote names and cells."""
-    return f"\"{escaped(text, limit)}\""
+    """A file name or a cell in an error message: every control character escaped (errors.shown, newlines and
+    tabs too), at most `limit` characters."""
+    return shown(text, limit, keep="")
 
 
 def _no_control(text: str, what: str, *, source: str, field: str = "", line: int | None = None) -> None:
     ch = control_char(text)
     if ch is not None:
-        raise CsvError(f"{what} {shown(text)} holds a control character ({escaped(ch)}): names and paths must be "
+        raise CsvError(f"{what} {quote(text)} holds a control character ({quote(ch)[1:-1]}): names and paths must be "
                        f"plain text", source=source, field=field, line=line)
 
 
@@ -249,7 +231,7 @@ def _names(value: Any, field: str, source: str, what: str) -> list[str]:
     seen: set[str] = set()
     for i, name in enumerate(names):
         if name in seen:
-            raise PresetError(f"column {shown(name)} is named twice", source=source, field=f"{field}[{i}]")
+            raise PresetError(f"column {quote(name)} is named twice", source=source, field=f"{field}[{i}]")
         seen.add(name)
     return names
 
@@ -280,7 +262,7 @@ def parse_csv(raw: Any, *, source: str = "<input>", field: str = "data.csv", bas
     if allow_absolute is None:
         allow_absolute = base is not None
     if os.path.isabs(path) and not allow_absolute:
-        raise CsvError(f"{shown(path)} is an absolute path; a preset names its CSV file by a path relative to its "
+        raise CsvError(f"{quote(path)} is an absolute path; a preset names its CSV file by a path relative to its "
                        "own folder (a regular file in that folder or below it, such as \"points.csv\")",
                        source=source, field=f"{field}.path", hint=OUTSIDE_HINT)
     features = _names(raw["features"], f"{field}.features", source, "the feature columns")
@@ -351,7 +333,7 @@ def rebase(data: DataSpec, folder: str | os.PathLike[str]) -> DataSpec:
         target = os.path.realpath(out.csv.resolved)
         root = os.path.realpath(folder)
         if not _inside(target, root):
-            raise CsvError(f"the CSV file {shown(target, 200)} is outside the folder the preset is saved in; a "
+            raise CsvError(f"the CSV file {quote(target, 200)} is outside the folder the preset is saved in; a "
                            "preset names its CSV file by a path inside its own folder", source=escaped(root, 200),
                            field="data.csv.path",
                            hint="save the preset in the CSV file's folder (or a folder above it), or copy the CSV "
@@ -381,7 +363,7 @@ def csv_location(spec: CsvSpec, *, source: str | None = None, field: str = "data
     if os.path.isabs(path):
         real = os.path.realpath(path)
         if not real.lower().endswith(".csv"):
-            raise CsvError(f"{shown(path, 200)} is an absolute path to a file whose name (after symlinks) does not "
+            raise CsvError(f"{quote(path, 200)} is an absolute path to a file whose name (after symlinks) does not "
                            "end in .csv; only a .csv file is read by an absolute path", source=where,
                            field=f"{field}.path", hint="name the CSV file something.csv, or put it in the "
                                                        "preset's folder and name it by a relative path")
@@ -389,7 +371,7 @@ def csv_location(spec: CsvSpec, *, source: str | None = None, field: str = "data
     root = os.path.realpath(spec.base or os.getcwd())
     real = os.path.realpath(os.path.join(root, path))
     if not _inside(real, root):
-        raise CsvError(f"{shown(path, 200)} leads outside {shown(root, 200)}, the folder it is relative to (after "
+        raise CsvError(f"{quote(path, 200)} leads outside {quote(root, 200)}, the folder it is relative to (after "
                        "\"..\" and symlinks); a CSV file must be in that folder or below it", source=where,
                        field=f"{field}.path", hint=OUTSIDE_HINT)
     return real
@@ -402,10 +384,10 @@ def _checked_file(spec: CsvSpec, source: str | None, field: str) -> tuple[str, o
     try:
         st = os.stat(real)
     except OSError as err:
-        raise CsvError(f"cannot read {shown(spec.path, 200)}: {err.strerror or err}", source=where,
+        raise CsvError(f"cannot read {quote(spec.path, 200)}: {err.strerror or err}", source=where,
                        field=f"{field}.path") from None
     if not S_ISREG(st.st_mode):  # a FIFO or a device (/dev/stdin, /dev/zero) would block or never end
-        raise CsvError(f"{shown(spec.path, 200)} is not a regular file", source=where, field=f"{field}.path")
+        raise CsvError(f"{quote(spec.path, 200)} is not a regular file", source=where, field=f"{field}.path")
     name = escaped(spec.resolved, 300)
     if st.st_size > MAX_CSV_BYTES:
         raise CsvError(f"the file is too large ({st.st_size} bytes; at most {MAX_CSV_BYTES})", source=name)
@@ -420,10 +402,10 @@ def _read_bytes(spec: CsvSpec, real: str, where: str, field: str) -> bytes:
         fd = os.open(real, flags)  # read only: the file is never modified
         with os.fdopen(fd, "rb") as fh:
             if not S_ISREG(os.fstat(fh.fileno()).st_mode):  # replaced since the check
-                raise CsvError(f"{shown(spec.path, 200)} is not a regular file", source=where, field=f"{field}.path")
+                raise CsvError(f"{quote(spec.path, 200)} is not a regular file", source=where, field=f"{field}.path")
             blob = fh.read(MAX_CSV_BYTES + 1)
     except OSError as err:
-        raise CsvError(f"cannot read {shown(spec.path, 200)}: {err.strerror or err}", source=where,
+        raise CsvError(f"cannot read {quote(spec.path, 200)}: {err.strerror or err}", source=where,
                        field=f"{field}.path") from None
     if len(blob) > MAX_CSV_BYTES:
         raise CsvError(f"the file is too large (more than {MAX_CSV_BYTES} bytes)", source=escaped(spec.resolved, 300))
@@ -496,20 +478,21 @@ def parse_csv_text(blob: bytes, features: list[str], target: list[str], source: 
     for i, cell in enumerate(header):
         ch = control_char(cell)
         if ch is not None:
-            raise CsvError(f"column {i + 1} of the header, {shown(cell)}, holds a control character ({escaped(ch)}): "
+            raise CsvError(f"column {i + 1} of the header, {quote(cell)}, holds a control character "
+                           f"({quote(ch)[1:-1]}): "
                            "column names must be plain text", source=source, line=header_line)
     names = [h.strip() for h in header]
     where: dict[str, int] = {}
     for i, name in enumerate(names):
         if name in where:
-            raise CsvError(f"column {shown(name)} appears twice in the header (columns {where[name] + 1} and {i + 1})",
+            raise CsvError(f"column {quote(name)} appears twice in the header (columns {where[name] + 1} and {i + 1})",
                            source=source, line=header_line)
         where[name] = i
     cols: list[int] = []
     for role, wanted in (("feature", features), ("target", target)):
         for name in wanted:
             if name not in where:
-                raise CsvError(f"no {role} column {shown(name)} in the header{_near(name, names)}; the columns "
+                raise CsvError(f"no {role} column {quote(name)} in the header{_near(name, names)}; the columns "
                                f"are: {_columns(names)}", source=source, line=header_line)
             cols.append(where[name])
     values: list[float] = []
@@ -527,11 +510,11 @@ def parse_csv_text(blob: bytes, features: list[str], target: list[str], source: 
                 try:
                     v = float(cell)
                 except ValueError:
-                    what = "an empty cell" if not cell else shown(cell)
-                    raise CsvError(f"column {shown(names[c])}: expected a number; got {what}", source=source,
+                    what = "an empty cell" if not cell else quote(cell)
+                    raise CsvError(f"column {quote(names[c])}: expected a number; got {what}", source=source,
                                    line=line) from None
                 if not math.isfinite(v):
-                    raise CsvError(f"column {shown(names[c])}: expected a finite number; got {shown(cell)}",
+                    raise CsvError(f"column {quote(names[c])}: expected a finite number; got {quote(cell)}",
                                    source=source, line=line)
                 values.append(v)
             rows += 1

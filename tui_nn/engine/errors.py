@@ -45,7 +45,8 @@ def _escape(ch: str) -> str:
     """A character that is not shown as itself (a control character, a quote, a backslash) as an escape."""
     if ch in '"\\':
         return "\\" + ch
-    return repr(ch)[1:-1]  # \x1b, \n, \u202e: Python escapes every non-printable character
+    n = ord(ch)  # as safe_text.printable writes them: \x1b, \x0a, \u202e
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
 
 
 def brief(value: Any, limit: int = SHOWN) -> str:

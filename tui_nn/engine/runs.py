@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import EngineError
+from .safe_text import bounded
 
 MAX_POINTS = 1024  # loss-curve points kept per run (neighbouring buckets are averaged beyond that)
 
@@ -154,7 +155,6 @@ MAX_RUNS = 10_000  # runs a runs.json may hold (each is bounded: MAX_POINTS and 
 INT64_MAX = 2**63 - 1
 _RUN_KEYS = {"id", "label", "settings", "start_step", "step", "steps", "losses", "test_steps", "test_losses",
              "test_accuracy", "final_loss", "reason"}
-_CONTROL = dict.fromkeys([*range(0, 9), *range(11, 32), 127, *range(0x80, 0xA0)])  # C0 but tab/newline, DEL, C1
 
 
 def _max_evals() -> int:
@@ -182,7 +182,7 @@ def _float(value: Any, name: str) -> float | None:
 def _text(value: Any, name: str, limit: int) -> str:
     if not isinstance(value, str):
         raise EngineError(f"a run record is malformed: {name}: expected a string")
-    return value.translate(_CONTROL)[:limit]  # shown in the app: no control characters
+    return bounded(value, limit)  # shown in the app: control characters escaped
 
 
 def _series(d: dict[str, Any], key: str, limit: int, *, ints: bool = False) -> np.ndarray:

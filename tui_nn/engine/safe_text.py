@@ -10,16 +10,21 @@ import re
 
 # The bidirectional embeddings, overrides and isolates ("Trojan Source": they reorder what is shown).
 BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+# Invisible characters that move text: the left-to-right and right-to-left marks, the line and paragraph separators.
+MOVERS = "\u200e\u200f\u2028\u2029"
 
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-_UNSAFE_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# The one definition of a control character, for what is shown (escaped) and what is refused (names, paths).
+_CLASS = "\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_UNSAFE = re.compile(f"[{_CLASS}]")
+_UNSAFE_BUT_LINES = re.compile(f"(?![\t\n])[{_CLASS}]")
 
 
 def _visible(code: int) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-_UNSAFE_CODES = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), *map(ord, BIDI_CONTROLS), *range(0xD800, 0xE000)]
+_UNSAFE_CODES = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), *map(ord, BIDI_CONTROLS), *map(ord, MOVERS),
+                 *range(0xD800, 0xE000)]
 _TABLE: dict[int, str] = {code: _visible(code) for code in _UNSAFE_CODES if code not in (0x09, 0x0A)}
 _TABLE_LINE: dict[int, str] = {**_TABLE, 0x09: " ", 0x0A: " "}  # a single line: tab and newline become spaces
 
@@ -34,7 +39,8 @@ def printable(text: object, *, keep_newlines: bool = True) -> str:
 
     - the C0 controls U+0000-U+001F (ESC, BEL, CR, backspace, ...), except newline and tab;
     - DEL (U+007F) and the C1 controls U+0080-U+009F (U+009B is a one-byte CSI, U+009D an OSC);
-    - the bidirectional embeddings, overrides and isolates U+202A-U+202E and U+2066-U+2069 ("Trojan Source");
+    - the bidirectional embeddings, overrides and isolates U+202A-U+202E and U+2066-U+2069 ("Trojan Source"),
+      the left-to-right and right-to-left marks U+200E/U+200F and the line and paragraph separators U+2028/U+2029;
     - lone surrogates U+D800-U+DFFF (a file name that is not UTF-8), which cannot be written to a terminal.
 
     With `keep_newlines=False` (a single-line place: a status line, a table cell, a title, a list row) newline
@@ -57,9 +63,26 @@ def printable_line(text: object) -> str:
     return printable(text, keep_newlines=False)
 
 
+def first_control(text: str, *, allow: str = "") -> re.Match[str] | None:
+    """The first control character of `text` (as `printable` defines them), but those in `allow`, as a match
+    (`.group()`, `.start()`); None when there is none. What a loader refuses in names, labels and paths."""
+    for m in _UNSAFE.finditer(text):
+        if m.group() not in allow:
+            return m
+    return None
+
+
+def bounded(text: object, limit: int, *, keep_newlines: bool = True) -> str:
+    """printable(text), at most `limit` characters (then "..."): text from a file shown in a bounded place."""
+    text = text if isinstance(text, str) else str(text)
+    out = printable(text[:limit], keep_newlines=keep_newlines)
+    return out if len(text) <= limit else out + "..."
+
+
 def is_printable(text: str, *, keep_newlines: bool = True) -> bool:
     """True when printable(text, keep_newlines=...) would return `text` unchanged."""
     return (_UNSAFE_BUT_LINES if keep_newlines else _UNSAFE).search(text) is None
 
 
-__all__ = ["BIDI_CONTROLS", "MAX_GROWTH", "is_printable", "printable", "printable_line"]
+__all__ = ["BIDI_CONTROLS", "MAX_GROWTH", "MOVERS", "bounded", "first_control", "is_printable", "printable",
+           "printable_line"]

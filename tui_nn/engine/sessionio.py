@@ -44,7 +44,6 @@ import os
 import re
 import struct
 import time
-import tomllib
 import zipfile
 import zlib
 from contextlib import contextmanager
@@ -59,6 +58,7 @@ from safetensors.torch import save as st_save
 
 from .errors import EngineError, PresetError
 from .history import LossHistory
+from .safe_text import bounded
 from .spec import CsvSpec, GeneratorSpec, Preset
 
 FORMAT = "tui-nn session"
@@ -92,7 +92,6 @@ _DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF
 DATA_KEYS = ("inputs", "targets", "test_inputs", "test_targets", "batch_perm", "batch_gen", "torch_rng", "cuda_rng")
 _WORDS = {"weights.safetensors": "the weights", "optimizer.safetensors": "the optimizer state",
           "data.safetensors": "the data", "start.safetensors": "the start weights"}
-_CONTROL = dict.fromkeys([*range(0, 9), *range(11, 32), 127, *range(0x80, 0xA0)])  # C0 but tab/newline, DEL, C1
 
 
 class SessionFileError(EngineError):
@@ -334,8 +333,8 @@ def _target(path: Path) -> Path:
 
 
 def _clean(text: str, limit: int = 4096) -> str:
-    """Text from the file that the app shows: no control characters, bounded."""
-    return text.translate(_CONTROL)[:limit]
+    """Text from the file that the app shows: control characters escaped, bounded."""
+    return bounded(text, limit)
 
 
 @dataclass
@@ -617,15 +616,9 @@ class _Archive:
 def _preset(text: str, source: str) -> Preset:
     """A preset from the archive; a CSV data table is taken as written (the data itself is in the archive, so
     the CSV file need not exist any more)."""
-    from .preset import _prescan, preset_from_dict
+    from .preset import parse_toml, preset_from_dict
 
-    _prescan(text, source)  # nesting is capped before parsing, as for preset files
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise PresetError(f"TOML syntax error: {err}", source=source) from None
-    except RecursionError:
-        raise PresetError("nested too deeply", source=source) from None
+    raw = parse_toml(text, source)  # the same bounds as for preset files (size, nesting, huge numbers)
     table = raw.get("data", {}).pop("csv", None) if isinstance(raw.get("data"), dict) else None
     preset = preset_from_dict(raw, source)
     if table is not None:
