@@ -21,10 +21,24 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .bundled import bundled_presets, find_bundled, presets_dir
-from .catalogue import (BOOL, CATALOGUE, CHOICE, FLOAT, FLOAT32_MAX, INT, INTS, LAYER_KEYS, OPT_FLOAT, OPT_INT,
-                        PADDING, ArgSpec, LayerType)
+from .catalogue import (
+    BOOL,
+    CATALOGUE,
+    CHOICE,
+    FLOAT,
+    FLOAT32_MAX,
+    INT,
+    INTS,
+    LAYER_KEYS,
+    OPT_FLOAT,
+    OPT_INT,
+    PADDING,
+    ArgSpec,
+    LayerType,
+)
 from .errors import PresetError, brief, did_you_mean, quote, shown
 from .objectives import LOSSES, OPTIMIZERS, Objective, check_combination
+from .safe_text import first_control
 from .spec import GENERATORS, CallSpec, DataSpec, GeneratorSpec, LayerSpec, ModelSpec, Preset, TrainingSpec
 
 MAX_FILE_BYTES = 16 * 1024 * 1024  # a preset is text; larger files are refused before parsing
@@ -643,13 +657,15 @@ def _prescan(text: str, source: str) -> None:
 _LONG_NUMBER = re.compile(r"(?<![0-9_])(?:[0-9]_?){4301}")  # more digits than Python reads as an int
 
 
-def loads_preset(text: str, source: str = "<string>", *, checked: bool = True) -> Preset:
-    """Parse and validate preset text. Raises PresetError. `checked=False`: see `preset_from_dict`."""
+def parse_toml(text: str, source: str = "<string>") -> dict[str, Any]:
+    """Preset text as tomllib reads it, after the bounds that come first (size, nesting, huge numbers); every
+    failure a PresetError naming the source (and the line where known). Preset files and the presets inside
+    session files are read through here."""
     if len(text) > MAX_FILE_BYTES:
         raise PresetError(f"file too large ({len(text)} bytes; at most {MAX_FILE_BYTES})", source=source)
     _prescan(text, source)
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         msg = str(err)
         m = re.search(r"line (\d+)", msg)
@@ -662,25 +678,26 @@ def loads_preset(text: str, source: str = "<string>", *, checked: bool = True) -
         raise PresetError(f"a number tomllib cannot read: {shown(str(err).split(';')[0], 200)}", source=source,
                           line=text.count("\n", 0, m.start()) + 1 if m else None,
                           hint="numbers in a preset fit in 64 bits (at most 19 digits)") from None
-    return preset_from_dict(raw, source, checked=checked)
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0 (ESC among them), DEL and C1
+def loads_preset(text: str, source: str = "<string>", *, checked: bool = True) -> Preset:
+    """Parse and validate preset text. Raises PresetError. `checked=False`: see `preset_from_dict`."""
+    return preset_from_dict(parse_toml(text, source), source, checked=checked)
 
 
 def _check_display_text(text: str | None, field: str, source: str, keep: str = "") -> None:
-    """Refuse control characters (C0 but `keep`, DEL, C1) in text the app shows as it is: a preset's name, lab
+    """Refuse control characters (safe_text.first_control; but those in `keep`) in text the app shows as it is: a preset's name, lab
     and description reach every student's terminal, and an escape sequence there could redraw or retitle it."""
     if not text:
         return
-    for m in _CONTROL.finditer(text):
-        if m.group() not in keep:
-            allowed = " (a description may hold newlines and tabs)" if keep else ""
-            what = field.split(".")[-1]
-            raise PresetError(f"control character {quote(m.group())} at position {m.start()}: the {what} is shown "
-                              f"as plain text, so control characters and escape sequences are not allowed{allowed}",
-                              source=source, field=field,
-                              hint="remove it; write plain text (any language, emoji included, is fine)")
+    m = first_control(text, allow=keep)
+    if m is not None:
+        allowed = " (a description may hold newlines and tabs)" if keep else ""
+        what = field.split(".")[-1]
+        raise PresetError(f"control character {quote(m.group())} at position {m.start()}: the {what} is shown "
+                          f"as plain text, so control characters and escape sequences are not allowed{allowed}",
+                          source=source, field=field,
+                          hint="remove it; write plain text (any language, emoji included, is fine)")
 
 
 def preset_from_dict(raw: dict[str, Any], source: str = "<preset>", *, checked: bool = True) -> Preset:
