@@ -299,8 +299,15 @@ class PlaygroundApp(InsightMixin, App[int]):
                     note = "opened the scratch network instead"
             self.post_message(SessionLoaded(session, devices, note, session_path=session_path))
         except Exception as err:  # noqa: BLE001 - whatever happens, the app stays alive
-            self.post_message(LoadFailed("Cannot open the preset", f"{type(err).__name__}: {err}"))
-            self.post_message(SessionLoaded(None, []))
+            where = f" {path}" if path else ""
+            self.post_message(LoadFailed(f"Cannot open{where}", f"{type(err).__name__}: {err}"))
+            fallback = None
+            if initial:  # the first load must end with a session on screen, not a "loading…" that never ends
+                try:
+                    fallback = Session(edits.scratch_preset())
+                except Exception:  # noqa: BLE001 - nothing to fall back to: the dialog says what failed
+                    fallback = None
+            self.post_message(SessionLoaded(fallback, [], "opened the scratch network instead" if fallback else ""))
             return
         if initial:
             self._warm_up()
