@@ -126,6 +126,17 @@ def dumps(obj: Any) -> str:
     return json.dumps(json_safe(obj), allow_nan=False)
 
 
+def _json_int(n: int) -> int | float:
+    """An integer as JSON carries it: beyond int64 a float (beyond a float, inf: null and "_nonfinite" in the
+    output), never the 4300-digit text Python refuses to write."""
+    if -2**63 <= n < 2**63:
+        return n
+    try:
+        return float(n)
+    except OverflowError:
+        return math.inf if n > 0 else -math.inf
+
+
 def error_object(err: Exception) -> dict[str, Any]:
     """The documented error shape, {"error": {"layer", "type", "message", "hint", "fix"}}, for an error that is
     not at a layer (layer/type/fix null), plus "field"/"source"/"line" for a preset error where known."""
@@ -139,8 +150,8 @@ def error_object(err: Exception) -> dict[str, Any]:
         if err.line is not None:
             out["line"] = err.line
     if isinstance(err, MemoryBudgetError):
-        out["needed_bytes"] = err.needed_bytes
-        out["budget_bytes"] = err.budget_bytes
+        out["needed_bytes"] = _json_int(err.needed_bytes)
+        out["budget_bytes"] = _json_int(err.budget_bytes)
     return {"error": out}
 
 
