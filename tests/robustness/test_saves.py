@@ -184,7 +184,8 @@ def test_sigkill_while_saving_never_loses_the_previous_session(tmp_path: Path, v
           f"found the newer file, "
           f"{len(steps_seen)} different steps on disk; one train-and-save {per_save * 1000:.1f} ms")
     assert in_save >= kills // 4, f"only {in_save} of {kills} kills fell inside a save"
-    assert mid_write > 0, "no kill fell inside a write: the delays are too long to test anything"
+    if via == "file":  # (a quarter of the kills through the link may miss every write by chance: p ~ 0.16 at 25)
+        assert mid_write > 0, "no kill fell inside a write: the delays are too long to test anything"
 
 
 class _Full:
