@@ -1,5 +1,7 @@
-"""The long robustness run: the fuzzers with >= 10,000 inputs in all, the SIGKILL runs, and the rest of
-tests/robustness at full size, in a pytest child under an address-space cap (a MemoryError or the OS's OOM killer
+"""The long robustness run: the fuzzers and the hostile-input generators with >= 10,000 inputs in all (control
+characters in every string field through check, the app and export; dotted-key and header depth; compressed sizes
+in sessions; session state fields; serve's resize messages and headers; non-finite parameters), the SIGKILL runs,
+and the rest of tests/robustness at full size, in a pytest child under an address-space cap (a MemoryError or the OS's OOM killer
 would show as a failure). Prints the figures that docs/reliability.md records.
 
     python -m tests.robustness.fuzz_run --inputs 10000 --kills 300
@@ -25,13 +27,49 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FUZZ_TARGETS = 12  # hypothesis-driven fuzz tests in test_fuzz_loaders.py (max_examples each)
+FUZZ_TARGETS = 27  # hypothesis-driven tests in tests/robustness sized by counts.examples() (max_examples each)
+
+
+# what each group counts as one input tried (a generated or hand-made hostile input through a loader, the app, the
+# CLI, export or the server); groups of other figures (kills, stops, timings) are not inputs
+INPUT_KEYS = {
+    "preset loader": ["inputs"], "session loader": ["inputs"], "weight-text parser": ["inputs"],
+    "CSV importer": ["inputs"], "export": ["inputs"], "hostile files": ["cases"],
+    "hostile toml": ["hostile values refused with a bounded, safe text",
+                     "hostile values accepted (harmless where they landed)",
+                     "equivalent rewrites of bundled presets accepted", "bombs refused"],
+    "hostile sessions": ["generated archives", "bombs refused"],
+    "serve": ["resize messages", "junk messages", "host headers", "sessions"],
+    "training faults": ["non-finite parameter runs"],
+    "display": ["printable examples", "cli check", "cli check --json", "cli run", "cli run --json", "cli export",
+                "cli gradcheck", "cli presets", "cli printers", "app in a pty: *"],
+}
+
+
+def tried(counts: dict[str, dict[str, float]]) -> int:
+    """Inputs tried in all: the keys of INPUT_KEYS (a key names itself and its variants, "bombs refused (dotted)";
+    "app in a pty: *" every key that starts so)."""
+    def counted(k: str, key: str) -> bool:
+        return k.startswith(key[:-1]) if key.endswith("*") else (k == key or k.startswith(key + " ("))
+
+    return int(sum(v for g, keys in INPUT_KEYS.items() for k, v in counts.get(g, {}).items()
+                   if any(counted(k, key) for key in keys)))
+
+
+def peak_refusal_mb(counts: dict[str, dict[str, float]]) -> float:
+    """The most memory any refusal took: the groups' "peak MB of a refusal" and the oversized models' growth."""
+    mb = [float(v) for vals in counts.values() for k, v in vals.items() if k.startswith("peak MB of a refusal")]
+    grow = counts.get("oversized models", {}).get("peak growth of a refusal (bytes)")
+    if grow is not None:
+        mb.append(float(grow) / 2**20)
+    return max(mb, default=0.0)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.robustness.fuzz_run", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--inputs", type=int, default=10_000, help="fuzz inputs in all, over the four loaders")
+    ap.add_argument("--inputs", type=int, default=10_000,
+                    help="generated inputs in all, over the fuzz and hostile-input targets")
     ap.add_argument("--kills", type=int, default=300, help="SIGKILLs while saving (and random stops)")
     ap.add_argument("--sequences", type=int, default=20, help="hypothesis action sequences through the app")
     ap.add_argument("--action-steps", type=int, default=15, help="rules (user actions) per action sequence")
@@ -62,17 +100,17 @@ def main(argv: list[str] | None = None) -> int:
                           cwd=ROOT, env=env, preexec_fn=limit)
     took = time.time() - t0
     counts = json.loads(report.read_text()) if report.exists() and report.stat().st_size else {}
-    fuzz = {g: v for g, v in counts.items() if g in ("preset loader", "session loader", "weight-text parser",
-                                                     "CSV importer")}
-    inputs = sum(int(v.get("inputs", 0)) for v in fuzz.values())
-    hostile = counts.get("hostile files", {})
-    saves = counts.get("saves", {})
+    inputs = tried(counts)
     crashes = 0 if proc.returncode == 0 else "some (pytest failed; see above)"
+    code = sum(int(counts.get(g, {}).get("code executions", 0)) for g in counts)
+    lost = int(counts.get("saves", {}).get("lost sessions", 0))
+    leaked = sum(int(v.get("leaked processes", 0)) for v in counts.values())
+    peak = peak_refusal_mb(counts)
     print()
     print(f"== robustness run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {took / 60:.1f} min, "
           f"memory cap {args.memory_cap_gb:g} GB ==")
-    print(f"{inputs} inputs tried, {crashes} crashes, {int(hostile.get('code executions', 0))} code executions, "
-          f"{int(saves.get('lost sessions', 0))} lost sessions")
+    print(f"{inputs} inputs tried, {crashes} tracebacks, {code} code executions, peak memory of a refusal "
+          f"{peak:.1f} MB, {lost} lost sessions, {leaked} leaked processes")
     for group, vals in counts.items():
         print(f"  {group}: " + ", ".join(f"{k} {v}" for k, v in vals.items()))
     if not args.json:
