@@ -443,3 +443,14 @@ def test_run_number_arguments_at_their_limits(example, capsys):
 def test_usage_errors_quote_what_was_typed_escaped(example, capsys):
     err = _usage_error(["check", str(example), "\x1b]0;PWNED\x07"], capsys)
     assert "\x1b" not in err and "\x07" not in err and "\\x1b]0;PWNED\\x07" in err
+
+
+def test_a_refusal_of_more_bytes_than_a_float_holds_is_valid_json(tmp_path, capsys):
+    """LayerNorm of 1000 sizes of 2^31-1 needs about 10^9332 bytes: the JSON error carries it as null with
+    needed_bytes_nonfinite "inf" (Python will not write a 9000-digit integer), and the output is standard JSON."""
+    dims = ", ".join(["2147483647"] * 1000)
+    path = _write(tmp_path, f'[model]\ninput_shape = [2, 3]\n[[model.layers]]\ntype = "LayerNorm"\n'
+                            f"normalized_shape = [{dims}]\n")
+    assert main(["check", path, "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["error"]["needed_bytes"] is None and doc["error"]["needed_bytes_nonfinite"] == "inf"

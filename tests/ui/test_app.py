@@ -696,3 +696,28 @@ async def test_a_preset_too_large_for_memory_names_its_file(tmp_path, monkeypatc
         from tui_nn.ui import edits
 
         assert app.session.spec.layers == edits.scratch_preset().model.layers  # the scratch network opened instead
+
+
+async def test_an_unforeseen_failure_of_the_first_load_names_the_file_and_opens_the_scratch_network(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not an EngineError (a bug, a broken install): the dialog names the file, and the app does not stay on
+    "loading…": the scratch network is opened."""
+    import tui_nn.engine.preset as preset_module
+
+    real = preset_module.load_preset
+
+    def broken(path: Any, *, checked: bool = True) -> Any:
+        if checked and path is not None and str(path).endswith("tiny.toml"):
+            raise RuntimeError("something no one foresaw")
+        return real(path, checked=checked)
+
+    monkeypatch.setattr(preset_module, "load_preset", broken)
+    app = PlaygroundApp(preset("tiny"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal) and bool(app.screen.query("#error-body")),
+                         what="the error dialog")
+        assert "tiny.toml" in app.screen.title_text
+        assert "something no one foresaw" in str(app.screen.query_one("#error-body").render())
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.run_state == "ready" and app.session is not None, what="the scratch network")
+        assert app.session.preset.name != "tiny"

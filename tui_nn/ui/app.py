@@ -254,6 +254,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         except Exception as err:  # noqa: BLE001 - a broken install: say so, stay alive
             self.post_message(LoadFailed("Cannot load the engine", f"{type(err).__name__}: {err}"))
             return
+        devices: list[Any] = []
         try:
             devices = list_devices()
             note = ""
@@ -304,10 +305,12 @@ class PlaygroundApp(InsightMixin, App[int]):
             fallback = None
             if initial:  # the first load must end with a session on screen, not a "loading…" that never ends
                 try:
+                    devices = devices or list_devices()
                     fallback = Session(edits.scratch_preset())
                 except Exception:  # noqa: BLE001 - nothing to fall back to: the dialog says what failed
                     fallback = None
-            self.post_message(SessionLoaded(fallback, [], "opened the scratch network instead" if fallback else ""))
+            self.post_message(SessionLoaded(fallback, devices if fallback else [],
+                                            "opened the scratch network instead" if fallback else ""))
             return
         if initial:
             self._warm_up()
