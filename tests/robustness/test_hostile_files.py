@@ -236,7 +236,8 @@ async def test_markup_in_names_and_descriptions_is_shown_literally(tmp_path: Pat
         bad = tmp_path / "bad[b][@click=app.quit].toml"
         bad.write_text("[model]\ninput_shape = [1, 2]\n[[model.layers]]\ntype = \"[@click=app.quit]x[/]\"\n")
         app.open_preset_path(str(bad))
-        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error dialog")
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal) and bool(app.screen.query("#error-body")),
+                         what="the error dialog")
         await pilot.pause()
         shown = " ".join(str(w.render()) for w in app.screen.query(Static))
         assert "[@click=app.quit]x[/]" in shown
@@ -302,7 +303,8 @@ async def test_markup_in_a_file_name_is_shown_literally(tmp_path: Path) -> None:
         await pilot.press("slash")
         app.screen.query_one("#preset-path", Input).value = str(bad)
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error dialog")
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal) and bool(app.screen.query("#error-body")),
+                         what="the error dialog")
         await pilot.pause()
         body = str(app.screen.query_one("#error-body", Static).render())
         assert body.startswith(f"{bad}: model.layers[0].type: "), body

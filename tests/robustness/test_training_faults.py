@@ -134,7 +134,8 @@ async def _app_fault(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, kind: str) 
         inject(app.session, "forward", {"raise": lambda: RuntimeError("injected fault"), "oom": oom,
                                         "nan": None}[kind])
         app.train(20)
-        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error dialog")
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal) and bool(app.screen.query("#error-body")),
+                         what="the error dialog")
         await pilot.pause()
         shown = str(app.screen.query_one("#error-body", Static).render())
         s = app.session
@@ -179,7 +180,8 @@ async def test_the_trainer_process_killed_mid_run(tmp_path: Any, monkeypatch: py
         app.train(10**9)
         await wait_until(pilot, lambda: app.session.step > 5, what="the run to start")
         os.kill(runner._proc.pid, signal.SIGKILL)
-        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error dialog")
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal) and bool(app.screen.query("#error-body")),
+                         what="the error dialog")
         shown = str(app.screen.query_one("#error-body", Static).render())
         assert "stopped unexpectedly" in shown
         await pilot.press("escape")
@@ -269,7 +271,8 @@ async def test_a_nan_loss_in_the_trainer_process(monkeypatch: pytest.MonkeyPatch
         await loaded(pilot)
         assert getattr(app.runner(), "kind", "") == "process"
         app.train(50)
-        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error dialog")
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorModal) and bool(app.screen.query("#error-body")),
+                         what="the error dialog")
         await pilot.pause()
         shown = str(app.screen.query_one("#error-body", Static).render())
         fin = app.last_finished
