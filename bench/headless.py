@@ -10,8 +10,8 @@ from .models import HandLoop, load
 
 def measure(name: str, quick: bool = False, device: str = "cpu", label: str | None = None,
             goal: float = 0.98) -> str:
-    from tui_nn.engine.session import Session
-    from tui_nn.engine.trainer import Trainer, freeze_startup_objects
+    from tui_nn.engine.training.session import Session
+    from tui_nn.engine.training.trainer import Trainer, freeze_startup_objects
 
     session = Session(load(name), device=device)
     trainer = Trainer(session)
@@ -35,7 +35,7 @@ SLICES = (40, 0.5)
 
 def measure_null(name: str, quick: bool = False) -> str:
     """The method's own noise: two identical hand-written loops compared the same way (ideally 1.000x)."""
-    from tui_nn.engine.trainer import freeze_startup_objects
+    from tui_nn.engine.training.trainer import freeze_startup_objects
 
     a, b = HandLoop(name), HandLoop(name)
     freeze_startup_objects()  # the same conditions as `measure`
@@ -53,8 +53,8 @@ def host_syncs(name: str, device: str, seconds: float = 2.0) -> str:
 
     import torch
 
-    from tui_nn.engine.session import Session
-    from tui_nn.engine.trainer import Progress, Trainer
+    from tui_nn.engine.training.session import Session
+    from tui_nn.engine.training.trainer import Progress, Trainer
 
     session = Session(load(name), device=device)
     trainer = Trainer(session)

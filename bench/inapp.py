@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from .measure import calibrate, line, steps_per_second
-from .models import HandLoop, WORKLOADS
+from .models import WORKLOADS, HandLoop
 
 
 def preset_path(name: str) -> str:

@@ -77,7 +77,7 @@ WORKLOADS = {"lab004": LAB004, "mlp": MLP, "cnn": CNN}
 
 
 def load(name: str):
-    from tui_nn.engine.preset import load_preset, loads_preset
+    from tui_nn.engine.files.preset_read import load_preset, loads_preset
 
     src = WORKLOADS[name]
     return load_preset(src) if "\n" not in src else loads_preset(src, f"bench-{name}")
@@ -87,7 +87,7 @@ class HandLoop:
     """The plain PyTorch loop a user would write: the same model, data, loss and optimizer as the preset."""
 
     def __init__(self, name: str, device: str = "cpu") -> None:
-        from tui_nn.engine.session import Session
+        from tui_nn.engine.training.session import Session
 
         s = Session(load(name), device=device)  # only to borrow the same tensors and settings
         self.model = nn.Sequential(*[m for m in s.model]).to(device)

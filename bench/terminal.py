@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def long_lab004(steps: int = 10**9) -> str:
     """The lab004 preset with a run long enough to train at full speed for the whole measurement."""
-    from tui_nn.engine.bundled import find_bundled
+    from tui_nn.engine.files.bundled import find_bundled
 
     src = find_bundled("lab004-hand-set-network")
     assert src is not None

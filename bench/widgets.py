@@ -45,7 +45,7 @@ def _lines(widget) -> None:  # noqa: ANN001
 
 
 async def _measure(quick: bool) -> list[str]:
-    from tui_nn.engine.history import LossHistory
+    from tui_nn.engine.training.history import LossHistory
     from tui_nn.ui.app import PlaygroundApp
     from tui_nn.ui.widgets.plot import LossPlot
     from tui_nn.ui.widgets.tensors import TensorsPane

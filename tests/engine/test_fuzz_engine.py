@@ -9,11 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.engine.conftest import EXAMPLE
-from tui_nn.engine.catalogue import CATALOGUE
 from tui_nn.engine.errors import EngineError, PresetError
-from tui_nn.engine.preset import loads_preset, preset_from_dict
-from tui_nn.engine.session import Session
-from tui_nn.engine.trainer import Trainer
+from tui_nn.engine.files.preset_read import loads_preset, preset_from_dict
+from tui_nn.engine.model.catalogue import CATALOGUE
+from tui_nn.engine.training.session import Session
+from tui_nn.engine.training.trainer import Trainer
 
 EXAMPLES = int(os.environ.get("TUI_NN_FUZZ_EXAMPLES", "150"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,

@@ -19,12 +19,13 @@ import pytest
 import torch
 from torch import nn
 
-from tui_nn.engine.bundled import presets_dir
-from tui_nn.engine.preset import list_presets, load_preset
-from tui_nn.engine.session import Session
-from tui_nn.engine.shapes import INPUT_FIX, check_model
+from tui_nn.engine.errors import INPUT_FIX
+from tui_nn.engine.files.bundled import presets_dir
+from tui_nn.engine.files.preset_read import list_presets, load_preset
+from tui_nn.engine.shapes.check import check_model
 from tui_nn.engine.spec import CallSpec
-from tui_nn.engine.trainer import train
+from tui_nn.engine.training.session import Session
+from tui_nn.engine.training.trainer import train
 
 from . import lab_expectations as E
 
@@ -362,7 +363,7 @@ def test_lab003_sequential_models():
 
 
 def test_lab003_print_model_is_the_notebooks():
-    from tui_nn.engine.model import model_text
+    from tui_nn.engine.model.build import model_text
 
     assert model_text(load_preset("lab003-sequential-3-20-2").model) == E.L003_PRINT_3_20_2
     assert model_text(load_preset("lab003-broken-sequential").model) == E.L003_PRINT_BROKEN

@@ -39,8 +39,8 @@ def main() -> None:
     cap = int(sys.argv[1])
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     from tui_nn.engine.errors import EngineError
-    from tui_nn.engine.preset import loads_preset
-    from tui_nn.engine.session import Session
+    from tui_nn.engine.files.preset_read import loads_preset
+    from tui_nn.engine.training.session import Session
 
     # warm up: the first use of each layer type imports code (tens of MB) that is not the model's memory
     for layer in ('type = "Linear"\nin_features = 4\nout_features = 2', 'type = "Conv1d"\nin_channels = 4\n'
@@ -58,9 +58,9 @@ def main() -> None:
 
 def one(text: str) -> dict:
     from tui_nn.engine.errors import EngineError, MemoryBudgetError
-    from tui_nn.engine.preset import loads_preset
-    from tui_nn.engine.session import Session
-    from tui_nn.engine.shapes import default_budget
+    from tui_nn.engine.files.preset_read import loads_preset
+    from tui_nn.engine.shapes.budget import default_budget
+    from tui_nn.engine.training.session import Session
 
     calls: list[int] = []  # Session._check's calls: the first is on the planned input shape, the second after the
     # inputs are generated; the element count of the inputs it is given

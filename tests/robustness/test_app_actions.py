@@ -607,7 +607,7 @@ class AppActions(RuleBasedStateMachine):
                 assert _load(target).step == step
                 counts.add(GROUP, "sessions saved")
             else:
-                from tui_nn.engine.preset import load_preset
+                from tui_nn.engine.files.preset_read import load_preset
 
                 load_preset(target)
                 self.preset_saved = True
@@ -707,7 +707,7 @@ def _load(path: Path) -> Any:
     """The engine's load_session, leaving torch's global RNG (which it restores from the file) as it was."""
     import torch
 
-    from tui_nn.engine.sessionio import load_session
+    from tui_nn.engine.files.session_file import load_session
 
     rng = torch.get_rng_state()
     try:
@@ -722,7 +722,7 @@ _FOLDERS: Any = None
 def test_action_sequences_keep_the_app_alive_and_the_last_save_loadable(
         monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     global _FOLDERS
-    import tui_nn.engine.devices as devices
+    import tui_nn.engine.training.devices as devices
 
     _FOLDERS = tmp_path_factory
     monkeypatch.delenv("TUI_NN_RUNNER", raising=False)  # the app's default runner: the trainer process

@@ -10,7 +10,7 @@ that the refusal names that field. The one kind of refusal that names neither th
 the session is built from a file that parsed (the memory budget, a device that is not there): counted
 separately, and said in docs/reliability.md. Every input finishes in bounded time (and, under `fuzz_run`, bounded
 memory: it runs under an address-space cap). CI runs a sample (`CI_EXAMPLES` per target); `python -m
-tests.robustness.fuzz_run --inputs 10000` runs the long one.
+scripts.fuzz_run --inputs 10000` runs the long one.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.engine.conftest import EXAMPLE
-from tui_nn.engine.datasets import CsvError, parse_csv_text
+from tui_nn.engine.data.csvfile import CsvError, parse_csv_text
+from tui_nn.engine.data.textparse import parse_tensor_text
 from tui_nn.engine.errors import DeviceError, EngineError, MemoryBudgetError, PresetError, WeightError
-from tui_nn.engine.preset import _path, load_preset, loads_preset
-from tui_nn.engine.session import Session
-from tui_nn.engine.sessionio import MEMBERS, SessionFileError, load_session, session_bytes
-from tui_nn.engine.textparse import parse_tensor_text
-from tui_nn.engine.trainer import Trainer
+from tui_nn.engine.files.preset_read import _path, load_preset, loads_preset
+from tui_nn.engine.files.session_file import MEMBERS, SessionFileError, load_session, session_bytes
+from tui_nn.engine.training.session import Session
+from tui_nn.engine.training.trainer import Trainer
 
 from . import counts
 

@@ -36,8 +36,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.engine.conftest import EXAMPLE
-from tui_nn import cli
-from tui_nn.engine.safe_text import BIDI_CONTROLS, MAX_GROWTH, MOVERS, is_printable, printable
+from tui_nn.cli import entry as cli
+from tui_nn.engine.text import BIDI_CONTROLS, MAX_GROWTH, MOVERS, is_printable, printable
 
 from . import counts
 
@@ -212,9 +212,9 @@ def test_presets_listing_never_carries_control_characters(monkeypatch: pytest.Mo
                                                           description: str, broken: str) -> None:
     """`tui-nn presets` with listed presets whose file names, names and descriptions are hostile, as a loader that
     let them through would give them, and a broken one whose error quotes hostile text."""
-    from tui_nn.engine import preset as preset_module
     from tui_nn.engine.errors import PresetError
-    from tui_nn.engine.preset import loads_preset
+    from tui_nn.engine.files import preset_read as preset_module
+    from tui_nn.engine.files.preset_read import loads_preset
 
     good = loads_preset(EXAMPLE)
     good.name, good.description = name, description
@@ -235,9 +235,9 @@ def test_cli_printers_escape_text_the_loader_let_through(monkeypatch: pytest.Mon
                                                          message: str) -> None:
     """Whatever a loader accepts: a session whose preset's name holds anything (surrogates too), a training run
     that ends with a hostile message; check and run print it escaped."""
-    from tui_nn.engine.preset import loads_preset
-    from tui_nn.engine.session import Session
-    from tui_nn.engine.trainer import Trainer
+    from tui_nn.engine.files.preset_read import loads_preset
+    from tui_nn.engine.training.session import Session
+    from tui_nn.engine.training.trainer import Trainer
 
     session = Session(loads_preset(EXAMPLE))
     session.preset.name = name
@@ -249,7 +249,7 @@ def test_cli_printers_escape_text_the_loader_let_through(monkeypatch: pytest.Mon
         return replace(real_run(self, *args, **kw), message=message, hint=message)
 
     with monkeypatch.context() as m:
-        m.setattr(cli, "_load", lambda *a, **k: session)
+        m.setattr("tui_nn.cli.commands._load", lambda *a, **k: session)
         m.setattr(Trainer, "run", hostile_run)
         for argv in (["check", "p.toml"], ["run", "p.toml", "--steps", "1"], ["run", "p.toml", "--steps", "1",
                                                                                  "--json"]):
@@ -315,9 +315,9 @@ def _app_in_a_pty(argv: list[str], keys: list[bytes], wait_for: bytes) -> bytes:
 
 
 def _hostile_session(tmp_path: Path) -> Path:
-    from tui_nn.engine.preset import load_preset
-    from tui_nn.engine.session import Session
-    from tui_nn.engine.sessionio import save_session
+    from tui_nn.engine.files.preset_read import load_preset
+    from tui_nn.engine.files.session_file import save_session
+    from tui_nn.engine.training.session import Session
 
     saved = save_session(Session(load_preset(ROOT / "tests/ui/presets/tiny.toml")), tmp_path / "saved.tuinn")
     hostile = tmp_path / "hostile.tuinn"

@@ -25,11 +25,11 @@ from unittest import mock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tui_nn.engine import export
-from tui_nn.engine.datasets import control_char, escaped
+from tui_nn.engine.data.csvfile import control_char, escaped
 from tui_nn.engine.errors import EngineError, PresetError
-from tui_nn.engine.export import export_script
-from tui_nn.engine.preset import load_preset
+from tui_nn.engine.files import export
+from tui_nn.engine.files.export import export_script
+from tui_nn.engine.files.preset_read import load_preset
 
 from . import counts
 

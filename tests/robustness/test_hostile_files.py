@@ -21,12 +21,12 @@ import torch
 from safetensors.torch import save as st_save
 
 from tests.engine.conftest import EXAMPLE
+from tui_nn.engine.data.textparse import parse_tensor_text
 from tui_nn.engine.errors import EngineError
-from tui_nn.engine.preset import load_preset, loads_preset
-from tui_nn.engine.session import Session
-from tui_nn.engine.sessionio import load_session, session_bytes
-from tui_nn.engine.textparse import parse_tensor_text
-from tui_nn.engine.trainer import Trainer
+from tui_nn.engine.files.preset_read import load_preset, loads_preset
+from tui_nn.engine.files.session_file import load_session, session_bytes
+from tui_nn.engine.training.session import Session
+from tui_nn.engine.training.trainer import Trainer
 
 from . import counts
 

@@ -30,10 +30,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_serve import (PRESET, alive, descendants, environ, kill_all, kind, start_serve, stop_serve,
-                              wait_for_kinds, wait_gone)
-from tui_nn import serve
-from tui_nn.serve import MAX_HEIGHT, MAX_WIDTH
+from tests.cli.test_serve import (
+    PRESET,
+    alive,
+    descendants,
+    environ,
+    kill_all,
+    kind,
+    start_serve,
+    stop_serve,
+    wait_for_kinds,
+    wait_gone,
+)
+from tui_nn.cli import serve
+from tui_nn.cli.serve import MAX_HEIGHT, MAX_WIDTH
 
 from . import counts
 

@@ -33,13 +33,19 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.engine.test_sessionio import FULL, _zeros_deflated, craft, stored
+from tests.engine.files.test_session_file import FULL, _zeros_deflated, craft, stored
 from tui_nn.engine.errors import EngineError
-from tui_nn.engine.preset import loads_preset
-from tui_nn.engine.session import Session
-from tui_nn.engine.sessionio import (MEMBERS, Autosave, AutosaveSkipped, SessionFileError, load_session,
-                                     session_bytes)
-from tui_nn.engine.trainer import Trainer
+from tui_nn.engine.files.preset_read import loads_preset
+from tui_nn.engine.files.session_file import (
+    MEMBERS,
+    Autosave,
+    AutosaveSkipped,
+    SessionFileError,
+    load_session,
+    session_bytes,
+)
+from tui_nn.engine.training.session import Session
+from tui_nn.engine.training.trainer import Trainer
 
 from . import counts
 from .test_fuzz_loaders import attempt, session_named
@@ -136,7 +142,7 @@ def legit_session(folder: Path, rows: int) -> Path:
             f"[training]\nloss = \"MSELoss\"\noptimizer = {{ type = \"Adam\", lr = 0.01 }}\nbatch_size = 4096\n")
     s = Session(loads_preset(text))
     Trainer(s).run(2)
-    from tui_nn.engine.sessionio import save_session
+    from tui_nn.engine.files.session_file import save_session
 
     return save_session(s, folder / f"legit-{rows}.tuinn")
 
@@ -161,7 +167,7 @@ def child_main() -> None:
     """One case per entry of the JSON list on stdin: load `path` with the soft RLIMIT_AS at `cap` bytes above the
     address space mapped now (and TUI_NN_MEMORY_BUDGET as `budget` says); answer what happened."""
     cases = json.loads(sys.stdin.read())
-    from tui_nn.engine.sessionio import load_session as load  # noqa: F401 - the imports, before any cap
+    from tui_nn.engine.files.session_file import load_session as load  # noqa: F401 - the imports, before any cap
 
     s = Session(loads_preset(FULL), budget=2**28)  # warm up: the first session and optimizer import code
     s.optimizer  # noqa: B018

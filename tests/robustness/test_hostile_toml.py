@@ -34,11 +34,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.engine.conftest import EXAMPLE
-from tests.engine.test_preset import containers, render_toml
+from tests.engine.files.test_preset import containers, render_toml
 from tui_nn.engine.errors import EngineError, PresetError
-from tui_nn.engine.preset import MAX_NESTING, _nesting, loads_preset, preset_to_dict
-from tui_nn.engine.session import Session
-from tui_nn.engine.sessionio import load_session, session_bytes
+from tui_nn.engine.files.preset_read import MAX_NESTING, _nesting, loads_preset
+from tui_nn.engine.files.preset_write import preset_to_dict
+from tui_nn.engine.files.session_file import load_session, session_bytes
+from tui_nn.engine.training.session import Session
 
 from . import counts
 from .test_fuzz_loaders import attempt, preset_named, session_named
@@ -234,8 +235,8 @@ import json, resource, sys, tracemalloc
 cap, path, kind = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 from tui_nn.engine.errors import EngineError
-from tui_nn.engine.preset import load_preset
-from tui_nn.engine.sessionio import load_session  # imports torch: before the measurement
+from tui_nn.engine.files.preset_read import load_preset
+from tui_nn.engine.files.session_file import load_session  # imports torch: before the measurement
 tracemalloc.start()
 try:
     (load_session if kind == "session" else load_preset)(path)

@@ -26,12 +26,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-import tui_nn.engine.trainer as trainer_mod
+import tui_nn.engine.training.trainer as trainer_mod
 from tui_nn.engine.errors import EngineError
-from tui_nn.engine.preset import loads_preset
-from tui_nn.engine.session import Session
-from tui_nn.engine.sessionio import load_session, save_session
-from tui_nn.engine.trainer import Trainer, train
+from tui_nn.engine.files.preset_read import loads_preset
+from tui_nn.engine.files.session_file import load_session, save_session
+from tui_nn.engine.training.session import Session
+from tui_nn.engine.training.trainer import Trainer, train
 
 from . import counts
 

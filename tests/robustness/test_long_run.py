@@ -12,9 +12,9 @@ import os
 
 import numpy as np
 
-from tui_nn.engine.preset import loads_preset
-from tui_nn.engine.session import Session
-from tui_nn.engine.trainer import BUFFER, Trainer
+from tui_nn.engine.files.preset_read import loads_preset
+from tui_nn.engine.training.session import Session
+from tui_nn.engine.training.trainer import BUFFER, Trainer
 
 from . import counts
 

@@ -25,10 +25,11 @@ import pytest
 import torch
 
 from tui_nn.engine.errors import EngineError
-from tui_nn.engine.preset import loads_preset, save_preset
-from tui_nn.engine.session import Session
-from tui_nn.engine.sessionio import load_session, save_session, session_bytes
-from tui_nn.engine.trainer import Trainer
+from tui_nn.engine.files.preset_read import loads_preset
+from tui_nn.engine.files.preset_write import save_preset
+from tui_nn.engine.files.session_file import load_session, save_session, session_bytes
+from tui_nn.engine.training.session import Session
+from tui_nn.engine.training.trainer import Trainer
 
 from . import counts
 
@@ -216,7 +217,7 @@ class _Full:
 @pytest.mark.parametrize("what", ["session", "preset"])
 def test_enospc_at_random_offsets_keeps_the_previous_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            what: str) -> None:
-    import tui_nn.engine.storage as storage
+    import tui_nn.engine.files.atomic as storage
 
     rnd = random.Random(11)
     s = new_session()
@@ -350,7 +351,7 @@ def test_generated_symlink_chains_are_followed_or_refused_and_nothing_else_chang
 
 def test_a_preset_saved_through_a_symlink_keeps_its_csv_path_right(tmp_path: Path) -> None:
     """save_preset rebases a relative CSV path onto the folder the file is written to: that of the link's target."""
-    from tui_nn.engine.preset import load_preset
+    from tui_nn.engine.files.preset_read import load_preset
 
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "points.csv").write_text("x,y\n1,2\n3,4\n5,6\n7,8\n")

@@ -18,10 +18,10 @@ import pytest
 import torch
 
 from tests.ui.helpers import loaded, wait_until
-from tui_nn.engine.preset import loads_preset
-from tui_nn.engine.runner import ProcessRunner, ThreadRunner
-from tui_nn.engine.session import Session
-from tui_nn.engine.trainer import Trainer
+from tui_nn.engine.files.preset_read import loads_preset
+from tui_nn.engine.training.runner import ProcessRunner, ThreadRunner
+from tui_nn.engine.training.session import Session
+from tui_nn.engine.training.trainer import Trainer
 
 from . import counts
 

@@ -13,9 +13,9 @@ import torch
 from textual.widgets import Static
 
 from tests.ui.helpers import loaded, wait_until
-from tui_nn.engine.preset import loads_preset
-from tui_nn.engine.session import Session
-from tui_nn.engine.trainer import Trainer
+from tui_nn.engine.files.preset_read import loads_preset
+from tui_nn.engine.training.session import Session
+from tui_nn.engine.training.trainer import Trainer
 
 from . import counts
 
@@ -297,10 +297,10 @@ def test_an_infinite_weight_with_a_finite_loss_in_the_trainer_process(tmp_path: 
     first step whose weights are not finite, restores step k-1 in the shared tensors, and the app's session ends with
     exactly that step's weights, history and optimizer state; it saves, reopens and trains on like an uninterrupted
     run to k-1."""
-    from tests.engine.test_trainer import dead_relu, first_bad_state_step
-    from tui_nn.engine.runner import ProcessRunner
-    from tui_nn.engine.sessionio import load_session, save_session
-    from tui_nn.engine.trainer import Progress, train
+    from tests.engine.training.test_trainer import dead_relu, first_bad_state_step
+    from tui_nn.engine.files.session_file import load_session, save_session
+    from tui_nn.engine.training.runner import ProcessRunner
+    from tui_nn.engine.training.trainer import Progress, train
 
     text = dead_relu(batch=2)
     k = first_bad_state_step(text, 300)

@@ -559,7 +559,7 @@ async def test_a_diverging_run_is_stopped_and_the_last_good_weights_kept() -> No
 
 
 async def test_save_the_current_state_as_a_preset(tmp_path: Any) -> None:
-    from tui_nn.engine.preset import load_preset
+    from tui_nn.engine.files.preset_read import load_preset
 
     app = PlaygroundApp(preset("tiny"))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -693,7 +693,7 @@ async def test_a_preset_too_large_for_memory_names_its_file(tmp_path, monkeypatc
         assert "memory" in app.screen.query_one("#error-body").render().plain.lower()
         await pilot.press("escape")
         await loaded(pilot)
-        from tui_nn.ui import edits
+        from tui_nn.engine.model import edits
 
         assert app.session.spec.layers == edits.scratch_preset().model.layers  # the scratch network opened instead
 
@@ -702,7 +702,7 @@ async def test_an_unforeseen_failure_of_the_first_load_names_the_file_and_opens_
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Not an EngineError (a bug, a broken install): the dialog names the file, and the app does not stay on
     "loading…": the scratch network is opened."""
-    import tui_nn.engine.preset as preset_module
+    import tui_nn.engine.files.preset_read as preset_module
 
     real = preset_module.load_preset
 

@@ -38,8 +38,8 @@ async def test_undo_pressed_quickly_is_queued_not_refused() -> None:
 
 
 async def test_r_resets_to_the_preset_and_ctrl_r_to_the_seeds_init() -> None:
-    from tui_nn.engine.preset import load_preset
-    from tui_nn.engine.session import Session
+    from tui_nn.engine.files.preset_read import load_preset
+    from tui_nn.engine.training.session import Session
 
     app = PlaygroundApp(preset("tiny"))
     async with app.run_test(size=(80, 24)) as pilot:

@@ -1,6 +1,6 @@
 """Pilot tests: text from files (a preset's name, description and lab, a key quoted by an error, a session file's
 source and run labels, a CSV header) is shown with its control characters escaped, ESC as the four characters
-`\\x1b` (tui_nn.engine.safe_text.printable), wherever the app puts it: the status line, the description and info
+`\\x1b` (tui_nn.engine.text.printable), wherever the app puts it: the status line, the description and info
 panes, the open dialog, error dialogs, notifications, the runs list, the data dialog.
 
 Each test also reads the whole screen as drawn (`export_screenshot`: the text of every cell) and finds no raw
@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.text import Span, Text
 
-from tui_nn.engine.safe_text import is_printable
+from tui_nn.engine.text import is_printable
 from tui_nn.ui.app import PlaygroundApp
 from tui_nn.ui.safe import Shown, cell, safe_text
 from tui_nn.ui.safe import Text as SafeText
@@ -127,10 +127,10 @@ async def test_an_error_quoting_a_hostile_key_is_shown_escaped(tmp_path: Path) -
 
 async def test_a_hostile_session_file_is_shown_escaped(tmp_path: Path) -> None:
     """A session file made by hand: its source (state.json) and a run's label (runs.json) hold escapes."""
-    from tui_nn.engine.preset import load_preset
-    from tui_nn.engine.session import Session
-    from tui_nn.engine.sessionio import save_session
-    from tui_nn.engine.trainer import Trainer
+    from tui_nn.engine.files.preset_read import load_preset
+    from tui_nn.engine.files.session_file import save_session
+    from tui_nn.engine.training.session import Session
+    from tui_nn.engine.training.trainer import Trainer
 
     session = Session(load_preset(preset("tiny")))
     Trainer(session).run(3)

@@ -180,7 +180,7 @@ async def test_schedule_and_stop_conditions() -> None:
         await train_steps(pilot, 50)
         assert app.last_finished.reason == "target"
         assert app.session.step < 50
-        from tui_nn.engine.schedules import current_lr
+        from tui_nn.engine.training.schedules import current_lr
 
         app.query_one("#sched-type", Select).value = "none"
         await pilot.pause()
@@ -242,12 +242,12 @@ async def test_export_script_csv_and_screenshot(tmp_path: Path) -> None:
 
 async def test_autosave_during_a_run_is_a_consistent_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A long run is autosaved between two slices: the file holds exactly the weights of the step it names."""
-    import tui_nn.engine.sessionio as sessionio
+    import tui_nn.engine.files.session_file as sessionio
     import tui_nn.ui.insight as insight
-    from tui_nn.engine.preset import load_preset
-    from tui_nn.engine.session import Session
-    from tui_nn.engine.sessionio import load_session
-    from tui_nn.engine.trainer import train
+    from tui_nn.engine.files.preset_read import load_preset
+    from tui_nn.engine.files.session_file import load_session
+    from tui_nn.engine.training.session import Session
+    from tui_nn.engine.training.trainer import train
 
     monkeypatch.setenv("TUI_NN_AUTOSAVE", "on")
     monkeypatch.setenv("TUI_NN_AUTOSAVE_DIR", str(tmp_path / "auto"))
@@ -273,7 +273,7 @@ async def test_autosave_during_a_run_is_a_consistent_step(tmp_path: Path, monkey
 
 
 async def test_quit_autosaves_what_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tui_nn.engine.sessionio import load_session
+    from tui_nn.engine.files.session_file import load_session
 
     monkeypatch.setenv("TUI_NN_AUTOSAVE", "on")
     monkeypatch.setenv("TUI_NN_AUTOSAVE_DIR", str(tmp_path / "auto"))
@@ -296,10 +296,10 @@ async def test_quit_autosaves_what_changed(tmp_path: Path, monkeypatch: pytest.M
 
 
 async def test_a_session_file_opens_from_the_command_line(tmp_path: Path) -> None:
-    from tui_nn.engine.preset import load_preset
-    from tui_nn.engine.session import Session
-    from tui_nn.engine.sessionio import save_session
-    from tui_nn.engine.trainer import train
+    from tui_nn.engine.files.preset_read import load_preset
+    from tui_nn.engine.files.session_file import save_session
+    from tui_nn.engine.training.session import Session
+    from tui_nn.engine.training.trainer import train
 
     s = Session(load_preset(preset("boundary")))
     train(s, 4)

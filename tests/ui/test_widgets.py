@@ -531,7 +531,7 @@ async def test_preset_picker_filters_shows_names_and_scrolls_the_description() -
 
 
 async def test_preset_picker_shows_untrusted_names_and_descriptions_literally() -> None:
-    from tui_nn.engine.preset import load_preset
+    from tui_nn.engine.files.preset_read import load_preset
 
     app = PlaygroundApp(preset("tiny"))
     async with app.run_test(size=(80, 24)) as pilot:

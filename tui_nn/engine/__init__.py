@@ -1,6 +1,6 @@
 """The headless engine: networks, data, training, presets and sessions. Imports torch, never Textual.
 
-Names are loaded lazily, so `from tui_nn.engine.bundled import ...` (used before the app's first
+Names are loaded lazily, so `from tui_nn.engine.files.bundled import ...` (used before the app's first
 frame) does not pay for importing torch.
 """
 
@@ -10,13 +10,16 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "errors": ["DataError", "DeviceError", "EngineError", "Fix", "MemoryBudgetError", "PresetError", "ShapeError",
-               "WeightError"],
-    "preset": ["dumps_preset", "list_presets", "load_preset", "loads_preset", "save_preset"],
-    "session": ["Session", "ShapeCheckFailed"],
-    "shapes": ["ShapeReport", "check_model", "summary_table"],
+    "errors": ["DataError", "DeviceError", "EditError", "EngineError", "Fix", "MemoryBudgetError", "PresetError",
+               "ShapeError", "WeightError"],
+    "files.preset_read": ["list_presets", "load_preset", "loads_preset"],
+    "files.preset_write": ["dumps_preset", "save_preset"],
+    "training.session": ["Session", "ShapeCheckFailed"],
+    "shapes.report": ["ShapeReport"],
+    "shapes.check": ["check_model"],
+    "shapes.summary": ["summary_table"],
     "spec": ["CallSpec", "DataSpec", "GeneratorSpec", "LayerSpec", "ModelSpec", "Preset", "TrainingSpec"],
-    "trainer": ["Finished", "Progress", "Trainer", "train"],
+    "training.trainer": ["Finished", "Progress", "Trainer", "train"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -254,3 +254,24 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
         close_l = difflib.get_close_matches(word.lower(), list(lower), n=1, cutoff=0.6)
         close = [lower[c] for c in close_l]
     return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def friendly_error(err: BaseException) -> tuple[str, str]:
+    """(message, hint) for an exception raised inside a training step."""
+    import torch  # called only once torch is loaded: errors.py stays torch-free
+
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in text.lower():
+        return (f"out of memory: {text}", "use a smaller batch or model, or another device; the weights are those "
+                                          "of the last completed step")
+    if isinstance(err, EngineError):
+        return err.message, err.hint
+    if "between 0 and 1" in text:
+        return text, "BCELoss needs probabilities: end the model with Sigmoid, or use BCEWithLogitsLoss"
+    if "Expected floating point type for target" in text or "expected scalar type Long" in text:
+        return text, "the loss and the targets do not match: class indices for CrossEntropyLoss, values for MSELoss"
+    return f"{type(err).__name__}: {text}", "the weights are those of the last completed step"
+
+
+class EditError(EngineError):
+    """An edit that cannot be made (shown to the user, nothing changes)."""

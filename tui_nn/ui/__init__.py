@@ -34,7 +34,7 @@ def run_app(preset_path: str | None = None) -> int:
     app.gc_held = True
     result = app.run()
     if app.saved_on_quit:
-        from tui_nn.engine.safe_text import printable  # the path holds a preset's file name
+        from tui_nn.engine.text import printable  # the path holds a preset's file name
 
         print(printable(f"tui-nn: the session was autosaved to {app.saved_on_quit} (tui-nn FILE reopens it)"),
               file=sys.stderr)

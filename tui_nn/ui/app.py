@@ -19,18 +19,27 @@ from typing import TYPE_CHECKING, Any, Callable
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
-from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from . import splash
 from .commands import PlaygroundCommands
 from .insight import INSIGHT_BINDINGS, InsightMixin
-from .messages import (EngineDone, EngineFailed, LoadFailed, PresetPreview, PresetsListed, SessionLoaded,
-                       TrainFailed, TrainFinished, TrainProgress)
-from .widgets.status import StatusBar
+from .messages import (
+    EngineDone,
+    EngineFailed,
+    LoadFailed,
+    PresetPreview,
+    PresetsListed,
+    SessionLoaded,
+    TrainFailed,
+    TrainFinished,
+    TrainProgress,
+)
 from .safe import Shown, Text, line, shown
+from .widgets.status import StatusBar
 
 if TYPE_CHECKING:  # imported for real by _import_ui, after the first frame
     from .screens.dialogs import ErrorModal, GeneratorModal, InitModal, SaveModal, TextEditModal
@@ -169,7 +178,7 @@ class PlaygroundApp(InsightMixin, App[int]):
     def runner(self) -> Any:
         with self._runner_lock:  # the load worker and the train worker may both ask first
             if self._runner is None:
-                from tui_nn.engine.runner import make_runner
+                from tui_nn.engine.training.runner import make_runner
 
                 self._runner = make_runner()
             return self._runner
@@ -245,12 +254,12 @@ class PlaygroundApp(InsightMixin, App[int]):
             self._preview_preset(path)
             self._prestart_trainer()
         try:
-            from tui_nn.engine.devices import list_devices
             from tui_nn.engine.errors import DeviceError, EngineError
-            from tui_nn.engine.preset import load_preset
-            from tui_nn.engine.session import Session
+            from tui_nn.engine.files.preset_read import load_preset
+            from tui_nn.engine.training.devices import list_devices
+            from tui_nn.engine.training.session import Session
 
-            from . import edits
+            from ..engine.model import edits
         except Exception as err:  # noqa: BLE001 - a broken install: say so, stay alive
             self.post_message(LoadFailed("Cannot load the engine", f"{type(err).__name__}: {err}"))
             return
@@ -261,7 +270,7 @@ class PlaygroundApp(InsightMixin, App[int]):
             session = None
             session_path = None
             if path and path.strip().endswith(".tuinn"):
-                from tui_nn.engine.sessionio import load_session
+                from tui_nn.engine.files.session_file import load_session
 
                 try:
                     session = load_session(path.strip())
@@ -319,7 +328,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         """Once the preview is on screen, before this process imports torch: the trainer process, which imports
         torch itself (about 4 s with torch._dynamo), on the other core meanwhile; the runner adopts it
         (engine/trainer_boot.py). Started earlier, it slowed the preview (2 cores)."""
-        from tui_nn.engine import trainer_boot  # no torch
+        from tui_nn.engine.training import process as trainer_boot  # no torch
 
         if trainer_boot.wants_process():
             try:
@@ -333,10 +342,10 @@ class PlaygroundApp(InsightMixin, App[int]):
         the preview (tabs, the table, help); what needs the model waits for the session. Then the worker waits
         (at most a second) for the preview's frame: torch's import holds the GIL most of the time."""
         try:
-            from tui_nn.engine.preset import load_preset
-            from tui_nn.engine.shape_rules import preview, preview_input_shape
+            from tui_nn.engine.files.preset_read import load_preset
+            from tui_nn.engine.shapes.rules import preview, preview_input_shape
 
-            from . import edits
+            from ..engine.model import edits
 
             if path and path.strip().endswith(".tuinn"):
                 return
@@ -371,7 +380,8 @@ class PlaygroundApp(InsightMixin, App[int]):
             pass
         try:
             from tui_nn.engine.errors import EngineError
-            from tui_nn.engine.preset import bundled_presets, load_preset
+            from tui_nn.engine.files.bundled import bundled_presets
+            from tui_nn.engine.files.preset_read import load_preset
 
             presets: list[tuple[str, str, Any]] = []
             for p in bundled_presets():
@@ -399,7 +409,7 @@ class PlaygroundApp(InsightMixin, App[int]):
             self._update_status()
             self.refresh_bindings()
             return
-        from . import edits
+        from ..engine.training import undo as undo_module
 
         self.session = msg.session
         self.session_path = msg.session_path
@@ -410,7 +420,7 @@ class PlaygroundApp(InsightMixin, App[int]):
             self.runs.absorb(msg.session.runs)  # a session file's own runs join them
             self.runs.mark_reset()
             msg.session.runs = self.runs
-        self.undo_stack = edits.UndoStack()
+        self.undo_stack = undo_module.UndoStack()
         self.run_total = self.run_done_before = 0
         self.last_progress = self.last_finished = None
         self._trace_cache = None
@@ -550,7 +560,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         elif trace:
             final = trace[-1][1]
             out.append(TensorEntry("output", "output", final, kind="output", note=note_live.strip()))
-            from tui_nn.engine.objectives import LOSSES
+            from tui_nn.engine.training.objectives import LOSSES
 
             last = s.spec.layers[-1].type if s.spec.layers else ""
             kind = LOSSES[s.training.loss.type].kind
@@ -565,7 +575,7 @@ class PlaygroundApp(InsightMixin, App[int]):
                     out.append(TensorEntry("probs", "sigmoid(output)", torch.sigmoid(final), kind="output",
                                            note="probabilities"))
         try:
-            from tui_nn.engine.probes import optimizer_state
+            from tui_nn.engine.inspect.probes import optimizer_state
 
             opt_state = optimizer_state(s) if not self.running else []
         except Exception:  # noqa: BLE001 - nothing to show
@@ -708,15 +718,16 @@ class PlaygroundApp(InsightMixin, App[int]):
         paths to old ones whose weights move with them (a moved or duplicated layer)."""
         if self._refuse(label, retry=lambda: self._edit_model(label, mutate, carry)):
             return
-        from . import edits
+        from ..engine import errors
+        from ..engine.training import undo as undo_module
 
         spec = self.session.spec.copy()
         try:
             select = mutate(spec)
-        except edits.EditError as err:
+        except errors.EditError as err:
             self.notify(err.message, severity="warning", markup=False)
             return
-        self.undo_stack.push(edits.snapshot(self.session, label))
+        self.undo_stack.push(undo_module.snapshot(self.session, label))
         self._select_after = select
         session = self.session
 
@@ -724,7 +735,7 @@ class PlaygroundApp(InsightMixin, App[int]):
             old = dict(session.model.named_modules())
             report = session.rebuild(spec)
             if carry:
-                edits.carry_weights(session, old, carry)
+                undo_module.carry_weights(session, old, carry)
             return report
 
         self._engine_op(label, rebuild, undo=lambda: self.undo_stack.done.pop())
@@ -739,10 +750,10 @@ class PlaygroundApp(InsightMixin, App[int]):
     def add_layer_of_type(self, type_name: str, path: str | None = ...) -> None:  # type: ignore[assignment]
         if self._refuse("add a layer"):
             return
-        from tui_nn.engine.catalogue import CATALOGUE
+        from tui_nn.engine.model.catalogue import CATALOGUE
         from tui_nn.engine.spec import LayerSpec
 
-        from . import edits
+        from ..engine.model import edits
 
         if path is ...:
             path = self._selected_path()
@@ -767,10 +778,11 @@ class PlaygroundApp(InsightMixin, App[int]):
 
     def _preview(self, path: str | None, type_name: str, insert: bool, args: dict[str, Any]) -> Text:
         """What the model would look like with these arguments (shape check on the meta device)."""
-        from tui_nn.engine.shapes import check_model, fmt_shape
+        from tui_nn.engine.shapes.check import check_model
         from tui_nn.engine.spec import LayerSpec
+        from tui_nn.engine.text import fmt_shape
 
-        from . import edits
+        from ..engine.model import edits
 
         s = self.session
         model = s.spec.copy()
@@ -810,15 +822,15 @@ class PlaygroundApp(InsightMixin, App[int]):
     def action_edit_layer(self) -> None:
         if self._refuse("edit a layer"):
             return
-        from tui_nn.engine.catalogue import CATALOGUE
+        from tui_nn.engine.model.catalogue import CATALOGUE
 
-        from . import edits
+        from ..engine.model import edits, paths
 
         path = self._selected_path()
         if path is None:
             self.notify("No layer: press a to add one.", severity="warning")
             return
-        spec = edits.get_layer(self.session.spec, path)
+        spec = paths.get_layer(self.session.spec, path)
         lt = CATALOGUE[spec.type]
         if spec.type == "Residual":
             self.notify("A Residual block has no arguments: edit the layers inside it.", severity="warning")
@@ -851,7 +863,7 @@ class PlaygroundApp(InsightMixin, App[int]):
                 totals.update_from(self.session, self._selected_path())
 
     def action_remove_layer(self) -> None:
-        from . import edits
+        from ..engine.model import edits
 
         if self._refuse("remove a layer", retry=self.action_remove_layer):
             return
@@ -862,7 +874,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         self._edit_model(f"remove layer {path}", lambda m: edits.remove_layer(m, path))
 
     def action_duplicate_layer(self) -> None:
-        from . import edits
+        from ..engine.model import edits, paths
 
         if self._refuse("duplicate a layer", retry=self.action_duplicate_layer):
             return
@@ -870,28 +882,28 @@ class PlaygroundApp(InsightMixin, App[int]):
         if path is None:
             return
         self._edit_model(f"duplicate layer {path}", lambda m: edits.duplicate_layer(m, path),
-                         carry={edits.sibling(path, 1): path})
+                         carry={paths.sibling(path, 1): path})
 
     def action_move_layer(self, delta: int) -> None:
-        from . import edits
+        from ..engine.model import edits, paths
 
         if self._refuse("move a layer", retry=lambda: self.action_move_layer(delta)):
             return
         path = self._selected_path()
         if path is None:
             return
-        other = edits.sibling(path, delta)
+        other = paths.sibling(path, delta)
         self._edit_model(f"move layer {path}", lambda m: edits.move_layer(m, path, delta),
                          carry={other: path, path: other})
 
     def action_apply_fix(self, alternative: bool = False) -> None:
-        from . import edits
+        from ..engine.model import edits
 
         s = self.session
         err = s.report.error if s is not None else None
         fixes = [] if err is None else ([err.fix] if not alternative else list(err.extra_fixes))
         if alternative and err is not None:
-            from tui_nn.engine.shapes import INPUT_FIX
+            from tui_nn.engine.errors import INPUT_FIX
 
             fixes = [f for f in err.extra_fixes if f.layer == INPUT_FIX] or fixes
         if err is None or not fixes or fixes[0] is None:
@@ -913,7 +925,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         what = "undo" if undo else "redo"
         if self._refuse(what, retry=lambda: self._undo_redo(undo)):
             return
-        from . import edits
+        from ..engine.training import undo as undo_module
 
         src = self.undo_stack.done if undo else self.undo_stack.undone
         dst = self.undo_stack.undone if undo else self.undo_stack.done
@@ -921,31 +933,32 @@ class PlaygroundApp(InsightMixin, App[int]):
             self.notify(f"Nothing to {what}.", severity="information")
             return
         snap = src.pop()
-        dst.append(edits.snapshot(self.session, snap.label))
+        dst.append(undo_module.snapshot(self.session, snap.label))
         session = self.session
 
         def failed() -> None:
             dst.pop()
             src.append(snap)
 
-        self._engine_op(f"{what} {snap.label}", lambda: edits.restore(session, snap), undo=failed,
+        self._engine_op(f"{what} {snap.label}", lambda: undo_module.restore(session, snap), undo=failed,
                         then=lambda _r: self.notify(f"{what}: {snap.label}", markup=False))
 
     def action_freeze_layer(self, path: str | None = None) -> None:
         if self._refuse("freeze a layer"):
             return
-        from . import edits
+        from ..engine.model import paths
+        from ..engine.training import undo as undo_module
 
         path = path if path is not None else self._selected_path()
         if path is None:
             return
-        spec = edits.get_layer(self.session.spec, path)
-        mpath = edits.module_path(path)
+        spec = paths.get_layer(self.session.spec, path)
+        mpath = paths.module_path(path)
         module = dict(self.session.model.named_modules()).get(mpath)
         if module is None or not any(True for _ in module.parameters()):
             self.notify(f"Layer {path} ({spec.type}) has no parameters to freeze.", severity="warning")
             return
-        self.undo_stack.push(edits.snapshot(self.session, f"freeze layer {path}"))
+        self.undo_stack.push(undo_module.snapshot(self.session, f"freeze layer {path}"))
         self.session.freeze(mpath, not spec.frozen)
         self.notify(f"layer {path} {'frozen' if spec.frozen else 'unfrozen'}")
         self._changed(path)
@@ -953,26 +966,27 @@ class PlaygroundApp(InsightMixin, App[int]):
     def action_init_layer(self, path: str | None = None) -> None:
         if self._refuse("initialise a layer"):
             return
-        from . import edits
+        from ..engine.model import paths
+        from ..engine.training import undo as undo_module
 
         path = path if path is not None else self._selected_path()
         if path is None:
             return
-        spec = edits.get_layer(self.session.spec, path)
-        mpath = edits.module_path(path)
+        spec = paths.get_layer(self.session.spec, path)
+        mpath = paths.module_path(path)
 
         def apply(init: dict[str, Any]) -> str | None:
             reason = self._busy_reason()
             if reason:
                 return reason
             from tui_nn.engine.errors import EngineError
-            from tui_nn.engine.preset import parse_init
+            from tui_nn.engine.files.preset_read import parse_init
 
             try:
                 init = parse_init(init, "init")
             except EngineError as err:
                 return getattr(err, "detail", err.message)
-            self.undo_stack.push(edits.snapshot(self.session, f"init layer {path}"))
+            self.undo_stack.push(undo_module.snapshot(self.session, f"init layer {path}"))
             try:
                 self.session.init_layer(mpath, init)
             except Exception as err:  # noqa: BLE001
@@ -1027,10 +1041,11 @@ class PlaygroundApp(InsightMixin, App[int]):
             self.notify("This tensor is computed, not edited: edit a parameter or the data.", severity="warning")
 
     def _param_request(self, name: str, what: str, index: tuple[int, ...] | None) -> None:
-        from . import edits
+        from ..engine.data import edits as edits_module
+        from ..engine.model import paths
 
         if what in ("init", "freeze"):
-            path = edits.layer_path_of_param(name)
+            path = paths.layer_path_of_param(name)
             (self.action_init_layer if what == "init" else self.action_freeze_layer)(path)
             return
         if self._refuse("edit weights"):
@@ -1049,17 +1064,17 @@ class PlaygroundApp(InsightMixin, App[int]):
                 f"{name}: all values, shape {list(p.shape)}",
                 "Paste or type the whole tensor: rows by newline or ';', numbers by space or comma, or a nested "
                 "list as PyTorch prints it. A wrong shape, a non-number or a NaN is refused.",
-                edits.tensor_text(p.detach()), partial(self._set_weight, name, None), multiline=True))
+                edits_module.tensor_text(p.detach()), partial(self._set_weight, name, None), multiline=True))
 
     def _set_weight(self, name: str, index: tuple[int, ...] | None, text: str) -> str | None:
         """Parse and set a weight (or one cell); returns the reason for a refusal, or None."""
         reason = self._busy_reason()
         if reason:
             return reason
+        from tui_nn.engine.data.textparse import parse_tensor_text
         from tui_nn.engine.errors import WeightError
-        from tui_nn.engine.textparse import parse_tensor_text
 
-        from . import edits
+        from ..engine.training import undo as undo_module
 
         try:
             value = parse_tensor_text(text)
@@ -1067,7 +1082,7 @@ class PlaygroundApp(InsightMixin, App[int]):
             return err.message
         if index is not None and isinstance(value, list):
             return "type one number for one cell (v pastes the whole tensor)"
-        self.undo_stack.push(edits.snapshot(self.session, f"edit {name}"))
+        self.undo_stack.push(undo_module.snapshot(self.session, f"edit {name}"))
         try:
             self.session.set_param(name, value, index)
         except WeightError as err:
@@ -1083,7 +1098,7 @@ class PlaygroundApp(InsightMixin, App[int]):
     def _data_request(self, which: str, what: str, index: tuple[int, ...] | None) -> None:
         from tui_nn.engine.spec import GeneratorSpec
 
-        from . import edits
+        from ..engine.data import edits as edits_module
 
         if self._refuse("edit the data"):
             return
@@ -1114,17 +1129,17 @@ class PlaygroundApp(InsightMixin, App[int]):
                 f"{which}: all values, shape {list(tensor.shape)}",
                 "One row per sample: rows by newline or ';', numbers by space or comma, or a nested list. "
                 "The sample shape must stay the model's input shape.",
-                edits.tensor_text(tensor.detach().cpu()), partial(self._set_data_text, which, None), multiline=True))
+                edits_module.tensor_text(tensor.detach().cpu()), partial(self._set_data_text, which, None), multiline=True))
 
     def _set_data_text(self, which: str, index: tuple[int, ...] | None, text: str) -> str | None:
         reason = self._busy_reason()
         if reason:
             return reason
+        from tui_nn.engine.data.textparse import parse_tensor_text
         from tui_nn.engine.errors import EngineError, WeightError
-        from tui_nn.engine.session import tensor_to_list
-        from tui_nn.engine.textparse import parse_tensor_text
+        from tui_nn.engine.training.session import tensor_to_list
 
-        from . import edits
+        from ..engine.data import edits as edits_module
 
         try:
             value = parse_tensor_text(text)
@@ -1149,7 +1164,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         if which == "targets":
             value = _ints_if_whole(value) if self._classification() else value
         try:
-            edits.set_data(s, **{which: value})
+            edits_module.set_data(s, **{which: value})
         except EngineError as err:
             return err.message + (f" ({err.hint})" if err.hint else "")
         except (RuntimeError, ValueError, TypeError) as err:
@@ -1158,7 +1173,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         return None
 
     def _classification(self) -> bool:
-        from tui_nn.engine.objectives import LOSSES
+        from tui_nn.engine.training.objectives import LOSSES
 
         return LOSSES[self.session.training.loss.type].kind == "classification"
 
@@ -1169,12 +1184,12 @@ class PlaygroundApp(InsightMixin, App[int]):
         from tui_nn.engine.errors import EngineError
         from tui_nn.engine.spec import GeneratorSpec
 
-        from . import edits
+        from ..engine.data import edits as edits_module
 
         if kind == "randint" and high <= low:
             return f"high ({high}) must be greater than low ({low})"
         try:
-            edits.set_data(self.session, **{which: GeneratorSpec(kind, tuple(shape), low, high)})
+            edits_module.set_data(self.session, **{which: GeneratorSpec(kind, tuple(shape), low, high)})
         except EngineError as err:
             return err.message + (f" ({err.hint})" if err.hint else "")
         except (RuntimeError, ValueError, TypeError) as err:
@@ -1260,7 +1275,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         from dataclasses import replace
 
         from tui_nn.engine.errors import EngineError
-        from tui_nn.engine.trainer import Progress
+        from tui_nn.engine.training.trainer import Progress
 
         worker = get_current_worker()
         session = self.session
@@ -1413,9 +1428,9 @@ class PlaygroundApp(InsightMixin, App[int]):
         from the seed's initialisation, the hand-set values dropped. Data and history start afresh too."""
         if self._refuse("reset the weights"):
             return
-        from . import edits
+        from ..engine.training import undo as undo_module
 
-        self.undo_stack.push(edits.snapshot(self.session, "reset weights"))
+        self.undo_stack.push(undo_module.snapshot(self.session, "reset weights"))
         self.run_total = self.run_done_before = 0
         self._pause_requested = False
         self.run_state = "ready"
@@ -1470,7 +1485,7 @@ class PlaygroundApp(InsightMixin, App[int]):
                 if msg.value != str(s.device):
                     self.choose_device(msg.value)
             elif msg.what == "schedule":
-                from tui_nn.engine.schedules import set_scheduler
+                from tui_nn.engine.training.schedules import set_scheduler
 
                 old = t.scheduler
                 if (old is None) != (msg.value is None) or (old is not None and (old.type, old.args) != (
@@ -1531,7 +1546,8 @@ class PlaygroundApp(InsightMixin, App[int]):
         default = f"{stem}-mine.toml"
 
         def apply(path: str, with_weights: bool, fmt: str = "preset") -> str | None:
-            from tui_nn.engine.preset import presets_dir, save_preset
+            from tui_nn.engine.files.bundled import presets_dir
+            from tui_nn.engine.files.preset_write import save_preset
 
             if fmt == "session" or path.endswith(".tuinn"):
                 return self.save_session_to(path)
@@ -1645,7 +1661,6 @@ class PlaygroundApp(InsightMixin, App[int]):
     async def action_quit(self) -> None:
         """Quit: a run stops at its next step; the session is autosaved (if it changed) before the app exits."""
         import asyncio
-        import time
 
         self._stop_event.set()
         if self.running:  # the run ends at its next step (the worker returns); not longer than a second
@@ -1658,7 +1673,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         runner, self._runner = self._runner, None
         if runner is not None:
             runner.close()
-        from tui_nn.engine import trainer_boot
+        from tui_nn.engine.training import process as trainer_boot
 
         trainer_boot.discard()  # a trainer process started at the first frame that no runner took
 

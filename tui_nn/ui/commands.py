@@ -32,8 +32,8 @@ class PlaygroundCommands(Provider):
             yield f"Open preset: {line(stem)}", partial(app.open_preset_path, path), escape(line(desc))
         if app.session is None:
             return
-        from tui_nn.engine.catalogue import CATALOGUE
-        from tui_nn.engine.objectives import LOSSES, OPTIMIZERS
+        from tui_nn.engine.model.catalogue import CATALOGUE
+        from tui_nn.engine.training.objectives import LOSSES, OPTIMIZERS
 
         for name, lt in CATALOGUE.items():
             yield f"Add layer: {name}", partial(app.add_layer_of_type, name), escape(lt.doc)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.binding import Binding
+
 from .safe import Text
 
 INSIGHT_BINDINGS = [
@@ -71,7 +72,8 @@ class InsightMixin:
         reason = app._busy_reason()
         if reason:
             return reason
-        from tui_nn.engine.datasets import parse_csv, parse_dataset
+        from tui_nn.engine.data.csvfile import parse_csv
+        from tui_nn.engine.data.generated import parse_dataset
         from tui_nn.engine.errors import EngineError
         from tui_nn.engine.spec import DataSpec
 
@@ -90,7 +92,7 @@ class InsightMixin:
                 spec = DataSpec(dataset=parse_dataset(table, source="the data set dialog"))
         except EngineError as err:
             return _engine_text(err)
-        from tui_nn.engine.datasets import describe
+        from tui_nn.engine.data.tables import describe
 
         app._engine_op("use the new data", lambda: s.set_data(spec),
                        then=lambda _r: app.notify(f"data: {describe(spec)}", markup=False))
@@ -141,7 +143,7 @@ class InsightMixin:
         s = app.session
 
         def compute() -> Any:
-            from tui_nn.engine.metrics import confusion_matrix
+            from tui_nn.engine.training.metrics import confusion_matrix
 
             cm = confusion_matrix(s, "test")
             split = "test split"
@@ -176,7 +178,7 @@ class InsightMixin:
             return
 
         def compute() -> Any:
-            from tui_nn.engine.gradcheck import gradcheck_session
+            from tui_nn.engine.inspect.gradcheck import gradcheck_session
 
             return gradcheck_session(s)
 
@@ -195,11 +197,11 @@ class InsightMixin:
         app: Any = self
         if app._refuse("write out a neuron"):
             return
-        from . import edits
+        from ..engine.model import paths
 
         path = app._selected_path()
         s = app.session
-        spec = edits.get_layer(s.spec, path) if path is not None else None
+        spec = paths.get_layer(s.spec, path) if path is not None else None
         if spec is None or spec.type != "Linear":
             app.notify("Highlight a Linear layer on the Layers tab (1), then press N.", severity="warning")
             return
@@ -212,12 +214,12 @@ class InsightMixin:
                 return f"a whole number in 0..{out_features - 1}"
             if not 0 <= unit < out_features:
                 return f"a unit in 0..{out_features - 1}"
-            from tui_nn.engine.probes import neuron_equation
+            from tui_nn.engine.inspect.probes import neuron_equation
 
             try:
                 # every term written out (the dialog scrolls); a very wide layer is cut with a count of the rest
                 terms = min(int(spec.args.get("in_features", 8)), MAX_NEURON_TERMS)
-                eq = neuron_equation(s, edits.module_path(path), unit, max_terms=terms)
+                eq = neuron_equation(s, paths.module_path(path), unit, max_terms=terms)
             except Exception as err:  # noqa: BLE001
                 return _engine_text(err)
             app.call_later(app.push_screen, ReportModal(f"Layer {path} (Linear), unit {unit}, sample 0",
@@ -257,7 +259,7 @@ class InsightMixin:
         s = app.session
 
         def save() -> Any:
-            from tui_nn.engine.sessionio import save_session
+            from tui_nn.engine.files.session_file import save_session
 
             return save_session(s, target)
 
@@ -285,7 +287,7 @@ class InsightMixin:
         app: Any = self
         if not self.autosave_enabled or os.environ.get("TUI_NN_AUTOSAVE", "on") == "off" or app.session is None:
             return None
-        from tui_nn.engine.sessionio import Autosave
+        from tui_nn.engine.files.session_file import Autosave
 
         path = self.autosave_path()
         if self._autosave is None or Path(self._autosave.path) != path:
@@ -387,7 +389,7 @@ class InsightMixin:
         from_start = s.has_start_weights
 
         def write() -> Any:
-            from tui_nn.engine.export import write_history_csv, write_script
+            from tui_nn.engine.files.export import write_history_csv, write_script
 
             if kind == "script":
                 # from step 0, with the weights the loss history began from: the script prints the app's losses

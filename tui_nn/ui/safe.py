@@ -1,5 +1,5 @@
 """Every text the app shows goes through here: control characters and bidi overrides escaped
-(`tui_nn.engine.safe_text.printable`: ESC is shown as the four characters `\\x1b`), never read as markup.
+(`tui_nn.engine.text.printable`: ESC is shown as the four characters `\\x1b`), never read as markup.
 
 A preset's name, description and lab, layer types, loss and device names, CSV headers, file names, run labels and
 the error messages quoting any of them come from files anyone can write: written raw, an escape sequence in them
@@ -21,7 +21,7 @@ from rich.text import Span
 from rich.text import Text as RichText
 from textual.widgets import Static
 
-from tui_nn.engine.safe_text import is_printable, printable
+from tui_nn.engine.text import is_printable, printable
 
 __all__ = ["Shown", "Text", "cell", "line", "safe_text", "shown"]
 

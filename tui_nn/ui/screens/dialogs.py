@@ -10,8 +10,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Select, Static, TextArea
 
-from ..widgets.forms import ArgsForm
 from ..safe import Shown, Text, line, shown
+from ..widgets.forms import ArgsForm
 
 Apply = Callable[..., "str | None"]  # returns an error message (refused, dialog stays) or None (done)
 
@@ -117,7 +117,7 @@ class InitModal(ModalScreen[bool]):
         self.apply_fn = apply
 
     def compose(self):  # noqa: ANN201
-        from tui_nn.engine.preset import INIT_SCHEMES
+        from tui_nn.engine.files.preset_read import INIT_SCHEMES
 
         with Vertical(classes="dialog", id="init-dialog"):
             yield Shown(Text(self.title_text, style="bold"), classes="dialog-title", line=True)
@@ -133,7 +133,7 @@ class InitModal(ModalScreen[bool]):
         self.query_one("#init-scheme", Select).focus()
 
     def _specs(self, scheme: str) -> tuple[Any, ...]:
-        from tui_nn.engine.catalogue import FLOAT, ArgSpec
+        from tui_nn.engine.model.catalogue import FLOAT, ArgSpec
 
         defaults = {"value": 0.0, "a": 0.0, "b": 1.0, "mean": 0.0, "std": 1.0, "gain": 1.0}
         return tuple(ArgSpec(n, FLOAT, defaults[n], required=(n == "value"), doc="") for n in

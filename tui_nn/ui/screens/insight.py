@@ -13,8 +13,8 @@ from textual.widgets import Input, Label, Select, SelectionList, Static
 from textual.widgets.selection_list import Selection
 from textual_plotext import PlotextPlot
 
-from .dialogs import _hint
 from ..safe import Shown, Text, cell, line
+from .dialogs import _hint
 
 
 class ReportModal(ModalScreen[None]):

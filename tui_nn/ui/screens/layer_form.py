@@ -10,8 +10,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from ..widgets.forms import ArgsForm
 from ..safe import Shown, Text
+from ..widgets.forms import ArgsForm
 
 
 class LayerFormScreen(ModalScreen["dict[str, Any] | None"]):
@@ -28,7 +28,7 @@ class LayerFormScreen(ModalScreen["dict[str, Any] | None"]):
         self.preview_fn = preview
 
     def compose(self):  # noqa: ANN201
-        from tui_nn.engine.catalogue import CATALOGUE
+        from tui_nn.engine.model.catalogue import CATALOGUE
 
         lt = CATALOGUE[self.type_name]
         with Vertical(classes="dialog", id="layer-form-dialog"):

@@ -41,7 +41,7 @@ class LayerPicker(ModalScreen["str | None"]):
         self.query_one("#picker-search", Input).focus()
 
     def _fill(self, query: str) -> None:
-        from tui_nn.engine.catalogue import CATALOGUE
+        from tui_nn.engine.model.catalogue import CATALOGUE
 
         q = query.strip().lower()
         lst = self.query_one("#picker-list", OptionList)
@@ -62,7 +62,7 @@ class LayerPicker(ModalScreen["str | None"]):
         self._doc()
 
     def _doc(self) -> None:
-        from tui_nn.engine.catalogue import CATALOGUE
+        from tui_nn.engine.model.catalogue import CATALOGUE
 
         lst = self.query_one("#picker-list", OptionList)
         text = Text()

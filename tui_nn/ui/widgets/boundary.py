@@ -201,7 +201,7 @@ class BoundaryPane(Vertical):
                         exit_on_error=False, name="boundary")
 
     def _compute(self, s: Any, key: tuple[int, int, int, int], isolated: bool = False) -> None:
-        from tui_nn.engine import probes
+        from tui_nn.engine.inspect import probes
 
         _, _, width, height = key
         dims = tuple(s.spec.input_shape[1:])

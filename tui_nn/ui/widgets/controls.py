@@ -9,8 +9,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Label, Select
 
-from .forms import ArgsForm
 from ..safe import Shown, Text
+from .forms import ArgsForm
 
 
 class TrainControls(VerticalScroll):
@@ -52,8 +52,8 @@ class TrainControls(VerticalScroll):
         yield Shown("loading…", id="controls-loading")
 
     async def load(self, session: Any, devices: list[Any]) -> None:
-        from tui_nn.engine.objectives import LOSSES, OPTIMIZERS
-        from tui_nn.engine.schedules import SCHEDULERS
+        from tui_nn.engine.training.objectives import LOSSES, OPTIMIZERS
+        from tui_nn.engine.training.schedules import SCHEDULERS
 
         self._loading = True
         self.devices = devices
@@ -114,15 +114,15 @@ class TrainControls(VerticalScroll):
         await self.mount(ArgsForm(argspecs, values, id=form_id), after=before)
 
     async def on_select_changed(self, event: Select.Changed) -> None:
-        from tui_nn.engine.objectives import LOSSES, OPTIMIZERS
         from tui_nn.engine.spec import CallSpec
+        from tui_nn.engine.training.objectives import LOSSES, OPTIMIZERS
 
         sid = event.select.id
         if sid == "sched-type":
             event.stop()
             if self._loading:
                 return
-            from tui_nn.engine.schedules import SCHEDULERS
+            from tui_nn.engine.training.schedules import SCHEDULERS
 
             name = str(event.value)
             await self._replace_form("sched-args", SCHEDULERS[name].args if name != "none" else (), {})
@@ -174,13 +174,13 @@ class TrainControls(VerticalScroll):
 
 
 def args_of(argspecs: Any, values: dict[str, Any]) -> dict[str, Any]:
-    from ..edits import args_from_values
+    from ...engine.model.argtext import args_from_values
 
     return args_from_values(argspecs, values)
 
 
 def stop_argspecs() -> tuple[Any, ...]:
-    from tui_nn.engine.catalogue import FLOAT, ArgSpec
+    from tui_nn.engine.model.catalogue import FLOAT, ArgSpec
 
     return (
         ArgSpec("target_loss", FLOAT, None, min=0.0, doc="stop once the loss is at or below this (empty: none)"),
@@ -190,7 +190,7 @@ def stop_argspecs() -> tuple[Any, ...]:
 
 
 def run_argspecs() -> tuple[Any, ...]:
-    from tui_nn.engine.catalogue import BOOL, INT, ArgSpec
+    from tui_nn.engine.model.catalogue import BOOL, INT, ArgSpec
 
     return (
         ArgSpec("steps", INT, 100, required=True, min=1, max=10**9, doc="steps for r (run)"),

@@ -7,8 +7,8 @@ from typing import Any
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
 
-from .tensors import TensorEntry, TensorView
 from ..safe import Shown, Text, line
+from .tensors import TensorEntry, TensorView
 
 
 def source_text(value: Any, data: Any = None) -> str:
@@ -107,7 +107,7 @@ class InfoPane(VerticalScroll):
         yield Shown("loading…", id="info-text", markup=False)
 
     def update_from(self, session: Any, devices: list[Any]) -> None:
-        from tui_nn.engine.shapes import summary_table
+        from tui_nn.engine.shapes.summary import summary_table
 
         p = session.preset
         text = Text()

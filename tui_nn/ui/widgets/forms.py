@@ -40,7 +40,7 @@ class ArgsForm(Vertical):
         self._name_width = name_width
 
     def compose(self):  # noqa: ANN201
-        from ..edits import value_text
+        from ...engine.model.argtext import value_text
 
         for a in self.argspecs:
             with Horizontal(classes="arg-row"):
@@ -72,7 +72,7 @@ class ArgsForm(Vertical):
             self._validate(a.name, post=False)
 
     def _text(self, name: str) -> str:
-        from ..edits import value_text
+        from ...engine.model.argtext import value_text
 
         field = self._fields[name]
         if isinstance(field, Select):
@@ -81,7 +81,7 @@ class ArgsForm(Vertical):
         return field.value
 
     def _validate(self, name: str, post: bool = True) -> None:
-        from ..edits import validate_field
+        from ...engine.model.argtext import validate_field
 
         a = next(x for x in self.argspecs if x.name == name)
         value, error, omitted = validate_field(a, self._text(name))
@@ -113,7 +113,7 @@ class ArgsForm(Vertical):
 
     def args(self) -> dict[str, Any]:
         """Arguments that differ from the defaults (required ones always)."""
-        from ..edits import args_from_values
+        from ...engine.model.argtext import args_from_values
 
         vals = {k: v for k, v in self.values.items() if k not in self._omitted}
         return args_from_values(self.argspecs, vals)

@@ -22,7 +22,7 @@ def short_shape(shape: Any) -> str:
 
 def _call_cell(spec: Any, depth: int, style: str = "") -> Text:
     """A layer row's call: indented by depth, like the PyTorch call, with its frozen and hand-set marks."""
-    from ..edits import call_text
+    from ...engine.model.argtext import call_text
 
     call = Text("  " * depth + call_text(spec), style=style)
     if spec.frozen:
@@ -72,7 +72,7 @@ class LayerTable(DataTable):
 
     def update_from(self, session: Any, select: str | None = None) -> None:
         """Rebuild the rows from the session's spec and shape report."""
-        from ..edits import flat_layers
+        from ...engine.model.paths import flat_layers
 
         keep = select if select is not None else self.selected_path
         report = session.report
@@ -129,7 +129,7 @@ class ErrorPanel(Shown):
     """The shape error (PyTorch's message, the hint, the fix and its key), or a data problem."""
 
     def update_from(self, session: Any, running: bool = False) -> None:
-        from tui_nn.engine.shapes import INPUT_FIX
+        from tui_nn.engine.errors import INPUT_FIX
 
         err = session.report.error
         text = Text()
@@ -166,10 +166,10 @@ class Totals(Shown):
     """Parameters, trainable parameters, memory estimate; the highlighted layer's details."""
 
     def update_from(self, session: Any, path: str | None) -> None:
-        from tui_nn.engine.catalogue import CATALOGUE
-        from tui_nn.engine.shapes import fmt_bytes
+        from tui_nn.engine.model.catalogue import CATALOGUE
+        from tui_nn.engine.text import fmt_bytes
 
-        from ..edits import get_layer
+        from ...engine.model.paths import get_layer
 
         report = session.report
         text = Text()

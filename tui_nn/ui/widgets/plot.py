@@ -15,8 +15,8 @@ import numpy as np
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Span, Text
-from textual.strip import Strip
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual_plotext import PlotextPlot
 
 REDRAW_INTERVAL = 0.25  # seconds: 4 redraws a second keep the terminal output under 20 KB/s (docs/performance.md)

@@ -5,7 +5,6 @@ The bar is drawn in the same line (block characters), so the line stays one row 
 
 from __future__ import annotations
 
-
 from ..safe import Shown, Text, line
 
 

@@ -1,0 +1,151 @@
+import pytest
+import torch
+
+from tui_nn.engine.errors import WeightError
+from tui_nn.engine.files.preset_read import loads_preset
+from tui_nn.engine.training.session import Session
+
+from ..conftest import EXAMPLE
+
+
+@pytest.fixture
+def session():
+    return Session(loads_preset(EXAMPLE))
+
+
+def test_set_param_whole_and_cell(session):
+    session.set_param("0.bias", [0.5, -0.5, 1.0])
+    assert session.get_param("0.bias").tolist() == [0.5, -0.5, 1.0]
+    session.set_param("0.weight", 2.0, index=(1, 2))
+    assert session.get_param("0.weight")[1, 2].item() == 2.0
+
+
+@pytest.mark.parametrize("name,value,index,words", [
+    ("0.weight", [[1.0, 2.0]], None, "expected shape [3, 3]"),
+    ("0.weight", [[1.0, "a", 2.0]] * 3, None, "expected numbers"),
+    ("0.bias", [0.0, float("nan"), 1.0], None, "finite"),
+    ("0.bias", [0.0, float("inf"), 1.0], None, "finite"),
+    ("0.weight", 1.0, (3, 0), "outside shape"),
+    ("9.weight", 1.0, None, "no parameter named"),
+])
+def test_bad_values_are_refused_and_nothing_changes(session, name, value, index, words):
+    before = [p.detach().clone() for _, p in session.named_parameters()]
+    with pytest.raises(WeightError) as info:
+        session.set_param(name, value, index)
+    assert words in str(info.value)
+    for (_, p), q in zip(session.named_parameters(), before):
+        assert torch.equal(p, q)
+
+
+def test_init_schemes(session):
+    session.init_layer("0", {"scheme": "zeros"})
+    assert session.get_param("0.weight").abs().sum().item() == 0
+    session.init_layer("0", {"scheme": "constant", "value": 0.5})
+    assert torch.all(session.get_param("0.bias") == 0.5)
+    torch.manual_seed(1)
+    session.init_layer("0", {"scheme": "xavier_uniform"})
+    assert session.get_param("0.bias").abs().sum().item() == 0
+    bound = (6 / (3 + 3)) ** 0.5
+    assert session.get_param("0.weight").abs().max().item() <= bound
+    session.init_layer("0", {"scheme": "default"})
+    assert session.get_param("0.weight").abs().max().item() <= 1 / 3 ** 0.5
+
+
+def test_freeze_excludes_from_training(session):
+    from tui_nn.engine.training.trainer import train
+
+    session.freeze("0", True)
+    assert session.report.trainable_params == 0 and session.report.total_params == 12
+    w = session.get_param("0.weight").detach().clone()
+    train(session, 3)
+    assert torch.equal(session.get_param("0.weight"), w)
+    session.freeze("0", False)
+    train(session, 3)
+    assert not torch.equal(session.get_param("0.weight"), w)
+
+
+def test_trace_and_forward_follow_the_layers(session):
+    trace = session.trace()
+    assert [label for label, _ in trace] == ["input", "0 Linear", "1 ReLU", "2 Softmax"]
+    w = torch.tensor([[0.1, 0.3, 0.4], [0.2, 0.2, 0.3], [0.3, 0.7, 0.9]])
+    x = torch.tensor([[0.1, 0.2, 0.7]])
+    assert torch.allclose(trace[1][1], x @ w.T + session.get_param("0.bias"))
+    assert torch.allclose(session.forward().sum(), torch.tensor(1.0))
+
+
+def test_rebuild_keeps_unchanged_layers(session):
+    spec = session.spec.copy()
+    w = session.get_param("0.weight").detach().clone()
+    from tui_nn.engine.spec import LayerSpec
+
+    spec.layers.insert(1, LayerSpec("Linear", {"in_features": 3, "out_features": 3}))
+    report = session.rebuild(spec)
+    assert report.ok and [ly.type for ly in report.layers] == ["Linear", "Linear", "ReLU", "Softmax"]
+    assert torch.equal(session.get_param("0.weight"), w)
+
+
+def test_gradients_after_backward(session):
+    loss = session.compute_gradients()
+    assert loss == pytest.approx(session.loss_value())
+    assert session.get_param("0.weight").grad.shape == (3, 3)
+
+
+def test_model_text_is_print_model():
+    from tui_nn.engine.model.build import model_text
+
+    assert "(0): Linear(in_features=3, out_features=3, bias=True)" in model_text(loads_preset(EXAMPLE).model)
+
+
+def test_set_data_keeps_weights_and_refuses_wrong_shapes(session):
+    from tui_nn.engine.errors import DataError
+    from tui_nn.engine.spec import DataSpec
+
+    w = session.get_param("0.weight").detach().clone()
+    session.set_data(DataSpec(inputs=[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], targets=[0, 2]))
+    assert session.inputs.shape == (2, 3) and session.targets.tolist() == [0, 2]
+    assert torch.equal(session.get_param("0.weight"), w)
+    with pytest.raises(DataError):
+        session.set_data(DataSpec(inputs=[[1.0, 2.0]]))
+    assert session.inputs.shape == (2, 3)  # unchanged
+
+
+def test_stale_hand_set_weights_are_a_weight_error():
+    from tui_nn.engine.model.build import build_model
+    from tui_nn.engine.spec import LayerSpec, ModelSpec
+
+    spec = ModelSpec((1, 2), [LayerSpec("Linear", {"in_features": 2, "out_features": 3},
+                                        {"weight": [[1.0, 2.0, 3.0]] * 3})])
+    with pytest.raises(WeightError, match="hand-set weight has shape"):
+        build_model(spec)
+
+
+@pytest.mark.parametrize("name,value,index", [
+    ("0.bias", [0.0, 1e39, 1.0], None),
+    ("0.weight", [[1.0, 2.0, 3.0], [4.0, -1e39, 6.0], [7.0, 8.0, 9.0]], None),
+    ("0.weight", 1e39, (1, 2)),
+    ("0.bias", -3.5e38, (0,)),
+])
+def test_set_param_refuses_values_that_become_inf_in_float32(session, name, value, index):
+    """Finite as Python floats, inf as float32: refused after the conversion to the parameter's dtype."""
+    before = [p.detach().clone() for _, p in session.named_parameters()]
+    with pytest.raises(WeightError) as info:
+        session.set_param(name, value, index)
+    assert "too large for float32" in info.value.message
+    for (_, p), q in zip(session.named_parameters(), before):
+        assert torch.equal(p, q)
+
+
+def test_set_param_at_the_float32_limit_is_kept(session):
+    session.set_param("0.bias", [3.4028234e38, -3.4028234e38, 0.0])
+    assert bool(torch.isfinite(session.get_param("0.bias")).all())
+
+
+def test_apply_spec_params_refuses_overflow_in_a_spec_built_without_a_preset():
+    from tui_nn.engine.model.build import build_model
+    from tui_nn.engine.spec import LayerSpec, ModelSpec
+
+    spec = ModelSpec((1, 2), [LayerSpec("Linear", {"in_features": 2, "out_features": 1},
+                                        params={"weight": [[1.0, 1e39]]})])
+    with pytest.raises(WeightError) as info:
+        build_model(spec)
+    assert "too large for float32" in info.value.message and "layer 0 (Linear)" in info.value.message

@@ -1,0 +1,5 @@
+"""The `tui-nn` command: the app by default, headless subcommands (`entry.py`)."""
+
+from .entry import main
+
+__all__ = ["main"]

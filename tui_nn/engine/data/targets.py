@@ -1,0 +1,69 @@
+"""Targets matched to the loss and the model's output (dtype and shape)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..errors import DataError
+from ..training.objectives import LOSSES
+
+
+def match_targets(raw: torch.Tensor, loss: str, output_shape: tuple[int, ...] | None, n: int) -> torch.Tensor:
+    """Targets converted and checked for `loss`, given the model output shape (batch of n samples)."""
+    kind = LOSSES[loss].kind
+    if raw.dim() == 0:
+        raw = raw.reshape(1)
+    if raw.shape[0] != n:
+        raise DataError(f"there are {raw.shape[0]} targets but {n} input samples",
+                        hint="give one target per input row (the first dimension counts samples)")
+    if output_shape is None:
+        return raw.float() if kind != "classification" or raw.is_floating_point() else raw.long()
+    out = tuple(output_shape)
+    out_n = (n,) + out[1:]
+    if kind == "classification":
+        if tuple(raw.shape) == out_n:  # probabilities / one-hot rows
+            t = raw.float()
+            if loss == "NLLLoss":
+                raise DataError("NLLLoss takes class indices, not probability rows",
+                                hint="give targets as class indices (e.g. targets = [1, 0, 2])")
+            return t
+        want = (n,) + out[2:]
+        if tuple(raw.shape) != want:
+            raise DataError(f"{loss} needs class indices of shape {list(want)} or probability rows of shape "
+                            f"{list(out_n)}; the targets have shape {list(raw.shape)}",
+                            hint="targets = [1, 0, 2] (one class index per sample) or one-hot rows")
+        if raw.is_floating_point():
+            if not bool(torch.all(raw == raw.round())):
+                raise DataError(f"{loss} class indices must be whole numbers",
+                                hint="use integers (class numbers), or probability rows with one entry per class")
+        t = raw.long()
+        classes = out[1] if len(out) > 1 else out[0]
+        bad = (t < 0) | (t >= classes)
+        ignore = -100
+        bad &= t != ignore
+        if bool(bad.any()):
+            worst = int(t[bad][0])
+            raise DataError(f"class index {worst} is out of range: the model outputs {classes} classes "
+                            f"(valid indices 0..{classes - 1})",
+                            hint=f"make the last layer output more classes, or use targets below {classes}")
+        return t
+    t = raw.float()
+    if tuple(t.shape) != out_n:
+        if t.numel() == math.prod(out_n):
+            t = t.reshape(out_n)  # [N] targets for an [N, 1] output: what the user means
+        else:
+            try:
+                b = torch.broadcast_shapes(tuple(t.shape), out_n)
+                broadcast = f"; PyTorch would broadcast them to {list(b)} and compute a wrong loss"
+            except RuntimeError:
+                broadcast = ""
+            raise DataError(f"targets have shape {list(t.shape)} but the model output has shape {list(out_n)}"
+                            f"{broadcast}",
+                            hint="give targets with one value per output unit, or change the last layer's size")
+    if kind == "binary" and loss == "BCELoss":
+        if bool(((t < 0) | (t > 1)).any()):
+            raise DataError("BCELoss needs targets in [0, 1]",
+                            hint="use 0/1 labels or probabilities (or MSELoss for other values)")
+    return t

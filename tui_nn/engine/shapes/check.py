@@ -1,0 +1,208 @@
+"""Shape checking before anything is allocated.
+
+Every layer is built on PyTorch's meta device (shapes only, no memory) and its output shape found by
+arithmetic where that is certain (shape_rules.py), else by running it there. A mismatch comes
+back as a `ShapeError` value: the layer, PyTorch's own message as a CPU run prints it, a
+plain-language hint, and a concrete fix the UI can apply with one key. Conv and pool rows carry
+their output-size arithmetic. A memory estimate (parameters, gradients, optimizer state,
+activations) is checked against a budget before the real model is built.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..errors import MemoryBudgetError, ShapeError, shown
+from ..model.build import build_layer
+from ..model.catalogue import CATALOGUE, full_args
+from ..spec import LayerSpec, ModelSpec
+from ..text import _bytes_text, fmt_bytes, fmt_shape
+from .budget import optimizer_slots
+from .diagnosis import _cpu_message, _explicit_check, _first_line, _known_error, _Produced, diagnose
+from .report import BYTES_PER_ELEMENT, LayerShape, ShapeReport
+from .rules import broadcast, conv_arithmetic, output_shape, param_count
+
+MAX_ELEMENTS = 2**60  # a float32 tensor of more elements has more bytes than torch's sizes can hold
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def check_model(model: ModelSpec, input_shape: tuple[int, ...] | None = None, *,
+                optimizer: str | None = None, optimizer_args: dict[str, Any] | None = None) -> ShapeReport:
+    """Shapes, parameter counts and the first error of a model, on the meta device."""
+    shape = tuple(input_shape if input_shape is not None else model.input_shape)
+    report = ShapeReport(input_shape=shape)
+    # an input torch cannot describe is refused; the bytes named are the input's and the parameters' together
+    big = math.prod(shape) >= MAX_ELEMENTS
+    x = _meta_tensor(shape, "the input", also_params=_spec_params(model)[0] if big else 0)
+    activations = math.prod(shape)
+    src = _Produced(-1, "input", shape)
+    x, activations = _walk(model, model.layers, x, "", 0, report, src, activations)
+    params = report.total_params
+    trainable = report.trainable_params
+    buffers = report.buffers
+    if report.error is not None:  # the layers after the error are not walked, but the model still builds them
+        all_params, all_trainable = _spec_params(model)
+        params, trainable = max(params, all_params), max(trainable, all_trainable)
+        buffers = max(buffers, _spec_buffers(model))
+    mem = report.memory
+    mem.buffers = buffers * BYTES_PER_ELEMENT
+    mem.parameters = params * BYTES_PER_ELEMENT
+    mem.gradients = trainable * BYTES_PER_ELEMENT
+    mem.optimizer_state = trainable * BYTES_PER_ELEMENT * optimizer_slots(optimizer, optimizer_args or {})
+    mem.activations = activations * BYTES_PER_ELEMENT
+    out = report.output_shape if report.error is None else None
+    mem.targets = (math.prod(out) if out is not None else math.prod(shape)) * BYTES_PER_ELEMENT
+    return report
+
+
+def _meta_tensor(shape: tuple[int, ...], what: str, also_params: int = 0) -> torch.Tensor:
+    """A meta tensor of `shape`; one too large for torch to describe is refused with the bytes it needs (plus
+    `also_params` parameters' bytes, the model's, when it is the input: the number is the model's need)."""
+    n = math.prod(shape)
+    if n >= MAX_ELEMENTS:
+        need = n * BYTES_PER_ELEMENT
+        message = (f"{what} of shape {list(shape)} needs {_bytes_text(need)}, more than PyTorch can index")
+        if also_params:
+            pbytes = also_params * BYTES_PER_ELEMENT
+            need += pbytes
+            message += (f", and the layers' parameters at least {_bytes_text(pbytes)} more: at least "
+                        f"{_bytes_text(need)} in all")
+        raise MemoryBudgetError(f"{message}; nothing was allocated", needed_bytes=need, budget_bytes=0,
+                                hint="use a smaller batch or smaller layers")
+    try:
+        return torch.empty(shape, device="meta")
+    except RuntimeError as err:  # "Storage size calculation overflowed" and the like
+        need = n * BYTES_PER_ELEMENT
+        raise MemoryBudgetError(f"{what} of shape {list(shape)} cannot be described by PyTorch "
+                                f"({shown(_first_line(err), 300)}); it needs {_bytes_text(need)}",
+                                needed_bytes=need, budget_bytes=0,
+                                hint="use a smaller batch or smaller layers") from None
+
+
+def _spec_buffers(model: ModelSpec) -> int:
+    """Buffer elements (BatchNorm's running statistics) of every top-level layer of the spec, whatever the
+    shapes; a layer too large for torch to describe counts 0 here (its parameters refuse it)."""
+    total = 0
+    for spec in model.layers:
+        try:
+            with torch.device("meta"):
+                total += sum(b.numel() for b in build_layer(spec).buffers())
+        except Exception:  # noqa: BLE001 - bad arguments or sizes: the walk or the parameter count reports them
+            pass
+    return total
+
+
+def _spec_params(model: ModelSpec) -> tuple[int, int]:
+    """(parameters, trainable parameters) of every layer of the spec, whatever the shapes."""
+    from ..model.build import iter_specs
+
+    total = trainable = 0
+    for _, spec in iter_specs(model.layers):
+        if spec.type == "Residual":
+            continue
+        try:
+            with torch.device("meta"):
+                n = sum(p.numel() for p in build_layer(spec).parameters())
+        except Exception:  # noqa: BLE001 - too large to describe, or bad arguments: count it exactly if we can
+            n = _exact_param_count(spec)
+            n = 0 if n == 2**63 else n
+        total += n
+        trainable += 0 if spec.frozen else n
+    return total, trainable
+
+
+def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: str, depth: int,
+          report: ShapeReport, src: _Produced, activations: int) -> tuple[torch.Tensor, int]:
+    for i, spec in enumerate(layers):
+        path = f"{prefix}{i}"
+        top = int(path.split(".")[0])
+        in_shape = tuple(x.shape)
+        try:
+            with torch.device("meta"):
+                module = build_layer(spec)
+        except Exception as err:  # noqa: BLE001 - bad arguments are a value for the UI
+            if "overflow" in str(err).lower():
+                need = _exact_param_count(spec) * BYTES_PER_ELEMENT
+                raise MemoryBudgetError(
+                    f"layer {path} ({spec.type}) needs at least {_bytes_text(need)} for its parameters, "
+                    f"more than PyTorch can index; it was not built", needed_bytes=need, budget_bytes=0,
+                    hint="make the layer smaller") from None
+            report.error = ShapeError(top, spec.type, f"{spec.type} cannot be built: {shown(_first_line(err), 300)}",
+                                      hint="check the layer's arguments.", input_shape=in_shape, path=path)
+            report.layers.append(LayerShape(top, path, spec.type, in_shape, None, 0, 0, depth=depth))
+            return x, activations
+        n_params = sum(p.numel() for p in module.parameters())
+        n_train = 0 if spec.frozen else n_params
+        row = LayerShape(top, path, spec.type, in_shape, None, n_params, n_train,
+                         conv_arithmetic(spec, in_shape), depth)
+        report.layers.append(row)
+        if depth == 0:  # a Residual's buffers include its children's: counted once, at the top
+            report.buffers += sum(b.numel() for b in module.buffers())
+        if spec.type == "Residual":
+            y, activations = _walk(model, spec.layers, x, f"{path}.", depth + 1, report, src, activations)
+            if report.error is not None:
+                return x, activations
+            mismatch = _add_mismatch(in_shape, tuple(y.shape))
+            if mismatch is None:
+                out = torch.empty(broadcast(in_shape, tuple(y.shape)) or in_shape, device="meta")  # x + y
+            else:
+                report.error = ShapeError(top, "Residual", mismatch,
+                                          hint=f"a Residual block adds its input {fmt_shape(in_shape)} to its body's "
+                                               f"output {fmt_shape(tuple(y.shape))}; the body must keep the shape.",
+                                          input_shape=in_shape, path=path)
+                return x, activations
+            row.output_shape = tuple(out.shape)
+            activations += out.numel()
+            src = _Produced(top, "Residual", tuple(out.shape), path=path)
+            x = out
+            continue
+        problem = _explicit_check(spec, in_shape) or _known_error(spec, in_shape)
+        fast = output_shape(spec, in_shape) if problem is None else None
+        if fast is not None:  # arithmetic (shape_rules.py): no meta kernel, so no torch._dynamo import
+            y = _meta_tensor(fast, f"the output of layer {path} ({spec.type})")
+        elif problem is None:
+            try:
+                y = module(x)
+            except Exception as err:  # noqa: BLE001 - torch raises RuntimeError/IndexError/ValueError
+                problem = _cpu_message(spec, in_shape, err, n_params)
+        if problem is not None:
+            report.error = diagnose(top, path, spec, in_shape, problem, src, model if depth == 0 else None)
+            return x, activations
+        row.output_shape = tuple(y.shape)
+        activations += y.numel()
+        flat = None
+        if spec.type == "Flatten":
+            a = full_args(CATALOGUE["Flatten"], spec.args)
+            sd = a["start_dim"] % len(in_shape) if in_shape else 0
+            ed = a["end_dim"] % len(in_shape) if in_shape else 0
+            flat = in_shape[sd:ed + 1]
+        src = _Produced(top, spec.type, tuple(y.shape), flat, path=path)
+        x = y
+    return x, activations
+
+
+def _exact_param_count(spec: LayerSpec) -> int:
+    """Parameter count in Python integers (no overflow), for sizes torch cannot even describe; 2**63 when
+    arithmetic cannot tell (shape_rules.param_count)."""
+    n = param_count(spec)
+    return 2**63 if n is None else n
+
+
+def _add_mismatch(a: tuple[int, ...], b: tuple[int, ...]) -> str | None:
+    """CPU PyTorch's message for `a + b` when the shapes do not broadcast (the meta device words it differently)."""
+    n = max(len(a), len(b))
+    for k in range(1, n + 1):
+        da = a[-k] if k <= len(a) else 1
+        db = b[-k] if k <= len(b) else 1
+        if da != db and da != 1 and db != 1:
+            return (f"The size of tensor a ({da}) must match the size of tensor b ({db}) at non-singleton "
+                    f"dimension {n - k}")
+    return None
+
+
+__all__ = ['check_model', 'conv_arithmetic', 'fmt_shape', 'fmt_bytes']

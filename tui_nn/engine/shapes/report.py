@@ -1,0 +1,84 @@
+"""What a shape check finds: one row per layer, the memory estimate, the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ShapeError
+from ..text import fmt_bytes
+
+BYTES_PER_ELEMENT = 4  # float32
+
+
+
+@dataclass
+class LayerShape:
+    index: int  # top-level index
+    path: str  # "3" or "3.1" inside a Residual block
+    type: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...] | None
+    params: int
+    trainable: int
+    detail: str = ""  # output-size arithmetic for conv/pool layers
+    depth: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "path": self.path, "type": self.type, "input_shape": list(self.input_shape),
+                "output_shape": list(self.output_shape) if self.output_shape is not None else None,
+                "params": self.params, "trainable": self.trainable, "detail": self.detail}
+
+
+
+@dataclass
+class MemoryEstimate:
+    parameters: int = 0
+    gradients: int = 0
+    optimizer_state: int = 0
+    activations: int = 0  # the input and every layer's output
+    targets: int = 0  # at most one value per output element
+    buffers: int = 0  # running statistics (BatchNorm's running_mean/var)
+
+    @property
+    def total(self) -> int:
+        return (self.parameters + self.gradients + self.optimizer_state + self.activations + self.targets
+                + self.buffers)
+
+    def describe(self) -> str:
+        buffers = f", buffers {fmt_bytes(self.buffers)}" if self.buffers else ""
+        return (f"{fmt_bytes(self.total)} (parameters {fmt_bytes(self.parameters)}, gradients "
+                f"{fmt_bytes(self.gradients)}, optimizer state {fmt_bytes(self.optimizer_state)}, activations "
+                f"{fmt_bytes(self.activations)}, targets {fmt_bytes(self.targets)}{buffers})")
+
+
+
+@dataclass
+class ShapeReport:
+    input_shape: tuple[int, ...]
+    layers: list[LayerShape] = field(default_factory=list)
+    error: ShapeError | None = None
+    memory: MemoryEstimate = field(default_factory=MemoryEstimate)
+    buffers: int = 0  # buffer elements of the top-level layers walked
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def total_params(self) -> int:
+        return sum(ly.params for ly in self.layers if ly.depth == 0)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(ly.trainable for ly in self.layers if ly.depth == 0)
+
+    @property
+    def output_shape(self) -> tuple[int, ...] | None:
+        top = [ly for ly in self.layers if ly.depth == 0]
+        if self.error is not None:
+            return None
+        return top[-1].output_shape if top else self.input_shape
+
+
+__all__ = ['ShapeReport', 'LayerShape', 'MemoryEstimate']
