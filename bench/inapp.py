@@ -1,7 +1,7 @@
 """Goal 1: the app, headless (run_test, 80x24), training with the Train tab on screen (loss plot and status
 live), over the hand-written loop of the same model, in the same run.
 
-The app's trainer runs in its own process (engine/runner.py) with `runner.threads` torch threads; the
+The app's trainer runs in its own process (engine/training/runner.py) with `runner.threads` torch threads; the
 hand-written loop runs in this process with the same thread count, while the app is idle. The two
 alternate in slices of a second; the app's rate in a slice is taken from its own reports
 (Progress.step over the trainer's clock, Progress.elapsed, between a report early in the slice and the

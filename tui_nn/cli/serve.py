@@ -23,7 +23,7 @@ What a client sends is bounded before it reaches the app: terminal sizes (the we
 `width`/`height` query and every `resize` message) are clamped to MAX_WIDTH x MAX_HEIGHT,
 the page's `fontsize` to FONT_SIZES; malformed messages are ignored; messages over
 MAX_MESSAGE bytes end the session. Each app ends with the server, SIGKILL included
-(engine/lifeline.py; its trainer process ends with it in turn, trainer_boot.py).
+(engine/training/lifeline.py; its trainer process ends with it in turn, training/process.py).
 
 Bound to 127.0.0.1 by default; any other address prints a warning on stderr. The page is
 textual-serve's own, less its Google Fonts link (a served page should not call out; the font

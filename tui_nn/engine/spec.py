@@ -1,6 +1,6 @@
 """The experiment as plain data: a dataclass config drives everything else.
 
-A `Preset` is what a TOML file holds (see `preset.py` for reading and writing it); the builder,
+A `Preset` is what a TOML file holds (see `files/preset_read.py` and `files/preset_write.py` for reading and writing it); the builder,
 the shape checker and the trainer take these values, never raw dicts.
 """
 
@@ -68,7 +68,7 @@ TensorSource = Any  # nested list of numbers | GeneratorSpec | None
 
 @dataclass
 class DatasetSpec:
-    """A generated data set (`[data] dataset = { name = "spiral", ... }`); see `datasets.py`."""
+    """A generated data set (`[data] dataset = { name = "spiral", ... }`); see `data/generated.py`."""
 
     name: str
     samples: int = 200

@@ -327,7 +327,7 @@ class PlaygroundApp(InsightMixin, App[int]):
     def _prestart_trainer(self) -> None:
         """Once the preview is on screen, before this process imports torch: the trainer process, which imports
         torch itself (about 4 s with torch._dynamo), on the other core meanwhile; the runner adopts it
-        (engine/trainer_boot.py). Started earlier, it slowed the preview (2 cores)."""
+        (engine/training/process.py). Started earlier, it slowed the preview (2 cores)."""
         from tui_nn.engine.training import process as trainer_boot  # no torch
 
         if trainer_boot.wants_process():

@@ -1,4 +1,17 @@
-"""The playground's generated 2-D data sets (seeded; their generator functions are copied verbatim into exported scripts)."""
+"""The playground's generated 2-D data sets (in the style of TensorFlow Playground), all seeded:
+
+- classification, 2 features in about [-1, 1]: xor, circles, moons, blobs, spiral (labels 0, 1, ...);
+- regression: sine (1 feature, y = sin(pi x)), plane (2 features, y = (x1 + x2) / 2).
+
+`[data] dataset = { name = "spiral", samples = 200, noise = 0.1, test_fraction = 0.2 }` (blobs and
+spiral also take `classes`).
+
+Determinism: the generator functions below draw from `torch.Generator().manual_seed(seed)` (the data
+generator of the session's contract); then one permutation drawn from the same generator shuffles the
+samples and the first `round(samples * test_fraction)` of it form the test split (split.py). The generator
+functions and `split` use only `torch` and `math`, so files/export.py copies their source into exported
+scripts unchanged.
+"""
 
 from __future__ import annotations
 

@@ -1,36 +1,8 @@
-"""Data sets: the playground's 2-D problems, and your own data from a CSV file.
+"""A preset's data tables (`[data] dataset = ...` or `[data] csv = ...`): parsed and checked against the model's
+input shape, loaded once per seed and cached (the split), attached to a session (its training and test
+samples), and described in one line for the app and the CLI.
 
-Generated data sets (in the style of TensorFlow Playground), all seeded:
-
-- classification, 2 features in about [-1, 1]: xor, circles, moons, blobs, spiral (labels 0, 1, ...);
-- regression: sine (1 feature, y = sin(pi x)), plane (2 features, y = (x1 + x2) / 2).
-
-`[data] dataset = { name = "spiral", samples = 200, noise = 0.1, test_fraction = 0.2 }` (blobs and
-spiral also take `classes`). `[data] csv = { path = "f.csv", features = ["x1", "x2"], target = "y" }`
-reads columns of a CSV file with a header (the file is only ever read). A bad row is an error naming the
-file and its line.
-
-Where a CSV file may be (checked at every read, after symlinks are resolved; `csv_location`):
-
-- a path written in a preset file is relative to the preset's folder and must stay inside it (`../` out
-  of it, an absolute path, or a symlink leading out of it are refused, with the field named and a hint:
-  copy the CSV file next to the preset); saving the preset elsewhere (`rebase`) keeps the path relative
-  when the file is inside the new folder and refuses the save otherwise;
-- an absolute path (typed in the app's CSV dialog, or kept in a session file, which holds the data
-  itself and reads the CSV again only to rebuild or export) must name a file whose name ends in `.csv`;
-- the file must be a regular, non-empty file (FIFOs, devices and the zero-sized files of /proc are
-  refused before anything is read), of at most MAX_CSV_BYTES.
-
-Column names and paths with control characters (C0, DEL, C1, line/paragraph separators, bidi controls)
-are refused, in the preset's csv table and in the file's header row. An error message quotes file
-content only to identify the problem, at most a few dozen characters, control characters escaped
-(`shown`).
-
-Determinism: the generator functions below draw from `torch.Generator().manual_seed(seed)` (the data
-generator of the session's contract); then one permutation drawn from the same generator shuffles the
-samples and the first `round(samples * test_fraction)` of it form the test split. The generator
-functions and `split` use only `torch` and `math`, so `export.py` copies their source into exported
-scripts unchanged.
+The data sets themselves are in generated.py, CSV files in csvfile.py, the split in split.py.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 history as CSV.
 
 The script holds the model as an `nn.Sequential` (Residual as a small class), the data (inline values,
-the generator calls, or the data-set functions of `datasets.py` copied verbatim), the loss, the
+the generator calls, or the data-set functions of `data/generated.py` copied verbatim), the loss, the
 optimizer, the schedule, the seed and the loop, following the engine's determinism contract step for
-step (see `session.py`). Run with `python script.py`, it prints one line per step, `step N loss L`,
+step (see `training/session.py`). Run with `python script.py`, it prints one line per step, `step N loss L`,
 with the same numbers as `tui-nn run` and the app (on the CPU, same torch). Nothing of tui-nn is
 imported by it.
 

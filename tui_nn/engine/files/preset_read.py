@@ -1,9 +1,10 @@
-"""Reading, validating and writing preset files (TOML).
+"""Reading and validating preset files (TOML); writing them is preset_write.py.
 
-Nothing here executes what the file says: TOML is parsed with `tomllib`, the section structure is
-validated with pydantic (unknown keys are errors), layer entries are validated against the layer
-catalogue, and every failure is one `PresetError` naming the file, the field path
-(`model.layers[2].out_features`), what was expected, and a "did you mean" for near-miss names.
+Nothing here executes what the file says: the text is bounded first (size, nesting of brackets, dotted keys
+and headers, huge numbers: `parse_toml`), parsed with `tomllib`, the section structure validated with
+pydantic (unknown keys are errors), layer entries validated against the layer catalogue, and every failure
+is one `PresetError` naming the file, the field path (`model.layers[2].out_features`), what was expected,
+and a "did you mean" for near-miss names.
 """
 
 from __future__ import annotations
@@ -651,7 +652,7 @@ def preset_from_dict(raw: dict[str, Any], source: str = "<preset>", *, checked: 
     preset = Preset(name=name, model=model, description=doc.preset.description, lab=doc.preset.lab,
                     data=data, training=training, source=source, pending=pending)
     if checked:
-        from ..model.build import validate_params  # late import: model.py imports torch-heavy code
+        from ..model.build import validate_params  # late import: model/build.py imports torch
 
         validate_params(model, source)
     return preset

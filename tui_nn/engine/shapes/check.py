@@ -1,7 +1,7 @@
 """Shape checking before anything is allocated.
 
 Every layer is built on PyTorch's meta device (shapes only, no memory) and its output shape found by
-arithmetic where that is certain (shape_rules.py), else by running it there. A mismatch comes
+arithmetic where that is certain (rules.py), else by running it there. A mismatch comes
 back as a `ShapeError` value: the layer, PyTorch's own message as a CPU run prints it, a
 plain-language hint, and a concrete fix the UI can apply with one key. Conv and pool rows carry
 their output-size arithmetic. A memory estimate (parameters, gradients, optimizer state,
@@ -163,7 +163,7 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
             continue
         problem = _explicit_check(spec, in_shape) or _known_error(spec, in_shape)
         fast = output_shape(spec, in_shape) if problem is None else None
-        if fast is not None:  # arithmetic (shape_rules.py): no meta kernel, so no torch._dynamo import
+        if fast is not None:  # arithmetic (rules.py): no meta kernel, so no torch._dynamo import
             y = _meta_tensor(fast, f"the output of layer {path} ({spec.type})")
         elif problem is None:
             try:

@@ -312,7 +312,7 @@ def _input_for(model: ModelSpec, index: int, want: int) -> tuple[int, ...] | Non
 
 def _prefix_shape(layers: list[LayerSpec], shape: tuple[int, ...]) -> tuple[int, ...] | None:
     """The output shape of `layers` for `shape` (None when one of them refuses it): by arithmetic where
-    shape_rules.py knows the layer, else on the meta device."""
+    rules.py knows the layer, else on the meta device."""
     x: torch.Tensor | None = None
     for spec in layers:
         fast = None if spec.type == "Residual" else output_shape(spec, shape)

@@ -1,6 +1,6 @@
 """Output shapes of the common layers by arithmetic, for inputs they certainly accept.
 
-The shape check (shapes.py) runs every layer on PyTorch's meta device, which is exact but costs a second
+The shape check (check.py) runs every layer on PyTorch's meta device, which is exact but costs a second
 the first time: torch's Python meta kernels are wrapped in `torch._disable_dynamo`, which imports
 `torch._dynamo` on first use. Opening a preset should not wait for that. So for the layers of the
 catalogue whose output shape is plain arithmetic, and only when the input is one the layer certainly

@@ -70,7 +70,7 @@ class ProcessRunner:
         self._proc: Any = None
         self._conn: Any = None
         self._ready = False  # the trainer process answered a ping (its imports are done)
-        early = take(self.threads)  # a process the app spawned before it imported torch (trainer_boot.py)
+        early = take(self.threads)  # a process the app spawned before it imported torch (process.py)
         if early is not None:
             self._proc, self._conn, self._stop = early
         else:

@@ -95,7 +95,7 @@ class Session:
         self.targets: torch.Tensor | None = None
         self.report: ShapeReport
         self._scheduler: Any = None  # the learning-rate schedule (schedules.py), made with each optimizer
-        self.test_inputs: torch.Tensor | None = None  # a data set's test split (datasets.py)
+        self.test_inputs: torch.Tensor | None = None  # a data set's test split (data/tables.py)
         self.test_targets: torch.Tensor | None = None
         self.metrics = Metrics()  # accuracy per step and test evaluations (metrics.py)
         self.runs = RunRegistry()  # every training run of this session (runs.py)
