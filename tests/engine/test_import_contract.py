@@ -58,3 +58,73 @@ def test_a_preset_preview_needs_no_torch():
 def test_the_app_module_leaves_the_widgets_for_after_the_first_frame():
     """`tui_nn.ui.app` draws its first frame before the widget modules (numpy, plotext, torch) are imported."""
     assert _loaded_after("import tui_nn.ui.app", ("torch", "numpy", "plotext", "textual_plotext")) == []
+
+
+def test_no_import_cycles_in_the_package_counting_imports_inside_functions():
+    """Every `import` and `from ... import` anywhere in a module (a late import inside a function is still an
+    edge for a reader), resolved to the package's modules; a package's __init__ is not a partner of its own
+    submodules. The strongly connected components of more than one module are the cycles: none."""
+    import ast
+    import pathlib
+
+    import tui_nn
+
+    root = pathlib.Path(tui_nn.__file__).parent
+    mods: dict[str, tuple[pathlib.Path, bool]] = {}
+    for f in root.rglob("*.py"):
+        parts = list(f.relative_to(root.parent).with_suffix("").parts)
+        is_pkg = parts[-1] == "__init__"
+        mods[".".join(parts[:-1] if is_pkg else parts)] = (f, is_pkg)
+
+    def resolve(name: str) -> str | None:
+        while name and name not in mods:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    edges: dict[str, set[str]] = {m: set() for m in mods}
+    for m, (f, is_pkg) in mods.items():
+        base = m.split(".") if is_pkg else m.split(".")[:-1]
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                b = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+                mod = ".".join(b + ([node.module] if node.module else [])) if node.level else (node.module or "")
+                targets = [mod] + [f"{mod}.{a.name}" for a in node.names]
+            else:
+                continue
+            for t in targets:
+                r = resolve(t) if t.split(".")[0] == "tui_nn" else None
+                if r and r != m and not (mods[r][1] and m.startswith(r + ".")):
+                    edges[m].add(r)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for v in list(edges):
+        if v not in index:
+            visit(v)
+    assert cycles == []
