@@ -159,6 +159,30 @@ batch_size = 5
 seed = 2
 '''
 
+IMPLICIT_DIM_CUMULATIVE_BN = '''
+[model]
+input_shape = [6, 2, 3]
+[[model.layers]]
+type = "BatchNorm1d"
+num_features = 2
+momentum = "cumulative"
+[[model.layers]]
+type = "Linear"
+in_features = 3
+out_features = 3
+init = { scheme = "orthogonal", gain = 0.8 }
+[[model.layers]]
+type = "LogSoftmax"
+[data]
+inputs = { generate = "randn", shape = [6, 2, 3] }
+targets = { generate = "randn", shape = [6, 2, 3] }
+[training]
+optimizer = { type = "Adam", lr = 0.05 }
+batch_size = 4
+seed = 5
+target_loss = 0.0
+'''
+
 CASES = {
     "full-batch-adam-hand-set": EXAMPLE,
     "mini-batch-sgd-nesterov": MLP.format(optimizer='{ type = "SGD", lr = 0.05, momentum = 0.9, nesterov = true }',
@@ -166,6 +190,7 @@ CASES = {
     "one-sample-rmsprop": MLP.format(optimizer='{ type = "RMSprop", lr = 0.01, centered = true }', batch=1, seed=0),
     "conv-net": CONV,
     "residual-init-frozen": RESIDUAL,
+    "implicit-softmax-dim-cumulative-batchnorm": IMPLICIT_DIM_CUMULATIVE_BN,  # eval-mode loss each epoch: running stats
     "spiral-test-split-cosine": SPIRAL,
     "xor-target-accuracy": XOR_TARGET,
     "global-rng": GLOBAL_RNG,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Iterator
 
 import torch
@@ -13,6 +14,16 @@ from .catalogue import CATALOGUE, torch_kwargs
 from .init import init_calls, weight_problem
 from .modules import Residual
 
+_IMPLICIT_DIM = r"Implicit dimension choice for (log_)?softmax has been deprecated"
+
+
+def _quiet_implicit_dim() -> None:
+    """torch warns at every forward of Softmax/LogSoftmax(dim=None); the shape check reports it once, naming the
+    dim torch picks (shapes/check.py `_torch_warning`): `tui-nn check` prints it and the app shows it, rather than a
+    line on the terminal under the app's screen. An exported script (no tui_nn) shows torch's own warning."""
+    if not any(f[0] == "ignore" and f[1] is not None and f[1].pattern == _IMPLICIT_DIM for f in warnings.filters):
+        warnings.filterwarnings("ignore", message=_IMPLICIT_DIM, category=UserWarning)
+
 
 def build_layer(spec: LayerSpec) -> nn.Module:
     """Construct one layer (on the current default device). Hand-set params are not applied here."""
@@ -20,6 +31,8 @@ def build_layer(spec: LayerSpec) -> nn.Module:
         return Residual(*[build_layer(s) for s in spec.layers])
     lt = CATALOGUE[spec.type]
     assert lt.cls is not None
+    if spec.type in ("Softmax", "LogSoftmax") and spec.args.get("dim") is None:
+        _quiet_implicit_dim()
     return lt.cls(**torch_kwargs(lt, spec.args))
 
 
