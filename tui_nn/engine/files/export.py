@@ -172,6 +172,7 @@ def _conversion(raw: torch.Tensor, final: torch.Tensor) -> str:
     text = ".long()" if final.dtype == torch.int64 else ".float()"
     if tuple(raw.shape) != tuple(final.shape):
         text += f".reshape({_lit(tuple(int(n) for n in final.shape))})"
+        text += "  # the output's shape, as tui-nn does: a loss on the raw shape would broadcast or refuse"
     return text
 
 
