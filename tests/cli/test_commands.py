@@ -39,6 +39,39 @@ def test_check_text(example):
     assert "Total params: 12" in out.stdout and "Loss (CrossEntropyLoss)" in out.stdout
 
 
+IMPLICIT = """
+[model]
+input_shape = [4, 3]
+[[model.layers]]
+type = "Linear"
+in_features = 3
+out_features = 1
+[[model.layers]]
+type = "Softmax"
+[data]
+inputs = { generate = "rand", shape = [4, 3] }
+targets = [1.0, 2.0, 3.0, 4.0]
+"""
+
+
+def test_check_prints_torchs_softmax_warning_and_the_targets_reshape_note(tmp_path):
+    path = tmp_path / "implicit.toml"
+    path.write_text(IMPLICIT)
+    out = tui("check", str(path))
+    assert out.returncode == 0, out.stderr
+    assert ("warning at layer 1 (Softmax): Implicit dimension choice for softmax has been deprecated. Change the "
+            "call to include dim=X as an argument.\n  hint: without dim, torch picks dim = 1 for this 2-D input "
+            "[4, 1]") in out.stderr
+    assert "  fix: set dim = 1" in out.stderr
+    assert ("note: targets of shape [4] are reshaped to the output's shape [4, 1]; in a literal PyTorch loop without "
+            "that reshape, MSELoss would broadcast them against the output to [4, 4]") in out.stdout
+    doc = json.loads(tui("check", str(path), "--json").stdout)
+    assert [(w["path"], w["type"], w["fix"]) for w in doc["warnings"]] == [("1", "Softmax", "set dim = 1")]
+    assert len(doc["notes"]) == 1 and "[4, 4]" in doc["notes"][0]
+    plain = json.loads(tui("check", "lab004-hand-set-network", "--json").stdout)
+    assert plain["warnings"] == [] and plain["notes"] == []
+
+
 def test_check_shape_error_exit_1_json(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(EXAMPLE.replace('[[model.layers]]\ntype = "Softmax"',

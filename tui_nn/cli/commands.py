@@ -93,6 +93,7 @@ def cmd_check(path: str, *, json_mode: bool = False) -> int:
         if session.data_error is None:
             session.data_error = err  # type: ignore[assignment]
     data_error = session.data_error
+    notes = _check_notes(session) if data_error is None else []
     if json_mode:
         doc: dict[str, Any] = {
             "input_shape": list(report.input_shape),
@@ -101,6 +102,7 @@ def cmd_check(path: str, *, json_mode: bool = False) -> int:
             "total_params": report.total_params, "trainable_params": report.trainable_params,
             "memory_bytes": report.memory.total, "loss": loss,
             "data_error": str(data_error) if data_error else None,
+            "warnings": [w.to_dict() for w in report.warnings], "notes": notes,
         }
         if _is_session(path):
             doc["step"] = session.step  # a session file: the step its weights are at
@@ -113,12 +115,26 @@ def cmd_check(path: str, *, json_mode: bool = False) -> int:
     if _is_session(path):
         say(f"session at step {session.step}", line=True)
     say(summary_table(report, details=True))
+    for w in report.warnings:
+        say(f"warning at {w}", file=sys.stderr)
+    for note in notes:
+        say(f"note: {note}")
     if data_error is not None:
         say(f"data error: {data_error}", file=sys.stderr)
         return EXIT_ERROR
     if loss is not None:
         say(f"Loss ({session.training.loss.type}) of the current output: {loss:.6g}")
     return EXIT_OK
+
+
+
+def _check_notes(session: Any) -> list[str]:
+    """What the engine does that a literal PyTorch loop would not: targets reshaped to the output's shape."""
+    from ..engine.data.tensors import target_note
+
+    p = session.preset
+    note = target_note(p.data, tuple(p.model.input_shape), p.training.loss.type, p.training.seed, session.targets)
+    return [note] if note else []
 
 
 

@@ -19,7 +19,7 @@ class LayerSpec:
     args: dict[str, Any] = field(default_factory=dict)  # constructor arguments that differ from defaults
     params: dict[str, Any] = field(default_factory=dict)  # hand-set parameters (nested lists), by torch name
     frozen: bool = False
-    init: dict[str, Any] | None = None  # {"scheme": "zeros"} / {"scheme": "constant", "value": 0.5}
+    init: dict[str, Any] | None = None  # {"scheme": "zeros"} / {"scheme": "constant", "val": 0.5} (model/init.py)
     layers: list["LayerSpec"] = field(default_factory=list)  # Residual body
 
     def copy(self) -> "LayerSpec":

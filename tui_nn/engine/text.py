@@ -87,19 +87,20 @@ def is_printable(text: str, *, keep_newlines: bool = True) -> bool:
 
 
 def fmt_bytes(n: float) -> str:
-    """Bytes in the largest unit below 1024 of it, up to PB; a need of a million PB or more as "6.81e+9332
-    bytes" (a product of huge sizes can have thousands of digits: neither str() nor float() takes it)."""
+    """Bytes in the largest binary unit below 1024 of it (KiB = 1,024 B, MiB = 1,024 KiB, ...), up to PiB; a need
+    of a million PiB or more as "6.81e+9332 bytes" (a product of huge sizes can have thousands of digits: neither
+    str() nor float() takes it)."""
     if abs(n) >= 10**6 * 1024**5:
         return f"{sci(n) if isinstance(n, int) else f'{n:.3g}'} bytes"
-    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
-        if abs(n) < 1024 or unit == "PB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-    return f"{n:.1f} PB"  # pragma: no cover
+    return f"{n:.1f} PiB"  # pragma: no cover
 
 
 def _bytes_text(n: int) -> str:
-    """"123456 bytes (120.6 KB)": the exact count and its size; a count of more than 39 digits only as
+    """"123456 bytes (120.6 KiB)": the exact count and its size; a count of more than 39 digits only as
     fmt_bytes writes it ("6.81e+9332 bytes": such a count can have thousands of digits)."""
     return f"{n} bytes ({fmt_bytes(n)})" if n.bit_length() <= 128 else fmt_bytes(n)
 

@@ -40,3 +40,37 @@ def test_session_reports_data_error_as_value():
     s = Session(loads_preset('[model]\ninput_shape = [1, 2]\n[[model.layers]]\ntype = "Linear"\nin_features = 2\n'
                              'out_features = 3\n[data]\ntargets = [5]\n[training]\nloss = "CrossEntropyLoss"\n'))
     assert not s.trainable and "out of range" in s.why_not_trainable()
+
+
+@pytest.mark.parametrize("loss", ["MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss"])
+def test_the_reshape_note_says_what_a_literal_torch_loop_does_with_n_targets(loss):
+    """[N] targets for an [N, 1] output are reshaped; the note's claim about plain PyTorch is checked here."""
+    import warnings
+
+    from torch import nn
+
+    from tui_nn.engine.data.targets import reshape_note
+
+    out, raw = torch.rand(4, 1), torch.rand(4)
+    t = match_targets(raw, loss, (4, 1), 4)
+    assert t.shape == (4, 1)
+    note = reshape_note(tuple(raw.shape), tuple(t.shape), loss)
+    assert note.startswith("targets of shape [4] are reshaped to the output's shape [4, 1]")
+    fn = getattr(nn, loss)()
+    if loss.startswith("BCE"):
+        with pytest.raises(ValueError):
+            fn(out, raw)
+        assert "would refuse them" in note
+        return
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        literal = fn(out, raw).item()
+    assert "target size" in str(seen[-1].message) and "[4, 4]" in note
+    assert literal != fn(out, t).item()  # a different loss
+
+
+def test_no_reshape_note_for_targets_of_the_outputs_shape_or_class_indices():
+    from tui_nn.engine.data.targets import reshape_note
+
+    assert reshape_note((4, 1), (4, 1), "MSELoss") is None
+    assert reshape_note((4,), (4,), "CrossEntropyLoss") is None

@@ -55,12 +55,13 @@ input_shape = [10, 5]
 type = "Linear"
 in_features = 5
 out_features = 6
-init = "xavier_uniform"
+init = { scheme = "xavier_normal", gain = 1.5, bias = 0.05 }
 [[model.layers]]
 type = "PReLU"
 init = { scheme = "constant", value = 0.1 }
 [[model.layers]]
 type = "Residual"
+init = { scheme = "trunc_normal", std = 0.2, bias = 0 }
 layers = [ { type = "Linear", in_features = 6, out_features = 6, init = "kaiming_uniform" },
            { type = "LayerNorm", normalized_shape = 6 }, { type = "GELU" } ]
 [[model.layers]]
@@ -158,6 +159,30 @@ batch_size = 5
 seed = 2
 '''
 
+IMPLICIT_DIM_CUMULATIVE_BN = '''
+[model]
+input_shape = [6, 2, 3]
+[[model.layers]]
+type = "BatchNorm1d"
+num_features = 2
+momentum = "cumulative"
+[[model.layers]]
+type = "Linear"
+in_features = 3
+out_features = 3
+init = { scheme = "orthogonal", gain = 0.8 }
+[[model.layers]]
+type = "LogSoftmax"
+[data]
+inputs = { generate = "randn", shape = [6, 2, 3] }
+targets = { generate = "randn", shape = [6, 2, 3] }
+[training]
+optimizer = { type = "Adam", lr = 0.05 }
+batch_size = 4
+seed = 5
+target_loss = 0.0
+'''
+
 CASES = {
     "full-batch-adam-hand-set": EXAMPLE,
     "mini-batch-sgd-nesterov": MLP.format(optimizer='{ type = "SGD", lr = 0.05, momentum = 0.9, nesterov = true }',
@@ -165,6 +190,7 @@ CASES = {
     "one-sample-rmsprop": MLP.format(optimizer='{ type = "RMSprop", lr = 0.01, centered = true }', batch=1, seed=0),
     "conv-net": CONV,
     "residual-init-frozen": RESIDUAL,
+    "implicit-softmax-dim-cumulative-batchnorm": IMPLICIT_DIM_CUMULATIVE_BN,  # eval-mode loss each epoch: running stats
     "spiral-test-split-cosine": SPIRAL,
     "xor-target-accuracy": XOR_TARGET,
     "global-rng": GLOBAL_RNG,
@@ -285,7 +311,11 @@ def test_the_exported_model_is_readable():
     text = export_script(loads_preset(RESIDUAL, "r.toml"), steps=1)
     assert "class Residual(nn.Module):" in text
     assert "    Residual(\n        nn.Linear(in_features=6, out_features=6),\n" in text
-    assert "init_module(model[2].body[0], {'scheme': 'kaiming_uniform'})" in text
+    assert "nn.init.xavier_normal_(model[0].weight, gain=1.5)\nnn.init.constant_(model[0].bias, val=0.05)\n" in text
+    assert "nn.init.constant_(model[1].weight, val=0.1)\n" in text
+    assert ("nn.init.trunc_normal_(model[2].body[0].weight, std=0.2)\nnn.init.constant_(model[2].body[0].bias, val=0.0)\n"
+            "nn.init.trunc_normal_(model[2].body[1].weight, std=0.2)\nnn.init.constant_(model[2].body[1].bias, val=0.0)\n"
+            "nn.init.kaiming_uniform_(model[2].body[0].weight)\n") in text
     assert "for p in model[3].parameters():\n    p.requires_grad_(False)" in text
     assert "torch.optim.AdamW(list(model.parameters()), lr=0.02, betas=(0.8, 0.99), weight_decay=0.05)" in text
 

@@ -40,10 +40,12 @@ def test_bad_values_are_refused_and_nothing_changes(session, name, value, index,
 def test_init_schemes(session):
     session.init_layer("0", {"scheme": "zeros"})
     assert session.get_param("0.weight").abs().sum().item() == 0
-    session.init_layer("0", {"scheme": "constant", "value": 0.5})
-    assert torch.all(session.get_param("0.bias") == 0.5)
+    bias = session.get_param("0.bias").detach().clone()
+    session.init_layer("0", {"scheme": "constant", "val": 0.5})
+    assert torch.all(session.get_param("0.weight") == 0.5)
+    assert torch.equal(session.get_param("0.bias"), bias)  # the scheme is on the weight (tests/engine/model/test_init.py)
     torch.manual_seed(1)
-    session.init_layer("0", {"scheme": "xavier_uniform"})
+    session.init_layer("0", {"scheme": "xavier_uniform", "bias": 0.0})
     assert session.get_param("0.bias").abs().sum().item() == 0
     bound = (6 / (3 + 3)) ** 0.5
     assert session.get_param("0.weight").abs().max().item() <= bound

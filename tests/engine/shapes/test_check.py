@@ -279,7 +279,7 @@ def test_layernorm_of_a_thousand_huge_dims_is_refused_with_its_size():
 def test_fmt_bytes_of_any_size():
     from tui_nn.engine.text import fmt_bytes
 
-    assert fmt_bytes(1536) == "1.5 KB" and fmt_bytes(3 * 1024**5) == "3.0 PB"
+    assert fmt_bytes(1536) == "1.5 KiB" and fmt_bytes(3 * 1024**5) == "3.0 PiB" and fmt_bytes(1023) == "1023 B"
     assert fmt_bytes(10**5000) == "1.00e+5000 bytes" and fmt_bytes(4 * 10**24) == "4.00e+24 bytes"
 
 

@@ -58,7 +58,7 @@ def layer_and_input(draw):  # noqa: ANN001, ANN201
     elif kind == "LayerNorm":
         args = {"normalized_shape": pick(shape[-1])}
     elif kind in ("Softmax", "LogSoftmax"):
-        args = {"dim": draw(st.integers(-3, 3))}
+        args = {"dim": draw(st.integers(-3, 3))} if draw(st.integers(0, 3)) else {}  # {}: torch's implicit dim
     elif kind == "PReLU":
         args = {"num_parameters": draw(st.sampled_from([1, c]))}
     elif kind == "Pow":

@@ -52,7 +52,7 @@ def match_targets(raw: torch.Tensor, loss: str, output_shape: tuple[int, ...] | 
     t = raw.float()
     if tuple(t.shape) != out_n:
         if t.numel() == math.prod(out_n):
-            t = t.reshape(out_n)  # [N] targets for an [N, 1] output: what the user means
+            t = t.reshape(out_n)  # [N] targets for an [N, 1] output: what the user means (reshape_note says so)
         else:
             try:
                 b = torch.broadcast_shapes(tuple(t.shape), out_n)
@@ -67,3 +67,23 @@ def match_targets(raw: torch.Tensor, loss: str, output_shape: tuple[int, ...] | 
             raise DataError("BCELoss needs targets in [0, 1]",
                             hint="use 0/1 labels or probabilities (or MSELoss for other values)")
     return t
+
+
+
+def reshape_note(raw_shape: tuple[int, ...], shape: tuple[int, ...], loss: str) -> str | None:
+    """What `match_targets` did when it reshaped the targets to the output's shape (value targets of [N] for an
+    [N, 1] output), and what a literal PyTorch loop would do with them instead; None when it did not."""
+    raw_shape, shape = tuple(raw_shape), tuple(shape)
+    if raw_shape == shape or LOSSES[loss].kind == "classification" or len(raw_shape) == 0:
+        return None
+    if LOSSES[loss].kind == "binary":
+        instead = f"{loss} would refuse them (ValueError: a target size different to the input size)"
+    else:
+        try:
+            b = list(torch.broadcast_shapes(raw_shape, shape))
+            instead = (f"{loss} would broadcast them against the output to {b} (torch warns: \"Using a target size "
+                       "that is different to the input size\") and compute a different loss")
+        except RuntimeError:
+            instead = f"{loss} would refuse them (the shapes do not broadcast)"
+    return (f"targets of shape {list(raw_shape)} are reshaped to the output's shape {list(shape)}; in a literal "
+            f"PyTorch loop without that reshape, {instead}")

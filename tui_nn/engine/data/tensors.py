@@ -10,7 +10,7 @@ import torch
 from ..errors import DataError
 from ..spec import DataSpec, GeneratorSpec
 from ..training.objectives import LOSSES
-from .targets import match_targets
+from .targets import match_targets, reshape_note
 
 MAX_GENERATED_ELEMENTS = 50_000_000
 
@@ -90,3 +90,18 @@ def make_targets(data: DataSpec, loss: str, output_shape: tuple[int, ...] | None
             return torch.randint(0, 2, (n,) + tuple(output_shape[1:]), generator=gen).float()
         return torch.randn((n,) + tuple(output_shape[1:]), generator=gen)
     return match_targets(raw, loss, output_shape, n)
+
+
+
+def target_note(data: DataSpec, input_shape: tuple[int, ...], loss: str, seed: int,
+                targets: torch.Tensor | None) -> str | None:
+    """`reshape_note` for the targets the session uses (`targets`, as match_targets made them): the raw targets
+    are drawn again, as the data says, to see their shape. None without such a reshape."""
+    if targets is None or (data.targets is None and data.dataset is None and data.csv is None):
+        return None  # random targets are drawn in the output's shape
+    x, gen = make_inputs(data, input_shape, seed)
+    try:
+        raw = make_targets(data, loss, None, int(x.shape[0]), gen)
+    except Exception:  # noqa: BLE001 - the session made them once; a note is not worth an error
+        return None
+    return None if raw is None else reshape_note(tuple(raw.shape), tuple(targets.shape), loss)

@@ -38,7 +38,8 @@ from typing import Any
 import torch
 
 from ..errors import EngineError
-from ..model.build import init_module, iter_specs
+from ..model.build import init_targets, iter_specs
+from ..model.init import SCHEMES, init_calls
 from ..model.catalogue import CATALOGUE, torch_kwargs
 from ..model.modules import Pow, Residual
 from ..spec import GeneratorSpec, LayerSpec, Preset
@@ -133,6 +134,24 @@ def _module_expr(path: str) -> str:
     return out
 
 
+_INIT_FUNCTIONS = frozenset({s.fn for s in SCHEMES.values() if s.fn is not None} | {"constant_"})
+
+
+def _init_lines(model: torch.nn.Module, path: str, init: dict[str, Any]) -> list[str]:
+    """The torch.nn.init calls of a layer's init scheme, on the tensors the engine applies them to
+    (model/build.py init_module: the layer's weight, its bias when the table sets one; a Residual's body)."""
+    names = {id(m): n for n, m in model.named_modules()}
+    lines = []
+    for m in init_targets(dict(model.named_modules())[path]):
+        target = _module_expr(names[id(m)])
+        for tensor, fn, kwargs in init_calls(init):
+            if fn not in _INIT_FUNCTIONS:
+                raise EngineError(f"cannot export the init function {_lit(fn)}")
+            args = "".join(f", {_ident(k, 'init argument')}={_lit(v)}" for k, v in kwargs.items())
+            lines.append(f"nn.init.{fn}({target}.{_ident(tensor, 'parameter')}{args})")
+    return lines
+
+
 def _source(fn: Any) -> str:
     return inspect.getsource(fn).rstrip() + "\n"
 
@@ -153,6 +172,7 @@ def _conversion(raw: torch.Tensor, final: torch.Tensor) -> str:
     text = ".long()" if final.dtype == torch.int64 else ".float()"
     if tuple(raw.shape) != tuple(final.shape):
         text += f".reshape({_lit(tuple(int(n) for n in final.shape))})"
+        text += "  # the output's shape, as tui-nn does: a loss on the raw shape would broadcast or refuse"
     return text
 
 
@@ -331,7 +351,6 @@ def export_script(preset: Preset, *, steps: int | None = None) -> str:
     imports: list[str] = []
     helpers, data_lines, has_test = _data_code(session, imports)
     uses_residual = any(s.type == "Residual" for _, s in specs)
-    needs_init = any(s.init is not None for _, s in specs)
     needs_params = any(s.params for _, s in specs)
     track_acc = t.target_accuracy is not None and accuracy_kind(t.loss.type) is not None
     device = "torch.device(\"cpu\")" if t.device == "cpu" else \
@@ -376,9 +395,6 @@ def export_script(preset: Preset, *, steps: int | None = None) -> str:
         if any(s.type == name for _, s in specs):
             w("")
             w(_source(cls))
-    if needs_init:
-        w("")
-        w(_source(init_module))
     if needs_params:
         w("")
         w("def set_param(param, value):")
@@ -407,7 +423,7 @@ def export_script(preset: Preset, *, steps: int | None = None) -> str:
     for path, spec in specs:
         target = _module_expr(path)
         if spec.init is not None:
-            w(f"init_module({target}, {_lit(dict(spec.init))})")
+            out.extend(_init_lines(session.model, path, spec.init))
         for name, value in spec.params.items():
             w(f"set_param({target}.{_ident(name, 'parameter')}, {_lit(value)})")
         if spec.frozen:

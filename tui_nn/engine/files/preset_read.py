@@ -21,7 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import PresetError, brief, did_you_mean, quote, shown
 from ..model.args import _type_name, check_arg, check_numbers
-from ..model.catalogue import CATALOGUE, FLOAT32_MAX, LAYER_KEYS, LayerType
+from ..model.catalogue import CATALOGUE, LAYER_KEYS, LayerType
+from ..model.init import ALIASES as INIT_ALIASES
+from ..model.init import BIAS, INIT_SCHEMES, SCHEMES, table_problem
+from ..model.init import keys as init_keys
 from ..spec import CallSpec, DataSpec, GeneratorSpec, LayerSpec, ModelSpec, Preset, TrainingSpec
 from ..text import first_control
 from ..training.objectives import LOSSES, OPTIMIZERS, Objective, check_combination
@@ -258,11 +261,10 @@ def parse_layer(raw: Any, field: str, source: str = "<input>", depth: int = 0) -
 
 
 
-INIT_SCHEMES = ("default", "zeros", "ones", "constant", "uniform", "normal", "xavier_uniform", "kaiming_uniform")
-
-
-
 def parse_init(value: Any, field: str, source: str = "<input>") -> dict[str, Any]:
+    """An init scheme name or table (model/init.py), validated: torch's argument names, kinds and bounds, and
+    the combinations torch refuses. The table keeps what the user wrote (numbers as floats); `value`, the
+    old name of constant's `val`, is read as `val`."""
     if isinstance(value, str):
         table: dict[str, Any] = {"scheme": value}
     elif isinstance(value, dict):
@@ -270,43 +272,35 @@ def parse_init(value: Any, field: str, source: str = "<input>") -> dict[str, Any
     else:
         raise PresetError(f"expected a scheme name or a table with \"scheme\"; got {_type_name(value)}",
                           source=source, field=field)
-    scheme = table.get("scheme")
-    if not isinstance(scheme, str) or scheme not in INIT_SCHEMES:
-        raise PresetError(f"unknown initialisation {brief(scheme)}"
-                          f"{did_you_mean(scheme, INIT_SCHEMES) if isinstance(scheme, str) else ''}; expected one "
-                          f"of: {', '.join(INIT_SCHEMES)}", source=source, field=field)
-    allowed = {"constant": ("value",), "uniform": ("a", "b"), "normal": ("mean", "std"),
-               "xavier_uniform": ("gain",)}.get(scheme, ())
+    scheme_name = table.get("scheme")
+    if not isinstance(scheme_name, str) or scheme_name not in INIT_SCHEMES:
+        raise PresetError(f"unknown initialisation {brief(scheme_name)}"
+                          f"{did_you_mean(scheme_name, INIT_SCHEMES) if isinstance(scheme_name, str) else ''}; "
+                          f"expected one of: {', '.join(INIT_SCHEMES)}", source=source,
+                          field=field if isinstance(value, str) else _key(field, "scheme"))
+    scheme = SCHEMES[scheme_name]
+    allowed = init_keys(scheme_name)
+    out: dict[str, Any] = {"scheme": scheme_name}
     for key, v in table.items():
         if key == "scheme":
             continue
-        if key not in allowed:
-            raise PresetError(f"unknown key {quote(key)} for init {scheme}{did_you_mean(key, allowed)}",
+        name = INIT_ALIASES.get((scheme_name, key), key)
+        spec = BIAS if name == "bias" else scheme.arg(name)
+        if spec is None or name in out:
+            why = f"unknown key {quote(key)}" if spec is None else f"{quote(key)} repeats {quote(name)}"
+            raise PresetError(f"{why} for init {scheme_name}{did_you_mean(key, allowed) if spec is None else ''}; "
+                              f"expected {'one of: ' + ', '.join(allowed) if allowed else 'no other key'}",
                               source=source, field=_key(field, key))
-        if (isinstance(v, bool) or not isinstance(v, (int, float))
-                or (isinstance(v, float) and not math.isfinite(v))):  # (an int of 400 digits: no isfinite)
-            raise PresetError(f"expected a finite number; got {brief(v)}", source=source, field=_key(field, key))
-        if abs(v) > FLOAT32_MAX:
-            raise PresetError(f"{brief(v)} is too large for a float32 parameter (it would become inf)",
-                              source=source, field=_key(field, key),
-                              hint=f"parameters are float32: at most about {FLOAT32_MAX:.4g} in size")
-        table[key] = float(v)
-    if scheme == "constant" and "value" not in table:
-        raise PresetError("init \"constant\" needs a \"value\"", source=source, field=f"{field}.value")
-    if scheme == "uniform":
-        a, b = table.get("a", 0.0), table.get("b", 1.0)
-        if a > b:
-            raise PresetError(f"init \"uniform\" draws from [a, b), so a must be <= b; got a = {a:g}, b = {b:g}",
-                              source=source, field=f"{field}.{'b' if 'b' in table else 'a'}",
-                              hint="swap a and b" if "a" in table and "b" in table else
-                              "b defaults to 1 and a to 0: set both")
-        if b - a > FLOAT32_MAX:
-            raise PresetError(f"init \"uniform\": the range b - a = {b - a:g} is too large for float32",
-                              source=source, field=f"{field}.b")
-    if scheme == "normal" and table.get("std", 1.0) < 0:
-        raise PresetError(f"init \"normal\" needs std >= 0 (a standard deviation); got {table['std']:g}",
-                          source=source, field=f"{field}.std", hint="use the size of the spread, e.g. std = 0.1")
-    return table
+        out[name] = check_arg(spec, v, _key(field, key), source)
+    for a in scheme.args:
+        if a.required and a.name not in out:
+            raise PresetError(f"init \"{scheme_name}\" needs \"{a.name}\" ({a.doc})", source=source,
+                              field=_key(field, a.name))
+    problem = table_problem(out)
+    if problem is not None:
+        key, message, hint = problem
+        raise PresetError(message, source=source, field=_key(field, key), hint=hint)
+    return out
 
 
 

@@ -52,6 +52,11 @@ def check_arg(spec: ArgSpec, value: Any, field: str, source: str = "<input>") ->
             raise fail("a finite number")
 
     kind = spec.kind
+    if spec.none_as and isinstance(value, str):  # the word for torch's None (TOML has no null)
+        if value == spec.none_as:
+            return value
+        raise PresetError(f"expected a number or \"{spec.none_as}\"; got {brief(value)}", source=source, field=field,
+                          hint=f"{spec.name} = \"{spec.none_as}\" is torch's {spec.name}=None (TOML has no null)")
     if kind in (INT, OPT_INT):
         if isinstance(value, bool) or not isinstance(value, int):
             raise fail("an integer")

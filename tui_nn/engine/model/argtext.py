@@ -44,6 +44,8 @@ def parse_value(argspec: Any, text: str) -> Any:
         raise EditError("expected true or false")
     if kind == CHOICE:
         return t
+    if argspec.none_as and t.strip("'\"") == argspec.none_as:
+        return argspec.none_as
     if kind in (INT, OPT_INT):
         return _int(t)
     if kind in (FLOAT, OPT_FLOAT):
@@ -151,7 +153,8 @@ def call_text(spec: LayerSpec) -> str:
         v = spec.args[a.name]
         if not a.required and v == a.default:
             continue  # written out in the preset, but the default anyway
-        text = f"'{v}'" if isinstance(v, str) else value_text(v) if not isinstance(v, list) else \
+        text = "None" if a.none_as and v == a.none_as else f"'{v}'" if isinstance(v, str) else \
+            value_text(v) if not isinstance(v, list) else \
             "(" + ", ".join(str(x) for x in v) + ")"
         parts.append(text if a.required else f"{a.name}={text}")
     for k, v in spec.args.items():

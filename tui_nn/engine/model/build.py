@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import warnings
 from typing import Any, Iterator
 
 import torch
@@ -11,7 +11,18 @@ from torch import nn
 from ..errors import PresetError, WeightError
 from ..spec import LayerSpec, ModelSpec
 from .catalogue import CATALOGUE, torch_kwargs
+from .init import init_calls, weight_problem
 from .modules import Residual
+
+_IMPLICIT_DIM = r"Implicit dimension choice for (log_)?softmax has been deprecated"
+
+
+def _quiet_implicit_dim() -> None:
+    """torch warns at every forward of Softmax/LogSoftmax(dim=None); the shape check reports it once, naming the
+    dim torch picks (shapes/check.py `_torch_warning`): `tui-nn check` prints it and the app shows it, rather than a
+    line on the terminal under the app's screen. An exported script (no tui_nn) shows torch's own warning."""
+    if not any(f[0] == "ignore" and f[1] is not None and f[1].pattern == _IMPLICIT_DIM for f in warnings.filters):
+        warnings.filterwarnings("ignore", message=_IMPLICIT_DIM, category=UserWarning)
 
 
 def build_layer(spec: LayerSpec) -> nn.Module:
@@ -20,6 +31,8 @@ def build_layer(spec: LayerSpec) -> nn.Module:
         return Residual(*[build_layer(s) for s in spec.layers])
     lt = CATALOGUE[spec.type]
     assert lt.cls is not None
+    if spec.type in ("Softmax", "LogSoftmax") and spec.args.get("dim") is None:
+        _quiet_implicit_dim()
     return lt.cls(**torch_kwargs(lt, spec.args))
 
 
@@ -58,6 +71,8 @@ def validate_params(model: ModelSpec, source: str = "<preset>") -> None:
             if "overflow" in str(err).lower():
                 continue  # a size question, not a format one: the memory budget refuses it, with the bytes
             raise PresetError(f"{spec.type} cannot be built: {err}", source=source, field=field) from None
+        if spec.init is not None:
+            _check_init(spec, module, field, source)
         if module is None:
             continue
         own = dict(module.named_parameters())
@@ -75,6 +90,23 @@ def validate_params(model: ModelSpec, source: str = "<preset>") -> None:
                 raise PresetError(problem, source=source, field=f"{field}.{name}",
                                   hint=f"parameters are {_dtype_name(own[name].dtype)}: at most about "
                                        f"{torch.finfo(own[name].dtype).max:.4g} in size")
+
+
+
+def _check_init(spec: LayerSpec, module: nn.Module | None, field: str, source: str) -> None:
+    """The layer's init scheme fits its weight and bias (PresetError naming the init key otherwise)."""
+    assert spec.init is not None
+    if module is None:  # a Residual block: built here only for its init (its body's layers are checked anyway)
+        try:
+            with torch.device("meta"):
+                module = build_layer(spec)
+        except (ValueError, TypeError, RuntimeError):
+            return  # a body layer that cannot be built: its own entry says why
+    problem = init_problem(module, spec.init, spec.type)
+    if problem is not None:
+        key, message, hint = problem
+        where = f"{field}.init" if key == "scheme" and len(spec.init) == 1 else f"{field}.init.{key}"
+        raise PresetError(message, source=source, field=where, hint=hint)
 
 
 
@@ -130,7 +162,7 @@ def apply_spec_params(model: nn.Module, spec: ModelSpec) -> None:
     for path, s in iter_specs(spec.layers):
         module = modules[path]
         if s.init is not None:
-            init_module(module, s.init)
+            init_module(module, s.init, redraw_default=False)  # "default": the constructor's draw, kept
         for name, value in s.params.items():
             param = getattr(module, name, None)
             if not isinstance(param, torch.Tensor):
@@ -152,41 +184,58 @@ def apply_spec_params(model: nn.Module, spec: ModelSpec) -> None:
 
 
 
-def init_module(module: nn.Module, init: dict[str, Any]) -> None:
-    """Apply an initialisation scheme to one layer's own parameters.
+def init_targets(module: nn.Module) -> list[nn.Module]:
+    """The layers an init scheme on `module` applies to: the layer itself; for a Residual block, every layer of
+    its body that has a weight, in order (nested blocks included)."""
+    if isinstance(module, Residual):
+        return [m for m in module.body.modules()
+                if not isinstance(m, (Residual, nn.Sequential)) and isinstance(getattr(m, "weight", None), nn.Parameter)]
+    return [module]
 
-    "default" re-runs PyTorch's own `reset_parameters()`. xavier/kaiming apply to weights with at
-    least two dimensions (biases are zeroed); the other schemes apply to every parameter.
-    """
+
+
+def _has(module: nn.Module, name: str) -> bool:
+    return isinstance(getattr(module, name, None), torch.Tensor)
+
+
+
+def init_problem(module: nn.Module, init: dict[str, Any], what: str) -> tuple[str, str, str] | None:
+    """(key, message, hint) when the scheme `init` cannot be applied to `module` (built on any device, the
+    meta device included), named `what` ("Linear", "layer 2 (Linear)"); else None."""
+    if isinstance(module, Residual):
+        targets = init_targets(module)
+        if not targets and (init.get("scheme", "default") != "default" or "bias" in init):
+            return ("scheme", f"{what} has no layer with a weight in its body", "set init on a layer with a weight")
+        for m in targets:
+            problem = init_problem(m, init, f"{what}'s {type(m).__name__}")
+            if problem is not None:
+                return problem
+        return None
+    weight = getattr(module, "weight", None)
+    shape = tuple(weight.shape) if isinstance(weight, torch.Tensor) else None
+    return weight_problem(init, what, shape, _has(module, "bias"))
+
+
+
+def init_module(module: nn.Module, init: dict[str, Any], *, redraw_default: bool = True) -> None:
+    """Apply an initialisation scheme (model/init.py) to one layer: the torch.nn.init function on its weight,
+    then `nn.init.constant_` on its bias when the table sets `bias`; on a Residual block, to each layer of its
+    body that has a weight. "default" redraws weight and bias with the layer's own `reset_parameters()` when
+    `redraw_default` (the app's action on a built layer); a preset's "default" is no initialisation at all
+    (build_model passes False). Refused as a WeightError, before any change, where torch would refuse it."""
     scheme = init.get("scheme", "default")
-    with torch.no_grad():
-        if scheme == "default":
-            for m in module.modules():
-                reset = getattr(m, "reset_parameters", None)
+    problem = init_problem(module, init, type(module).__name__)
+    if problem is not None:
+        key, message, hint = problem
+        raise WeightError(f"init {scheme}: {message}", hint=hint)
+    for m in init_targets(module):
+        if scheme == "default" and redraw_default:
+            for sub in m.modules():
+                reset = getattr(sub, "reset_parameters", None)
                 if callable(reset):
                     reset()
-            return
-        for name, p in module.named_parameters(recurse=True):
-            if scheme == "zeros":
-                p.zero_()
-            elif scheme == "ones":
-                p.fill_(1.0)
-            elif scheme == "constant":
-                p.fill_(float(init["value"]))
-            elif scheme == "uniform":
-                p.uniform_(float(init.get("a", 0.0)), float(init.get("b", 1.0)))
-            elif scheme == "normal":
-                p.normal_(float(init.get("mean", 0.0)), float(init.get("std", 1.0)))
-            elif scheme in ("xavier_uniform", "kaiming_uniform"):
-                if p.dim() >= 2:
-                    if scheme == "xavier_uniform":
-                        nn.init.xavier_uniform_(p, gain=float(init.get("gain", 1.0)))
-                    else:
-                        nn.init.kaiming_uniform_(p, a=math.sqrt(5))
-                else:
-                    p.zero_()
-            else:  # pragma: no cover - validated by parse_init
-                raise ValueError(f"unknown init scheme {scheme}")
+        for name, fn, kwargs in init_calls(init):
+            getattr(nn.init, fn)(getattr(m, name), **kwargs)
 
 
 

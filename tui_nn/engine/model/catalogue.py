@@ -41,6 +41,7 @@ class ArgSpec:
     max_open: bool = False  # value < max (not <=)
     float32: bool = False  # a constant the layer applies to float32 values: what float32 cannot hold is refused
     refused: tuple[tuple[str, str, str], ...] = ()  # (value, reason, hint): a value torch takes that cannot work
+    none_as: str = ""  # the word a file writes for torch's None (TOML has no null): BatchNorm momentum "cumulative"
 
     def describe(self) -> str:
         parts = [self.kind]
@@ -118,14 +119,24 @@ def _norm(dims_doc: str) -> tuple[ArgSpec, ...]:
     return (
         _feat("num_features", f"channels C of the {dims_doc} input"),
         _a("eps", FLOAT, 1e-5, min=0.0, doc="added to the variance for stability", float32=True),
-        _a("momentum", OPT_FLOAT, 0.1, min=0.0, max=1.0, doc="running-statistics update rate"),
+        _a("momentum", OPT_FLOAT, 0.1, min=0.0, max=1.0, none_as="cumulative",
+           doc="running-statistics update rate; \"cumulative\" is torch's None: a cumulative moving average"),
         _a("affine", BOOL, True, doc="learn a scale (weight) and shift (bias)"),
         _a("track_running_stats", BOOL, True, doc="keep running mean/variance for eval mode"),
     )
 
 
-_ACT_DIM = _a("dim", INT, -1, min=-8, max=8,
-              doc="dimension that sums to 1 (torch's default None guesses it and warns; -1 is explicit)")
+_ACT_DIM = _a("dim", OPT_INT, None, min=-8, max=8,
+              doc="dimension that sums to 1 (omitted: torch's implicit choice, dim 0 for 0-, 1- and 3-D input, "
+                  "else 1, with its deprecation warning)")
+
+
+def softmax_dim(dim: int | None, ndim: int) -> int:
+    """The dim Softmax/LogSoftmax(dim) reduce over for an input of `ndim` dimensions: `dim` itself, or for None
+    torch.nn.functional._get_softmax_dim's implicit choice (0 for 0-, 1- and 3-D input, else 1)."""
+    if dim is not None:
+        return dim
+    return 0 if ndim in (0, 1, 3) else 1
 
 _TYPES: list[LayerType] = [
     LayerType("Linear", "Fully connected: y = x A^T + b", "layer",
@@ -196,9 +207,9 @@ _TYPES: list[LayerType] = [
     LayerType("Sigmoid", "1 / (1 + exp(-x)), squashes to (0, 1)", "activation", impl="torch.nn.Sigmoid"),
     LayerType("Tanh", "tanh(x), squashes to (-1, 1)", "activation", impl="torch.nn.Tanh"),
     LayerType("Softmax", "exp(x_i) / sum_j exp(x_j) along dim: probabilities that sum to 1", "activation",
-              (_ACT_DIM,), impl="torch.nn.Softmax", extra={"always": ("dim",)}),
+              (_ACT_DIM,), impl="torch.nn.Softmax"),
     LayerType("LogSoftmax", "log(Softmax(x)) along dim, computed stably", "activation", (_ACT_DIM,),
-              impl="torch.nn.LogSoftmax", extra={"always": ("dim",)}),
+              impl="torch.nn.LogSoftmax"),
     LayerType("Pow", "x ** exponent, element-wise (torch.pow; no torch.nn class: a one-line module)",
               "activation", (_a("exponent", FLOAT, 2.0, min=-1e6, max=1e6, doc="the power"),),
               impl="tui_nn.engine.model.modules.Pow"),
@@ -225,13 +236,16 @@ def layer_type(name: str) -> LayerType:
 def torch_kwargs(lt: LayerType, args: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments passed to the torch constructor (tuples for list values)."""
     out: dict[str, Any] = {}
-    for name in lt.extra.get("always", ()):  # our default differs from torch's (Softmax dim: -1, not None)
+    for name in lt.extra.get("always", ()):  # an argument whose default here differs from torch's
         out[name] = lt.arg(name).default  # type: ignore[union-attr]
     for name, value in args.items():
         if name in lt.ignored_args:
             continue
         if isinstance(value, list):
             value = tuple(value)
+        spec = lt.arg(name)
+        if spec is not None and spec.none_as and value == spec.none_as:
+            value = None  # momentum = "cumulative" is torch's momentum=None
         out[name] = value
     return out
 

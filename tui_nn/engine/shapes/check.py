@@ -15,14 +15,14 @@ from typing import Any
 
 import torch
 
-from ..errors import MemoryBudgetError, ShapeError, shown
+from ..errors import Fix, MemoryBudgetError, ShapeError, shown
 from ..model.build import build_layer
-from ..model.catalogue import CATALOGUE, full_args
+from ..model.catalogue import CATALOGUE, full_args, softmax_dim
 from ..spec import LayerSpec, ModelSpec
 from ..text import _bytes_text, fmt_bytes, fmt_shape
 from .budget import optimizer_slots
 from .diagnosis import _cpu_message, _explicit_check, _first_line, _known_error, _Produced, diagnose
-from .report import BYTES_PER_ELEMENT, LayerShape, ShapeReport
+from .report import BYTES_PER_ELEMENT, LayerShape, ShapeReport, ShapeWarning
 from .rules import broadcast, conv_arithmetic, output_shape, param_count
 
 MAX_ELEMENTS = 2**60  # a float32 tensor of more elements has more bytes than torch's sizes can hold
@@ -175,6 +175,9 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
             return x, activations
         row.output_shape = tuple(y.shape)
         activations += y.numel()
+        warning = _torch_warning(spec, top, path, in_shape)
+        if warning is not None:
+            report.warnings.append(warning)
         flat = None
         if spec.type == "Flatten":
             a = full_args(CATALOGUE["Flatten"], spec.args)
@@ -184,6 +187,21 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
         src = _Produced(top, spec.type, tuple(y.shape), flat, path=path)
         x = y
     return x, activations
+
+
+def _torch_warning(spec: LayerSpec, top: int, path: str, in_shape: tuple[int, ...]) -> ShapeWarning | None:
+    """torch's warning for a layer that works: Softmax/LogSoftmax without dim (the dim torch picks, named)."""
+    if spec.type not in ("Softmax", "LogSoftmax") or spec.args.get("dim") is not None:
+        return None
+    n = len(in_shape)
+    dim = softmax_dim(None, n)
+    name = "softmax" if spec.type == "Softmax" else "log_softmax"
+    batch = " (the batch dimension: each feature sums to 1 over the samples)" if dim == 0 and n >= 2 else ""
+    hint = (f"without dim, torch picks dim = {dim} for this {n}-D input {fmt_shape(in_shape)}{batch} (dim 0 for 0-, "
+            f"1- and 3-D input, dim 1 otherwise); write dim = {dim} to keep that, or dim = -1 for the last dimension")
+    return ShapeWarning(top, path, spec.type, f"Implicit dimension choice for {name} has been deprecated. Change "
+                        "the call to include dim=X as an argument.", hint, Fix(top, "dim", dim, f"set dim = {dim}",
+                                                                               path=path))
 
 
 def _exact_param_count(spec: LayerSpec) -> int:

@@ -10,7 +10,7 @@ import torch
 
 from ..errors import INPUT_FIX, INSERT, REMOVE, Fix, ShapeError
 from ..model.build import build_layer
-from ..model.catalogue import CATALOGUE, full_args, pair
+from ..model.catalogue import CATALOGUE, full_args, pair, softmax_dim
 from ..spec import LayerSpec, ModelSpec
 from ..text import fmt_shape
 from .rules import output_shape
@@ -41,7 +41,8 @@ def _batched(spec: LayerSpec, in_shape: tuple[int, ...]) -> bool:
     if t == "Flatten":
         return n >= 2 and -n <= a["start_dim"] < n and -n <= a["end_dim"] < n and a["start_dim"] % n >= 1
     if t in ("Softmax", "LogSoftmax"):
-        return n >= 2 and -n <= a["dim"] < n and a["dim"] % n != 0
+        dim = softmax_dim(a["dim"], n)
+        return n >= 2 and -n <= dim < n and dim % n != 0
     return n >= 2  # Linear and the element-wise layers: (N, *)
 
 
@@ -133,8 +134,8 @@ def _known_error(spec: LayerSpec, in_shape: tuple[int, ...]) -> str | None:
 def _explicit_check(spec: LayerSpec, in_shape: tuple[int, ...]) -> str | None:
     """Errors the meta device does not raise (softmax dim range)."""
     if spec.type in ("Softmax", "LogSoftmax"):
-        dim = full_args(CATALOGUE[spec.type], spec.args)["dim"]
         n = len(in_shape)
+        dim = softmax_dim(full_args(CATALOGUE[spec.type], spec.args)["dim"], n)
         if not -n <= dim < n:
             return f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})"
     return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ShapeError
+from ..errors import Fix, ShapeError
 from ..text import fmt_bytes
 
 BYTES_PER_ELEMENT = 4  # float32
@@ -28,6 +28,32 @@ class LayerShape:
         return {"index": self.index, "path": self.path, "type": self.type, "input_shape": list(self.input_shape),
                 "output_shape": list(self.output_shape) if self.output_shape is not None else None,
                 "params": self.params, "trainable": self.trainable, "detail": self.detail}
+
+
+
+@dataclass(frozen=True)
+class ShapeWarning:
+    """What torch would warn about at a layer that works (Softmax without dim): torch's words, a hint that says
+    what happens, and a fix that makes it explicit."""
+
+    index: int  # top-level index
+    path: str
+    type: str
+    message: str
+    hint: str = ""
+    fix: Fix | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.index, "path": self.path, "type": self.type, "message": self.message,
+                "hint": self.hint or None, "fix": self.fix.text if self.fix else None}
+
+    def __str__(self) -> str:
+        text = f"layer {self.path} ({self.type}): {self.message}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        if self.fix:
+            text += f"\n  fix: {self.fix.text}"
+        return text
 
 
 
@@ -60,6 +86,7 @@ class ShapeReport:
     error: ShapeError | None = None
     memory: MemoryEstimate = field(default_factory=MemoryEstimate)
     buffers: int = 0  # buffer elements of the top-level layers walked
+    warnings: list[ShapeWarning] = field(default_factory=list)  # layers that work, where torch warns
 
     @property
     def ok(self) -> bool:
@@ -81,4 +108,4 @@ class ShapeReport:
         return top[-1].output_shape if top else self.input_shape
 
 
-__all__ = ['ShapeReport', 'LayerShape', 'MemoryEstimate']
+__all__ = ['ShapeReport', 'LayerShape', 'MemoryEstimate', 'ShapeWarning']

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..model.catalogue import CATALOGUE, full_args, pair
+from ..model.catalogue import CATALOGUE, full_args, pair, softmax_dim
 from ..spec import DataSpec, GeneratorSpec, LayerSpec, ModelSpec, Preset
 
 Shape = tuple[int, ...]
@@ -107,7 +107,7 @@ def _layernorm(a: dict[str, Any], s: Shape) -> Shape | None:
 
 
 def _softmax(a: dict[str, Any], s: Shape) -> Shape | None:
-    return s if _dims(s, a["dim"]) is not None else None
+    return s if _dims(s, softmax_dim(a["dim"], len(s))) is not None else None
 
 
 def _prelu(a: dict[str, Any], s: Shape) -> Shape | None:

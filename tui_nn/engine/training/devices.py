@@ -12,7 +12,7 @@ from ..errors import DeviceError
 @dataclass(frozen=True)
 class DeviceInfo:
     name: str  # "cpu", "cuda:0", "mps"
-    label: str  # "CPU", "NVIDIA H100 (75.1 GB free)"
+    label: str  # "CPU", "NVIDIA H100 (75.1 GiB free of 79.2 GiB)"
     free_bytes: int | None = None
     total_bytes: int | None = None
 
@@ -27,7 +27,7 @@ def list_devices() -> list[DeviceInfo]:
                     free, total = torch.cuda.mem_get_info(i)
                 except RuntimeError:
                     free, total = None, None
-                label = name if free is None else f"{name} ({free / 1024**3:.1f} GB free of {total / 1024**3:.1f} GB)"
+                label = name if free is None else f"{name} ({free / 1024**3:.1f} GiB free of {total / 1024**3:.1f} GiB)"
                 out.append(DeviceInfo(f"cuda:{i}", label, free, total))
     except RuntimeError:  # pragma: no cover - a broken driver: list the CPU only
         pass
