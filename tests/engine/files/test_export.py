@@ -198,6 +198,18 @@ CASES = {
     "csv-by-reference": CSV_PRESET,  # a CSV file of more than MAX_INLINE_DATA_BYTES of values: read by the script
     "mini-batch-target-accuracy": MLP.format(optimizer='{ type = "Adam", lr = 0.05 }', batch=6, seed=3)
     + "target_accuracy = 0.6\n",  # 20 samples in batches of 6, 6, 6, 2: checked on all 20 at each epoch's end
+    "weighted-nadam-multistep": MLP.format(optimizer='{ type = "NAdam", lr = 0.02 }', batch=6, seed=2).replace(
+        'loss = "CrossEntropyLoss"', 'loss = { type = "CrossEntropyLoss", weight = [0.5, 2.0, 1.0] }')
+    + 'scheduler = { type = "MultiStepLR", milestones = [4, 9], gamma = 0.5 }\n',
+    "kldiv-radam-warmup": MLP.format(optimizer='{ type = "RAdam", lr = 0.01 }', batch=0, seed=4).replace(
+        'loss = "CrossEntropyLoss"', 'loss = { type = "KLDivLoss", reduction = "batchmean" }').replace(
+        'targets = { generate = "randint", shape = [20], high = 3 }', 'targets = { generate = "rand", shape = [20, 3] }')
+    .replace('out_features = 3\n', 'out_features = 3\n[[model.layers]]\ntype = "LogSoftmax"\ndim = 1\n')
+    + 'scheduler = { type = "LinearLR", start_factor = 0.1, total_iters = 10 }\n',
+    "pos-weight-adadelta-restarts": MLP.format(optimizer='{ type = "Adadelta" }', batch=5, seed=1).replace(
+        'loss = "CrossEntropyLoss"', 'loss = { type = "BCEWithLogitsLoss", pos_weight = [2.0, 1.0, 0.25] }').replace(
+        'targets = { generate = "randint", shape = [20], high = 3 }', 'targets = { generate = "randint", shape = [20, 3], high = 2 }')
+    + 'scheduler = { type = "CosineAnnealingWarmRestarts", T_0 = 4, T_mult = 2 }\n',
     "reset-optimizer-each-step": MLP.format(optimizer='{ type = "Adam", lr = 0.01 }', batch=0, seed=0)
     + "reset_optimizer_each_step = true\ntarget_loss = 0.6\n",
 }

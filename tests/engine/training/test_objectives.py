@@ -4,7 +4,12 @@ import pytest
 import torch
 
 from tui_nn.engine.errors import EngineError
-from tui_nn.engine.training.objectives import LOSSES, OPTIMIZERS, check_combination, make_loss, make_optimizer
+from tui_nn.engine.errors import PresetError
+from tui_nn.engine.files.preset_read import loads_preset
+from tui_nn.engine.training.objectives import (LOSSES, NOT_OFFERED, OPTIMIZERS, check_combination, make_loss,
+                                               make_optimizer)
+from tui_nn.engine.training.session import Session
+from tui_nn.engine.training.trainer import train
 
 
 def _params():
@@ -84,7 +89,8 @@ def test_reduction_none_is_refused_with_the_reason(name):
     """"none" gives a loss per element: training needs one number. Not offered (the form lists the choices), and
     refused with the reason and the two that work, whichever way it is set."""
     spec = LOSSES[name].arg("reduction")
-    assert "none" not in spec.choices and set(spec.choices) == {"mean", "sum"}
+    others = {"batchmean"} if name == "KLDivLoss" else set()  # KLDivLoss's own reduction (torch's too)
+    assert "none" not in spec.choices and set(spec.choices) == {"mean", "sum"} | others
     with pytest.raises(EngineError) as info:
         make_loss(name, {"reduction": "none"})
     assert "scalar" in info.value.message and '"mean"' in info.value.hint and '"sum"' in info.value.hint
@@ -112,3 +118,122 @@ def test_unknown_names_are_quoted_safely():
         with pytest.raises(EngineError) as info:
             attempt()
         assert "\x1b" not in str(info.value) and "\\x1b" in str(info.value) and len(str(info.value)) < 300
+
+
+# -- issue 22: class weights, the losses torch.nn users reach for next, each equal to torch's own
+
+LOSS_PRESET = """
+[model]
+input_shape = [1, 4]
+[[model.layers]]
+type = "Linear"
+in_features = 4
+out_features = {out}
+{extra}
+[data]
+inputs = {{ generate = "randn", shape = [12, 4] }}
+targets = {targets}
+[training]
+loss = {loss}
+optimizer = {{ type = "SGD", lr = 0.1 }}
+seed = 5
+"""
+LOG_SOFTMAX = '[[model.layers]]\ntype = "LogSoftmax"\ndim = 1'
+SIGNS = [[1], [-1], [1], [1], [-1], [-1], [1], [-1], [1], [1], [-1], [1]]
+
+
+def _hand_loss(loss_fn, out_features, targets, steps, *, log_softmax=False):
+    """The plain torch loop over the same data (the engine's generators: inputs first, then targets)."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(12, 4, generator=g)
+    y = targets(g)
+    torch.manual_seed(5)
+    layers = [torch.nn.Linear(4, out_features)] + ([torch.nn.LogSoftmax(dim=1)] if log_softmax else [])
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+# name: (out_features, loss table, targets, extra layers, torch loss, torch targets from the generator)
+LOSS_CASES = {
+    "CrossEntropyLoss-weight": (3, '{ type = "CrossEntropyLoss", weight = [1.0, 2.5, 0.5] }',
+                                '{ generate = "randint", shape = [12], high = 3 }', "",
+                                lambda: torch.nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.5, 0.5])),
+                                lambda g: torch.randint(0, 3, (12,), generator=g)),
+    "NLLLoss-weight": (3, '{ type = "NLLLoss", weight = [0.2, 1, 3] }',
+                       '{ generate = "randint", shape = [12], high = 3 }', LOG_SOFTMAX,
+                       lambda: torch.nn.NLLLoss(weight=torch.tensor([0.2, 1.0, 3.0])),
+                       lambda g: torch.randint(0, 3, (12,), generator=g)),
+    "BCEWithLogitsLoss-pos_weight": (2, '{ type = "BCEWithLogitsLoss", pos_weight = [3.0, 0.5] }',
+                                     '{ generate = "randint", shape = [12, 2], high = 2 }', "",
+                                     lambda: torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor([3.0, 0.5])),
+                                     lambda g: torch.randint(0, 2, (12, 2), generator=g).float()),
+    "KLDivLoss-batchmean": (3, '{ type = "KLDivLoss", reduction = "batchmean" }',
+                            '{ generate = "rand", shape = [12, 3] }', LOG_SOFTMAX,
+                            lambda: torch.nn.KLDivLoss(reduction="batchmean"),
+                            lambda g: torch.rand(12, 3, generator=g)),
+    "HingeEmbeddingLoss": (1, '{ type = "HingeEmbeddingLoss", margin = 0.5 }', str(SIGNS), "",
+                           lambda: torch.nn.HingeEmbeddingLoss(margin=0.5),
+                           lambda g: torch.tensor(SIGNS, dtype=torch.float32)),
+}
+
+
+def loss_preset(name, loss=None):
+    out, table, targets, extra, _, _ = LOSS_CASES[name]
+    return loads_preset(LOSS_PRESET.format(out=out, loss=loss or table, targets=targets, extra=extra), f"{name}.toml")
+
+
+@pytest.mark.parametrize("name", list(LOSS_CASES))
+def test_new_losses_train_as_a_hand_written_torch_loop(name):
+    out, _, _, extra, make, targets = LOSS_CASES[name]
+    fin, losses = train(Session(loss_preset(name)), 8)
+    assert fin.reason == "done"
+    assert losses == _hand_loss(make(), out, targets, 8, log_softmax=bool(extra))  # bit-identical on CPU
+
+
+@pytest.mark.parametrize("loss,words", [
+    ('{ type = "CrossEntropyLoss", weight = 1.0 }', "a list of numbers"),
+    ('{ type = "CrossEntropyLoss", weight = [1.0, "a"] }', "a list of numbers"),
+    ('{ type = "CrossEntropyLoss", weight = [] }', "a list of numbers"),
+    ('{ type = "CrossEntropyLoss", weight = [1.0, -2.0, 1.0] }', "must be >= 0"),
+    ('{ type = "CrossEntropyLoss", weight = [1.0, 1e39, 1.0] }', "float32"),
+])
+def test_class_weights_are_checked_naming_the_field(loss, words):
+    with pytest.raises(PresetError) as info:
+        loss_preset("CrossEntropyLoss-weight", loss)
+    assert info.value.field == "training.loss.weight" and words in str(info.value)
+
+
+def test_class_weights_of_the_wrong_length_get_torchs_words_before_training():
+    """`tui-nn check` and the app compute the loss on the data before training (loss_value): torch's words."""
+    s = Session(loss_preset("CrossEntropyLoss-weight", '{ type = "CrossEntropyLoss", weight = [1.0, 2.0] }'))
+    with pytest.raises(EngineError) as info:
+        s.loss_value()
+    assert "weight tensor should be defined either for all 3 classes" in str(info.value)
+
+
+def test_losses_whose_call_is_not_output_and_target_are_named_with_the_reason():
+    assert set(NOT_OFFERED) == {"GaussianNLLLoss", "MarginRankingLoss", "CosineEmbeddingLoss"}
+    for name in NOT_OFFERED:
+        assert name not in LOSSES and hasattr(torch.nn, name)
+
+
+def test_list_arguments_typed_in_a_form():
+    """The app's forms read a list typed as "1, 2, 0.5" or "[3, 7]" (argtext.validate_field)."""
+    from tui_nn.engine.model.argtext import validate_field
+    from tui_nn.engine.training.schedules import SCHEDULERS
+
+    weight = LOSSES["CrossEntropyLoss"].arg("weight")
+    assert validate_field(weight, "1, 2, 0.5") == ([1.0, 2.0, 0.5], None, False)
+    assert validate_field(weight, "[1 x]")[1] == "'x' is not a number"
+    milestones = SCHEDULERS["MultiStepLR"].arg("milestones")
+    assert validate_field(milestones, "[3, 7]") == ([3, 7], None, False)
+    assert validate_field(milestones, "3") == ([3], None, False)
+    assert validate_field(milestones, "3.5, 4")[1] == "'3.5' is not an integer"

@@ -21,6 +21,12 @@ SCHEDULES = [
     ('{ type = "ExponentialLR", gamma = 0.9 }', torch.optim.lr_scheduler.ExponentialLR, {"gamma": 0.9}),
     ('{ type = "CosineAnnealingLR", T_max = 10, eta_min = 0.01 }', torch.optim.lr_scheduler.CosineAnnealingLR,
      {"T_max": 10, "eta_min": 0.01}),
+    ('{ type = "MultiStepLR", milestones = [3, 7, 8], gamma = 0.5 }', torch.optim.lr_scheduler.MultiStepLR,
+     {"milestones": [3, 7, 8], "gamma": 0.5}),
+    ('{ type = "LinearLR", start_factor = 0.25, total_iters = 6 }', torch.optim.lr_scheduler.LinearLR,
+     {"start_factor": 0.25, "total_iters": 6}),
+    ('{ type = "CosineAnnealingWarmRestarts", T_0 = 3, T_mult = 2, eta_min = 0.01 }',
+     torch.optim.lr_scheduler.CosineAnnealingWarmRestarts, {"T_0": 3, "T_mult": 2, "eta_min": 0.01}),
 ]
 
 
@@ -77,6 +83,11 @@ def test_step_lr_halves_every_step_size_steps():
     ('{ type = "StepLr", step_size = 2 }', "training.scheduler.type", 'did you mean "StepLR"'),
     ('"CosineAnnealingLR"', "training.scheduler.T_max", 'needs "T_max"'),
     ('{ type = "ExponentialLR", gamma = -1 }', "training.scheduler.gamma", "must be >= 0"),
+    ('{ type = "MultiStepLR", milestones = 3 }', "training.scheduler.milestones", "a list of integers"),
+    ('{ type = "MultiStepLR", milestones = [3, 0.5] }', "training.scheduler.milestones", "a list of integers"),
+    ('{ type = "MultiStepLR", milestones = [0, 3] }', "training.scheduler.milestones", "must be >= 1"),
+    ('{ type = "LinearLR", start_factor = 0 }', "training.scheduler.start_factor", "must be > 0"),
+    ('{ type = "CosineAnnealingWarmRestarts", T_0 = 2, T_mult = 0 }', "training.scheduler.T_mult", "must be >= 1"),
 ])
 def test_schedule_errors_name_the_field(table, field, words):
     with pytest.raises(PresetError) as info:

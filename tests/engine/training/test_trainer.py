@@ -71,6 +71,10 @@ OPTIMIZERS = [
     ("RMSprop", {"lr": 0.01, "alpha": 0.9}),
     ("Adam", {"lr": 0.01}),
     ("AdamW", {"lr": 0.01, "weight_decay": 0.1}),
+    ("Adadelta", {"lr": 1.0, "rho": 0.8}),  # pytorch/examples' MNIST recipe is Adadelta(lr=1.0)
+    ("NAdam", {"lr": 0.01, "momentum_decay": 0.005}),
+    ("RAdam", {"lr": 0.01, "decoupled_weight_decay": True, "weight_decay": 0.01}),
+    ("Adamax", {"lr": 0.01}),
 ]
 
 

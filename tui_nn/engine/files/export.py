@@ -40,7 +40,7 @@ import torch
 from ..errors import EngineError
 from ..model.build import init_targets, iter_specs
 from ..model.init import SCHEMES, init_calls
-from ..model.catalogue import CATALOGUE, torch_kwargs
+from ..model.catalogue import CATALOGUE, FLOATS, torch_kwargs
 from ..model.modules import Pow, Residual
 from ..spec import GeneratorSpec, LayerSpec, Preset
 from ..training.objectives import LOSSES, OPTIMIZERS
@@ -107,6 +107,16 @@ def _kwargs(args: dict[str, Any], what: str) -> str:
 
 def _call(name: str, args: dict[str, Any], what: str) -> str:
     return f"{name}({_kwargs(args, what)})"
+
+
+def _loss_call(name: str, args: dict[str, Any]) -> str:
+    """The loss's constructor: a list of class weights (FLOATS) becomes the float32 tensor torch wants, on the
+    device (torch keeps it as the loss module's buffer)."""
+    kinds = {a.name: a.kind for a in LOSSES[name].args}
+    parts = [f"{_ident(k, name + ' argument')}=" + (f"torch.tensor({_lit(list(v))}, dtype=torch.float32, device=device)"
+                                                     if kinds.get(k) == FLOATS else _arg(v))
+             for k, v in args.items()]
+    return f"nn.{name}({', '.join(parts)})"
 
 
 def _layer_expr(spec: LayerSpec, indent: str) -> str:
@@ -434,7 +444,7 @@ def export_script(preset: Preset, *, steps: int | None = None) -> str:
     if has_test:
         w("x_test, y_test = x_test.to(device), y_test.to(device)")
     w("")
-    w(f"loss_fn = {_call('nn.' + loss_type, t.loss.args, loss_type)}")
+    w(f"loss_fn = {_loss_call(loss_type, t.loss.args)}")
     w("")
     w("")
     w("def make_optimizer():")

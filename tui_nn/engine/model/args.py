@@ -7,7 +7,8 @@ import sys
 from typing import Any
 
 from ..errors import PresetError, brief, did_you_mean
-from .catalogue import BOOL, CHOICE, FLOAT, FLOAT32_MAX, INT, INTS, OPT_FLOAT, OPT_INT, PADDING, ArgSpec
+from .catalogue import (BOOL, CHOICE, FLOAT, FLOAT32_MAX, FLOATS, INT, INT_LIST, INTS, MAX_LIST, OPT_FLOAT, OPT_INT,
+                        PADDING, ArgSpec)
 
 MAX_TENSOR_ELEMENTS = 10_000_000
 
@@ -110,6 +111,22 @@ def check_arg(spec: ArgSpec, value: Any, field: str, source: str = "<input>") ->
             finite(v)
             bounded(v, spec.name)
         return [float(v) for v in value]
+    if kind in (FLOATS, INT_LIST):
+        ints = kind == INT_LIST
+        what = "integers" if ints else "numbers"
+        if (not isinstance(value, list) or not value
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+                or (ints and not all(isinstance(v, int) for v in value))):
+            raise fail(f"a list of {what}")
+        if len(value) > MAX_LIST:
+            raise PresetError(f"too many {what}: {len(value):,} (at most {MAX_LIST:,})", source=source, field=field)
+        for v in value:
+            finite(v)
+            if not ints and abs(v) > FLOAT32_MAX:
+                raise PresetError(f"{brief(v)} is too large for float32 (it would become inf)", source=source,
+                                  field=field)
+            bounded(v, spec.name)
+        return list(value) if ints else [float(v) for v in value]
     raise AssertionError(f"unknown argument kind {kind}")  # pragma: no cover - catalogue bug
 
 

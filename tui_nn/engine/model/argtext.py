@@ -57,8 +57,10 @@ def parse_value(argspec: Any, text: str) -> Any:
         if len(items) == 1:
             return _int(items[0])
         return [_int(x) for x in items]
-    if kind == "float_pair":
+    if kind in ("float_pair", "float_list"):
         return [_float(x) for x in _items(t)]
+    if kind == "int_list":
+        return [_int(x) for x in _items(t)]
     return t  # pragma: no cover - unknown kinds are validated by check_arg
 
 

@@ -24,6 +24,9 @@ CHOICE = "choice"  # one of `choices` (strings)
 PADDING = "padding"  # int, list of ints, or "same"/"valid"
 OPT_INT = "optional_int"  # int or omitted (None)
 OPT_FLOAT = "optional_float"
+FLOATS = "float_list"  # a list of numbers (a loss's class weights), passed to torch as a float32 tensor
+INT_LIST = "int_list"  # a list of integers (MultiStepLR's milestones)
+MAX_LIST = 65_536  # entries of a FLOATS or INT_LIST argument at most
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import EngineError, brief, quote, shown
-from ..model.catalogue import BOOL, CHOICE, FLOAT, INT, ArgSpec, _a, resolve
+from ..model.catalogue import BOOL, CHOICE, FLOAT, FLOATS, INT, ArgSpec, _a, resolve
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ _RED = _a("reduction", CHOICE, "mean", choices=("mean", "sum"), doc="how per-ele
                            'one number (a scalar) to take the gradient of',
                    'use "mean" (the average, the usual choice) or "sum"'),))
 
+_WEIGHT = _a("weight", FLOATS, None, min=0.0,
+             doc="one weight per class (a list as long as the output's classes): torch's weight tensor")
+
 LOSSES: dict[str, Objective] = {o.name: o for o in [
     Objective("MSELoss", "mean of (output - target)^2", (_RED,), "torch.nn.MSELoss"),
     Objective("L1Loss", "mean of |output - target|", (_RED,), "torch.nn.L1Loss"),
@@ -44,19 +47,51 @@ LOSSES: dict[str, Objective] = {o.name: o for o in [
               "torch.nn.HuberLoss"),
     Objective("CrossEntropyLoss", "log-softmax of the scores + negative log-likelihood of the target class",
               (_RED, _a("label_smoothing", FLOAT, 0.0, min=0.0, max=1.0),
-               _a("ignore_index", INT, -100)), "torch.nn.CrossEntropyLoss", "classification"),
+               _a("ignore_index", INT, -100), _WEIGHT), "torch.nn.CrossEntropyLoss", "classification"),
     Objective("NLLLoss", "negative log-likelihood of the target class, from log-probabilities",
-              (_RED, _a("ignore_index", INT, -100)), "torch.nn.NLLLoss", "classification"),
+              (_RED, _a("ignore_index", INT, -100), _WEIGHT), "torch.nn.NLLLoss", "classification"),
     Objective("BCELoss", "binary cross-entropy on probabilities in [0, 1]", (_RED,), "torch.nn.BCELoss", "binary"),
-    Objective("BCEWithLogitsLoss", "sigmoid + binary cross-entropy, numerically stable", (_RED,),
+    Objective("BCEWithLogitsLoss", "sigmoid + binary cross-entropy, numerically stable",
+              (_RED, _a("pos_weight", FLOATS, None, min=0.0,
+                        doc="weight of the positive examples, one per output column (torch's pos_weight tensor)")),
               "torch.nn.BCEWithLogitsLoss", "binary"),
+    Objective("KLDivLoss", "Kullback-Leibler divergence: output log-probabilities against a target distribution",
+              (_a("reduction", CHOICE, "mean", choices=("mean", "batchmean", "sum"),
+                  doc='"batchmean" is the mathematical KL divergence (torch warns about "mean")',
+                  refused=_RED.refused),
+               _a("log_target", BOOL, False, doc="the target is given as log-probabilities too")),
+              "torch.nn.KLDivLoss"),
+    Objective("HingeEmbeddingLoss", "targets of 1 or -1: x where 1, max(0, margin - x) where -1",
+              (_RED, _a("margin", FLOAT, 1.0)), "torch.nn.HingeEmbeddingLoss"),
 ]}
+
+# Losses of torch.nn left out, and why: their call is not loss(output, target). GaussianNLLLoss needs a variance
+# input beside the output, MarginRankingLoss and CosineEmbeddingLoss two inputs and a target.
+NOT_OFFERED = {
+    "GaussianNLLLoss": "it takes loss(output, target, var): a variance beside the output, which a network of "
+                       "one output cannot give here",
+    "MarginRankingLoss": "it takes loss(x1, x2, y): two inputs to rank and a target",
+    "CosineEmbeddingLoss": "it takes loss(x1, x2, y): two inputs to compare and a target",
+}
+
+
+def torch_args(obj: Objective, args: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments torch's class gets: a list of class weights becomes a float32 tensor."""
+    out = dict(args)
+    import torch  # here, not above: the tables are read before torch is imported (the preview, the CLI)
+
+    for a in obj.args:
+        if a.kind == FLOATS and out.get(a.name) is not None:
+            out[a.name] = torch.tensor(out[a.name], dtype=torch.float32)
+    return out
+
 
 _LR = ArgSpec("lr", FLOAT, 0.01, min=0.0, doc="learning rate")
 _WD = _a("weight_decay", FLOAT, 0.0, min=0.0, doc="L2 penalty")
 _EPS = _a("eps", FLOAT, 1e-8, min=0.0, doc="added to the denominator for stability")
 _BETAS = _a("betas", "float_pair", [0.9, 0.999], min=0.0, max=1.0, max_open=True,
             doc="decay of the two moments, each in [0, 1)")
+_DECOUPLED = _a("decoupled_weight_decay", BOOL, False, doc="weight decay as AdamW applies it")
 
 OPTIMIZERS: dict[str, Objective] = {o.name: o for o in [
     Objective("SGD", "w -= lr * g (with optional momentum)",
@@ -80,6 +115,21 @@ OPTIMIZERS: dict[str, Objective] = {o.name: o for o in [
               (ArgSpec("lr", FLOAT, 0.001, min=0.0, doc="learning rate"),
                _BETAS,
                _EPS, _a("weight_decay", FLOAT, 0.01, min=0.0), _a("amsgrad", BOOL, False)), "torch.optim.AdamW"),
+    Objective("Adadelta", "per-weight steps from moving averages of squared gradients and squared updates",
+              (ArgSpec("lr", FLOAT, 1.0, min=0.0, doc="learning rate (scales the update)"),
+               _a("rho", FLOAT, 0.9, min=0.0, max=1.0, doc="decay of the moving averages"),
+               _a("eps", FLOAT, 1e-6, min=0.0, doc="added to the denominator for stability"), _WD),
+              "torch.optim.Adadelta"),
+    Objective("NAdam", "Adam with Nesterov momentum",
+              (ArgSpec("lr", FLOAT, 0.002, min=0.0, doc="learning rate"), _BETAS, _EPS, _WD,
+               _a("momentum_decay", FLOAT, 0.004, min=0.0, doc="decay of the momentum schedule"), _DECOUPLED),
+              "torch.optim.NAdam"),
+    Objective("RAdam", "Adam with the variance of the adaptive lr rectified in early steps",
+              (ArgSpec("lr", FLOAT, 0.001, min=0.0, doc="learning rate"), _BETAS, _EPS, _WD, _DECOUPLED),
+              "torch.optim.RAdam"),
+    Objective("Adamax", "Adam with the infinity norm in place of the second moment",
+              (ArgSpec("lr", FLOAT, 0.002, min=0.0, doc="learning rate"), _BETAS, _EPS, _WD),
+              "torch.optim.Adamax"),
 ]}
 
 
@@ -143,7 +193,7 @@ def make_loss(name: str, args: dict[str, Any]) -> nn.Module:
     if problem is not None:
         raise _refuse("loss", name, problem)
     try:
-        return obj.cls(**args)
+        return obj.cls(**torch_args(obj, args))
     except (ValueError, TypeError, RuntimeError, OverflowError) as err:
         raise EngineError(f"loss {name} cannot be made: {shown(str(err), 500)}",
                           hint="check the loss's arguments") from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import EngineError, PresetError
-from ..model.catalogue import FLOAT, INT, ArgSpec, _a
+from ..model.catalogue import FLOAT, INT, INT_LIST, ArgSpec, _a
 from ..spec import CallSpec
 from .objectives import Objective
 
@@ -28,6 +28,22 @@ SCHEDULERS: dict[str, Objective] = {o.name: o for o in [
                        doc="steps of the half cosine (then it rises again)"),
                _a("eta_min", FLOAT, 0.0, min=0.0, doc="the lowest learning rate")),
               "torch.optim.lr_scheduler.CosineAnnealingLR"),
+    Objective("MultiStepLR", "lr *= gamma at each milestone step",
+              (ArgSpec("milestones", INT_LIST, None, required=True, min=1, max=2**31 - 1,
+                       doc="the steps at which the lr decays, e.g. [30, 80]"),
+               _a("gamma", FLOAT, 0.1, min=0.0, doc="factor applied at each milestone")),
+              "torch.optim.lr_scheduler.MultiStepLR"),
+    Objective("LinearLR", "a linear warm-up: lr x start_factor rising to lr x end_factor over total_iters steps",
+              (_a("start_factor", FLOAT, 1 / 3, min=0.0, max=1.0, min_open=True,
+                  doc="the first step's factor of the lr, in (0, 1]"),
+               _a("end_factor", FLOAT, 1.0, min=0.0, max=1.0, doc="the factor reached after total_iters steps"),
+               _a("total_iters", INT, 5, min=1, max=2**31 - 1, doc="steps of the ramp")),
+              "torch.optim.lr_scheduler.LinearLR"),
+    Objective("CosineAnnealingWarmRestarts", "half cosines down to eta_min, restarting after T_0, T_0*T_mult, ... steps",
+              (ArgSpec("T_0", INT, None, required=True, min=1, max=2**31 - 1, doc="steps of the first cosine"),
+               _a("T_mult", INT, 1, min=1, max=2**31 - 1, doc="each cosine is T_mult times longer than the last"),
+               _a("eta_min", FLOAT, 0.0, min=0.0, doc="the lowest learning rate")),
+              "torch.optim.lr_scheduler.CosineAnnealingWarmRestarts"),
 ]}
 
 

@@ -129,7 +129,7 @@ class Session:
             if spec.frozen:
                 set_frozen(dict(model.named_modules())[path], True)
         self.model = model
-        self.loss_fn = make_loss(preset.training.loss.type, preset.training.loss.args)
+        self.loss_fn = make_loss(preset.training.loss.type, preset.training.loss.args).to(self.device)
         self.optimizer = self.new_optimizer()
         self.batch_gen = torch.Generator().manual_seed(preset.training.seed)
         self.batch_perm = None
@@ -181,7 +181,7 @@ class Session:
             raise MemoryBudgetError(f"not enough memory to build this model (estimated {report.memory.describe()})",
                                     needed_bytes=report.memory.total, budget_bytes=0,
                                     hint="make the layers smaller, or use another device") from None
-        self.loss_fn = make_loss(t.loss.type, t.loss.args)
+        self.loss_fn = make_loss(t.loss.type, t.loss.args).to(self.device)
         self.discard_optimizer()  # made on first use
         self._start_weights: dict[str, torch.Tensor] | None = None  # the weights the history began from
         self.input_grad: torch.Tensor | None = None  # d loss / d inputs of the last compute_gradients()
@@ -329,7 +329,7 @@ class Session:
 
     def set_loss(self, loss: CallSpec) -> None:
         """Use another loss; one that cannot be made raises an EngineError and changes nothing."""
-        loss_fn = make_loss(loss.type, loss.args)
+        loss_fn = make_loss(loss.type, loss.args).to(self.device)
         self.training.loss = loss
         self.loss_fn = loss_fn
         self._make_targets()
@@ -351,6 +351,8 @@ class Session:
         state = self.optimizer.state_dict() if self.optimizer is not None else None
         schedule = self.scheduler.state_dict() if self.scheduler is not None else None
         self.model.to(dev)
+        if self.loss_fn is not None:
+            self.loss_fn.to(dev)  # class weights (a loss's buffers) go with the data
         self.inputs = self.inputs.to(dev)
         self.targets = self.targets.to(dev) if self.targets is not None else None
         self.test_inputs = self.test_inputs.to(dev) if self.test_inputs is not None else None
