@@ -1041,8 +1041,8 @@ class PlaygroundApp(InsightMixin, App[int]):
             self.notify("This tensor is computed, not edited: edit a parameter or the data.", severity="warning")
 
     def _param_request(self, name: str, what: str, index: tuple[int, ...] | None) -> None:
-        from ..engine.training import edits as edits_module
         from ..engine.model import paths
+        from ..engine.training import edits as edits_module
 
         if what in ("init", "freeze"):
             path = paths.layer_path_of_param(name)

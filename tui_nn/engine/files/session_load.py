@@ -436,4 +436,4 @@ def _load(arc: _Archive, parts: _Parts, device: str | None) -> Any:
     return session
 
 
-__all__ = ["load_session", "check_session_bytes"]
+__all__ = ["check_session_bytes", "load_session"]
