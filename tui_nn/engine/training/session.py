@@ -10,6 +10,7 @@ Determinism (the contract the tests and the exported scripts rely on):
 from __future__ import annotations
 
 import difflib
+import math
 import threading
 from typing import Any
 
@@ -19,11 +20,11 @@ from torch import nn
 from ..data.tables import attach_test_split
 from ..data.targets import reshape_note
 from ..data.tensors import make_inputs, make_targets, tensor_to_list
-from ..errors import DataError, EngineError, MemoryBudgetError, ShapeError
+from ..errors import TRAINING_FIX, DataError, EngineError, Fix, MemoryBudgetError, ShapeError
 from ..model.build import build_layer, build_model, get_param, init_module, iter_specs, set_frozen, set_param
 from ..shapes.budget import check_memory
 from ..shapes.check import check_model
-from ..shapes.report import ShapeReport
+from ..shapes.report import ShapeReport, ShapeWarning
 from ..shapes.rules import planned_input_shape
 from ..spec import CallSpec, DataSpec, LayerSpec, ModelSpec, Preset
 from .devices import resolve_device
@@ -44,6 +45,30 @@ class ShapeCheckFailed(EngineError):
     def __init__(self, error: ShapeError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def last_batch_warnings(report: ShapeReport, n: int, batch_size: int, drop_last: bool) -> list[ShapeWarning]:
+    """Mini-batches whose last one of an epoch holds one sample (n % batch_size == 1, without drop_last): each
+    BatchNorm layer that would then see one value per channel (its input's batch and spatial sizes multiply to
+    1) raises in training, as torch does ("Expected more than 1 value per channel when training"). The fix:
+    drop_last = true (torch's DataLoader(drop_last=True))."""
+    if drop_last or batch_size <= 0 or batch_size >= n or n % batch_size != 1:
+        return []
+    out = []
+    for ly in report.layers:
+        shape = tuple(ly.input_shape)
+        if not ly.type.startswith("BatchNorm") or len(shape) < 2 or math.prod(shape[2:]) != 1:
+            continue
+        one = (1,) + shape[1:]
+        out.append(ShapeWarning(
+            ly.index, ly.path, ly.type,
+            f"Expected more than 1 value per channel when training, got input size torch.Size({list(one)}): "
+            f"the last mini-batch of each epoch holds 1 sample ({n} samples, batch_size = {batch_size}), and "
+            f"{ly.type} raises this in training at that step",
+            f"drop the incomplete last mini-batch of each epoch, as torch's DataLoader(drop_last=True) does, or "
+            f"choose a batch_size that leaves 0 or at least 2 samples over ({n} % batch_size != 1)",
+            Fix(TRAINING_FIX, "drop_last", True, "set drop_last = true in [training]", path=ly.path)))
+    return out
 
 
 def _snapshot(value: Any) -> Any:
@@ -138,6 +163,8 @@ class Session:
         t = self.training
         report = check_model(spec, inputs_shape, optimizer=t.optimizer.type, optimizer_args=t.optimizer.args)
         check_memory(report, str(self.device), self.budget)
+        if report.error is None and inputs_shape:
+            report.warnings.extend(last_batch_warnings(report, int(inputs_shape[0]), t.batch_size, t.drop_last))
         return report
 
     def reset(self, *, hand_set: bool = True) -> None:

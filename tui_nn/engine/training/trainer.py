@@ -103,24 +103,32 @@ Report = Progress | Finished
 @dataclass
 class _Batches:
     """Full batch, mini-batches (reshuffled each epoch; the last one of an epoch holds what is left, as
-    torch's DataLoader does by default) or one sample per step."""
+    torch's DataLoader does by default, or with `drop_last` is dropped when it would be smaller than the
+    others, as DataLoader(drop_last=True) does) or one sample per step."""
 
     session: Session
     size: int
     shuffle: bool
+    drop_last: bool = False
     perm: torch.Tensor | None = field(default=None)
 
     def __post_init__(self) -> None:
         n = int(self.session.inputs.shape[0])
         self.n = n
         self.full = self.size <= 0 or self.size >= n
+        # where an epoch ends: after the last sample, or with drop_last after the last complete batch
+        self.end = n - n % self.size if self.drop_last and not self.full else n
+
+    def epoch_done(self) -> bool:
+        """Whether the last batch drawn ended an epoch (the next one starts a new order)."""
+        return self.session.batch_pos >= self.end
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.session
         assert s.targets is not None
         if self.full:
             return s.inputs, s.targets
-        if s.batch_perm is None or s.batch_pos >= self.n:  # a new epoch (its last batch may be smaller)
+        if s.batch_perm is None or s.batch_pos >= self.end:  # a new epoch (its last batch may be smaller)
             perm = (torch.randperm(self.n, generator=s.batch_gen) if self.shuffle else torch.arange(self.n))
             s.batch_perm = perm.to(s.inputs.device)
             s.batch_pos = 0
@@ -345,7 +353,7 @@ class Trainer:
         target = target_loss if target_loss is not None else t.target_loss
         target_acc = t.target_accuracy
         model, loss_fn = s.model, s.loss_fn
-        batches = _Batches(s, t.batch_size, t.shuffle)
+        batches = _Batches(s, t.batch_size, t.shuffle, t.drop_last)
         full = batches.full
         metrics = StepMetrics(s, every=every, full_batch=full)  # accuracy and the test split, at report time
         start_step = s.step
@@ -397,7 +405,7 @@ class Trainer:
                 done += 1
                 # ---- target (a sync point, only when a target is set)
                 last = limit is not None and done >= limit
-                hit = check_target and _target_met(s, batches, metrics, out, loss, yb, target, target_acc)
+                hit = check_target and _target_met(s, batches, metrics, run, out, loss, yb, target, target_acc)
                 # ---- report: at a bounded rate, every K-th step, the last, a full buffer or a target met
                 if (hit or last or len(buf) == BUFFER
                         or (every is not None and s.step % every == 0)
@@ -434,7 +442,10 @@ class Trainer:
         run_steps = s.step - start_step
         if reason != "nonfinite":
             run.last_eval = metrics.finish(s.step) or run.last_eval  # the test split as training left it
-        fin = Finished(reason=reason, step=s.step, run_steps=max(run_steps, 0), final_loss=run.last_loss,
+        # the loss reported at the end: the last step's, or the one that met target_loss (mini-batches: the whole
+        # training set's, in eval mode, at the end of an epoch)
+        final_loss = run.met_loss if reason == "target" and run.met_loss is not None else run.last_loss
+        fin = Finished(reason=reason, step=s.step, run_steps=max(run_steps, 0), final_loss=final_loss,
                        elapsed=elapsed, steps_per_s=run_steps / elapsed if elapsed > 0 and run_steps > 0 else 0.0,
                        message=run.message, hint=run.hint, restored_step=run.restored, accuracy=run.last_acc,
                        evaluation=run.last_eval)
@@ -444,10 +455,11 @@ class Trainer:
         return fin
 
 
-def _target_met(s: Session, batches: _Batches, metrics: StepMetrics, out: torch.Tensor, loss: torch.Tensor,
-                yb: torch.Tensor, target: float | None, target_acc: float | None) -> bool:
+def _target_met(s: Session, batches: _Batches, metrics: StepMetrics, run: _Reports, out: torch.Tensor,
+                loss: torch.Tensor, yb: torch.Tensor, target: float | None, target_acc: float | None) -> bool:
     """Full batch: this step's loss and accuracy (a sync point, only when a target is set). Mini-batches:
-    the whole training set, evaluated at the end of each epoch (one batch's numbers are noise)."""
+    the whole training set, evaluated at the end of each epoch (one batch's numbers are noise); a loss that
+    meets target_loss there is kept as `run.met_loss`, the run's final loss."""
     if batches.full:
         if target is not None and loss.item() <= target:
             return True
@@ -455,13 +467,15 @@ def _target_met(s: Session, batches: _Batches, metrics: StepMetrics, out: torch.
             a = batch_accuracy(out, yb, s.training.loss.type, metrics.ignore)
             return a is not None and a.item() >= target_acc
         return False
-    if s.batch_pos < batches.n:
+    if not batches.epoch_done():
         return False
     ev = evaluate(s, "train")
     if ev is None:
         return False
-    return ((target is not None and ev.loss is not None and ev.loss <= target)
-            or (target_acc is not None and ev.accuracy is not None and ev.accuracy >= target_acc))
+    if target is not None and ev.loss is not None and ev.loss <= target:
+        run.met_loss = ev.loss
+        return True
+    return target_acc is not None and ev.accuracy is not None and ev.accuracy >= target_acc
 
 
 class _Reports:
@@ -484,6 +498,7 @@ class _Reports:
         self.last_loss: float | None = s.history.last if len(s.history) else None
         self.last_acc: float | None = None
         self.last_eval: Any = None
+        self.met_loss: float | None = None  # the whole training set's loss that met target_loss (mini-batches)
         self.message = self.hint = ""
         self.restored: int | None = None
         self.t0 = time.perf_counter()
