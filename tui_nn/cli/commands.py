@@ -130,7 +130,7 @@ def cmd_check(path: str, *, json_mode: bool = False) -> int:
 
 def _check_notes(session: Any) -> list[str]:
     """What the engine does that a literal PyTorch loop would not: targets reshaped to the output's shape."""
-    from ..engine.data.tensors import target_note
+    from ..engine.training.session import target_note
 
     p = session.preset
     note = target_note(p.data, tuple(p.model.input_shape), p.training.loss.type, p.training.seed, session.targets)

@@ -180,6 +180,7 @@ class MemoryBudgetError(EngineError):
 
 
 INPUT_FIX = -1  # Fix.layer value meaning "the model's input_shape"
+TRAINING_FIX = -2  # Fix.layer value meaning "a setting of the [training] table" (`arg`, e.g. drop_last)
 INSERT = "__insert__"  # Fix.arg value meaning "insert layer type `value` before `layer`"
 REMOVE = "__remove__"  # Fix.arg value meaning "remove layer `layer`"
 

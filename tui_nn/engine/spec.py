@@ -148,6 +148,7 @@ class TrainingSpec:
     reset_optimizer_each_step: bool = False
     scheduler: CallSpec | None = None  # a learning-rate schedule, stepped once per training step
     target_accuracy: float | None = None  # stop once the training accuracy (of a step's batch) reaches this
+    drop_last: bool = False  # mini-batches: drop an epoch's last, incomplete batch (torch's DataLoader drop_last)
 
 
 @dataclass

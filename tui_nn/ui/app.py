@@ -1041,8 +1041,8 @@ class PlaygroundApp(InsightMixin, App[int]):
             self.notify("This tensor is computed, not edited: edit a parameter or the data.", severity="warning")
 
     def _param_request(self, name: str, what: str, index: tuple[int, ...] | None) -> None:
-        from ..engine.data import edits as edits_module
         from ..engine.model import paths
+        from ..engine.training import edits as edits_module
 
         if what in ("init", "freeze"):
             path = paths.layer_path_of_param(name)
@@ -1098,7 +1098,7 @@ class PlaygroundApp(InsightMixin, App[int]):
     def _data_request(self, which: str, what: str, index: tuple[int, ...] | None) -> None:
         from tui_nn.engine.spec import GeneratorSpec
 
-        from ..engine.data import edits as edits_module
+        from ..engine.training import edits as edits_module
 
         if self._refuse("edit the data"):
             return
@@ -1139,7 +1139,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         from tui_nn.engine.errors import EngineError, WeightError
         from tui_nn.engine.training.session import tensor_to_list
 
-        from ..engine.data import edits as edits_module
+        from ..engine.training import edits as edits_module
 
         try:
             value = parse_tensor_text(text)
@@ -1184,7 +1184,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         from tui_nn.engine.errors import EngineError
         from tui_nn.engine.spec import GeneratorSpec
 
-        from ..engine.data import edits as edits_module
+        from ..engine.training import edits as edits_module
 
         if kind == "randint" and high <= low:
             return f"high ({high}) must be greater than low ({low})"

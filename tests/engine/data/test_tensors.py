@@ -1,8 +1,19 @@
 import pytest
 import torch
 
-from tui_nn.engine.data.targets import match_targets
+from tui_nn.engine.data import targets
 from tui_nn.engine.errors import DataError
+from tui_nn.engine.training.objectives import LOSSES
+
+
+def match_targets(raw, loss, output_shape, n):
+    """data.targets.match_targets with the loss's target kind, as the session passes it."""
+    return targets.match_targets(raw, loss, output_shape, n, kind=LOSSES[loss].kind)
+
+
+def reshape_note(raw_shape, shape, loss):
+    """data.targets.reshape_note with the loss's target kind, as the session passes it."""
+    return targets.reshape_note(raw_shape, shape, loss, kind=LOSSES[loss].kind)
 
 
 def test_cross_entropy_takes_indices_or_probability_rows():
@@ -49,8 +60,6 @@ def test_the_reshape_note_says_what_a_literal_torch_loop_does_with_n_targets(los
 
     from torch import nn
 
-    from tui_nn.engine.data.targets import reshape_note
-
     out, raw = torch.rand(4, 1), torch.rand(4)
     t = match_targets(raw, loss, (4, 1), 4)
     assert t.shape == (4, 1)
@@ -70,7 +79,5 @@ def test_the_reshape_note_says_what_a_literal_torch_loop_does_with_n_targets(los
 
 
 def test_no_reshape_note_for_targets_of_the_outputs_shape_or_class_indices():
-    from tui_nn.engine.data.targets import reshape_note
-
     assert reshape_note((4, 1), (4, 1), "MSELoss") is None
     assert reshape_note((4,), (4,), "CrossEntropyLoss") is None

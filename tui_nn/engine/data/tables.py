@@ -19,6 +19,7 @@ from ..spec import CsvSpec, DatasetSpec, DataSpec
 from .csvfile import _columns, _lock, csv_split, escaped, parse_csv
 from .generated import DATASETS, generate_dataset, parse_dataset
 from .split import Split
+from .targets import match_targets
 
 
 def check_fits(data: DataSpec, input_shape: tuple[int, ...], source: str) -> None:
@@ -117,10 +118,9 @@ def split_targets(data: DataSpec, seed: int) -> torch.Tensor | None:
 
 
 
-def attach_test_split(session: Any) -> None:
-    """Set `session.test_inputs` / `session.test_targets` (None without a test split), matched to the loss."""
-    from .targets import match_targets
-
+def attach_test_split(session: Any, kind: str) -> None:
+    """Set `session.test_inputs` / `session.test_targets` (None without a test split), matched to the loss
+    (`kind`: its target kind, training.objectives.LOSSES[loss].kind)."""
     session.test_inputs = None
     session.test_targets = None
     data = session.preset.data
@@ -133,7 +133,7 @@ def attach_test_split(session: Any) -> None:
     out = session.report.output_shape
     out_n = (n,) + tuple(out[1:]) if out is not None else None
     try:
-        y = match_targets(s.y_test.clone(), session.training.loss.type, out_n, n)
+        y = match_targets(s.y_test.clone(), session.training.loss.type, out_n, n, kind=kind)
     except DataError:
         return  # the training targets were accepted, so this cannot differ; be safe anyway
     session.test_inputs = sample_view(s.x_test, session.spec.input_shape).clone().to(session.device)

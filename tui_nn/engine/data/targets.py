@@ -7,12 +7,13 @@ import math
 import torch
 
 from ..errors import DataError
-from ..training.objectives import LOSSES
 
 
-def match_targets(raw: torch.Tensor, loss: str, output_shape: tuple[int, ...] | None, n: int) -> torch.Tensor:
-    """Targets converted and checked for `loss`, given the model output shape (batch of n samples)."""
-    kind = LOSSES[loss].kind
+def match_targets(raw: torch.Tensor, loss: str, output_shape: tuple[int, ...] | None, n: int, *,
+                  kind: str) -> torch.Tensor:
+    """Targets converted and checked for `loss`, given the model output shape (batch of n samples). `kind` is
+    the loss's target kind ("classification", "binary" or "regression": training.objectives.LOSSES[loss].kind,
+    passed by the caller so that data does not import training)."""
     if raw.dim() == 0:
         raw = raw.reshape(1)
     if raw.shape[0] != n:
@@ -70,13 +71,14 @@ def match_targets(raw: torch.Tensor, loss: str, output_shape: tuple[int, ...] | 
 
 
 
-def reshape_note(raw_shape: tuple[int, ...], shape: tuple[int, ...], loss: str) -> str | None:
+def reshape_note(raw_shape: tuple[int, ...], shape: tuple[int, ...], loss: str, *, kind: str) -> str | None:
     """What `match_targets` did when it reshaped the targets to the output's shape (value targets of [N] for an
-    [N, 1] output), and what a literal PyTorch loop would do with them instead; None when it did not."""
+    [N, 1] output), and what a literal PyTorch loop would do with them instead; None when it did not. `kind` as
+    for match_targets."""
     raw_shape, shape = tuple(raw_shape), tuple(shape)
-    if raw_shape == shape or LOSSES[loss].kind == "classification" or len(raw_shape) == 0:
+    if raw_shape == shape or kind == "classification" or len(raw_shape) == 0:
         return None
-    if LOSSES[loss].kind == "binary":
+    if kind == "binary":
         instead = f"{loss} would refuse them (ValueError: a target size different to the input size)"
     else:
         try:

@@ -9,10 +9,24 @@ import torch
 
 from ..errors import DataError
 from ..spec import DataSpec, GeneratorSpec
-from ..training.objectives import LOSSES
-from .targets import match_targets, reshape_note
+from .tables import split_inputs, split_targets
+from .targets import match_targets
 
 MAX_GENERATED_ELEMENTS = 50_000_000
+
+
+def tensor_to_list(t: torch.Tensor) -> Any:
+    """Nested lists of the shortest decimals that read back to the same float32 values."""
+    import numpy as np
+
+    arr = t.detach().cpu().float().numpy()
+
+    def conv(a: "np.ndarray") -> Any:
+        if a.ndim == 0:
+            return float(np.format_float_positional(a, unique=True, trim="0")) if np.isfinite(a) else float(a)
+        return [conv(x) for x in a]
+
+    return conv(arr)
 
 
 
@@ -57,8 +71,6 @@ def make_inputs(data: DataSpec, input_shape: tuple[int, ...], seed: int) -> tupl
     else:
         gen = torch.Generator().manual_seed(seed)
     if data.dataset is not None or data.csv is not None:  # a data set or a CSV file: its training split
-        from .tables import split_inputs
-
         return split_inputs(data, input_shape, seed).float(), gen  # type: ignore[union-attr]
     x = materialise(data.inputs, gen)
     if x is None:
@@ -68,40 +80,23 @@ def make_inputs(data: DataSpec, input_shape: tuple[int, ...], seed: int) -> tupl
 
 
 def make_targets(data: DataSpec, loss: str, output_shape: tuple[int, ...] | None, n: int,
-                 gen: torch.Generator) -> torch.Tensor | None:
-    """The targets as the loss expects them; without data.targets, random targets that fit the loss."""
+                 gen: torch.Generator, *, kind: str) -> torch.Tensor | None:
+    """The targets as the loss expects them; without data.targets, random targets that fit the loss. `kind` is
+    the loss's target kind (training.objectives.LOSSES[loss].kind)."""
     if output_shape is not None and (len(output_shape) == 0 or output_shape[0] != n):
         raise DataError(f"the model's output {list(output_shape)} does not have one row per sample ({n} samples): "
                         "a layer mixes up the batch dimension",
                         hint="keep dimension 0 for samples (Flatten's start_dim should be 1)")
     if data.dataset is not None or data.csv is not None:
-        from .tables import split_targets
-
-        return match_targets(split_targets(data, gen.initial_seed()), loss, output_shape, n)  # type: ignore[arg-type]
+        return match_targets(split_targets(data, gen.initial_seed()), loss, output_shape, n, kind=kind)  # type: ignore[arg-type]
     raw = materialise(data.targets, gen)
     if raw is None:
         if output_shape is None:
             return None
-        kind = LOSSES[loss].kind
         if kind == "classification":
             classes = output_shape[1] if len(output_shape) > 1 else output_shape[0]
             return torch.randint(0, max(classes, 1), (n,) + tuple(output_shape[2:]), generator=gen)
         if kind == "binary":
             return torch.randint(0, 2, (n,) + tuple(output_shape[1:]), generator=gen).float()
         return torch.randn((n,) + tuple(output_shape[1:]), generator=gen)
-    return match_targets(raw, loss, output_shape, n)
-
-
-
-def target_note(data: DataSpec, input_shape: tuple[int, ...], loss: str, seed: int,
-                targets: torch.Tensor | None) -> str | None:
-    """`reshape_note` for the targets the session uses (`targets`, as match_targets made them): the raw targets
-    are drawn again, as the data says, to see their shape. None without such a reshape."""
-    if targets is None or (data.targets is None and data.dataset is None and data.csv is None):
-        return None  # random targets are drawn in the output's shape
-    x, gen = make_inputs(data, input_shape, seed)
-    try:
-        raw = make_targets(data, loss, None, int(x.shape[0]), gen)
-    except Exception:  # noqa: BLE001 - the session made them once; a note is not worth an error
-        return None
-    return None if raw is None else reshape_note(tuple(raw.shape), tuple(targets.shape), loss)
+    return match_targets(raw, loss, output_shape, n, kind=kind)

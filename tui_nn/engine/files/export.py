@@ -392,6 +392,8 @@ def export_script(preset: Preset, *, steps: int | None = None) -> str:
     w(f"STEPS = {_lit(int(n_steps))}")
     w(f"BATCH_SIZE = {_lit(int(t.batch_size))}  # 0: the whole data set every step")
     w(f"SHUFFLE = {_lit(bool(t.shuffle))}")
+    if t.drop_last:
+        w("DROP_LAST = True  # an epoch's last, incomplete mini-batch is dropped (DataLoader(drop_last=True))")
     w(f"TARGET_LOSS = {_lit(t.target_loss)}  # stop once the loss is at or below this (mini-batches: the whole")
     w("# training set's, in eval mode, at the end of each epoch; full batch: the step's own)")
     if track_acc:
@@ -468,7 +470,10 @@ def export_script(preset: Preset, *, steps: int | None = None) -> str:
     w("    if BATCH_SIZE <= 0 or BATCH_SIZE >= n:")
     w("        xb, yb = x, y")
     w("    else:")
-    w("        if perm is None or pos >= n:  # a new epoch: a new order (its last batch holds what is left)")
+    if t.drop_last:
+        w("        if perm is None or pos + BATCH_SIZE > n:  # a new epoch: a new order (an incomplete batch dropped)")
+    else:
+        w("        if perm is None or pos >= n:  # a new epoch: a new order (its last batch holds what is left)")
     w("            perm = (torch.randperm(n, generator=order) if SHUFFLE else torch.arange(n)).to(device)")
     w("            pos = 0")
     w("        idx = perm[pos:pos + BATCH_SIZE]")
@@ -496,7 +501,10 @@ def export_script(preset: Preset, *, steps: int | None = None) -> str:
         if track_acc:
             w("        if TARGET_ACCURACY is not None and accuracy(out.detach(), yb) >= TARGET_ACCURACY:")
             w("            break")
-        w("    elif pos >= n:  # the end of an epoch: the whole training set, in eval mode")
+        if t.drop_last:
+            w("    elif pos + BATCH_SIZE > n:  # the end of an epoch: the whole training set, in eval mode")
+        else:
+            w("    elif pos >= n:  # the end of an epoch: the whole training set, in eval mode")
         w("        model.eval()")
         w("        with torch.no_grad():")
         w("            out_all = model(x)")

@@ -89,6 +89,7 @@ class _TrainingSection(_Strict):
     reset_optimizer_each_step: bool = False
     scheduler: Any = None  # validated against schedules.SCHEDULERS
     target_accuracy: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    drop_last: bool = False
 
 
 
@@ -638,7 +639,7 @@ def preset_from_dict(raw: dict[str, Any], source: str = "<preset>", *, checked: 
         optimizer=_call_spec(optimizer, OPTIMIZERS, "training.optimizer", source, "optimizer"),
         steps=t.steps, batch_size=t.batch_size, shuffle=t.shuffle, device=t.device, seed=t.seed,
         target_loss=t.target_loss, reset_optimizer_each_step=t.reset_optimizer_each_step,
-        scheduler=scheduler, target_accuracy=t.target_accuracy,
+        scheduler=scheduler, target_accuracy=t.target_accuracy, drop_last=t.drop_last,
     )
     name = doc.preset.name or Path(source).stem
     pending = () if checked else (("data tables",) if doc.data.dataset is not None or doc.data.csv is not None

@@ -63,6 +63,8 @@ def preset_to_dict(preset: Preset) -> dict[str, Any]:
         training["scheduler"] = {"type": t.scheduler.type, **t.scheduler.args}
     if t.target_accuracy is not None:
         training["target_accuracy"] = t.target_accuracy
+    if t.drop_last:
+        training["drop_last"] = True
     out["training"] = training
     return out
 

@@ -77,6 +77,7 @@ def run_settings(session: Any) -> dict[str, Any]:
         "shuffle": t.shuffle,
         "seed": t.seed,
         "reset_optimizer_each_step": t.reset_optimizer_each_step,
+        **({"drop_last": True} if t.drop_last else {}),  # absent when false, as in the runs saved before it
     }
 
 

@@ -10,40 +10,29 @@ Determinism (the contract the tests and the exported scripts rely on):
 from __future__ import annotations
 
 import difflib
+import math
 import threading
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..data.tensors import make_inputs, make_targets
-from ..errors import DataError, EngineError, MemoryBudgetError, ShapeError
+from ..data.tables import attach_test_split
+from ..data.targets import reshape_note
+from ..data.tensors import make_inputs, make_targets, tensor_to_list
+from ..errors import TRAINING_FIX, DataError, EngineError, Fix, MemoryBudgetError, ShapeError
 from ..model.build import build_layer, build_model, get_param, init_module, iter_specs, set_frozen, set_param
 from ..shapes.budget import check_memory
 from ..shapes.check import check_model
-from ..shapes.report import ShapeReport
+from ..shapes.report import ShapeReport, ShapeWarning
 from ..shapes.rules import planned_input_shape
 from ..spec import CallSpec, DataSpec, LayerSpec, ModelSpec, Preset
 from .devices import resolve_device
 from .history import LossHistory
 from .metrics import Metrics
-from .objectives import OPTIMIZERS, make_loss, make_optimizer
+from .objectives import LOSSES, OPTIMIZERS, make_loss, make_optimizer
 from .runs import RunRegistry
 from .schedules import make_scheduler
-
-
-def tensor_to_list(t: torch.Tensor) -> Any:
-    """Nested lists of the shortest decimals that read back to the same float32 values."""
-    import numpy as np
-
-    arr = t.detach().cpu().float().numpy()
-
-    def conv(a: "np.ndarray") -> Any:
-        if a.ndim == 0:
-            return float(np.format_float_positional(a, unique=True, trim="0")) if np.isfinite(a) else float(a)
-        return [conv(x) for x in a]
-
-    return conv(arr)
 
 
 _PENDING: Any = object()  # Session._optimizer before the optimizer is made
@@ -56,6 +45,30 @@ class ShapeCheckFailed(EngineError):
     def __init__(self, error: ShapeError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def last_batch_warnings(report: ShapeReport, n: int, batch_size: int, drop_last: bool) -> list[ShapeWarning]:
+    """Mini-batches whose last one of an epoch holds one sample (n % batch_size == 1, without drop_last): each
+    BatchNorm layer that would then see one value per channel (its input's batch and spatial sizes multiply to
+    1) raises in training, as torch does ("Expected more than 1 value per channel when training"). The fix:
+    drop_last = true (torch's DataLoader(drop_last=True))."""
+    if drop_last or batch_size <= 0 or batch_size >= n or n % batch_size != 1:
+        return []
+    out = []
+    for ly in report.layers:
+        shape = tuple(ly.input_shape)
+        if not ly.type.startswith("BatchNorm") or len(shape) < 2 or math.prod(shape[2:]) != 1:
+            continue
+        one = (1,) + shape[1:]
+        out.append(ShapeWarning(
+            ly.index, ly.path, ly.type,
+            f"Expected more than 1 value per channel when training, got input size torch.Size({list(one)}): "
+            f"the last mini-batch of each epoch holds 1 sample ({n} samples, batch_size = {batch_size}), and "
+            f"{ly.type} raises this in training at that step",
+            f"drop the incomplete last mini-batch of each epoch, as torch's DataLoader(drop_last=True) does, or "
+            f"choose a batch_size that leaves 0 or at least 2 samples over ({n} % batch_size != 1)",
+            Fix(TRAINING_FIX, "drop_last", True, "set drop_last = true in [training]", path=ly.path)))
+    return out
 
 
 def _snapshot(value: Any) -> Any:
@@ -150,6 +163,8 @@ class Session:
         t = self.training
         report = check_model(spec, inputs_shape, optimizer=t.optimizer.type, optimizer_args=t.optimizer.args)
         check_memory(report, str(self.device), self.budget)
+        if report.error is None and inputs_shape:
+            report.warnings.extend(last_batch_warnings(report, int(inputs_shape[0]), t.batch_size, t.drop_last))
         return report
 
     def reset(self, *, hand_set: bool = True) -> None:
@@ -193,15 +208,24 @@ class Session:
         self.batch_perm: torch.Tensor | None = None
         self.batch_pos = 0
 
+    def check_data_shape(self, data: DataSpec, *, hint: str = "change the model's input shape first") -> None:
+        """Raise a DataError (with `hint`) when the inputs `data` plans do not fit the model's sample shape or
+        have no sample; data sets and CSV files are checked when they are read."""
+        planned = planned_input_shape(data, self.spec.input_shape)
+        if planned is None:
+            return
+        if len(planned) < 1 or tuple(planned[1:]) != tuple(self.spec.input_shape[1:]):
+            raise DataError(f"inputs of shape {list(planned)} do not fit the model input shape "
+                            f"{list(self.spec.input_shape)}: each sample must have shape "
+                            f"{list(self.spec.input_shape[1:])}", hint=hint)
+        if planned[0] < 1:
+            raise DataError("the inputs need at least one sample")
+
     def set_data(self, data: DataSpec) -> None:
         """Use other data (inline, generators, a data set or a CSV file), keeping the weights, the optimizer
         and the history. Raises an EngineError (and changes nothing) when the data does not fit the model's
         sample shape or the memory budget; targets that do not fit the loss become `data_error`."""
-        planned = planned_input_shape(data, self.spec.input_shape)
-        if planned is not None and tuple(planned[1:]) != tuple(self.spec.input_shape[1:]):
-            raise DataError(f"inputs of shape {list(planned)} do not fit the model input shape "
-                            f"{list(self.spec.input_shape)}: each sample must have shape "
-                            f"{list(self.spec.input_shape[1:])}", hint="change the model's input shape first")
+        self.check_data_shape(data)
         inputs, _ = make_inputs(data, self.spec.input_shape, self.training.seed)
         if tuple(inputs.shape[1:]) != tuple(self.spec.input_shape[1:]):
             raise DataError(f"the data's samples have shape {list(inputs.shape[1:])} but the model takes "
@@ -218,16 +242,15 @@ class Session:
         """Targets drawn after the inputs from the data generator, exactly as `reset()` draws them."""
         self.data_error = None
         _, gen = make_inputs(self.preset.data, self.spec.input_shape, self.training.seed)
+        kind = LOSSES[self.training.loss.type].kind
         try:
             targets = make_targets(self.preset.data, self.training.loss.type, self.report.output_shape,
-                                   int(self.inputs.shape[0]), gen)
+                                   int(self.inputs.shape[0]), gen, kind=kind)
             self.targets = targets.to(self.device) if targets is not None else None
         except DataError as err:
             self.targets = None
             self.data_error = err
-        from ..data.tables import attach_test_split
-
-        attach_test_split(self)
+        attach_test_split(self, kind)
 
     @property
     def optimizer(self) -> torch.optim.Optimizer | None:
@@ -552,3 +575,18 @@ class Session:
                 for name, _ in module.named_parameters(recurse=False):
                     spec.params[name] = tensor_to_list(params[prefix + name])
         return preset
+
+
+def target_note(data: DataSpec, input_shape: tuple[int, ...], loss: str, seed: int,
+                targets: torch.Tensor | None) -> str | None:
+    """`reshape_note` for the targets the session uses (`targets`, as match_targets made them): the raw targets
+    are drawn again, as the data says, to see their shape. None without such a reshape."""
+    if targets is None or (data.targets is None and data.dataset is None and data.csv is None):
+        return None  # random targets are drawn in the output's shape
+    kind = LOSSES[loss].kind
+    x, gen = make_inputs(data, input_shape, seed)
+    try:
+        raw = make_targets(data, loss, None, int(x.shape[0]), gen, kind=kind)
+    except Exception:  # noqa: BLE001 - the session made them once; a note is not worth an error
+        return None
+    return None if raw is None else reshape_note(tuple(raw.shape), tuple(targets.shape), loss, kind=kind)

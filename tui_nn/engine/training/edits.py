@@ -1,45 +1,29 @@
-"""Data edited as text: the session's inputs and targets."""
+"""Data edited as text: the session's inputs and targets (session operations, so they live with the Session)."""
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EditError
+from ..data.tensors import tensor_to_list
+from ..errors import DataError, EditError
 from ..model.argtext import value_text
-from ..spec import GeneratorSpec, ModelSpec
+from ..spec import GeneratorSpec
 
 if TYPE_CHECKING:
     import torch
+
+    from .session import Session
 
 
 # ---------------------------------------------------------------------------------------------
 # data (the engine has no "replace the data, keep the weights" call; this is the adapter)
 
 
-def sample_shape(model: ModelSpec) -> tuple[int, ...]:
-    return tuple(model.input_shape[1:])
-
-
-
-def tensor_shape(value: Any) -> tuple[int, ...]:
-    if isinstance(value, GeneratorSpec):
-        return tuple(value.shape)
-    shape: list[int] = []
-    while isinstance(value, list):
-        shape.append(len(value))
-        value = value[0] if value else None
-    return tuple(shape)
-
-
-
-def set_data(session: Any, inputs: Any = ..., targets: Any = ...) -> None:
+def set_data(session: Session, inputs: Any = ..., targets: Any = ...) -> None:
     """Replace the inputs and/or the targets (inline lists or GeneratorSpec), keeping the weights and the
     history. The sample shape must match the model's input shape; targets are checked against the loss
     (a mismatch is kept as session.data_error, as the engine does)."""
-    import copy
-
-    from ..training.session import tensor_to_list
-
     data = copy.copy(session.preset.data)
     if getattr(data, "dataset", None) is not None or getattr(data, "csv", None) is not None:
         # a data set or a CSV file gives both; editing one of them makes both inline
@@ -61,14 +45,10 @@ def set_data(session: Any, inputs: Any = ..., targets: Any = ...) -> None:
     if targets is not ...:
         data.targets = targets
     if inputs is not ... and inputs is not None:
-        shape = tensor_shape(inputs)
-        want = sample_shape(session.spec)
-        if len(shape) < 1 or tuple(shape[1:]) != want:
-            raise EditError(f"inputs of shape {list(shape)} do not fit the model input shape "
-                            f"{list(session.spec.input_shape)}: each sample (row) must have shape {list(want)}",
-                            hint="change the model's input shape on the Layers tab (key I) first")
-        if shape[0] < 1:
-            raise EditError("the inputs need at least one sample")
+        try:  # the session's own shape check, with the app's hint
+            session.check_data_shape(data, hint="change the model's input shape on the Layers tab (key I) first")
+        except DataError as err:
+            raise EditError(err.message, hint=err.hint) from None
     session.set_data(data)
 
 
@@ -94,8 +74,6 @@ def _num(v: Any) -> str:
 
 def tensor_text(t: torch.Tensor) -> str:
     """A tensor as editable text: rows of numbers (2-D and less), nested lists beyond."""
-    from ..training.session import tensor_to_list
-
     value = tensor_to_list(t)
     if t.dim() <= 2:
         return data_text(value)
