@@ -31,10 +31,20 @@ def build_layer(spec: LayerSpec) -> nn.Module:
         return Residual(*[build_layer(s) for s in spec.layers])
     lt = CATALOGUE[spec.type]
     assert lt.cls is not None
+    if spec.type == "Hardtanh":
+        _check_hardtanh(spec.args)
     if spec.type in ("Softmax", "LogSoftmax") and spec.args.get("dim") is None:
         _quiet_implicit_dim()
     return lt.cls(**torch_kwargs(lt, spec.args))
 
+
+
+def _check_hardtanh(args: dict[str, Any]) -> None:
+    """torch.nn.Hardtanh asserts max_val > min_val (an AssertionError without words): a ValueError that says it."""
+    lo, hi = args.get("min_val", -1.0), args.get("max_val", 1.0)
+    if not hi > lo:
+        raise ValueError(f"max_val must be greater than min_val (got min_val={lo}, max_val={hi}); torch.nn.Hardtanh "
+                         "asserts max_val > min_val")
 
 
 def iter_specs(layers: list[LayerSpec], prefix: str = "") -> Iterator[tuple[str, LayerSpec]]:

@@ -169,7 +169,7 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
             try:
                 y = module(x)
             except Exception as err:  # noqa: BLE001 - torch raises RuntimeError/IndexError/ValueError
-                problem = _cpu_message(spec, in_shape, err, n_params)
+                problem = shown(_cpu_message(spec, in_shape, err, n_params), 1000)  # torch's words, bounded
         if problem is not None:
             report.error = diagnose(top, path, spec, in_shape, problem, src, model if depth == 0 else None)
             return x, activations
