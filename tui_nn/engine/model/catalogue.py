@@ -259,7 +259,13 @@ _TYPES: list[LayerType] = [
     LayerType("Pow", "x ** exponent, element-wise (torch.pow; no torch.nn class: a one-line module)",
               "activation", (_a("exponent", FLOAT, 2.0, min=-1e6, max=1e6, doc="the power"),),
               impl="tui_nn.engine.model.modules.Pow"),
-    LayerType("Residual", "A block of layers whose output is added to its input: x + f(x)", "block"),
+    LayerType("Residual", "A block of layers whose output is added to its input, x + f(x), or to its projection "
+              "shortcut's output (shortcut = [layers]), shortcut(x) + f(x)", "block"),
+    LayerType("Concat", "Parallel branches on the same input, their outputs concatenated along dim: "
+              "torch.cat([b(x) for b in layers], dim)", "block",
+              (_a("dim", INT, 1, min=-8, max=8, doc="the dimension the branches' outputs are joined along"),)),
+    LayerType("Sequential", "Layers applied in order (a Concat branch of several layers): torch.nn.Sequential",
+              "block"),
 ]
 
 CATALOGUE: dict[str, LayerType] = {t.name: t for t in _TYPES}

@@ -263,6 +263,30 @@ def param_count(spec: LayerSpec) -> int | None:
     return None
 
 
+def _block(walk: Callable[..., Shape | None], spec: LayerSpec, prefix: str, depth: int,
+           shape: Shape | None) -> Shape | None:
+    """A block's rows (walked) and its output shape where arithmetic is certain of it."""
+    if spec.type == "Sequential":
+        return walk(spec.layers, prefix, depth + 1, shape)
+    if spec.type == "Concat":
+        outs = [walk([branch], prefix, depth + 1, shape, i) for i, branch in enumerate(spec.layers)]
+        return None if shape is None or not outs or None in outs else _cat(outs, spec.args.get("dim", 1))
+    body = walk(spec.layers, prefix, depth + 1, shape)
+    identity = walk(spec.shortcut, f"{prefix}shortcut.", depth + 1, shape) if spec.shortcut else shape
+    if shape is None or body is None or identity is None or broadcast(identity, body) != identity:
+        return None
+    return identity
+
+
+def _cat(shapes: list[Shape], dim: int) -> Shape | None:
+    """The shape of torch.cat of tensors of these shapes along `dim`, when they certainly join."""
+    first = shapes[0]
+    d = _dims(first, dim)
+    if d is None or any(len(s) != len(first) or s[:d] + s[d + 1:] != first[:d] + first[d + 1:] for s in shapes):
+        return None
+    return first[:d] + (sum(s[d] for s in shapes),) + first[d + 1:]
+
+
 @dataclass
 class PreviewRow:
     path: str
@@ -302,16 +326,15 @@ def preview(model: ModelSpec, input_shape: Shape | None) -> list[PreviewRow]:
     shape check replaces it."""
     rows: list[PreviewRow] = []
 
-    def walk(layers: list[LayerSpec], prefix: str, depth: int, shape: Shape | None) -> Shape | None:
-        for i, spec in enumerate(layers):
+    def walk(layers: list[LayerSpec], prefix: str, depth: int, shape: Shape | None, first: int = 0) -> Shape | None:
+        for i, spec in enumerate(layers, first):
             row = PreviewRow(f"{prefix}{i}", depth, spec, shape, None, param_count(spec))
             rows.append(row)
-            if spec.type == "Residual":
+            if spec.type in ("Residual", "Concat", "Sequential"):
                 start = len(rows)
-                body = walk(spec.layers, f"{row.path}.", depth + 1, shape)
+                out = _block(walk, spec, f"{row.path}.", depth, shape)
                 counts = [r.params for r in rows[start:] if r.depth == depth + 1]
                 row.params = None if None in counts else sum(counts)
-                out = shape if shape is not None and body is not None and broadcast(shape, body) == shape else None
             else:
                 out = output_shape(spec, shape) if shape is not None else None
             row.output_shape = out
