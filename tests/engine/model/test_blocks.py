@@ -301,3 +301,28 @@ def test_the_exported_script_prints_the_same_losses(tmp_path):
     for name, part in zip(("basic", "bottleneck", "concat"), parts, strict=True):
         got = [float(v) for v in re.findall(r"^step \d+ loss (\S+)$", part, re.M)]
         assert got == train(Session(loads_preset(HAND[name][0])), 3)[1], name
+
+
+@pytest.mark.parametrize("name", ["bottleneck", "concat"])
+def test_gradcheck_covers_the_shortcut_and_every_branch(name):
+    from tui_nn.engine.inspect.gradcheck import gradcheck_session
+
+    s = Session(loads_preset(HAND[name][0]))
+    report = gradcheck_session(s, max_elements=20)
+    assert report.ok, report.text()
+    assert [p.name for p in report.params] == [n for n, _ in s.model.named_parameters()]
+    if name == "bottleneck":
+        assert "0.shortcut.0.weight" in [p.name for p in report.params]
+
+
+def test_a_block_added_in_the_app_starts_as_the_identity_and_an_empty_concat_is_torchs_error():
+    from tui_nn.engine.spec import ModelSpec
+
+    for kind in ("Residual", "Concat", "Sequential"):
+        spec = edits.default_layer(kind, (2, 3))
+        assert [x.type for x in spec.layers] == ["Identity"]
+        report = check_model(ModelSpec((2, 3), [spec]))
+        assert report.ok and report.output_shape == (2, 3)
+    err = check_model(ModelSpec((2, 3), [LayerSpec("Concat")])).error
+    assert err.path == "0" and err.message == cpu_error(lambda: torch.cat([], 1))
+    assert "at least one branch" in err.hint
