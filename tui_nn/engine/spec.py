@@ -22,7 +22,7 @@ class LayerSpec:
     frozen: bool = False
     init: dict[str, Any] | None = None  # {"scheme": "zeros"} / {"scheme": "constant", "val": 0.5} (model/init.py)
     layers: list["LayerSpec"] = field(default_factory=list)  # a block's layers: Residual/Sequential body, Concat branches
-    shortcut: list["LayerSpec"] = field(default_factory=list)  # Residual: the projection shortcut (empty: identity)
+    shortcut: list[LayerSpec] = field(default_factory=list)  # Residual: the projection shortcut (empty: identity)
 
     def copy(self) -> "LayerSpec":
         return copy.deepcopy(self)

@@ -18,7 +18,12 @@ from tui_nn.engine.files.preset_read import loads_preset
 from tui_nn.engine.files.preset_write import dumps_preset
 from tui_nn.engine.files.session_file import load_session, save_session
 from tui_nn.engine.model import edits
-from tui_nn.engine.model.paths import flat_layers, get_layer, layer_path_of_param, module_path
+from tui_nn.engine.model.paths import (
+    flat_layers,
+    get_layer,
+    layer_path_of_param,
+    module_path,
+)
 from tui_nn.engine.shapes.check import check_model
 from tui_nn.engine.shapes.rules import preview
 from tui_nn.engine.spec import LayerSpec
@@ -209,9 +214,8 @@ def test_the_shape_rows_are_torchs_per_branch():
 
 
 def cpu_error(fn) -> str:
-    with pytest.raises(Exception) as info:
-        with torch.no_grad():
-            fn()
+    with pytest.raises(Exception) as info, torch.no_grad():
+        fn()
     return str(info.value).strip().splitlines()[0]
 
 
@@ -295,11 +299,11 @@ def test_the_exported_script_prints_the_same_losses(tmp_path):
         scripts.append(path)
     code = "import runpy, sys\nfor p in sys.argv[1:]:\n    print('=== ' + p)\n    runpy.run_path(p, run_name='__main__')\n"
     out = subprocess.run([sys.executable, "-I", "-c", code, *map(str, scripts)], capture_output=True, text=True,
-                         timeout=300, cwd=str(tmp_path))
+                         timeout=300, cwd=str(tmp_path), check=False)
     assert out.returncode == 0, out.stderr
     parts = out.stdout.split("=== ")[1:]
     for name, part in zip(("basic", "bottleneck", "concat"), parts, strict=True):
-        got = [float(v) for v in re.findall(r"^step \d+ loss (\S+)$", part, re.M)]
+        got = [float(v) for v in re.findall(r"^step \d+ loss (\S+)$", part, re.MULTILINE)]
         assert got == train(Session(loads_preset(HAND[name][0])), 3)[1], name
 
 

@@ -54,9 +54,8 @@ IDS = [f"{c[0]}-{i}" for i, c in enumerate(CASES)]
 
 
 def torch_error(module: nn.Module, shape: tuple[int, ...]) -> str:
-    with pytest.raises(Exception) as info:
-        with torch.no_grad():
-            module(torch.zeros(shape))
+    with pytest.raises(Exception) as info, torch.no_grad():
+        module(torch.zeros(shape))
     return str(info.value).strip().splitlines()[0]
 
 
@@ -101,7 +100,7 @@ def test_a_hardtanh_with_max_not_above_min_is_refused_in_words():
 
 
 @st.composite
-def layer_and_input(draw):  # noqa: ANN001, ANN201
+def layer_and_input(draw):
     kind = draw(st.sampled_from(["Conv3d", "MaxPool3d", "AvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
                                  "BatchNorm3d", "Hardtanh", "Dropout1d", "LocalResponseNorm", "ReLU6",
                                  "Hardswish", "Hardsigmoid", "LogSigmoid", "Softsign", "Tanhshrink"]))
@@ -110,7 +109,9 @@ def layer_and_input(draw):  # noqa: ANN001, ANN201
     ndim = draw(st.sampled_from(rank)) if rank and draw(st.integers(0, 4)) else draw(st.integers(1, 5))
     shape = tuple(draw(st.lists(st.integers(1, 4), min_size=ndim, max_size=ndim)))
     c = shape[-4] if kind == "Conv3d" and len(shape) >= 4 else shape[1] if len(shape) > 1 else shape[0]
-    pick = lambda real: draw(st.one_of(st.just(real), st.integers(1, 4)))  # noqa: E731
+    def pick(real: int) -> int:
+        return draw(st.one_of(st.just(real), st.integers(1, 4)))
+
     if kind == "Conv3d":
         args = {"in_channels": pick(c), "out_channels": draw(st.integers(1, 4)),
                 "kernel_size": draw(st.integers(1, 3)), "stride": draw(st.integers(1, 2)),
@@ -220,7 +221,7 @@ def test_training_is_bit_identical_to_a_hand_written_loop_and_the_export_says_it
     shape, _, tshape = shape.partition("|")
     tshape = tshape or shape
     preset = loads_preset(PRESET.format(layer=layer, shape=shape, tshape=tshape))
-    fin, losses = train(Session(preset), 4)
+    _, losses = train(Session(preset), 4)
     dims = [tuple(int(v) for v in sh.strip("[]").split(",")) for sh in (shape, tshape)]
     assert losses == _hand_loop(*dims, make, 4)
     assert code in export_script(preset)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from ..errors import EditError
 from ..spec import BLOCKS, LayerSpec, ModelSpec
 
@@ -27,7 +29,7 @@ def module_path(path: str) -> str:
     """Report path "3.1" -> module path in the built nn.Sequential "3.body.1"; "3.shortcut.0" is both."""
     parts = path.split(".")
     out = parts[0]
-    for before, part in zip(parts, parts[1:]):
+    for before, part in pairwise(parts):
         out += f".{part}" if "shortcut" in (before, part) else f".body.{part}"
     return out
 
