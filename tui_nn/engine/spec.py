@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 GENERATORS = ("rand", "randn", "zeros", "ones", "randint")
+BLOCKS = ("Residual", "Concat", "Sequential")  # layer types that hold layers (`LayerSpec.layers`)
 
 
 @dataclass
@@ -20,7 +21,8 @@ class LayerSpec:
     params: dict[str, Any] = field(default_factory=dict)  # hand-set parameters (nested lists), by torch name
     frozen: bool = False
     init: dict[str, Any] | None = None  # {"scheme": "zeros"} / {"scheme": "constant", "val": 0.5} (model/init.py)
-    layers: list["LayerSpec"] = field(default_factory=list)  # Residual body
+    layers: list["LayerSpec"] = field(default_factory=list)  # a block's layers: Residual/Sequential body, Concat branches
+    shortcut: list[LayerSpec] = field(default_factory=list)  # Residual: the projection shortcut (empty: identity)
 
     def copy(self) -> "LayerSpec":
         return copy.deepcopy(self)
@@ -34,8 +36,10 @@ class LayerSpec:
         if self.init is not None:
             scheme = self.init.get("scheme", "default")
             out["init"] = scheme if len(self.init) == 1 else dict(self.init)
-        if self.type == "Residual":
+        if self.type in BLOCKS:
             out["layers"] = [layer.to_dict() for layer in self.layers]
+        if self.shortcut:
+            out["shortcut"] = [layer.to_dict() for layer in self.shortcut]
         return out
 
 

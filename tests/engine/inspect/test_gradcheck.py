@@ -95,6 +95,37 @@ out_features = 1
 [training]
 loss = "BCEWithLogitsLoss"
 ''',
+    "conv3d": '''
+[model]
+input_shape = [3, 2, 4, 4, 4]
+[[model.layers]]
+type = "Conv3d"
+in_channels = 2
+out_channels = 3
+kernel_size = 3
+padding = 1
+[[model.layers]]
+type = "BatchNorm3d"
+num_features = 3
+[[model.layers]]
+type = "Hardswish"
+[[model.layers]]
+type = "LocalResponseNorm"
+size = 2
+[[model.layers]]
+type = "AvgPool3d"
+kernel_size = 2
+[[model.layers]]
+type = "Flatten"
+[[model.layers]]
+type = "Linear"
+in_features = 24
+out_features = 2
+[[model.layers]]
+type = "Softsign"
+[training]
+loss = "MSELoss"
+''',
 }
 
 

@@ -40,9 +40,9 @@ import torch
 from ..errors import EngineError
 from ..model.build import init_targets, iter_specs
 from ..model.init import SCHEMES, init_calls
-from ..model.catalogue import CATALOGUE, FLOATS, torch_kwargs
-from ..model.modules import Pow, Residual
-from ..spec import GeneratorSpec, LayerSpec, Preset
+from ..model.catalogue import CATALOGUE, FLOATS, full_args, torch_kwargs
+from ..model.modules import Concat, Pow, Residual, Sequential
+from ..spec import BLOCKS, GeneratorSpec, LayerSpec, Preset
 from ..training.objectives import LOSSES, OPTIMIZERS
 
 MAX_SCRIPT_BYTES = 16 * 1024 * 1024
@@ -120,9 +120,14 @@ def _loss_call(name: str, args: dict[str, Any]) -> str:
 
 
 def _layer_expr(spec: LayerSpec, indent: str) -> str:
-    if spec.type == "Residual":
-        inner = ",\n".join(f"{indent}    {_layer_expr(s, indent + '    ')}" for s in spec.layers)
-        return "Residual(\n" + inner + (",\n" if spec.layers else "") + f"{indent})"
+    if spec.type in BLOCKS:
+        items = [f"{indent}    {_layer_expr(s, indent + '    ')}" for s in spec.layers]
+        if spec.shortcut:
+            inner = ",\n".join(f"{indent}        {_layer_expr(s, indent + '        ')}" for s in spec.shortcut)
+            items.append(f"{indent}    shortcut=[\n{inner},\n{indent}    ]")
+        if spec.type == "Concat":
+            items.append(f"{indent}    dim={_lit(int(full_args(CATALOGUE['Concat'], spec.args)['dim']))}")
+        return f"{spec.type}(\n" + ",\n".join(items) + (",\n" if items else "") + f"{indent})"
     name = _known(spec.type, CATALOGUE, "layer type")
     lt = CATALOGUE[name]
     return _call(name if name in LOCAL_CLASSES else f"nn.{name}", torch_kwargs(lt, spec.args), name)
@@ -132,14 +137,15 @@ LOCAL_CLASSES = {"Pow": Pow}  # layers torch.nn has no class for: the script def
 
 
 def _module_expr(path: str) -> str:
-    """'3.body.1' -> 'model[3].body[1]'."""
+    """'3.body.1' -> 'model[3].body[1]'; '3.shortcut.0' -> 'model[3].shortcut[0]'."""
     parts = path.split(".")
-    if not all(p.isdigit() and p.isascii() for p in parts[::2]) or not all(p == "body" for p in parts[1::2]):
+    if (len(parts) % 2 == 0 or not all(p.isdigit() and p.isascii() for p in parts[::2])
+            or not all(p in ("body", "shortcut") for p in parts[1::2])):
         raise EngineError(f"cannot export the layer path {_lit(path)}")
     out = f"model[{int(parts[0])}]"
     rest = parts[1:]
     while rest:
-        out += f".body[{int(rest[1])}]"
+        out += f".{rest[0]}[{int(rest[1])}]"
         rest = rest[2:]
     return out
 
@@ -360,7 +366,7 @@ def export_script(preset: Preset, *, steps: int | None = None) -> str:
     _fits("the hand-set weights", sum(_numel(v) for _, s in specs for v in s.params.values()))
     imports: list[str] = []
     helpers, data_lines, has_test = _data_code(session, imports)
-    uses_residual = any(s.type == "Residual" for _, s in specs)
+    blocks = [cls for cls in (Residual, Concat, Sequential) if any(s.type == cls.__name__ for _, s in specs)]
     needs_params = any(s.params for _, s in specs)
     track_acc = t.target_accuracy is not None and accuracy_kind(t.loss.type) is not None
     device = "torch.device(\"cpu\")" if t.device == "cpu" else \
@@ -400,9 +406,9 @@ def export_script(preset: Preset, *, steps: int | None = None) -> str:
         w(f"TARGET_ACCURACY = {_lit(t.target_accuracy)}  # stop once the accuracy reaches this")
     w(f"device = {device}")
     w("")
-    if uses_residual:
+    for cls in blocks:  # the blocks torch.nn has no class for: the script defines them
         w("")
-        w(_source(Residual))
+        w(_source(cls))
     for name, cls in LOCAL_CLASSES.items():
         if any(s.type == name for _, s in specs):
             w("")

@@ -25,7 +25,7 @@ from ..model.catalogue import CATALOGUE, LAYER_KEYS, LayerType
 from ..model.init import ALIASES as INIT_ALIASES
 from ..model.init import BIAS, INIT_SCHEMES, SCHEMES, table_problem
 from ..model.init import keys as init_keys
-from ..spec import CallSpec, DataSpec, GeneratorSpec, LayerSpec, ModelSpec, Preset, TrainingSpec
+from ..spec import BLOCKS, CallSpec, DataSpec, GeneratorSpec, LayerSpec, ModelSpec, Preset, TrainingSpec
 from ..text import first_control
 from ..training.objectives import LOSSES, OPTIMIZERS, Objective, check_combination
 from .bundled import bundled_presets, find_bundled
@@ -212,8 +212,10 @@ def parse_layer(raw: Any, field: str, source: str = "<input>", depth: int = 0) -
     lt: LayerType = CATALOGUE[name]
     spec = LayerSpec(type=name)
     allowed = list(dict.fromkeys(list(LAYER_KEYS) + lt.arg_names + list(lt.params) + list(lt.ignored_args)))
-    if name == "Residual":
+    if name in BLOCKS:
         allowed.append("layers")
+    if name == "Residual":
+        allowed.append("shortcut")
     for key, value in raw.items():
         kfield = _key(field, key)
         if key == "type":
@@ -228,12 +230,16 @@ def parse_layer(raw: Any, field: str, source: str = "<input>", depth: int = 0) -
             spec.args["init"] = check_arg(lt.arg("init"), value, kfield, source)  # type: ignore[arg-type]
         elif key == "init":
             spec.init = parse_init(value, kfield, source)
-        elif key == "layers" and name == "Residual":
+        elif (key == "layers" and name in BLOCKS) or (key == "shortcut" and name == "Residual"):
             if depth >= 8:
-                raise PresetError("Residual blocks nested too deeply (at most 8)", source=source, field=kfield)
+                raise PresetError(f"{name} blocks nested too deeply (at most 8)", source=source, field=kfield)
             if not isinstance(value, list):
                 raise PresetError(f"expected a list of layers; got {_type_name(value)}", source=source, field=kfield)
-            spec.layers = [parse_layer(v, f"{kfield}[{i}]", source, depth + 1) for i, v in enumerate(value)]
+            inner = [parse_layer(v, f"{kfield}[{i}]", source, depth + 1) for i, v in enumerate(value)]
+            if key == "shortcut":
+                spec.shortcut = inner
+            else:
+                spec.layers = inner
         elif key in lt.params and (isinstance(value, (list, float)) or
                                    (isinstance(value, int) and not isinstance(value, bool))):
             check_numbers(value, kfield, source)

@@ -9,7 +9,7 @@ from typing import Any
 
 import tomli_w
 
-from ..spec import GeneratorSpec, LayerSpec, Preset
+from ..spec import BLOCKS, GeneratorSpec, LayerSpec, Preset
 
 
 def _layer_to_dict(spec: LayerSpec) -> dict[str, Any]:
@@ -20,8 +20,10 @@ def _layer_to_dict(spec: LayerSpec) -> dict[str, Any]:
     if spec.type == "PReLU" and "init" in spec.args and spec.init is not None:
         if spec.init.get("scheme", "default") == "default":
             out["init"] = spec.args["init"]
-    if spec.type == "Residual":
+    if spec.type in BLOCKS:
         out["layers"] = [_layer_to_dict(s) for s in spec.layers]
+    if spec.shortcut:
+        out["shortcut"] = [_layer_to_dict(s) for s in spec.shortcut]
     return out
 
 

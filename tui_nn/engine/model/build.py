@@ -9,10 +9,12 @@ import torch
 from torch import nn
 
 from ..errors import PresetError, WeightError
-from ..spec import LayerSpec, ModelSpec
-from .catalogue import CATALOGUE, torch_kwargs
+from ..spec import BLOCKS, LayerSpec, ModelSpec
+from .catalogue import CATALOGUE, full_args, torch_kwargs
 from .init import init_calls, weight_problem
-from .modules import Residual
+from .modules import Concat, Residual, Sequential
+
+BLOCK_MODULES = (Residual, Concat, Sequential)
 
 _IMPLICIT_DIM = r"Implicit dimension choice for (log_)?softmax has been deprecated"
 
@@ -28,33 +30,50 @@ def _quiet_implicit_dim() -> None:
 def build_layer(spec: LayerSpec) -> nn.Module:
     """Construct one layer (on the current default device). Hand-set params are not applied here."""
     if spec.type == "Residual":
-        return Residual(*[build_layer(s) for s in spec.layers])
+        return Residual(*[build_layer(s) for s in spec.layers], shortcut=[build_layer(s) for s in spec.shortcut])
+    if spec.type == "Concat":
+        return Concat(*[build_layer(s) for s in spec.layers], dim=full_args(CATALOGUE["Concat"], spec.args)["dim"])
+    if spec.type == "Sequential":
+        return Sequential(*[build_layer(s) for s in spec.layers])
     lt = CATALOGUE[spec.type]
     assert lt.cls is not None
+    if spec.type == "Hardtanh":
+        _check_hardtanh(spec.args)
     if spec.type in ("Softmax", "LogSoftmax") and spec.args.get("dim") is None:
         _quiet_implicit_dim()
     return lt.cls(**torch_kwargs(lt, spec.args))
 
 
 
+def _check_hardtanh(args: dict[str, Any]) -> None:
+    """torch.nn.Hardtanh asserts max_val > min_val (an AssertionError without words): a ValueError that says it."""
+    lo, hi = args.get("min_val", -1.0), args.get("max_val", 1.0)
+    if not hi > lo:
+        raise ValueError(f"max_val must be greater than min_val (got min_val={lo}, max_val={hi}); torch.nn.Hardtanh "
+                         "asserts max_val > min_val")
+
+
 def iter_specs(layers: list[LayerSpec], prefix: str = "") -> Iterator[tuple[str, LayerSpec]]:
-    """(module path in the built Sequential, spec) for every layer, Residual bodies included."""
+    """(module path in the built Sequential, spec) for every layer, the blocks' layers included (a Residual's body,
+    then its shortcut)."""
     for i, spec in enumerate(layers):
         path = f"{prefix}{i}"
         yield path, spec
-        if spec.type == "Residual":
+        if spec.type in BLOCKS:
             yield from iter_specs(spec.layers, f"{path}.body.")
+        if spec.shortcut:
+            yield from iter_specs(spec.shortcut, f"{path}.shortcut.")
 
 
 
 def _field_for(path: str) -> str:
-    """Module path '3.body.1' -> preset field 'model.layers[3].layers[1]'."""
+    """Module path '3.body.1' -> preset field 'model.layers[3].layers[1]' ('3.shortcut.0' -> '...shortcut[0]')."""
     parts = path.split(".")
     out = f"model.layers[{parts[0]}]"
     rest = parts[1:]
     while rest:
-        # rest = ["body", "i", ...]
-        out += f".layers[{rest[1]}]"
+        # rest = ["body" | "shortcut", "i", ...]
+        out += f".{'shortcut' if rest[0] == 'shortcut' else 'layers'}[{rest[1]}]"
         rest = rest[2:]
     return out
 
@@ -66,7 +85,7 @@ def validate_params(model: ModelSpec, source: str = "<preset>") -> None:
         field = _field_for(path)
         try:
             with torch.device("meta"):
-                module = build_layer(spec) if spec.type != "Residual" else None
+                module = build_layer(spec) if spec.type not in BLOCKS else None
         except (ValueError, TypeError, RuntimeError) as err:
             if "overflow" in str(err).lower():
                 continue  # a size question, not a format one: the memory budget refuses it, with the bytes
@@ -96,7 +115,7 @@ def validate_params(model: ModelSpec, source: str = "<preset>") -> None:
 def _check_init(spec: LayerSpec, module: nn.Module | None, field: str, source: str) -> None:
     """The layer's init scheme fits its weight and bias (PresetError naming the init key otherwise)."""
     assert spec.init is not None
-    if module is None:  # a Residual block: built here only for its init (its body's layers are checked anyway)
+    if module is None:  # a block: built here only for its init (its layers are checked anyway)
         try:
             with torch.device("meta"):
                 module = build_layer(spec)
@@ -185,11 +204,11 @@ def apply_spec_params(model: nn.Module, spec: ModelSpec) -> None:
 
 
 def init_targets(module: nn.Module) -> list[nn.Module]:
-    """The layers an init scheme on `module` applies to: the layer itself; for a Residual block, every layer of
-    its body that has a weight, in order (nested blocks included)."""
-    if isinstance(module, Residual):
-        return [m for m in module.body.modules()
-                if not isinstance(m, (Residual, nn.Sequential)) and isinstance(getattr(m, "weight", None), nn.Parameter)]
+    """The layers an init scheme on `module` applies to: the layer itself; for a block, every layer inside it that
+    has a weight, in order (a Residual's body, then its shortcut; nested blocks included)."""
+    if isinstance(module, BLOCK_MODULES):
+        return [m for m in module.modules() if not isinstance(m, (*BLOCK_MODULES, nn.Sequential, nn.ModuleList))
+                and isinstance(getattr(m, "weight", None), nn.Parameter)]
     return [module]
 
 
@@ -202,7 +221,7 @@ def _has(module: nn.Module, name: str) -> bool:
 def init_problem(module: nn.Module, init: dict[str, Any], what: str) -> tuple[str, str, str] | None:
     """(key, message, hint) when the scheme `init` cannot be applied to `module` (built on any device, the
     meta device included), named `what` ("Linear", "layer 2 (Linear)"); else None."""
-    if isinstance(module, Residual):
+    if isinstance(module, BLOCK_MODULES):
         targets = init_targets(module)
         if not targets and (init.get("scheme", "default") != "default" or "bias" in init):
             return ("scheme", f"{what} has no layer with a weight in its body", "set init on a layer with a weight")

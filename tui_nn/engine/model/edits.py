@@ -133,8 +133,8 @@ def default_layer(type_name: str, in_shape: tuple[int, ...] | None = None) -> La
     if type_name == "Softmax" or type_name == "LogSoftmax":
         args["dim"] = -1
     spec = LayerSpec(type=type_name, args=args)
-    if type_name == "Residual":
-        spec.layers = [LayerSpec("Identity")]
+    if type_name in ("Residual", "Concat", "Sequential"):
+        spec.layers = [LayerSpec("Identity")]  # a block to fill: it passes its input on as it is
     return spec
 
 

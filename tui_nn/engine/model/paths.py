@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from ..errors import EditError
-from ..spec import LayerSpec, ModelSpec
+from ..spec import BLOCKS, LayerSpec, ModelSpec
 
 # ---------------------------------------------------------------------------------------------
-# paths: "3" is a top-level layer, "3.1" the second layer of the Residual block at 3
+# paths: "3" is a top-level layer, "3.1" the second layer of the block at 3 (a Residual's body, a Concat's second
+# branch, a Sequential's second layer), "3.shortcut.0" the first layer of the Residual block's projection shortcut
 
 
 def flat_layers(layers: list[LayerSpec], prefix: str = "", depth: int = 0) -> list[tuple[str, int, LayerSpec]]:
@@ -14,15 +17,21 @@ def flat_layers(layers: list[LayerSpec], prefix: str = "", depth: int = 0) -> li
     for i, spec in enumerate(layers):
         path = f"{prefix}{i}"
         out.append((path, depth, spec))
-        if spec.type == "Residual":
+        if spec.type in BLOCKS:
             out.extend(flat_layers(spec.layers, f"{path}.", depth + 1))
+        if spec.shortcut:
+            out.extend(flat_layers(spec.shortcut, f"{path}.shortcut.", depth + 1))
     return out
 
 
 
 def module_path(path: str) -> str:
-    """Report path "3.1" -> module path in the built nn.Sequential "3.body.1"."""
-    return ".body.".join(path.split("."))
+    """Report path "3.1" -> module path in the built nn.Sequential "3.body.1"; "3.shortcut.0" is both."""
+    parts = path.split(".")
+    out = parts[0]
+    for before, part in pairwise(parts):
+        out += f".{part}" if "shortcut" in (before, part) else f".body.{part}"
+    return out
 
 
 
@@ -33,15 +42,25 @@ def layer_path_of_param(name: str) -> str:
 
 
 
+def _index(part: str) -> bool:
+    return part.isascii() and part.isdigit()
+
+
 def _container(model: ModelSpec, path: str) -> tuple[list[LayerSpec], int]:
-    parts = [int(p) for p in path.split(".")]
+    parts = path.split(".")
     layers = model.layers
-    for p in parts[:-1]:
-        if not 0 <= p < len(layers) or layers[p].type != "Residual":
+    i = 0
+    while i < len(parts) - 1:
+        if not _index(parts[i]) or not 0 <= int(parts[i]) < len(layers) or layers[int(parts[i])].type not in BLOCKS:
             raise EditError(f"no layer {path}")
-        layers = layers[p].layers
-    idx = parts[-1]
-    return layers, idx
+        block = layers[int(parts[i])]
+        if parts[i + 1] == "shortcut" and block.type == "Residual":
+            layers, i = block.shortcut, i + 2
+        else:
+            layers, i = block.layers, i + 1
+    if not _index(parts[-1]):
+        raise EditError(f"no layer {path}")
+    return layers, int(parts[-1])
 
 
 

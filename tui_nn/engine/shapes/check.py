@@ -18,7 +18,7 @@ import torch
 from ..errors import Fix, MemoryBudgetError, ShapeError, shown
 from ..model.build import build_layer
 from ..model.catalogue import CATALOGUE, full_args, softmax_dim
-from ..spec import LayerSpec, ModelSpec
+from ..spec import BLOCKS, LayerSpec, ModelSpec
 from ..text import _bytes_text, fmt_bytes, fmt_shape
 from .budget import optimizer_slots
 from .diagnosis import _cpu_message, _explicit_check, _first_line, _known_error, _Produced, diagnose
@@ -103,7 +103,7 @@ def _spec_params(model: ModelSpec) -> tuple[int, int]:
 
     total = trainable = 0
     for _, spec in iter_specs(model.layers):
-        if spec.type == "Residual":
+        if spec.type in BLOCKS:
             continue
         try:
             with torch.device("meta"):
@@ -117,8 +117,8 @@ def _spec_params(model: ModelSpec) -> tuple[int, int]:
 
 
 def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: str, depth: int,
-          report: ShapeReport, src: _Produced, activations: int) -> tuple[torch.Tensor, int]:
-    for i, spec in enumerate(layers):
+          report: ShapeReport, src: _Produced, activations: int, first: int = 0) -> tuple[torch.Tensor, int]:
+    for i, spec in enumerate(layers, first):
         path = f"{prefix}{i}"
         top = int(path.split(".")[0])
         in_shape = tuple(x.shape)
@@ -143,17 +143,36 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
         report.layers.append(row)
         if depth == 0:  # a Residual's buffers include its children's: counted once, at the top
             report.buffers += sum(b.numel() for b in module.buffers())
+        if spec.type in ("Concat", "Sequential"):
+            out, activations = _walk_block(model, spec, x, path, depth, report, src, activations)
+            if out is None:
+                return x, activations
+            row.output_shape = tuple(out.shape)
+            src = _Produced(top, spec.type, tuple(out.shape), path=path)
+            x = out
+            continue
         if spec.type == "Residual":
             y, activations = _walk(model, spec.layers, x, f"{path}.", depth + 1, report, src, activations)
             if report.error is not None:
                 return x, activations
-            mismatch = _add_mismatch(in_shape, tuple(y.shape))
+            identity = in_shape
+            if spec.shortcut:  # the projection shortcut, on the block's input
+                sc, activations = _walk(model, spec.shortcut, x, f"{path}.shortcut.", depth + 1, report, src,
+                                        activations)
+                if report.error is not None:
+                    return x, activations
+                identity = tuple(sc.shape)
+            mismatch = _add_mismatch(identity, tuple(y.shape))
             if mismatch is None:
-                out = torch.empty(broadcast(in_shape, tuple(y.shape)) or in_shape, device="meta")  # x + y
+                out = torch.empty(broadcast(identity, tuple(y.shape)) or identity, device="meta")  # x + y
             else:
+                what = (f"its shortcut's output {fmt_shape(identity)}" if spec.shortcut else
+                        f"its input {fmt_shape(in_shape)}")
+                keep = ("the shortcut and the body must give the same shape (a 1x1 conv with the body's stride and "
+                        "out_channels)" if spec.shortcut else "the body must keep the shape")
                 report.error = ShapeError(top, "Residual", mismatch,
-                                          hint=f"a Residual block adds its input {fmt_shape(in_shape)} to its body's "
-                                               f"output {fmt_shape(tuple(y.shape))}; the body must keep the shape.",
+                                          hint=f"a Residual block adds {what} to its body's "
+                                               f"output {fmt_shape(tuple(y.shape))}; {keep}.",
                                           input_shape=in_shape, path=path)
                 return x, activations
             row.output_shape = tuple(out.shape)
@@ -169,7 +188,7 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
             try:
                 y = module(x)
             except Exception as err:  # noqa: BLE001 - torch raises RuntimeError/IndexError/ValueError
-                problem = _cpu_message(spec, in_shape, err, n_params)
+                problem = shown(_cpu_message(spec, in_shape, err, n_params), 1000)  # torch's words, bounded
         if problem is not None:
             report.error = diagnose(top, path, spec, in_shape, problem, src, model if depth == 0 else None)
             return x, activations
@@ -187,6 +206,50 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
         src = _Produced(top, spec.type, tuple(y.shape), flat, path=path)
         x = y
     return x, activations
+
+
+CAT_CPU_MAX_ELEMENTS = 2_000_000  # a failed torch.cat is re-run on the CPU for its words below this many elements
+
+
+def _walk_block(model: ModelSpec, spec: LayerSpec, x: torch.Tensor, path: str, depth: int, report: ShapeReport,
+                src: _Produced, activations: int) -> tuple[torch.Tensor | None, int]:
+    """A Sequential block's layers in order, or a Concat block's branches each on `x` and then torch.cat: the
+    output (None after an error, which is in `report`: inside a branch at the branch's layer path)."""
+    top = int(path.split(".")[0])
+    if spec.type == "Sequential":
+        y, activations = _walk(model, spec.layers, x, f"{path}.", depth + 1, report, src, activations)
+        return (None if report.error is not None else y), activations
+    outs = []
+    for i, branch in enumerate(spec.layers):
+        y, activations = _walk(model, [branch], x, f"{path}.", depth + 1, report, src, activations, first=i)
+        if report.error is not None:
+            return None, activations
+        outs.append(y)
+    dim = full_args(CATALOGUE["Concat"], spec.args)["dim"]
+    try:
+        out = torch.cat(outs, dim=dim)
+    except Exception as err:  # noqa: BLE001 - torch's refusal is a value: in its CPU words where affordable
+        shapes = [tuple(t.shape) for t in outs]
+        message = _cat_message(shapes, dim) or shown(_first_line(err), 1000)
+        listed = ", ".join(f"branch {path}.{i} {fmt_shape(s)}" for i, s in enumerate(shapes))
+        hint = (f"a Concat block joins its branches' outputs along dim {dim}: every other dimension must agree "
+                f"({listed or 'no branches'})." if shapes else "a Concat block needs at least one branch (layers).")
+        report.error = ShapeError(top, "Concat", message, hint=hint, input_shape=tuple(x.shape), path=path)
+        return None, activations
+    activations += out.numel()
+    return out, activations
+
+
+def _cat_message(shapes: list[tuple[int, ...]], dim: int) -> str | None:
+    """torch.cat's CPU message for outputs of these shapes (it checks them before allocating: run on stride-0
+    views of one zero), or None when too large to try or when the CPU accepts it."""
+    if sum(math.prod(s) for s in shapes) > CAT_CPU_MAX_ELEMENTS:
+        return None
+    try:
+        torch.cat([torch.zeros(()).expand(s) for s in shapes], dim=dim)
+    except Exception as err:  # noqa: BLE001 - the words are what we want
+        return shown(_first_line(err), 1000)
+    return None
 
 
 def _torch_warning(spec: LayerSpec, top: int, path: str, in_shape: tuple[int, ...]) -> ShapeWarning | None:

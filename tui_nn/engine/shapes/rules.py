@@ -22,7 +22,8 @@ from ..spec import DataSpec, GeneratorSpec, LayerSpec, ModelSpec, Preset
 Shape = tuple[int, ...]
 
 SAME_SHAPE = frozenset({"ReLU", "LeakyReLU", "ELU", "SELU", "GELU", "SiLU", "Mish", "Softplus", "Sigmoid",
-                        "Tanh", "Identity", "Dropout", "Pow"})
+                        "Tanh", "Identity", "Dropout", "Pow", "ReLU6", "Hardsigmoid", "Hardswish", "LogSigmoid",
+                        "Softsign", "Tanhshrink"})
 
 
 def _dims(shape: Shape, dim: int) -> int | None:
@@ -60,27 +61,58 @@ def _conv(dims: int) -> Callable[[dict[str, Any], Shape], Shape | None]:
     return rule
 
 
-def _pool(a: dict[str, Any], s: Shape) -> Shape | None:
-    if len(s) not in (3, 4) or a.get("ceil_mode"):
-        return None
-    k = pair(a["kernel_size"], 2)
-    st = pair(a["stride"] if a.get("stride") is not None else a["kernel_size"], 2)
-    p = pair(a["padding"], 2)
-    d = pair(a.get("dilation", 1), 2)
-    if any(len(t) != 2 for t in (k, st, p, d)) or any(p[i] * 2 > k[i] for i in range(2)):
-        return None  # torch: padding at most half the kernel
-    out = [_window(s[-2 + i], k[i], st[i], p[i], d[i]) for i in range(2)]
-    if any(o is None for o in out):
-        return None
-    return s[:-2] + tuple(out)  # type: ignore[arg-type]
+def _pool_n(dims: int) -> Callable[[dict[str, Any], Shape], Shape | None]:
+    def rule(a: dict[str, Any], s: Shape) -> Shape | None:
+        if len(s) not in (dims + 1, dims + 2) or a.get("ceil_mode"):
+            return None
+        k = pair(a["kernel_size"], dims)
+        st = pair(a["stride"] if a.get("stride") is not None else a["kernel_size"], dims)
+        p = pair(a["padding"], dims)
+        d = pair(a.get("dilation", 1), dims)
+        if any(len(t) != dims for t in (k, st, p, d)) or any(p[i] * 2 > k[i] for i in range(dims)):
+            return None  # torch: padding at most half the kernel
+        out = [_window(s[-dims + i], k[i], st[i], p[i], d[i]) for i in range(dims)]
+        if any(o is None for o in out):
+            return None
+        return s[:-dims] + tuple(out)  # type: ignore[arg-type]
+    return rule
 
 
-def _adaptive(a: dict[str, Any], s: Shape) -> Shape | None:
-    size = a["output_size"]
-    out = pair(size, 2) if size is not None else None
-    if out is None or len(out) != 2 or len(s) not in (3, 4) or min(s[-2:]) < 1:
+_pool = _pool_n(2)
+
+
+def _avgpool3d(a: dict[str, Any], s: Shape) -> Shape | None:
+    """AvgPool3d also refuses an input smaller than the kernel before padding ("input image (T: .. H: .. W: ..)
+    smaller than kernel size")."""
+    k = pair(a["kernel_size"], 3)
+    if len(s) < 3 or len(k) != 3 or any(s[-3 + i] < k[i] for i in range(3)):
         return None
-    return s[:-2] + out
+    return _pool_n(3)(a, s)
+
+
+def _adaptive_n(dims: int) -> Callable[[dict[str, Any], Shape], Shape | None]:
+    def rule(a: dict[str, Any], s: Shape) -> Shape | None:
+        size = a["output_size"]
+        out = pair(size, dims) if size is not None else None
+        if out is None or len(out) != dims or len(s) not in (dims + 1, dims + 2) or min(s[-dims:]) < 1:
+            return None
+        return s[:-dims] + out
+    return rule
+
+
+_adaptive = _adaptive_n(2)
+
+
+def _hardtanh(a: dict[str, Any], s: Shape) -> Shape | None:
+    return s if a["max_val"] > a["min_val"] else None
+
+
+def _dropout1d(a: dict[str, Any], s: Shape) -> Shape | None:
+    return s if len(s) in (2, 3) else None  # else torch: "Dropout1d: Expected 2D or 3D input, ..."
+
+
+def _lrn(a: dict[str, Any], s: Shape) -> Shape | None:
+    return s if len(s) >= 3 and s[0] * s[1] > 0 else None  # else "Expected 3D or higher dimensionality input"
 
 
 def _flatten(a: dict[str, Any], s: Shape) -> Shape | None:
@@ -124,6 +156,15 @@ RULES: dict[str, Callable[[dict[str, Any], Shape], Shape | None]] = {
     "Flatten": _flatten,
     "BatchNorm1d": _batchnorm((2, 3)),
     "BatchNorm2d": _batchnorm((4,)),
+    "Conv3d": _conv(3),
+    "MaxPool3d": _pool_n(3),
+    "AvgPool3d": _avgpool3d,
+    "AdaptiveMaxPool1d": _adaptive_n(1),
+    "AdaptiveMaxPool2d": _adaptive_n(2),
+    "BatchNorm3d": _batchnorm((5,)),
+    "Hardtanh": _hardtanh,
+    "Dropout1d": _dropout1d,
+    "LocalResponseNorm": _lrn,
     "LayerNorm": _layernorm,
     "Softmax": _softmax,
     "LogSoftmax": _softmax,
@@ -162,9 +203,9 @@ def broadcast(a: Shape, b: Shape) -> Shape | None:
 def conv_arithmetic(spec: LayerSpec, in_shape: tuple[int, ...]) -> str:
     """The output-size arithmetic ((in + 2p - d(k-1) - 1)/s + 1) of a conv or pool layer, per dimension."""
     t = spec.type
-    if t not in ("Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d"):
+    if t not in ("Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d", "Conv3d", "MaxPool3d", "AvgPool3d"):
         return ""
-    dims = 1 if t == "Conv1d" else 2
+    dims = 1 if t == "Conv1d" else 3 if t.endswith("3d") else 2
     if len(in_shape) < dims + 1:
         return ""
     a = full_args(CATALOGUE[t], spec.args)
@@ -175,7 +216,7 @@ def conv_arithmetic(spec: LayerSpec, in_shape: tuple[int, ...]) -> str:
         return f"padding='{pad}'"
     p = pair(pad, dims)
     d = pair(a.get("dilation", 1), dims)
-    names = ("L",) if dims == 1 else ("H", "W")
+    names = ("L",) if dims == 1 else ("D", "H", "W") if dims == 3 else ("H", "W")
     parts = []
     for i, name in enumerate(names):
         n = in_shape[len(in_shape) - dims + i]
@@ -206,11 +247,11 @@ def param_count(spec: LayerSpec) -> int | None:
         a = full_args(lt, spec.args)
         if spec.type == "Linear":
             return a["in_features"] * a["out_features"] + (a["out_features"] if a["bias"] else 0)
-        if spec.type in ("Conv1d", "Conv2d"):
-            k = math.prod(pair(a["kernel_size"], 1 if spec.type == "Conv1d" else 2))
+        if spec.type in ("Conv1d", "Conv2d", "Conv3d"):
+            k = math.prod(pair(a["kernel_size"], {"Conv1d": 1, "Conv2d": 2, "Conv3d": 3}[spec.type]))
             out = a["out_channels"]
             return out * (a["in_channels"] // a["groups"]) * k + (out if a["bias"] else 0)
-        if spec.type in ("BatchNorm1d", "BatchNorm2d"):
+        if spec.type in ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d"):
             return 2 * a["num_features"] if a["affine"] else 0
         if spec.type == "LayerNorm":
             n = math.prod(pair(a["normalized_shape"], 1))
@@ -220,6 +261,30 @@ def param_count(spec: LayerSpec) -> int | None:
     except (KeyError, TypeError, ValueError):
         return None
     return None
+
+
+def _block(walk: Callable[..., Shape | None], spec: LayerSpec, prefix: str, depth: int,
+           shape: Shape | None) -> Shape | None:
+    """A block's rows (walked) and its output shape where arithmetic is certain of it."""
+    if spec.type == "Sequential":
+        return walk(spec.layers, prefix, depth + 1, shape)
+    if spec.type == "Concat":
+        outs = [walk([branch], prefix, depth + 1, shape, i) for i, branch in enumerate(spec.layers)]
+        return None if shape is None or not outs or None in outs else _cat(outs, spec.args.get("dim", 1))
+    body = walk(spec.layers, prefix, depth + 1, shape)
+    identity = walk(spec.shortcut, f"{prefix}shortcut.", depth + 1, shape) if spec.shortcut else shape
+    if shape is None or body is None or identity is None or broadcast(identity, body) != identity:
+        return None
+    return identity
+
+
+def _cat(shapes: list[Shape], dim: int) -> Shape | None:
+    """The shape of torch.cat of tensors of these shapes along `dim`, when they certainly join."""
+    first = shapes[0]
+    d = _dims(first, dim)
+    if d is None or any(len(s) != len(first) or s[:d] + s[d + 1:] != first[:d] + first[d + 1:] for s in shapes):
+        return None
+    return first[:d] + (sum(s[d] for s in shapes),) + first[d + 1:]
 
 
 @dataclass
@@ -261,16 +326,15 @@ def preview(model: ModelSpec, input_shape: Shape | None) -> list[PreviewRow]:
     shape check replaces it."""
     rows: list[PreviewRow] = []
 
-    def walk(layers: list[LayerSpec], prefix: str, depth: int, shape: Shape | None) -> Shape | None:
-        for i, spec in enumerate(layers):
+    def walk(layers: list[LayerSpec], prefix: str, depth: int, shape: Shape | None, first: int = 0) -> Shape | None:
+        for i, spec in enumerate(layers, first):
             row = PreviewRow(f"{prefix}{i}", depth, spec, shape, None, param_count(spec))
             rows.append(row)
-            if spec.type == "Residual":
+            if spec.type in ("Residual", "Concat", "Sequential"):
                 start = len(rows)
-                body = walk(spec.layers, f"{row.path}.", depth + 1, shape)
+                out = _block(walk, spec, f"{row.path}.", depth, shape)
                 counts = [r.params for r in rows[start:] if r.depth == depth + 1]
                 row.params = None if None in counts else sum(counts)
-                out = shape if shape is not None and body is not None and broadcast(shape, body) == shape else None
             else:
                 out = output_shape(spec, shape) if shape is not None else None
             row.output_shape = out
