@@ -91,3 +91,30 @@ def test_run_records_round_trip_and_long_curves_are_thinned():
         copy.get(99)
     copy.remove(1)
     assert len(copy) == 0
+
+
+def test_the_settings_of_a_run_hold_every_blocks_layers_and_shortcut():
+    """Two runs that differ only inside a Concat branch or a Residual's shortcut are told apart (issue 22 §2)."""
+    from tui_nn.engine.training.runs import run_settings
+
+    text = '''
+[model]
+input_shape = [2, 4, 8, 8]
+[[model.layers]]
+type = "Residual"
+layers = [{ type = "Conv2d", in_channels = 4, out_channels = 4, kernel_size = 3, padding = 1, stride = 2 }]
+shortcut = [{ type = "Conv2d", in_channels = 4, out_channels = 4, kernel_size = 1, stride = 2 }]
+[[model.layers]]
+type = "Concat"
+layers = [{ type = "Conv2d", in_channels = 4, out_channels = 2, kernel_size = 1 }, { type = "Identity" }]
+[training]
+loss = "MSELoss"
+optimizer = "SGD"
+'''
+    settings = run_settings(Session(loads_preset(text)))
+    residual, concat = settings["model"]
+    assert [d["type"] for d in residual["layers"]] == ["Conv2d"] and residual["shortcut"][0]["kernel_size"] == 1
+    assert [d["type"] for d in concat["layers"]] == ["Conv2d", "Identity"]
+    other = run_settings(Session(loads_preset(text.replace("out_channels = 2, kernel_size = 1",
+                                                           "out_channels = 2, kernel_size = 3, padding = 1"))))
+    assert other["model"] != settings["model"]

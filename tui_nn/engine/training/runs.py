@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EngineError
+from ..spec import BLOCKS
 from ..text import bounded
 
 MAX_POINTS = 1024  # loss-curve points kept per run (neighbouring buckets are averaged beyond that)
@@ -53,8 +54,10 @@ def _layer_settings(layers: list[Any]) -> list[dict[str, Any]]:
             d["frozen"] = True
         if spec.init is not None:
             d["init"] = dict(spec.init)
-        if spec.type == "Residual":
+        if spec.type in BLOCKS:  # a block's layers (a Concat's branches) and a Residual's shortcut
             d["layers"] = _layer_settings(spec.layers)
+            if spec.shortcut:
+                d["shortcut"] = _layer_settings(spec.shortcut)
         out.append(d)
     return out
 
