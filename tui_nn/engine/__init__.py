@@ -10,16 +10,38 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "errors": ["DataError", "DeviceError", "EditError", "EngineError", "Fix", "MemoryBudgetError", "PresetError",
-               "ShapeError", "WeightError"],
-    "files.preset_read": ["list_presets", "load_preset", "loads_preset"],
     "files.preset_write": ["dumps_preset", "save_preset"],
-    "training.session": ["Session", "ShapeCheckFailed"],
     "shapes.report": ["ShapeReport"],
     "shapes.check": ["check_model"],
     "shapes.summary": ["summary_table"],
     "spec": ["CallSpec", "DataSpec", "GeneratorSpec", "LayerSpec", "ModelSpec", "Preset", "TrainingSpec"],
     "training.trainer": ["Finished", "Progress", "Trainer", "train"],
+    # what the app (tui_nn/ui) uses
+    "errors": ["DataError", "DeviceError", "EditError", "EngineError", "Fix", "INPUT_FIX", "MemoryBudgetError",
+               "PresetError", "ShapeError", "WeightError"],
+    "files.bundled": ["bundled_presets", "presets_dir"],
+    "files.export": ["write_history_csv", "write_script"],
+    "files.preset_read": ["INIT_SCHEMES", "list_presets", "load_preset", "loads_preset", "parse_init"],
+    "files.session_file": ["SUFFIX", "Autosave", "load_session", "save_session"],
+    "data.csvfile": ["parse_csv"],
+    "data.generated": ["parse_dataset"],
+    "data.tables": ["describe"],
+    "data.textparse": ["parse_tensor_text"],
+    "data.edits": ["set_data", "tensor_text"],
+    "model.catalogue": ["BOOL", "CATALOGUE", "FLOAT", "INT", "ArgSpec"],
+    "model.edits": ["apply_fix", "default_layer", "duplicate_layer", "insert_layer", "move_layer", "remove_layer",
+                    "scratch_preset", "set_args", "shape_at"],
+    "model.paths": ["get_layer", "layer_path_of_param", "module_path", "sibling"],
+    "inspect.gradcheck": ["GradcheckReport", "gradcheck_session"],
+    "inspect.probes": ["neuron_equation", "optimizer_state"],
+    "shapes.rules": ["preview", "preview_input_shape"],
+    "training.devices": ["DeviceInfo", "list_devices"],
+    "training.metrics": ["ConfusionMatrix", "confusion_matrix"],
+    "training.objectives": ["LOSSES", "OPTIMIZERS"],
+    "training.runner": ["make_runner"],
+    "training.schedules": ["SCHEDULERS", "set_scheduler"],
+    "training.session": ["Session", "ShapeCheckFailed", "tensor_to_list"],
+    "training.undo": ["Snapshot", "UndoStack", "carry_weights", "restore", "snapshot"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -26,7 +26,10 @@ from textual.worker import get_current_worker
 
 from . import splash
 from .commands import PlaygroundCommands
-from .insight import INSIGHT_BINDINGS, InsightMixin
+from tui_nn import engine
+
+from . import files
+from .autosave import Autosaver
 from .messages import (
     EngineDone,
     EngineFailed,
@@ -39,18 +42,23 @@ from .messages import (
     TrainProgress,
 )
 from .safe import Shown, Text, line, shown
-from .widgets.status import StatusBar
+from .widgets.status import StatusBar, accuracy_now, eval_accuracy
 
 if TYPE_CHECKING:  # imported for real by _import_ui, after the first frame
-    from .screens.dialogs import ErrorModal, GeneratorModal, InitModal, SaveModal, TextEditModal
+    from tui_nn.engine import Session
+
+    from .screens.dataset import DatasetModal, dataset_spec
+    from .screens.dialogs import ErrorModal, ExportModal, GeneratorModal, InitModal, SaveModal, TextEditModal
     from .screens.help import HelpScreen
     from .screens.layer_form import LayerFormScreen
     from .screens.pickers import LayerPicker, PresetPicker
+    from .screens.reports import confusion, confusion_screen, engine_text, gradcheck_screen, neuron_screen
+    from .screens.runs import RunsModal
     from .widgets.boundary import BoundaryPane
     from .widgets.controls import TrainControls
     from .widgets.data import DataPane, InfoPane, Instructions
     from .widgets.layers import ErrorPanel, LayerTable, Totals
-    from .widgets.plot import LossPlot
+    from .widgets.plot import LossPlot, eval_series
     from .widgets.tensors import TensorEntry, TensorList, TensorsPane, TensorView
 
 
@@ -60,15 +68,20 @@ def _import_ui() -> None:
     global ErrorModal, GeneratorModal, InitModal, SaveModal, TextEditModal, HelpScreen, LayerFormScreen
     global LayerPicker, PresetPicker, BoundaryPane, TrainControls, DataPane, InfoPane, Instructions
     global ErrorPanel, LayerTable, Totals, LossPlot, TensorEntry, TensorList, TensorsPane, TensorView
-    from .screens.dialogs import ErrorModal, GeneratorModal, InitModal, SaveModal, TextEditModal
+    global DatasetModal, dataset_spec, ExportModal, confusion, confusion_screen, engine_text, gradcheck_screen
+    global neuron_screen, RunsModal, eval_series
+    from .screens.dataset import DatasetModal, dataset_spec
+    from .screens.dialogs import ErrorModal, ExportModal, GeneratorModal, InitModal, SaveModal, TextEditModal
     from .screens.help import HelpScreen
     from .screens.layer_form import LayerFormScreen
     from .screens.pickers import LayerPicker, PresetPicker
+    from .screens.reports import confusion, confusion_screen, engine_text, gradcheck_screen, neuron_screen
+    from .screens.runs import RunsModal
     from .widgets.boundary import BoundaryPane
     from .widgets.controls import TrainControls
     from .widgets.data import DataPane, InfoPane, Instructions
     from .widgets.layers import ErrorPanel, LayerTable, Totals
-    from .widgets.plot import LossPlot
+    from .widgets.plot import LossPlot, eval_series
     from .widgets.tensors import TensorEntry, TensorList, TensorsPane, TensorView
 
 TABS = ("layers", "tensors", "train", "data", "info", "boundary")
@@ -79,7 +92,7 @@ STATUS_INTERVAL = 0.2  # seconds between status-bar updates while training (term
 MAX_QUEUED = 16  # layer edits and undos queued behind the one being applied
 
 
-class PlaygroundApp(InsightMixin, App[int]):
+class PlaygroundApp(App[int]):
     """tui-nn: build, shape-check, edit, train and watch a PyTorch network."""
 
     CSS_PATH = "app.tcss"
@@ -117,7 +130,20 @@ class PlaygroundApp(InsightMixin, App[int]):
         Binding("4", "show_tab('data')", "Data tab", show=False, id="tab.data"),
         Binding("5", "show_tab('info')", "Info tab", show=False, id="tab.info"),
         Binding("q,ctrl+q", "quit", "Quit", show=False, id="app.quit", tooltip="Quit (stops a run first)"),
-    ] + INSIGHT_BINDINGS
+        Binding("D", "choose_dataset", "Data set", show=False, id="data.dataset",
+                tooltip="Choose a data set (spiral, xor, ...) or the columns of a CSV file"),
+        Binding("C", "confusion", "Confusion matrix", show=False, id="metrics.confusion",
+                tooltip="The confusion matrix of the test split (or the training data)"),
+        Binding("c", "compare_runs", "Runs", id="runs.compare",
+                tooltip="Every run kept: overlay several, smoothing and log scale"),
+        Binding("X", "gradcheck", "Gradient check", show=False, id="tensors.gradcheck",
+                tooltip="Numerical gradient check: autograd against central differences"),
+        Binding("N", "neuron", "Neuron in numbers", show=False, id="layers.neuron",
+                tooltip="The highlighted Linear layer's output unit written out with its numbers"),
+        Binding("E", "export", "Export", show=False, id="app.export",
+                tooltip="Write a PyTorch script, the loss history CSV or an SVG screenshot"),
+        Binding("6", "show_tab('boundary')", "Boundary tab", show=False, id="tab.boundary"),
+    ]
 
     def __init__(self, preset_path: str | None = None, *, clock: bool = True) -> None:
         super().__init__()
@@ -158,6 +184,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         self._preview_drawn = threading.Event()  # the preset's preview is on screen (the load worker waits for it)
         self._previewed = False  # the layer table shows the preview of the load under way
         self.gc_held = False  # run_app disabled the garbage collector for start-up: the first load resumes it
+        self.autosaver = Autosaver()
 
     # -- what is shown: printable, never markup (tui_nn/ui/safe.py) ----------------------------------
 
@@ -461,7 +488,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         self.query_one(DataPane).update_from(s, editable=not self.running)
         if not self.running:
             series = s.history.series()
-            test = self.test_series()
+            test = eval_series(self.session)
             for plot in self.query(LossPlot):
                 plot.set_series(series)
                 plot.set_test(test)
@@ -516,8 +543,8 @@ class PlaygroundApp(InsightMixin, App[int]):
         if not note and s.report.error is not None and state == "ready":
             note = "shape error: f fixes it" if s.report.error.fix is not None else "shape error (Layers tab)"
         bar.show(state=state, step=s.step, loss=self._current_loss(), device=str(s.device), name=s.preset.name,
-                 steps_per_s=sps, eta=eta, done=done, total=total, note=note, accuracy=self.accuracy_now(),
-                 test_accuracy=self.test_accuracy_now())
+                 steps_per_s=sps, eta=eta, done=done, total=total, note=note, 
+                 accuracy=accuracy_now(s, self.last_progress if self.running else None), test_accuracy=eval_accuracy(s))
 
     # -- tensors ---------------------------------------------------------------------------------
 
@@ -1326,7 +1353,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         if not self.running:
             return
         self.last_progress = msg.progress
-        test = self.test_series()
+        test = eval_series(self.session)
         for plot in LossPlot.mounted_in(self):  # not self.query(): walking the DOM 15 times a second costs CPU
             plot.set_series(msg.series)
             plot.set_test(test)
@@ -1542,30 +1569,162 @@ class PlaygroundApp(InsightMixin, App[int]):
         if self._refuse("save"):
             return
         s = self.session
-        stem = Path(s.preset.source).stem if s.preset.source and not s.preset.source.startswith("<") else "scratch"
-        default = f"{stem}-mine.toml"
 
         def apply(path: str, with_weights: bool, fmt: str = "preset") -> str | None:
-            from tui_nn.engine.files.bundled import presets_dir
-            from tui_nn.engine.files.preset_write import save_preset
-
-            if fmt == "session" or path.endswith(".tuinn"):
+            if fmt == "session" or files.is_session_file(path):
                 return self.save_session_to(path)
-            target = Path(path).expanduser()
-            try:
-                if target.resolve().parent == presets_dir().resolve():
-                    return "the bundled presets are read-only here: choose another folder or name"
-                if target.is_dir():
-                    return "that is a folder: add a file name"
-                save_preset(s.current_preset(with_weights=with_weights), target)
-            except OSError as err:
-                return f"cannot write {path}: {err.strerror or err}"
-            except Exception as err:  # noqa: BLE001
-                return f"{type(err).__name__}: {err}"
-            self.notify(f"saved {target}", markup=False)
-            return None
+            error = files.save_preset_to(s, path, with_weights)
+            if error is None:
+                self.notify(f"saved {Path(path).expanduser()}", markup=False)
+            return error
 
-        self.push_screen(SaveModal(default, apply))
+        self.push_screen(SaveModal(files.save_default(s), apply))
+
+    def save_session_to(self, path: str) -> str | None:
+        """Save the whole session (a .tuinn file) in a worker; returns a refusal or None."""
+        reason = self._busy_reason()
+        if reason:
+            return reason
+        target = files.session_target(path)
+        if isinstance(target, str):
+            return target
+        s = self.session
+
+        def done(written: Path) -> None:
+            self.session_path = str(written)
+            self.notify(f"session saved: {written}", markup=False)
+
+        self._engine_op("save the session", partial(engine.save_session, s, target), then=done)
+        return None
+
+    def open_session_path(self, path: str) -> None:
+        """Open a .tuinn session file (as `o` or `tui-nn FILE.tuinn` do)."""
+        self.open_preset_path(path)
+
+    def action_export(self, kind: str = "script") -> None:
+        if self._refuse("export"):
+            return
+        self.push_screen(ExportModal(files.export_defaults(self.session), self._export, kind))
+
+    def _export(self, kind: str, path: str) -> str | None:
+        reason = self._busy_reason()
+        if reason:
+            return reason
+        target = files.export_target(path)
+        if isinstance(target, str):
+            return target
+        if kind == "svg":
+            def shoot() -> None:
+                written = self.save_screenshot(filename=target.name, path=str(target.parent.resolve()))
+                self.notify(f"screenshot written: {written}", markup=False)
+
+            self.call_after_refresh(shoot)  # once the dialog is gone: the screen itself
+            return None
+        s = self.session
+        from_start = s.has_start_weights
+
+        def written(p: Path) -> None:
+            message, severity, timeout = files.export_notice(s, kind, p, from_start)
+            self.notify(message, markup=False, severity=severity, timeout=timeout)
+
+        self._engine_op("export", files.export_job(s, kind, target, from_start), then=written)
+        return None
+
+    # -- autosave (tui_nn/ui/autosave.py) ---------------------------------------------------------
+
+    def autosave_interval(self) -> float | None:
+        """Seconds between autosaves during a run (None: autosave is off)."""
+        return self.autosaver.interval(self.session, self.session_path)
+
+    def autosave_now(self, session: Session) -> str | None:
+        """In a worker (between two slices of a run, or after one): autosave if it changed, at most once an
+        interval; the path written, or None. A failure is said in the status line, never raised."""
+        try:
+            saved = self.autosaver.save(session, self.session_path, self.version, force=False)
+        except Exception as err:  # noqa: BLE001 - an autosave that fails is said, never raised
+            self.call_from_thread(self._update_status, f"autosave failed: {err}")
+            return None
+        if saved:
+            self.call_from_thread(self.autosaved, saved)
+        return saved
+
+    def autosave_on_quit(self) -> str | None:
+        """When quitting (in a worker thread): save what changed since the last autosave, whatever the interval."""
+        edited = self.undo_stack is not None and bool(self.undo_stack.done)
+        return self.autosaver.save_on_quit(self.session, self.session_path, self.version, edited)
+
+    def maybe_autosave(self) -> None:
+        """At a run's end or pause: at most once an interval, in a worker."""
+        s = self.session
+        if s is None or self.running or not self.autosaver.due(s, self.session_path, self.version):
+            return
+        self.run_worker(partial(self.autosave_now, s), thread=True, group="autosave", exclusive=True,
+                        exit_on_error=False, name="autosave")
+
+    def autosaved(self, path: str) -> None:
+        self.autosave_note = f"autosaved {Path(path).name}"
+        if not self.running:
+            self._update_status()
+
+    # -- data sets, reports, runs ---------------------------------------------------------------
+
+    def action_choose_dataset(self) -> None:
+        if self._refuse("change the data"):
+            return
+        self.action_show_tab("data")
+        self.push_screen(DatasetModal(self.session.preset.data, self._apply_dataset))
+
+    def _apply_dataset(self, values: dict[str, Any]) -> str | None:
+        reason = self._busy_reason()
+        if reason:
+            return reason
+        s = self.session
+        try:
+            spec = dataset_spec(values, s.preset.data)
+        except ValueError as err:
+            return str(err)
+        except engine.EngineError as err:
+            return engine_text(err)
+        self._engine_op("use the new data", lambda: s.set_data(spec),
+                        then=lambda _r: self.notify(f"data: {engine.describe(spec)}", markup=False))
+        return None
+
+    def action_confusion(self) -> None:
+        if self._refuse("compute the confusion matrix"):
+            return
+        s = self.session
+        self._engine_op("compute the confusion matrix", partial(confusion, s),
+                        then=lambda result: self.push_screen(confusion_screen(result, s.step)))
+
+    def action_gradcheck(self) -> None:
+        if self._refuse("check the gradients"):
+            return
+        s = self.session
+        if not s.trainable:
+            self.notify(f"No gradient check: {s.why_not_trainable()}", severity="warning", markup=False)
+            return
+        self._engine_op("check the gradients", partial(engine.gradcheck_session, s),
+                        then=lambda report: self.push_screen(gradcheck_screen(report)))
+
+    def action_neuron(self) -> None:
+        if self._refuse("write out a neuron"):
+            return
+        path = self._selected_path()
+        spec = engine.get_layer(self.session.spec, path) if path is not None else None
+        if spec is None or spec.type != "Linear":
+            self.notify("Highlight a Linear layer on the Layers tab (1), then press N.", severity="warning")
+            return
+        dialog = neuron_screen(self.session, path, lambda report: self.call_later(self.push_screen, report))
+        if dialog is not None:
+            self.push_screen(dialog)
+
+    def action_compare_runs(self) -> None:
+        if self.session is None:
+            return
+        if not self.session.runs.runs:
+            self.notify("No runs yet: train a little (n, r), change a setting, train again.", severity="information")
+            return
+        self.push_screen(RunsModal(self.session))
 
     # -- navigation and help --------------------------------------------------------------------
 

@@ -5,7 +5,34 @@ The bar is drawn in the same line (block characters), so the line stays one row 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..safe import Shown, Text, line
+
+if TYPE_CHECKING:
+    from tui_nn.engine import Progress, Session
+
+
+def accuracy_now(session: Session | None, progress: Progress | None) -> float | None:
+    """The accuracy to show: of the last reported batch while training (`progress`), else the last recorded."""
+    if progress is not None and getattr(progress, "accuracy", None) is not None:
+        return float(progress.accuracy)
+    if session is None:
+        return None
+    try:
+        return session.metrics.accuracy.last
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def eval_accuracy(session: Session | None) -> float | None:
+    if session is None:
+        return None
+    try:
+        ev = session.metrics.last_eval
+    except Exception:  # noqa: BLE001
+        return None
+    return None if ev is None or ev.accuracy is None else float(ev.accuracy)
 
 
 def fmt_eta(seconds: float) -> str:
