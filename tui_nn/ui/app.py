@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from textual import on, work
 from textual.app import App
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
@@ -28,7 +27,7 @@ from . import splash
 from .commands import PlaygroundCommands
 from tui_nn import engine
 
-from . import files
+from . import files, keys
 from .autosave import Autosaver
 from .messages import (
     EngineDone,
@@ -101,49 +100,7 @@ class PlaygroundApp(App[int]):
     COMMANDS = App.COMMANDS | {PlaygroundCommands}
     ENABLE_COMMAND_PALETTE = True
 
-    BINDINGS = [
-        Binding("f", "apply_fix", "Fix", id="layers.fix", tooltip="Apply the fix shown under a shape error"),
-        Binding("F", "apply_alt_fix", "Alternative fix", show=False, id="layers.alt_fix",
-                tooltip="Apply the alternative fix (e.g. change the model input shape)"),
-        Binding("n", "train_step", "Step", id="train.step", tooltip="Train one step"),
-        Binding("r", "train_run", "Run", id="train.run", tooltip="Train the number of steps set on the Train tab"),
-        Binding("p", "pause", "Pause", id="train.pause", tooltip="Pause the run at the next step"),
-        Binding("p", "resume", "Resume", id="train.resume", tooltip="Resume a paused run"),
-        Binding("s", "stop", "Stop", id="train.stop", tooltip="Stop the run at the next step (keeps the weights)"),
-        Binding("u", "undo", "Undo", id="layers.undo", tooltip="Undo the last change to layers or weights"),
-        Binding("U", "redo", "Redo", show=False, id="layers.redo", tooltip="Redo what was undone"),
-        Binding("o", "open_preset", "Open", id="app.open", tooltip="Open a bundled preset or a preset file"),
-        Binding("question_mark,f1", "help", "Help", id="app.help", tooltip="This list of keys"),
-        Binding("R", "reset_weights", "Reset weights", show=False, id="train.reset",
-                tooltip="Reset weights, data and loss history to the preset (its hand-set weights)"),
-        Binding("ctrl+r", "reset_init", "Re-initialise", show=False, id="train.reset_init",
-                tooltip="Reset to the seed's initialisation: hand-set weights dropped, data and history reset"),
-        Binding("l", "toggle_log", "Log scale", show=False, id="plot.log",
-                tooltip="Toggle a logarithmic loss axis"),
-        Binding("g", "compute_grads", "Backward", show=False, id="tensors.backward",
-                tooltip="Run one forward and backward pass: gradients appear on the Tensors tab"),
-        Binding("ctrl+s", "save_preset", "Save", show=False, id="app.save",
-                tooltip="Save as a preset file, or the whole session (.tuinn); o opens either"),
-        Binding("1", "show_tab('layers')", "Layers tab", show=False, id="tab.layers"),
-        Binding("2", "show_tab('tensors')", "Tensors tab", show=False, id="tab.tensors"),
-        Binding("3", "show_tab('train')", "Train tab", show=False, id="tab.train"),
-        Binding("4", "show_tab('data')", "Data tab", show=False, id="tab.data"),
-        Binding("5", "show_tab('info')", "Info tab", show=False, id="tab.info"),
-        Binding("q,ctrl+q", "quit", "Quit", show=False, id="app.quit", tooltip="Quit (stops a run first)"),
-        Binding("D", "choose_dataset", "Data set", show=False, id="data.dataset",
-                tooltip="Choose a data set (spiral, xor, ...) or the columns of a CSV file"),
-        Binding("C", "confusion", "Confusion matrix", show=False, id="metrics.confusion",
-                tooltip="The confusion matrix of the test split (or the training data)"),
-        Binding("c", "compare_runs", "Runs", id="runs.compare",
-                tooltip="Every run kept: overlay several, smoothing and log scale"),
-        Binding("X", "gradcheck", "Gradient check", show=False, id="tensors.gradcheck",
-                tooltip="Numerical gradient check: autograd against central differences"),
-        Binding("N", "neuron", "Neuron in numbers", show=False, id="layers.neuron",
-                tooltip="The highlighted Linear layer's output unit written out with its numbers"),
-        Binding("E", "export", "Export", show=False, id="app.export",
-                tooltip="Write a PyTorch script, the loss history CSV or an SVG screenshot"),
-        Binding("6", "show_tab('boundary')", "Boundary tab", show=False, id="tab.boundary"),
-    ]
+    BINDINGS = keys.bindings("app")  # ui/keys.py: every key, its footer word, palette entry and help line
 
     def __init__(self, preset_path: str | None = None, *, clock: bool = True) -> None:
         super().__init__()
@@ -666,20 +623,12 @@ class PlaygroundApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if not self.built:  # the first frame, before the panes exist (a fraction of a second)
             return action == "quit"
-        state = self.run_state
-        if action == "pause":
-            return state == "running"
-        if action == "resume":
-            return state == "paused"
-        if action == "stop":
-            return state in ("running", "paused")
-        if action in ("train_step", "train_run"):
-            return state not in ("running",)
+        if not keys.acts_in(action, self.run_state):
+            return False
+        s = self.session
         if action == "apply_fix":
-            s = self.session
             return s is not None and s.report.error is not None and s.report.error.fix is not None
         if action == "apply_alt_fix":
-            s = self.session
             return s is not None and s.report.error is not None and bool(s.report.error.extra_fixes)
         if action == "undo":
             return self.undo_stack is not None and bool(self.undo_stack.done)
@@ -1744,68 +1693,9 @@ class PlaygroundApp(App[int]):
         self.call_after_refresh(widget.focus)
 
     def action_help(self) -> None:
-        sections = [
-            ("Everywhere", list(self.BINDINGS) + [Binding("ctrl+p", "command_palette", "Command palette: presets, "
-                                                                                     "layers, losses, optimizers, "
-                                                                                     "devices, actions"),
-                                                  Binding("tab,shift+tab", "focus", "Next / previous area")]),
-            ("Layers (tab 1)", LayerTable.BINDINGS + [Binding("enter", "edit", "Edit the highlighted layer")]),
-            ("Tensors (tab 2) and Data (tab 4)", TensorView.BINDINGS + [
-                Binding("arrows,pgup,pgdn", "move", "Move the cursor (only the visible window is drawn)")]),
-            ("Train (tab 3)", TrainControls.BINDINGS + [
-                Binding("tab,shift+tab", "focus", "Next / previous field; a field checks its value as you type")]),
-            ("Dialogs", [Binding("enter", "apply", "Apply (ctrl+s in multi-line editors)"),
-                         Binding("escape", "cancel", "Cancel"), Binding("tab", "next", "Next field")]),
-        ]
-        intro = ("tui-nn: build a network, break and fix its shapes, edit weights, train and watch every tensor. "
-                 "Everything works with the keyboard alone; the footer shows the keys of the focused area.")
-        self.push_screen(HelpScreen(sections, intro))
+        self.push_screen(HelpScreen(keys.help_sections(), keys.HELP_INTRO))
 
-    # -- palette ---------------------------------------------------------------------------------
-
-    def palette_actions(self) -> list[tuple[str, str, str]]:
-        return [
-            ("Run training (r)", "train_run", "train the steps set on the Train tab"),
-            ("One training step (n)", "train_step", ""),
-            ("Pause training (p)", "pause", ""),
-            ("Resume training (p)", "resume", ""),
-            ("Stop training (s)", "stop", ""),
-            ("Reset weights to the preset (R)", "reset_weights", "its hand-set weights; the seed's init elsewhere"),
-            ("Re-initialise from the seed (ctrl+r)", "reset_init", "every layer from the seed's initialisation; "
-                                                                   "hand-set values dropped"),
-            ("Apply the shape fix (f)", "apply_fix", ""),
-            ("Apply the alternative fix (F)", "apply_alt_fix", ""),
-            ("Undo (u)", "undo", ""),
-            ("Redo (U)", "redo", ""),
-            ("Add a layer (a)", "add_layer", ""),
-            ("Edit the highlighted layer (e)", "edit_layer", ""),
-            ("Remove the highlighted layer (x)", "remove_layer", ""),
-            ("Duplicate the highlighted layer (d)", "duplicate_layer", ""),
-            ("Freeze / unfreeze the highlighted layer (z)", "freeze_layer", ""),
-            ("Initialise the highlighted layer (i)", "init_layer", ""),
-            ("Change the model input shape (I)", "edit_input_shape", ""),
-            ("Run a backward pass: gradients (g)", "compute_grads", ""),
-            ("Toggle log scale of the loss plot (l)", "toggle_log", ""),
-            ("Open a preset (o)", "open_preset", ""),
-            ("Save as a preset (ctrl+s)", "save_preset", ""),
-            ("Help: keys (?)", "help", ""),
-            ("Layers tab (1)", "show_tab('layers')", ""),
-            ("Tensors tab (2)", "show_tab('tensors')", ""),
-            ("Train tab (3)", "show_tab('train')", ""),
-            ("Data tab (4)", "show_tab('data')", ""),
-            ("Info tab (5)", "show_tab('info')", ""),
-            ("Boundary tab: the model over the input plane (6)", "show_tab('boundary')", ""),
-            ("Choose a data set or a CSV file (D)", "choose_dataset", "xor, circles, moons, blobs, spiral, sine, "
-                                                                      "plane, or columns of a CSV file"),
-            ("Confusion matrix (C)", "confusion", "of the test split, or of the training data"),
-            ("Runs compared (c)", "compare_runs", "overlay runs, smoothing, log scale"),
-            ("Numerical gradient check (X)", "gradcheck", "autograd against central differences"),
-            ("A neuron in numbers (N)", "neuron", "the highlighted Linear layer's unit, written out"),
-            ("Export: PyTorch script, loss CSV, SVG screenshot (E)", "export", ""),
-            ("Export the loss history as CSV", "export('csv')", ""),
-            ("Export an SVG screenshot", "export('svg')", ""),
-            ("Save the session (.tuinn) (ctrl+s)", "save_preset", "choose 'session' in the dialog"),
-        ]
+    # -- palette (commands.py; its actions: ui/keys.py) -------------------------------------------
 
     def palette_presets(self) -> list[tuple[str, str, str]]:
         out = []

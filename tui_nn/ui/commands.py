@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterator
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.markup import escape
 
+from . import keys
 from .safe import Text, line
 
 
@@ -26,7 +27,7 @@ def _prompt(label: str, matcher: Any | None = None) -> Text:
 class PlaygroundCommands(Provider):
     def _commands(self) -> Iterator[tuple[str, Callable[[], Any], str]]:
         app: Any = self.app
-        for label, action, help_text in app.palette_actions():
+        for label, action, help_text in keys.palette_actions():
             yield label, partial(app.run_action_safely, action), help_text
         for stem, path, desc in app.palette_presets():  # a file's name and description: printable, then escaped
             yield f"Open preset: {line(stem)}", partial(app.open_preset_path, path), escape(line(desc))

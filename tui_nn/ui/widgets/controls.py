@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Label, Select
 
+from .. import keys
 from ..safe import Shown, Text
 from .forms import ArgsForm
 
@@ -19,10 +19,7 @@ class TrainControls(VerticalScroll):
     A focused text field takes every printable key, so Esc leaves it: focus goes back to this pane (the global
     keys r, p, s, n... act again; tab or a click goes back into the fields)."""
 
-    BINDINGS = [
-        Binding("escape", "leave_field", "Leave field", id="train.leave_field",
-                tooltip="Leave the text field or list: the global keys (r, p, s, 1-6...) act again"),
-    ]
+    BINDINGS = keys.bindings("train")  # ui/keys.py
 
     def first_error(self, *, steps: bool = True) -> str | None:
         """'lr: ...' for the first field whose text is not valid (its last valid value is the one in use);

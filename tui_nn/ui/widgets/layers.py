@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.binding import Binding
 from textual.widgets import DataTable
 
+from .. import keys
 from ..safe import Shown, Text, cell
 
 
@@ -35,19 +35,7 @@ def _call_cell(spec: Any, depth: int, style: str = "") -> Text:
 class LayerTable(DataTable):
     """The layers. Keys act on the highlighted layer."""
 
-    _MOVE = Binding.Group("Move")
-
-    BINDINGS = [
-        Binding("a", "app.add_layer", "Add", id="layers.add", tooltip="Add a layer after this one"),
-        Binding("e", "app.edit_layer", "Edit", id="layers.edit", tooltip="Edit this layer's arguments"),
-        Binding("x,delete", "app.remove_layer", "Del", id="layers.remove", tooltip="Remove this layer"),
-        Binding("K,shift+up", "app.move_layer(-1)", "Move up", id="layers.move_up", group=_MOVE),
-        Binding("J,shift+down", "app.move_layer(1)", "Move down", id="layers.move_down", group=_MOVE),
-        Binding("d", "app.duplicate_layer", "Duplicate", show=False, id="layers.duplicate"),
-        Binding("z", "app.freeze_layer", "Freeze / unfreeze", show=False, id="layers.freeze"),
-        Binding("i", "app.init_layer", "Initialise weights", show=False, id="layers.init"),
-        Binding("I", "app.edit_input_shape", "Model input shape", show=False, id="layers.input_shape"),
-    ]
+    BINDINGS = keys.bindings("layers")  # ui/keys.py
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kw)

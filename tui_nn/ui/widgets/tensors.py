@@ -15,7 +15,6 @@ import numpy as np
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
 from textual.message import Message
@@ -24,6 +23,7 @@ from textual.widget import Widget
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from .. import keys
 from ..safe import Shown, Text, cell, line
 
 CELL = 9  # 8 characters + 1 space
@@ -122,28 +122,7 @@ class TensorView(Widget, can_focus=True):
     """Heatmap of a tensor: draws only the visible cells."""
 
 
-    BINDINGS = [
-        Binding("up", "move(-1, 0)", "Up", show=False),
-        Binding("down", "move(1, 0)", "Down", show=False),
-        Binding("left", "move(0, -1)", "Left", show=False),
-        Binding("right", "move(0, 1)", "Right", show=False),
-        Binding("pageup", "page(-1)", "Page up", show=False),
-        Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home", "home", "First cell", show=False),
-        Binding("end", "end", "Last cell", show=False),
-        Binding("left_square_bracket", "slice(-1)", "Prev slice", show=False, id="tensor.prev_slice",
-                tooltip="Previous 2-D slice of a tensor with more than two dimensions"),
-        Binding("right_square_bracket", "slice(1)", "Next slice", show=False, id="tensor.next_slice",
-                tooltip="Next 2-D slice"),
-        Binding("enter,e", "edit_cell", "Edit cell", id="tensor.edit_cell",
-                tooltip="Edit the value under the cursor (a weight, or an inline input/target)"),
-        Binding("v", "edit_all", "Paste all", id="tensor.edit_all",
-                tooltip="Type or paste the whole tensor (rows by newline or ;, or a nested list)"),
-        Binding("i", "init", "Init", id="tensor.init", tooltip="Apply an initialisation scheme to this layer"),
-        Binding("z", "freeze", "Freeze", id="tensor.freeze", tooltip="Freeze / unfreeze this layer"),
-        Binding("G", "generator", "Generator", id="data.generator",
-                tooltip="Data tab: switch to a generator (rand, randn, zeros, ones, randint) with a shape"),
-    ]
+    BINDINGS = keys.bindings("tensor")  # ui/keys.py
 
     class Request(Message):
         """The user asked to change the tensor shown (the app decides)."""
