@@ -29,6 +29,7 @@ from tui_nn import engine
 
 from . import files, keys
 from .autosave import Autosaver
+from .run_state import RunState
 from .messages import (
     EngineDone,
     EngineFailed,
@@ -88,7 +89,6 @@ PREVIEW_NOTE = "loading PyTorch…"  # the status line's note while the preset's
 SKELETON_TABS = splash.TABS  # the first frame's tab line (splash.py draws it before Textual is imported)
 LIVE_TENSOR_INTERVAL = 0.25  # seconds between live refreshes of a parameter shown while training
 STATUS_INTERVAL = 0.2  # seconds between status-bar updates while training (terminal output: docs/performance.md)
-MAX_QUEUED = 16  # layer edits and undos queued behind the one being applied
 
 
 class PlaygroundApp(App[int]):
@@ -109,24 +109,14 @@ class PlaygroundApp(App[int]):
         self.session: Any = None
         self.devices: list[Any] = []
         self.presets: list[tuple[str, str, Any]] = []
-        self.run_state = "loading"
-        self.busy_label = ""
-        self._state_before_busy = "ready"
+        self.runstate = RunState(on_change=self._phase_changed)  # phase, run counters, edit queue (run_state.py)
         self.undo_stack: Any = None
-        self.version = 0
-        self._tensors_version = -1
         self._trace_cache: list[tuple[str, Any]] | None = None
         self._initial_loss: tuple[int, float | None] | None = None
         self._stop_event = threading.Event()
-        self._pause_requested = False
-        self.run_total = 0
-        self.run_done_before = 0
         self.last_progress: Any = None
         self.last_finished: Any = None
         self._select_after: str | None = None
-        self._last_live = 0.0
-        self._last_status = -1.0
-        self._pause_at: int | None = None
         self.loaded = threading.Event()
         self.autosave_note = ""  # "autosaved NAME", shown in the status line until the next run
         self.session_path: str | None = None  # the .tuinn file this session was opened from or saved to
@@ -135,11 +125,9 @@ class PlaygroundApp(App[int]):
         self._train_idle = threading.Event()  # clear while the train worker runs
         self._train_idle.set()
         self.saved_on_quit: str | None = None  # the autosave written when quitting, if any
-        self._queued: list[Callable[[], None]] = []  # edits asked for while another was being applied
         self.runs: Any = None  # the engine's RunRegistry, kept across the sessions opened (runs compared)
         self.built = False  # the panes' widgets are mounted (`_build`, right after the first frame)
         self._preview_drawn = threading.Event()  # the preset's preview is on screen (the load worker waits for it)
-        self._previewed = False  # the layer table shows the preview of the load under way
         self.gc_held = False  # run_app disabled the garbage collector for start-up: the first load resumes it
         self.autosaver = Autosaver()
 
@@ -215,7 +203,7 @@ class PlaygroundApp(App[int]):
     # -- loading ---------------------------------------------------------------------------------
 
     def _load(self, path: str | None, *, initial: bool = False) -> None:
-        self.run_state = "loading"
+        self.runstate.start_loading()
         self.refresh_bindings()
         work = partial(self._first_load_thread, path) if initial else partial(self._load_thread, path, False)
         self.run_worker(work, thread=True, group="engine", exit_on_error=False, name="load")
@@ -342,7 +330,7 @@ class PlaygroundApp(App[int]):
 
     def on_preset_preview(self, msg: PresetPreview) -> None:
         if self.session is None and self.built:
-            self._previewed = True
+            self.runstate.previewing = True
             self.query_one(LayerTable).show_preview(msg.rows)
             known = [r.params for r in msg.rows if r.depth == 0]
             total = "…" if any(p is None for p in known) else f"{sum(known):,}"
@@ -389,7 +377,7 @@ class PlaygroundApp(App[int]):
         if msg.devices:
             self.devices = msg.devices
         if msg.session is None:  # a later load failed: keep the current session
-            self.run_state = "ready" if self.session is not None else "error"
+            self.runstate.open_failed(has_session=self.session is not None)
             self._update_status()
             self.refresh_bindings()
             return
@@ -405,13 +393,12 @@ class PlaygroundApp(App[int]):
             self.runs.mark_reset()
             msg.session.runs = self.runs
         self.undo_stack = undo_module.UndoStack()
-        self.run_total = self.run_done_before = 0
         self.last_progress = self.last_finished = None
         self._trace_cache = None
-        self.run_state = "ready"
+        self.runstate.opened()
         await self.query_one(TrainControls).load(self.session, self.devices)
         err = self.session.report.error
-        previewed, self._previewed = self._previewed, False  # the cursor stays where it was moved in the preview
+        previewed, self.runstate.previewing = self.runstate.previewing, False  # the cursor stays where it was moved in the preview
         self._changed(select=(err.path or str(err.layer)) if err is not None else None if previewed else "0")
         if msg.note:
             self.notify(msg.note, severity="warning", markup=False)
@@ -423,12 +410,26 @@ class PlaygroundApp(App[int]):
     # -- refreshing ------------------------------------------------------------------------------
 
     @property
+    def run_state(self) -> str:
+        """The phase: loading, ready, busy, running, paused or error (ui/run_state.py)."""
+        return self.runstate.phase
+
+    @property
     def running(self) -> bool:
-        return self.run_state == "running"
+        return self.runstate.running
+
+    @property
+    def version(self) -> int:
+        """Bumped when the model, weights or data change (views compare it with the version they show)."""
+        return self.runstate.version
+
+    def _phase_changed(self, phase: str) -> None:
+        if self.built:
+            self.refresh_bindings()
 
     def _changed(self, select: str | None = None) -> None:
         """The model, weights or data changed: redraw everything that shows them."""
-        self.version += 1
+        self.runstate.changed()
         self._trace_cache = None
         self._refresh_all(select)
 
@@ -483,18 +484,13 @@ class PlaygroundApp(App[int]):
             return
         state = self.run_state
         if state == "busy":
-            note = note or f"{self.busy_label}…"
+            note = note or f"{self.runstate.busy_label}…"
         sps = eta = None
-        done = total = None
-        if state in ("running", "paused") and self.run_total:
-            total = self.run_total
-            done = self.run_done_before
-            p = self.last_progress
-            if p is not None and state == "running":
-                done = self.run_done_before + p.run_steps
-                if self.clock:
-                    sps = p.steps_per_s
-                    eta = (total - done) / p.steps_per_s if p.steps_per_s > 0 else None
+        p = self.last_progress if state == "running" else None
+        done, total = self.runstate.progress(p.run_steps if p is not None else None) or (None, None)
+        if p is not None and total is not None and self.clock:
+            sps = p.steps_per_s
+            eta = (total - done) / p.steps_per_s if p.steps_per_s > 0 else None
         if not note and state == "ready" and self.autosave_note:
             note = self.autosave_note
         if not note and s.report.error is not None and state == "ready":
@@ -584,9 +580,8 @@ class PlaygroundApp(App[int]):
     def _refresh_tensors(self, force: bool = False) -> None:
         if self.session is None or self.run_state in ("busy", "loading"):
             return
-        if not force and self._tensors_version == self.version:
+        if not self.runstate.stale("tensors") and not force:
             return
-        self._tensors_version = self.version
         self.query_one(TensorsPane).set_entries(self._tensor_entries())
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
@@ -596,29 +591,22 @@ class PlaygroundApp(App[int]):
     # -- guards ----------------------------------------------------------------------------------
 
     def _busy_reason(self) -> str | None:
-        if self.session is None or self.run_state == "loading":
-            return "the preset is still loading (PyTorch first: a few seconds at start-up)"
-        if self.running:
-            return "training is running (s stops it, p pauses)"
-        if self.run_state == "busy":
-            return f"busy: {self.busy_label}"
-        return None
+        return self.runstate.refusal(self.session is not None)
 
     def _refuse(self, what: str, retry: Callable[[], None] | None = None) -> bool:
         """True (with a notice) when `what` cannot be done now. An edit asked for while another one is being
         applied (`retry` given; keys pressed quickly, e.g. u u u) is queued and done after it instead."""
         reason = self._busy_reason()
         if reason:
-            if retry is not None and self.run_state == "busy" and len(self._queued) < MAX_QUEUED:
-                self._queued.append(retry)
-                return True
-            self.notify(f"Cannot {what} now: {reason}.", severity="warning", markup=False)
+            if retry is None or not self.runstate.queue(retry):
+                self.notify(f"Cannot {what} now: {reason}.", severity="warning", markup=False)
             return True
         return False
 
     def _run_queued(self) -> None:
-        if self._queued and self.run_state not in ("busy", "loading", "running"):
-            self.call_later(self._queued.pop(0))
+        edit = self.runstate.next_queued()
+        if edit is not None:
+            self.call_later(edit)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if not self.built:  # the first frame, before the panes exist (a fraction of a second)
@@ -638,9 +626,7 @@ class PlaygroundApp(App[int]):
 
     def _engine_op(self, label: str, fn: Callable[[], Any], then: Callable[[Any], None] | None = None,
                    undo: Callable[[], None] | None = None) -> None:
-        self._state_before_busy = self.run_state
-        self.run_state = "busy"
-        self.busy_label = label
+        self.runstate.begin_busy(label)
         self._update_status()
         self.refresh_bindings()
 
@@ -655,7 +641,7 @@ class PlaygroundApp(App[int]):
         self.run_worker(run, thread=True, group="engine", exit_on_error=False, name=label)
 
     def on_engine_done(self, msg: EngineDone) -> None:
-        self.run_state = self._state_before_busy
+        self.runstate.end_busy()
         if msg.then is not None:
             msg.then(msg.result)
         select, self._select_after = self._select_after, None
@@ -673,14 +659,14 @@ class PlaygroundApp(App[int]):
 
     def on_engine_failed(self, msg: EngineFailed) -> None:
         self._sync_device_select()
-        self.run_state = self._state_before_busy
+        self.runstate.end_busy()
         if msg.undo is not None:
             msg.undo()
         err = msg.error
         message = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
         self.push_screen(ErrorModal(f"Cannot {msg.label}", message, getattr(err, "hint", "")))
         self._select_after = None
-        self._queued.clear()  # edits queued behind one that failed would apply to what the user did not see
+        self.runstate.clear_queue()  # edits queued behind one that failed would apply to what the user did not see
         self._refresh_all()
 
     # -- layer edits -----------------------------------------------------------------------------
@@ -1194,7 +1180,7 @@ class PlaygroundApp(App[int]):
     def train(self, steps: int, *, pause_at: int | None = None) -> None:
         """Start a run of `steps` steps (tests and scripts); `pause_at` pauses it when the session reaches
         that step, as `p` would (a deterministic mid-run state for screenshots)."""
-        self._pause_at = pause_at
+        self.runstate.pause_at = pause_at
         self._train(steps)
 
     def _train(self, steps: int | None) -> None:
@@ -1214,8 +1200,7 @@ class PlaygroundApp(App[int]):
                                         "fix the shape error (f) first" if s.report.error is not None else ""))
             return
         total = steps if steps is not None else max(int(s.training.steps), 1)
-        self.run_total = total
-        self.run_done_before = 0
+        self.runstate.start_run(total)
         self._start_run(total)
 
     def _train_field_error(self, *, steps: bool) -> str | None:
@@ -1228,9 +1213,7 @@ class PlaygroundApp(App[int]):
     def _start_run(self, steps: int) -> None:
         self.autosave_note = ""
         self._stop_event.clear()
-        self._pause_requested = False
         self.last_progress = None
-        self.run_state = "running"
         self._train_idle.clear()
         self._run_trainer(steps)  # first: (dis)abling the Train tab restyles ~100 widgets (~0.1 s of this thread)
         self.query_one(TrainControls).disabled = True
@@ -1264,7 +1247,7 @@ class PlaygroundApp(App[int]):
                     r = replace(r, run_steps=r.run_steps + offset)
                 self.post_message(TrainProgress(r, session.history.series()))
 
-        pause_at, self._pause_at = self._pause_at, None
+        pause_at, self.runstate.pause_at = self.runstate.pause_at, None
         run_steps = steps
         if pause_at is not None:  # pause exactly at that step (a deterministic mid-run state)
             run_steps = max(0, min(steps, pause_at - session.step))
@@ -1287,7 +1270,7 @@ class PlaygroundApp(App[int]):
                 break
             finished = replace(finished, run_steps=offset)
             if run_steps < steps and finished.reason == "done":
-                self._pause_requested = True
+                self.runstate.pause_requested = True
                 finished = replace(finished, reason="stopped")
         except EngineError as err:
             self.post_message(TrainFailed(err.message, err.hint))
@@ -1307,13 +1290,11 @@ class PlaygroundApp(App[int]):
             plot.set_series(msg.series)
             plot.set_test(test)
         now = msg.progress.elapsed
-        if now - self._last_status >= STATUS_INTERVAL or now < self._last_status:  # at most 5 Hz (a new run: reset)
-            self._last_status = now
+        if self.runstate.due("status", now, STATUS_INTERVAL):  # at most 5 Hz
             self._update_status()
         # a parameter on screen follows the training, at a bounded rate
         now = msg.progress.elapsed
-        if self._active_tab() == "tensors" and (now - self._last_live >= LIVE_TENSOR_INTERVAL or now < self._last_live):
-            self._last_live = now
+        if self._active_tab() == "tensors" and self.runstate.due("live", now, LIVE_TENSOR_INTERVAL):
             pane = self.query_one(TensorsPane)
             if pane.current and pane.current.startswith("param:"):
                 pane.select(pane.current)
@@ -1330,14 +1311,8 @@ class PlaygroundApp(App[int]):
     def on_train_finished(self, msg: TrainFinished) -> None:
         fin = msg.finished
         self.last_finished = fin
-        done = self.run_done_before + fin.run_steps
         self._run_ended()
-        if fin.reason == "stopped" and self._pause_requested and done < self.run_total:
-            self.run_state = "paused"
-            self.run_done_before = done
-        else:
-            self.run_state = "ready"
-            self._pause_requested = False
+        done = self.runstate.finished(fin.reason, fin.run_steps)
         if fin.reason == "error":
             self.push_screen(ErrorModal(f"Training stopped at step {fin.step}: a step failed", fin.message,
                                         fin.hint))
@@ -1347,55 +1322,41 @@ class PlaygroundApp(App[int]):
             what = fin.message or "Target reached"
             self.notify(f"{what} (step {fin.step}).", severity="information", markup=False)
         elif fin.reason == "stopped" and self.run_state == "paused":
-            self.notify(f"Paused at step {fin.step}: p resumes ({self.run_total - done} steps left), s stops.")
+            self.notify(f"Paused at step {fin.step}: p resumes ({self.runstate.run_total - done} steps left), s stops.")
         elif fin.reason == "stopped":
             self.notify(f"Stopped at step {fin.step}.")
-        if self.run_state != "paused":
-            self.run_total = self.run_done_before = 0
+        self.runstate.end_run()
         self._changed()
         self.maybe_autosave()
 
     def on_train_failed(self, msg: TrainFailed) -> None:
         self._run_ended()
-        self.run_state = "ready"
-        self.run_total = self.run_done_before = 0
+        self.runstate.failed()
         self.push_screen(ErrorModal("Training could not run", msg.message, msg.hint))
         self._changed()
 
     def action_pause(self) -> None:
-        if self.running:
-            self._pause_requested = True
+        if self.runstate.request_pause():
             self._stop_event.set()
 
     def action_resume(self) -> None:
         if self.run_state != "paused":
             return
-        remaining = self.run_total - self.run_done_before
-        if remaining <= 0:
-            self.run_state = "ready"
+        if self.runstate.remaining <= 0:
+            self.runstate.resume()  # nothing left: ready
             self._refresh_all()
             return
         s = self.session
         if not s.trainable:
             self.push_screen(ErrorModal("Cannot resume", s.why_not_trainable()))
             return
-        self._start_run_keep(remaining)
-
-    def _start_run_keep(self, steps: int) -> None:
-        done_before = self.run_done_before
-        total = self.run_total
-        self._start_run(steps)
-        self.run_done_before = done_before
-        self.run_total = total
+        self._start_run(self.runstate.resume())
 
     def action_stop(self) -> None:
-        if self.running:
-            self._pause_requested = False
+        what = self.runstate.request_stop()
+        if what == "stopping":
             self._stop_event.set()
-        elif self.run_state == "paused":
-            self._pause_requested = False
-            self.run_state = "ready"
-            self.run_total = self.run_done_before = 0
+        elif what == "stopped":
             self.notify("Stopped.")
             self._refresh_all()
 
@@ -1407,9 +1368,7 @@ class PlaygroundApp(App[int]):
         from ..engine.training import undo as undo_module
 
         self.undo_stack.push(undo_module.snapshot(self.session, "reset weights"))
-        self.run_total = self.run_done_before = 0
-        self._pause_requested = False
-        self.run_state = "ready"
+        self.runstate.reset()
         session = self.session
         if hand_set:
             done = "Weights, data and history reset to the preset (u restores the weights)."
