@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from textual.widgets import Input, Select, SelectionList, Static
 
-from tui_nn.ui import keys
+from tui_nn.ui.keys import palette_actions
 from tui_nn.ui.app import PlaygroundApp
 from tui_nn.ui.screens.dataset import DatasetModal
 from tui_nn.ui.screens.dialogs import ExportModal, SaveModal, TextEditModal
@@ -81,7 +81,7 @@ async def test_metrics_boundary_confusion_and_optimizer_state() -> None:
         # accuracy in the status line, the test loss as a second series on the loss plot
         status = app.query_one("#status").text.plain
         assert " acc " in status and " test " in status
-        labels = [a[0] for a in keys.palette_actions()]
+        labels = [a[0] for a in palette_actions()]
         for what in ("Boundary tab", "data set", "Confusion matrix", "Runs compared", "gradient check",
                      "neuron", "Export", "session"):
             assert any(what in label for label in labels), what
