@@ -13,8 +13,7 @@ _EXPORTS = {
     "files.preset_write": ["dumps_preset", "save_preset"],
     "shapes.report": ["ShapeReport"],
     "shapes.check": ["check_model"],
-    "shapes.summary": ["summary_table"],
-    "spec": ["CallSpec", "DataSpec", "GeneratorSpec", "LayerSpec", "ModelSpec", "Preset", "TrainingSpec"],
+    "spec": ["GENERATORS", "CallSpec", "DataSpec", "GeneratorSpec", "LayerSpec", "ModelSpec", "Preset", "TrainingSpec"],
     "training.trainer": ["Finished", "Progress", "Trainer", "train"],
     # what the app (tui_nn/ui) uses
     "errors": ["DataError", "DeviceError", "EditError", "EngineError", "Fix", "INPUT_FIX", "MemoryBudgetError",
@@ -31,9 +30,8 @@ _EXPORTS = {
     "model.catalogue": ["BOOL", "CATALOGUE", "FLOAT", "INT", "ArgSpec"],
     "model.edits": ["apply_fix", "default_layer", "duplicate_layer", "insert_layer", "move_layer", "remove_layer",
                     "scratch_preset", "set_args", "shape_at"],
-    "model.paths": ["get_layer", "layer_path_of_param", "module_path", "sibling"],
+    "model.paths": ["flat_layers", "get_layer", "layer_path_of_param", "module_path", "sibling"],
     "inspect.gradcheck": ["GradcheckReport", "gradcheck_session"],
-    "inspect.probes": ["neuron_equation", "optimizer_state"],
     "shapes.rules": ["preview", "preview_input_shape"],
     "training.devices": ["DeviceInfo", "list_devices"],
     "training.metrics": ["ConfusionMatrix", "confusion_matrix"],
@@ -42,6 +40,10 @@ _EXPORTS = {
     "training.schedules": ["SCHEDULERS", "set_scheduler"],
     "training.session": ["Session", "ShapeCheckFailed", "tensor_to_list"],
     "training.undo": ["Snapshot", "UndoStack", "carry_weights", "restore", "snapshot"],
+    "text": ["fmt_bytes", "fmt_shape", "is_printable", "printable"],
+    "model.argtext": ["args_from_values", "call_text", "validate_field", "value_text"],
+    "shapes.summary": ["summary_table"],
+    "inspect.probes": ["decision_grid", "function_curve", "neuron_equation", "optimizer_state"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -10,8 +10,10 @@ Nothing here imports torch at module level: the first frame is drawn before the 
 
 from __future__ import annotations
 
-import gc
+import asyncio
 import threading
+import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -23,13 +25,13 @@ from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from . import splash
 from .commands import PlaygroundCommands
 from tui_nn import engine
 
-from . import files, keys
+from . import files, keys, startup
 from .autosave import Autosaver
 from .run_state import RunState
+from .startup import PREVIEW_NOTE, SKELETON_TABS, parts
 from .messages import (
     EngineDone,
     EngineFailed,
@@ -44,49 +46,14 @@ from .messages import (
 from .safe import Shown, Text, line, shown
 from .widgets.status import StatusBar, accuracy_now, eval_accuracy
 
-if TYPE_CHECKING:  # imported for real by _import_ui, after the first frame
-    from tui_nn.engine import Session
+if TYPE_CHECKING:
+    from textual.notifications import SeverityLevel
 
-    from .screens.dataset import DatasetModal, dataset_spec
-    from .screens.dialogs import ErrorModal, ExportModal, GeneratorModal, InitModal, SaveModal, TextEditModal
-    from .screens.help import HelpScreen
-    from .screens.layer_form import LayerFormScreen
-    from .screens.pickers import LayerPicker, PresetPicker
-    from .screens.reports import confusion, confusion_screen, engine_text, gradcheck_screen, neuron_screen
-    from .screens.runs import RunsModal
-    from .widgets.boundary import BoundaryPane
-    from .widgets.controls import TrainControls
-    from .widgets.data import DataPane, InfoPane, Instructions
-    from .widgets.layers import ErrorPanel, LayerTable, Totals
-    from .widgets.plot import LossPlot, eval_series
-    from .widgets.tensors import TensorEntry, TensorList, TensorsPane, TensorView
-
-
-def _import_ui() -> None:
-    """The widget and screen modules (numpy, plotext and ours: about 0.4 s on the lab VM), imported after the
-    first frame is drawn: the first frame is the tab bar and the status line (docs/performance.md, start-up)."""
-    global ErrorModal, GeneratorModal, InitModal, SaveModal, TextEditModal, HelpScreen, LayerFormScreen
-    global LayerPicker, PresetPicker, BoundaryPane, TrainControls, DataPane, InfoPane, Instructions
-    global ErrorPanel, LayerTable, Totals, LossPlot, TensorEntry, TensorList, TensorsPane, TensorView
-    global DatasetModal, dataset_spec, ExportModal, confusion, confusion_screen, engine_text, gradcheck_screen
-    global neuron_screen, RunsModal, eval_series
-    from .screens.dataset import DatasetModal, dataset_spec
-    from .screens.dialogs import ErrorModal, ExportModal, GeneratorModal, InitModal, SaveModal, TextEditModal
-    from .screens.help import HelpScreen
-    from .screens.layer_form import LayerFormScreen
-    from .screens.pickers import LayerPicker, PresetPicker
-    from .screens.reports import confusion, confusion_screen, engine_text, gradcheck_screen, neuron_screen
-    from .screens.runs import RunsModal
-    from .widgets.boundary import BoundaryPane
-    from .widgets.controls import TrainControls
-    from .widgets.data import DataPane, InfoPane, Instructions
-    from .widgets.layers import ErrorPanel, LayerTable, Totals
-    from .widgets.plot import LossPlot, eval_series
-    from .widgets.tensors import TensorEntry, TensorList, TensorsPane, TensorView
+    from tui_nn.engine import DeviceInfo, Finished, ModelSpec, Preset, Progress, Session, UndoStack
+    from tui_nn.engine.training.runner import ProcessRunner, ThreadRunner
+    from tui_nn.engine.training.runs import RunRegistry
 
 TABS = ("layers", "tensors", "train", "data", "info", "boundary")
-PREVIEW_NOTE = "loading PyTorch…"  # the status line's note while the preset's preview is shown
-SKELETON_TABS = splash.TABS  # the first frame's tab line (splash.py draws it before Textual is imported)
 LIVE_TENSOR_INTERVAL = 0.25  # seconds between live refreshes of a parameter shown while training
 STATUS_INTERVAL = 0.2  # seconds between status-bar updates while training (terminal output: docs/performance.md)
 
@@ -106,26 +73,26 @@ class PlaygroundApp(App[int]):
         super().__init__()
         self.preset_path = preset_path
         self.clock = clock  # show steps/s and ETA (snapshot tests turn it off: timings vary)
-        self.session: Any = None
-        self.devices: list[Any] = []
-        self.presets: list[tuple[str, str, Any]] = []
+        self.session: Session | None = None
+        self.devices: list[DeviceInfo] = []
+        self.presets: list[tuple[str, str, Preset | Exception]] = []
         self.runstate = RunState(on_change=self._phase_changed)  # phase, run counters, edit queue (run_state.py)
-        self.undo_stack: Any = None
+        self.undo_stack: UndoStack | None = None
         self._trace_cache: list[tuple[str, Any]] | None = None
         self._initial_loss: tuple[int, float | None] | None = None
         self._stop_event = threading.Event()
-        self.last_progress: Any = None
-        self.last_finished: Any = None
+        self.last_progress: Progress | None = None
+        self.last_finished: Finished | None = None
         self._select_after: str | None = None
         self.loaded = threading.Event()
         self.autosave_note = ""  # "autosaved NAME", shown in the status line until the next run
         self.session_path: str | None = None  # the .tuinn file this session was opened from or saved to
-        self._runner: Any = None  # the engine's runner: a trainer process (TUI_NN_RUNNER=thread: in a thread)
+        self._runner: ThreadRunner | ProcessRunner | None = None  # the engine's runner: a trainer process (TUI_NN_RUNNER=thread: in a thread)
         self._runner_lock = threading.Lock()
         self._train_idle = threading.Event()  # clear while the train worker runs
         self._train_idle.set()
         self.saved_on_quit: str | None = None  # the autosave written when quitting, if any
-        self.runs: Any = None  # the engine's RunRegistry, kept across the sessions opened (runs compared)
+        self.runs: RunRegistry | None = None  # the engine's RunRegistry, kept across the sessions opened (runs compared)
         self.built = False  # the panes' widgets are mounted (`_build`, right after the first frame)
         self._preview_drawn = threading.Event()  # the preset's preview is on screen (the load worker waits for it)
         self.gc_held = False  # run_app disabled the garbage collector for start-up: the first load resumes it
@@ -133,7 +100,7 @@ class PlaygroundApp(App[int]):
 
     # -- what is shown: printable, never markup (tui_nn/ui/safe.py) ----------------------------------
 
-    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information", timeout: float | None = None,
                markup: bool = True) -> None:
         """Every notification (the app's, its widgets' and screens', Textual's own): messages quote file names,
         keys and errors, so the message and the title are made printable. The app passes markup=False wherever it
@@ -141,18 +108,16 @@ class PlaygroundApp(App[int]):
         kw: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         super().notify(shown(message), title=line(title), severity=severity, markup=markup, **kw)
 
-    def validate_title(self, title: Any) -> str:
+    def validate_title(self, title: object) -> str:
         return line(super().validate_title(title))
 
-    def validate_sub_title(self, sub_title: Any) -> str:
+    def validate_sub_title(self, sub_title: object) -> str:
         return line(super().validate_sub_title(sub_title))
 
-    def runner(self) -> Any:
+    def runner(self) -> ThreadRunner | ProcessRunner:
         with self._runner_lock:  # the load worker and the train worker may both ask first
             if self._runner is None:
-                from tui_nn.engine.training.runner import make_runner
-
-                self._runner = make_runner()
+                self._runner = engine.make_runner()
             return self._runner
 
     # -- layout ----------------------------------------------------------------------------------
@@ -166,38 +131,38 @@ class PlaygroundApp(App[int]):
         yield Footer(compact=True)
 
     def _tabs(self) -> TabbedContent:
-        """The tabs and their panes' widgets (after `_import_ui`)."""
+        """The tabs and their panes' widgets (after `startup.import_parts`)."""
         layers = Horizontal(
-            Vertical(LayerTable(id="layer-table"), ErrorPanel("", id="error-panel", markup=False),
-                     Totals("loading…", id="totals", markup=False), id="layers-main"),
-            Vertical(Instructions(id="instructions"), LossPlot(id="side-plot"), id="layers-side"),
+            Vertical(parts.LayerTable(id="layer-table"), parts.ErrorPanel("", id="error-panel", markup=False),
+                     parts.Totals("loading…", id="totals", markup=False), id="layers-main"),
+            Vertical(parts.Instructions(id="instructions"), parts.LossPlot(id="side-plot"), id="layers-side"),
             id="layers-split")
         tabs = TabbedContent(id="tabs", initial="tab-layers")
         for pane in (
             TabPane("1 Layers", layers, id="tab-layers"),
-            TabPane("2 Tensors", TensorsPane(id="tensors"), id="tab-tensors"),
-            TabPane("3 Train", Horizontal(TrainControls(id="controls"), LossPlot(id="plot"), id="train-split"),
+            TabPane("2 Tensors", parts.TensorsPane(id="tensors"), id="tab-tensors"),
+            TabPane("3 Train", Horizontal(parts.TrainControls(id="controls"), parts.LossPlot(id="plot"), id="train-split"),
                     id="tab-train"),
-            TabPane("4 Data", DataPane(id="data"), id="tab-data"),
-            TabPane("5 Info", InfoPane(id="info"), id="tab-info"),
-            TabPane("6 Boundary", BoundaryPane(id="boundary"), id="tab-boundary"),
+            TabPane("4 Data", parts.DataPane(id="data"), id="tab-data"),
+            TabPane("5 Info", parts.InfoPane(id="info"), id="tab-info"),
+            TabPane("6 Boundary", parts.BoundaryPane(id="boundary"), id="tab-boundary"),
         ):
             tabs.compose_add_child(pane)  # what `with TabbedContent():` in a compose does
         return tabs
 
     def on_mount(self) -> None:
         self.query_one(StatusBar).show(state="loading", step=0, loss=None, device="…",
-                                       note=splash.opening_note(self.preset_path))
+                                       note=startup.opening_note(self.preset_path))
         self.call_after_refresh(self._build)
 
     async def _build(self) -> None:
         """After the first frame: the panes' widgets, then the preset (in a worker)."""
-        _import_ui()
+        startup.import_parts()
         skeleton = self.query_one("#skeleton")
         await self.mount(self._tabs(), before=skeleton)
         await skeleton.remove()
         self.built = True
-        self.query_one(LayerTable).focus()
+        self.query_one(parts.LayerTable).focus()
         self._load(self.preset_path, initial=True)
 
     # -- loading ---------------------------------------------------------------------------------
@@ -214,8 +179,7 @@ class PlaygroundApp(App[int]):
         finally:
             if self.gc_held:  # run_app held the collector for start-up (tui_nn/ui/__init__.py)
                 self.gc_held = False
-                gc.freeze()
-                gc.enable()
+                startup.release_gc()
 
     def _load_thread(self, path: str | None, initial: bool) -> None:
         """Open a preset or a session file (.tuinn). The session is posted as soon as it is built; what only
@@ -224,60 +188,54 @@ class PlaygroundApp(App[int]):
         preview before torch is imported (`_preview_preset`)."""
         if initial:
             self._preview_preset(path)
-            self._prestart_trainer()
-        try:
-            from tui_nn.engine.errors import DeviceError, EngineError
-            from tui_nn.engine.files.preset_read import load_preset
-            from tui_nn.engine.training.devices import list_devices
-            from tui_nn.engine.training.session import Session
-
-            from ..engine.model import edits
+            startup.prestart_trainer()
+        try:  # the engine loads here (torch, after the preview)
+            for name in ("DeviceError", "EngineError", "Session", "list_devices", "load_preset", "scratch_preset"):
+                getattr(engine, name)
         except Exception as err:  # noqa: BLE001 - a broken install: say so, stay alive
             self.post_message(LoadFailed("Cannot load the engine", f"{type(err).__name__}: {err}"))
             return
         devices: list[Any] = []
         try:
-            devices = list_devices()
+            devices = engine.list_devices()
             note = ""
             session = None
             session_path = None
-            if path and path.strip().endswith(".tuinn"):
-                from tui_nn.engine.files.session_file import load_session
-
+            if startup.is_session_path(path):
                 try:
-                    session = load_session(path.strip())
+                    session = engine.load_session(path.strip())
                     session_path = str(Path(path.strip()).expanduser())
                     note = f"opened the session {path} at step {session.step}"
-                except EngineError as err:
+                except engine.EngineError as err:
                     self.post_message(LoadFailed("Cannot open the session", err.message, getattr(err, "hint", "")))
                     if not initial:
                         self.post_message(SessionLoaded(None, devices))
                         return
-                    session = Session(edits.scratch_preset())
+                    session = engine.Session(engine.scratch_preset())
                     note = "opened the scratch network instead"
             if session is None:
                 preset = None
                 try:
-                    preset = load_preset(path) if path else edits.scratch_preset()
-                except EngineError as err:
+                    preset = engine.load_preset(path) if path else engine.scratch_preset()
+                except engine.EngineError as err:
                     self.post_message(LoadFailed("Cannot open the preset", err.message, err.hint))
                     if not initial:
                         self.post_message(SessionLoaded(None, devices))
                         return
-                    preset = edits.scratch_preset()
+                    preset = engine.scratch_preset()
                     note = "opened the scratch network instead"
                 try:
-                    session = Session(preset)
-                except DeviceError as err:
-                    session = Session(preset, device="cpu")
+                    session = engine.Session(preset)
+                except engine.DeviceError as err:
+                    session = engine.Session(preset, device="cpu")
                     note = f"{err.message}; using the CPU"
-                except EngineError as err:
+                except engine.EngineError as err:
                     where = f" {path}" if path else ""  # a memory or device refusal does not name the file itself
                     self.post_message(LoadFailed(f"Cannot build the preset{where}", err.message, err.hint))
                     if not initial:
                         self.post_message(SessionLoaded(None, devices))
                         return
-                    session = Session(edits.scratch_preset())
+                    session = engine.Session(engine.scratch_preset())
                     note = "opened the scratch network instead"
             self.post_message(SessionLoaded(session, devices, note, session_path=session_path))
         except Exception as err:  # noqa: BLE001 - whatever happens, the app stays alive
@@ -286,8 +244,8 @@ class PlaygroundApp(App[int]):
             fallback = None
             if initial:  # the first load must end with a session on screen, not a "loading…" that never ends
                 try:
-                    devices = devices or list_devices()
-                    fallback = Session(edits.scratch_preset())
+                    devices = devices or engine.list_devices()
+                    fallback = engine.Session(engine.scratch_preset())
                 except Exception:  # noqa: BLE001 - nothing to fall back to: the dialog says what failed
                     fallback = None
             self.post_message(SessionLoaded(fallback, devices if fallback else [],
@@ -296,72 +254,33 @@ class PlaygroundApp(App[int]):
         if initial:
             self._warm_up()
 
-    def _prestart_trainer(self) -> None:
-        """Once the preview is on screen, before this process imports torch: the trainer process, which imports
-        torch itself (about 4 s with torch._dynamo), on the other core meanwhile; the runner adopts it
-        (engine/training/process.py). Started earlier, it slowed the preview (2 cores)."""
-        from tui_nn.engine.training import process as trainer_boot  # no torch
-
-        if trainer_boot.wants_process():
-            try:
-                trainer_boot.prestart()
-            except Exception:  # noqa: BLE001 - the runner starts its own when a run needs it, and says what fails
-                pass
-
     def _preview_preset(self, path: str | None) -> None:
-        """In the load worker, before torch is imported (~2 s on the lab VM): the preset read without the checks
-        that need torch, its layers posted with the shapes and parameter counts arithmetic gives. Keys act on
-        the preview (tabs, the table, help); what needs the model waits for the session. Then the worker waits
-        (at most a second) for the preview's frame: torch's import holds the GIL most of the time."""
-        try:
-            from tui_nn.engine.files.preset_read import load_preset
-            from tui_nn.engine.shapes.rules import preview, preview_input_shape
-
-            from ..engine.model import edits
-
-            if path and path.strip().endswith(".tuinn"):
-                return
-            preset = load_preset(path, checked=False) if path else edits.scratch_preset()
-            rows = preview(preset.model, preview_input_shape(preset))
-        except Exception:  # noqa: BLE001 - no preview: the real load below says what is wrong
+        """In the load worker, before torch is imported: the preset's preview (startup.preview) posted, then the
+        worker waits (at most a second) for its frame: torch's import holds the GIL most of the time."""
+        shown = startup.preview(path)
+        if shown is None:
             return
-        self.post_message(PresetPreview(preset, rows))
+        self.post_message(PresetPreview(*shown))
         self._preview_drawn.wait(1.0)
 
     def on_preset_preview(self, msg: PresetPreview) -> None:
         if self.session is None and self.built:
             self.runstate.previewing = True
-            self.query_one(LayerTable).show_preview(msg.rows)
+            self.query_one(parts.LayerTable).show_preview(msg.rows)
             known = [r.params for r in msg.rows if r.depth == 0]
             total = "…" if any(p is None for p in known) else f"{sum(known):,}"
-            self.query_one(Totals).update(Text.assemble(("params ", "dim"), (total, "bold"),
+            self.query_one(parts.Totals).update(Text.assemble(("params ", "dim"), (total, "bold"),
                                                         ("  (preview: PyTorch is loading)", "dim")))
             self.query_one(StatusBar).show(state="loading", step=0, loss=None, device="…", name=msg.preset.name,
                                            note=PREVIEW_NOTE)
         self.call_after_refresh(self._preview_drawn.set)
 
     def _warm_up(self) -> None:
-        """Behind the first interactive frame (in the load worker): the first optimizer of a process imports
-        torch._dynamo (about a second; a throwaway one takes that cost here, not the first step), the bundled
-        presets are read for the picker, and the trainer process is started (it imports torch itself)."""
+        """Behind the first interactive frame (in the load worker): the first optimizer's imports, the bundled
+        presets for the picker, and the trainer process started (ui/startup.py)."""
+        startup.warm_optimizer()
         try:
-            import torch
-
-            torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-        except Exception:  # noqa: BLE001 - only a head start; the real optimizer reports its own errors
-            pass
-        try:
-            from tui_nn.engine.errors import EngineError
-            from tui_nn.engine.files.bundled import bundled_presets
-            from tui_nn.engine.files.preset_read import load_preset
-
-            presets: list[tuple[str, str, Any]] = []
-            for p in bundled_presets():
-                try:
-                    presets.append((p.stem, str(p), load_preset(p)))
-                except EngineError as err:
-                    presets.append((p.stem, str(p), err))
-            self.post_message(PresetsListed(presets))
+            self.post_message(PresetsListed(startup.bundled()))
             runner = self.runner()
             if hasattr(runner, "start"):
                 runner.start()
@@ -381,8 +300,6 @@ class PlaygroundApp(App[int]):
             self._update_status()
             self.refresh_bindings()
             return
-        from ..engine.training import undo as undo_module
-
         self.session = msg.session
         self.session_path = msg.session_path
         self.autosave_note = ""
@@ -392,11 +309,11 @@ class PlaygroundApp(App[int]):
             self.runs.absorb(msg.session.runs)  # a session file's own runs join them
             self.runs.mark_reset()
             msg.session.runs = self.runs
-        self.undo_stack = undo_module.UndoStack()
+        self.undo_stack = engine.UndoStack()
         self.last_progress = self.last_finished = None
         self._trace_cache = None
         self.runstate.opened()
-        await self.query_one(TrainControls).load(self.session, self.devices)
+        await self.query_one(parts.TrainControls).load(self.session, self.devices)
         err = self.session.report.error
         previewed, self.runstate.previewing = self.runstate.previewing, False  # the cursor stays where it was moved in the preview
         self._changed(select=(err.path or str(err.layer)) if err is not None else None if previewed else "0")
@@ -405,7 +322,7 @@ class PlaygroundApp(App[int]):
         self.loaded.set()
 
     def on_load_failed(self, msg: LoadFailed) -> None:
-        self.push_screen(ErrorModal(msg.title, msg.message, msg.hint))
+        self.push_screen(parts.ErrorModal(msg.title, msg.message, msg.hint))
 
     # -- refreshing ------------------------------------------------------------------------------
 
@@ -437,17 +354,17 @@ class PlaygroundApp(App[int]):
         s = self.session
         if s is None:
             return
-        table = self.query_one(LayerTable)
+        table = self.query_one(parts.LayerTable)
         table.update_from(s, select)
-        self.query_one(ErrorPanel).update_from(s)
-        self.query_one(Totals).update_from(s, table.selected_path)
-        self.query_one(Instructions).update_from(s)
-        self.query_one(InfoPane).update_from(s, self.devices)
-        self.query_one(DataPane).update_from(s, editable=not self.running)
+        self.query_one(parts.ErrorPanel).update_from(s)
+        self.query_one(parts.Totals).update_from(s, table.selected_path)
+        self.query_one(parts.Instructions).update_from(s)
+        self.query_one(parts.InfoPane).update_from(s, self.devices)
+        self.query_one(parts.DataPane).update_from(s, editable=not self.running)
         if not self.running:
             series = s.history.series()
-            test = eval_series(self.session)
-            for plot in self.query(LossPlot):
+            test = parts.eval_series(self.session)
+            for plot in self.query(parts.LossPlot):
                 plot.set_series(series)
                 plot.set_test(test)
         if self._active_tab() == "tensors":
@@ -501,22 +418,20 @@ class PlaygroundApp(App[int]):
 
     # -- tensors ---------------------------------------------------------------------------------
 
-    def _tensor_entries(self) -> list[TensorEntry | str]:
-        import torch
-
+    def _tensor_entries(self) -> list[parts.TensorEntry | str]:
         s = self.session
         editable = not self.running
-        out: list[TensorEntry | str] = ["Data"]
-        out.append(TensorEntry("input", "input", s.inputs, kind="data", editable=False, note=""))
+        out: list[parts.TensorEntry | str] = ["Data"]
+        out.append(parts.TensorEntry("input", "input", s.inputs, kind="data", editable=False, note=""))
         if s.targets is not None:
-            out.append(TensorEntry("targets", "targets", s.targets, kind="data"))
+            out.append(parts.TensorEntry("targets", "targets", s.targets, kind="data"))
         out.append("Parameters")
         params = s.named_parameters()
         for name, p in params:
-            out.append(TensorEntry(f"param:{name}", name, p, kind="param", editable=editable,
+            out.append(parts.TensorEntry(f"param:{name}", name, p, kind="param", editable=editable,
                                    note="" if p.requires_grad else "frozen"))
         if not params:
-            out.append(TensorEntry("param:none", "(no parameters)", None, note="this model has no parameters"))
+            out.append(parts.TensorEntry("param:none", "(no parameters)", None, note="this model has no parameters"))
         out.append("Forward trace")
         trace = self._trace_cache
         if trace is None and not self.running:
@@ -528,52 +443,48 @@ class PlaygroundApp(App[int]):
             self._trace_cache = trace
         note_live = " (as of the last stop)" if self.running else ""
         if trace is None:
-            out.append(TensorEntry("trace:later", "(when the run stops)", None,
+            out.append(parts.TensorEntry("trace:later", "(when the run stops)", None,
                                    note="each layer's output is computed when the run stops or pauses"))
         for label, t in (trace or [])[1:]:
             idx = label.split(" ", 1)[0]
-            out.append(TensorEntry(f"trace:{idx}", f"→ {label}", t, kind="trace", note=note_live.strip()))
+            out.append(parts.TensorEntry(f"trace:{idx}", f"→ {label}", t, kind="trace", note=note_live.strip()))
         err = s.report.error
         if err is not None:
-            out.append(TensorEntry("trace:stop", f"✗ stops at {err.path or err.layer}", None,
+            out.append(parts.TensorEntry("trace:stop", f"✗ stops at {err.path or err.layer}", None,
                                    note=f"the forward pass stops at layer {err.path or err.layer}: {err.message}"))
         elif trace:
             final = trace[-1][1]
-            out.append(TensorEntry("output", "output", final, kind="output", note=note_live.strip()))
-            from tui_nn.engine.training.objectives import LOSSES
-
+            out.append(parts.TensorEntry("output", "output", final, kind="output", note=note_live.strip()))
             last = s.spec.layers[-1].type if s.spec.layers else ""
-            kind = LOSSES[s.training.loss.type].kind
+            kind = engine.LOSSES[s.training.loss.type].kind
             if final.dim() >= 1 and final.is_floating_point():
                 if last == "LogSoftmax":
-                    out.append(TensorEntry("probs", "exp(output)", final.exp(), kind="output",
+                    out.append(parts.TensorEntry("probs", "exp(output)", final.exp(), kind="output",
                                            note="probabilities"))
                 elif kind == "classification" and last != "Softmax" and final.dim() >= 2:
-                    out.append(TensorEntry("probs", "softmax(output)", torch.softmax(final, dim=1), kind="output",
+                    out.append(parts.TensorEntry("probs", "softmax(output)", final.softmax(dim=1), kind="output",
                                            note="probabilities"))
                 elif kind == "binary" and last != "Sigmoid":
-                    out.append(TensorEntry("probs", "sigmoid(output)", torch.sigmoid(final), kind="output",
+                    out.append(parts.TensorEntry("probs", "sigmoid(output)", final.sigmoid(), kind="output",
                                            note="probabilities"))
         try:
-            from tui_nn.engine.inspect.probes import optimizer_state
-
-            opt_state = optimizer_state(s) if not self.running else []
+            opt_state = engine.optimizer_state(s) if not self.running else []
         except Exception:  # noqa: BLE001 - nothing to show
             opt_state = []
         if opt_state:
             out.append(f"Optimizer ({s.training.optimizer.type})")
             for label, t in opt_state:
-                out.append(TensorEntry(f"opt:{label}", label, t, kind="trace"))
+                out.append(parts.TensorEntry(f"opt:{label}", label, t, kind="trace"))
         out.append("Gradients")
         grads = [(n, p.grad) for n, p in params if p.grad is not None]
         for name, g in grads:
-            out.append(TensorEntry(f"grad:{name}", f"∇ {name}", g, kind="grad"))
+            out.append(parts.TensorEntry(f"grad:{name}", f"∇ {name}", g, kind="grad"))
         input_grad = getattr(s, "input_grad", None)
         if input_grad is not None and not self.running:
-            out.append(TensorEntry("grad:input", "∇ input", input_grad, kind="grad",
+            out.append(parts.TensorEntry("grad:input", "∇ input", input_grad, kind="grad",
                                    note="d loss / d input, from the last g"))
         if not grads and input_grad is None:
-            out.append(TensorEntry("grad:none", "(none yet)", None,
+            out.append(parts.TensorEntry("grad:none", "(none yet)", None,
                                    note="no gradients yet: train a step (n) or press g to run one backward pass"))
         return out
 
@@ -582,7 +493,7 @@ class PlaygroundApp(App[int]):
             return
         if not self.runstate.stale("tensors") and not force:
             return
-        self.query_one(TensorsPane).set_entries(self._tensor_entries())
+        self.query_one(parts.TensorsPane).set_entries(self._tensor_entries())
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "tab-tensors":
@@ -649,11 +560,9 @@ class PlaygroundApp(App[int]):
         self._run_queued()
 
     def _sync_device_select(self) -> None:
-        from textual.widgets import Select
-
         selects = self.query("#device")
         if selects and self.session is not None:
-            select = selects.first(Select)
+            select = selects.first(parts.Select)
             if select.value != str(self.session.device):
                 select.value = str(self.session.device)
 
@@ -664,7 +573,7 @@ class PlaygroundApp(App[int]):
             msg.undo()
         err = msg.error
         message = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
-        self.push_screen(ErrorModal(f"Cannot {msg.label}", message, getattr(err, "hint", "")))
+        self.push_screen(parts.ErrorModal(f"Cannot {msg.label}", message, getattr(err, "hint", "")))
         self._select_after = None
         self.runstate.clear_queue()  # edits queued behind one that failed would apply to what the user did not see
         self._refresh_all()
@@ -672,7 +581,7 @@ class PlaygroundApp(App[int]):
     # -- layer edits -----------------------------------------------------------------------------
 
     def _selected_path(self) -> str | None:
-        return self.query_one(LayerTable).selected_path
+        return self.query_one(parts.LayerTable).selected_path
 
     def _edit_model(self, label: str, mutate: Callable[[Any], str | None],
                     carry: dict[str, str] | None = None) -> None:
@@ -680,16 +589,13 @@ class PlaygroundApp(App[int]):
         paths to old ones whose weights move with them (a moved or duplicated layer)."""
         if self._refuse(label, retry=lambda: self._edit_model(label, mutate, carry)):
             return
-        from ..engine import errors
-        from ..engine.training import undo as undo_module
-
         spec = self.session.spec.copy()
         try:
             select = mutate(spec)
-        except errors.EditError as err:
+        except engine.EditError as err:
             self.notify(err.message, severity="warning", markup=False)
             return
-        self.undo_stack.push(undo_module.snapshot(self.session, label))
+        self.undo_stack.push(engine.snapshot(self.session, label))
         self._select_after = select
         session = self.session
 
@@ -697,7 +603,7 @@ class PlaygroundApp(App[int]):
             old = dict(session.model.named_modules())
             report = session.rebuild(spec)
             if carry:
-                undo_module.carry_weights(session, old, carry)
+                engine.carry_weights(session, old, carry)
             return report
 
         self._engine_op(label, rebuild, undo=lambda: self.undo_stack.done.pop())
@@ -707,56 +613,45 @@ class PlaygroundApp(App[int]):
             return
         path = self._selected_path()
         where = f"after layer {path}" if path is not None else "at the end"
-        self.push_screen(LayerPicker(where), callback=lambda t: self.add_layer_of_type(t, path) if t else None)
+        self.push_screen(parts.LayerPicker(where), callback=lambda t: self.add_layer_of_type(t, path) if t else None)
 
     def add_layer_of_type(self, type_name: str, path: str | None = ...) -> None:  # type: ignore[assignment]
         if self._refuse("add a layer"):
             return
-        from tui_nn.engine.model.catalogue import CATALOGUE
-        from tui_nn.engine.spec import LayerSpec
-
-        from ..engine.model import edits
-
         if path is ...:
             path = self._selected_path()
         s = self.session
-        in_shape = edits.shape_at(s.report, s.spec, path, after=True)
-        new = edits.default_layer(type_name, in_shape)
-        lt = CATALOGUE[type_name]
+        in_shape = engine.shape_at(s.report, s.spec, path, after=True)
+        new = engine.default_layer(type_name, in_shape)
+        lt = engine.CATALOGUE[type_name]
         label = f"add {type_name}"
 
         def insert(args: dict[str, Any] | None) -> None:
             if args is None:
                 return
-            layer = LayerSpec(type_name, dict(args), layers=[x.copy() for x in new.layers])
-            self._edit_model(label, lambda m: edits.insert_layer(m, path, layer))
+            layer = engine.LayerSpec(type_name, dict(args), layers=[x.copy() for x in new.layers])
+            self._edit_model(label, lambda m: engine.insert_layer(m, path, layer))
 
         if not lt.args:
             insert({})
             return
         where = f"after layer {path}" if path is not None else "at the end"
-        self.push_screen(LayerFormScreen(f"Add {type_name} {where}", type_name, new.args,
+        self.push_screen(parts.LayerFormScreen(f"Add {type_name} {where}", type_name, new.args,
                                          partial(self._preview, path, type_name, True)), callback=insert)
 
     def _preview(self, path: str | None, type_name: str, insert: bool, args: dict[str, Any]) -> Text:
         """What the model would look like with these arguments (shape check on the meta device)."""
-        from tui_nn.engine.shapes.check import check_model
-        from tui_nn.engine.spec import LayerSpec
-        from tui_nn.engine.text import fmt_shape
-
-        from ..engine.model import edits
-
         s = self.session
         model = s.spec.copy()
         if insert:
-            target = edits.insert_layer(model, path, LayerSpec(type_name, dict(args),
-                                                               layers=[LayerSpec("Identity")]
+            target = engine.insert_layer(model, path, engine.LayerSpec(type_name, dict(args),
+                                                               layers=[engine.LayerSpec("Identity")]
                                                                if type_name == "Residual" else []))
         else:
             assert path is not None
-            edits.set_args(model, path, args)
+            engine.set_args(model, path, args)
             target = path
-        report = check_model(model, tuple(s.inputs.shape), optimizer=s.training.optimizer.type,
+        report = engine.check_model(model, tuple(s.inputs.shape), optimizer=s.training.optimizer.type,
                              optimizer_args=s.training.optimizer.args)
         text = Text()
         row = next((r for r in report.layers if r.path == target), None)
@@ -767,7 +662,7 @@ class PlaygroundApp(App[int]):
                 text.append(f"\n  {err.hint}", style="red")
             return text
         if row is not None:
-            text.append(f"layer {target}: {fmt_shape(row.input_shape)} → {fmt_shape(row.output_shape)}",
+            text.append(f"layer {target}: {engine.fmt_shape(row.input_shape)} → {engine.fmt_shape(row.output_shape)}",
                         style="bold green")
             text.append(f"   {row.params:,} parameters")
             if row.detail:
@@ -777,23 +672,19 @@ class PlaygroundApp(App[int]):
             if err.fix is not None:
                 text.append(f"\n  (after applying, f: {err.fix.text})", style="dim")
         else:
-            text.append(f"\nmodel output {fmt_shape(report.output_shape)}, {report.total_params:,} parameters",
+            text.append(f"\nmodel output {engine.fmt_shape(report.output_shape)}, {report.total_params:,} parameters",
                         style="dim")
         return text
 
     def action_edit_layer(self) -> None:
         if self._refuse("edit a layer"):
             return
-        from tui_nn.engine.model.catalogue import CATALOGUE
-
-        from ..engine.model import edits, paths
-
         path = self._selected_path()
         if path is None:
             self.notify("No layer: press a to add one.", severity="warning")
             return
-        spec = paths.get_layer(self.session.spec, path)
-        lt = CATALOGUE[spec.type]
+        spec = engine.get_layer(self.session.spec, path)
+        lt = engine.CATALOGUE[spec.type]
         if spec.type == "Residual":
             self.notify("A Residual block has no arguments: edit the layers inside it.", severity="warning")
             return
@@ -805,13 +696,13 @@ class PlaygroundApp(App[int]):
             if args is None or args == spec.args:
                 return
 
-            def mutate(m: Any) -> str:
-                edits.set_args(m, path, args)
+            def mutate(m: ModelSpec) -> str:
+                engine.set_args(m, path, args)
                 return path
 
             self._edit_model(f"edit layer {path}", mutate)
 
-        self.push_screen(LayerFormScreen(f"Layer {path}: {spec.type}", spec.type, spec.args,
+        self.push_screen(parts.LayerFormScreen(f"Layer {path}: {spec.type}", spec.type, spec.args,
                                          partial(self._preview, path, spec.type, False)), callback=done)
 
     @on(DataTable.RowSelected, "#layer-table")
@@ -821,58 +712,48 @@ class PlaygroundApp(App[int]):
     @on(DataTable.RowHighlighted, "#layer-table")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if self.session is not None:
-            for totals in self.query(Totals):  # none while the app is closing (a late highlight event)
+            for totals in self.query(parts.Totals):  # none while the app is closing (a late highlight event)
                 totals.update_from(self.session, self._selected_path())
 
     def action_remove_layer(self) -> None:
-        from ..engine.model import edits
-
         if self._refuse("remove a layer", retry=self.action_remove_layer):
             return
         path = self._selected_path()
         if path is None:
             self.notify("No layer to remove.", severity="warning")
             return
-        self._edit_model(f"remove layer {path}", lambda m: edits.remove_layer(m, path))
+        self._edit_model(f"remove layer {path}", lambda m: engine.remove_layer(m, path))
 
     def action_duplicate_layer(self) -> None:
-        from ..engine.model import edits, paths
-
         if self._refuse("duplicate a layer", retry=self.action_duplicate_layer):
             return
         path = self._selected_path()
         if path is None:
             return
-        self._edit_model(f"duplicate layer {path}", lambda m: edits.duplicate_layer(m, path),
-                         carry={paths.sibling(path, 1): path})
+        self._edit_model(f"duplicate layer {path}", lambda m: engine.duplicate_layer(m, path),
+                         carry={engine.sibling(path, 1): path})
 
     def action_move_layer(self, delta: int) -> None:
-        from ..engine.model import edits, paths
-
         if self._refuse("move a layer", retry=lambda: self.action_move_layer(delta)):
             return
         path = self._selected_path()
         if path is None:
             return
-        other = paths.sibling(path, delta)
-        self._edit_model(f"move layer {path}", lambda m: edits.move_layer(m, path, delta),
+        other = engine.sibling(path, delta)
+        self._edit_model(f"move layer {path}", lambda m: engine.move_layer(m, path, delta),
                          carry={other: path, path: other})
 
     def action_apply_fix(self, alternative: bool = False) -> None:
-        from ..engine.model import edits
-
         s = self.session
         err = s.report.error if s is not None else None
         fixes = [] if err is None else ([err.fix] if not alternative else list(err.extra_fixes))
         if alternative and err is not None:
-            from tui_nn.engine.errors import INPUT_FIX
-
-            fixes = [f for f in err.extra_fixes if f.layer == INPUT_FIX] or fixes
+            fixes = [f for f in err.extra_fixes if f.layer == engine.INPUT_FIX] or fixes
         if err is None or not fixes or fixes[0] is None:
             self.notify("There is no fix to apply.", severity="warning")
             return
         fix = fixes[0]
-        self._edit_model(f"fix: {fix.text}", lambda m: edits.apply_fix(m, err, fix))
+        self._edit_model(f"fix: {fix.text}", lambda m: engine.apply_fix(m, err, fix))
 
     def action_apply_alt_fix(self) -> None:
         self.action_apply_fix(alternative=True)
@@ -887,40 +768,35 @@ class PlaygroundApp(App[int]):
         what = "undo" if undo else "redo"
         if self._refuse(what, retry=lambda: self._undo_redo(undo)):
             return
-        from ..engine.training import undo as undo_module
-
         src = self.undo_stack.done if undo else self.undo_stack.undone
         dst = self.undo_stack.undone if undo else self.undo_stack.done
         if not src:
             self.notify(f"Nothing to {what}.", severity="information")
             return
         snap = src.pop()
-        dst.append(undo_module.snapshot(self.session, snap.label))
+        dst.append(engine.snapshot(self.session, snap.label))
         session = self.session
 
         def failed() -> None:
             dst.pop()
             src.append(snap)
 
-        self._engine_op(f"{what} {snap.label}", lambda: undo_module.restore(session, snap), undo=failed,
+        self._engine_op(f"{what} {snap.label}", lambda: engine.restore(session, snap), undo=failed,
                         then=lambda _r: self.notify(f"{what}: {snap.label}", markup=False))
 
     def action_freeze_layer(self, path: str | None = None) -> None:
         if self._refuse("freeze a layer"):
             return
-        from ..engine.model import paths
-        from ..engine.training import undo as undo_module
-
         path = path if path is not None else self._selected_path()
         if path is None:
             return
-        spec = paths.get_layer(self.session.spec, path)
-        mpath = paths.module_path(path)
+        spec = engine.get_layer(self.session.spec, path)
+        mpath = engine.module_path(path)
         module = dict(self.session.model.named_modules()).get(mpath)
         if module is None or not any(True for _ in module.parameters()):
             self.notify(f"Layer {path} ({spec.type}) has no parameters to freeze.", severity="warning")
             return
-        self.undo_stack.push(undo_module.snapshot(self.session, f"freeze layer {path}"))
+        self.undo_stack.push(engine.snapshot(self.session, f"freeze layer {path}"))
         self.session.freeze(mpath, not spec.frozen)
         self.notify(f"layer {path} {'frozen' if spec.frozen else 'unfrozen'}")
         self._changed(path)
@@ -928,27 +804,21 @@ class PlaygroundApp(App[int]):
     def action_init_layer(self, path: str | None = None) -> None:
         if self._refuse("initialise a layer"):
             return
-        from ..engine.model import paths
-        from ..engine.training import undo as undo_module
-
         path = path if path is not None else self._selected_path()
         if path is None:
             return
-        spec = paths.get_layer(self.session.spec, path)
-        mpath = paths.module_path(path)
+        spec = engine.get_layer(self.session.spec, path)
+        mpath = engine.module_path(path)
 
         def apply(init: dict[str, Any]) -> str | None:
             reason = self._busy_reason()
             if reason:
                 return reason
-            from tui_nn.engine.errors import EngineError
-            from tui_nn.engine.files.preset_read import parse_init
-
             try:
-                init = parse_init(init, "init")
-            except EngineError as err:
+                init = engine.parse_init(init, "init")
+            except engine.EngineError as err:
                 return getattr(err, "detail", err.message)
-            self.undo_stack.push(undo_module.snapshot(self.session, f"init layer {path}"))
+            self.undo_stack.push(engine.snapshot(self.session, f"init layer {path}"))
             try:
                 self.session.init_layer(mpath, init)
             except Exception as err:  # noqa: BLE001
@@ -958,7 +828,7 @@ class PlaygroundApp(App[int]):
             self.notify(f"layer {path}: {init['scheme']} initialisation applied")
             return None
 
-        self.push_screen(InitModal(f"Initialise layer {path} ({spec.type})", apply))
+        self.push_screen(parts.InitModal(f"Initialise layer {path} ({spec.type})", apply))
 
     def action_edit_input_shape(self) -> None:
         if self._refuse("change the input shape"):
@@ -975,21 +845,21 @@ class PlaygroundApp(App[int]):
             if shape == tuple(s.spec.input_shape):
                 return None
 
-            def mutate(m: Any) -> None:
+            def mutate(m: ModelSpec) -> None:
                 m.input_shape = shape
                 return None
 
             self._edit_model("set the input shape", mutate)
             return None
 
-        self.push_screen(TextEditModal(
+        self.push_screen(parts.TextEditModal(
             "Model input shape", "Sizes separated by commas; the first counts samples (the batch).\n"
             "Changing the sample shape replaces inline data with random data.",
             ", ".join(str(v) for v in s.spec.input_shape), apply))
 
     # -- weights and data ------------------------------------------------------------------------
 
-    def on_tensor_view_request(self, event: TensorView.Request) -> None:
+    def on_tensor_view_request(self, event: parts.TensorView.Request) -> None:
         event.stop()
         entry = event.view.entry
         if entry is None:
@@ -1003,11 +873,8 @@ class PlaygroundApp(App[int]):
             self.notify("This tensor is computed, not edited: edit a parameter or the data.", severity="warning")
 
     def _param_request(self, name: str, what: str, index: tuple[int, ...] | None) -> None:
-        from ..engine.data import edits as edits_module
-        from ..engine.model import paths
-
         if what in ("init", "freeze"):
-            path = paths.layer_path_of_param(name)
+            path = engine.layer_path_of_param(name)
             (self.action_init_layer if what == "init" else self.action_freeze_layer)(path)
             return
         if self._refuse("edit weights"):
@@ -1016,38 +883,33 @@ class PlaygroundApp(App[int]):
         if what == "cell":
             if index is None:
                 return
-            current = _num_text(p.detach()[index] if index else p.detach())
-            self.push_screen(TextEditModal(
+            current = parts.num_text(p.detach()[index] if index else p.detach())
+            self.push_screen(parts.TextEditModal(
                 f"{name}[{', '.join(str(i) for i in index)}]",
                 f"A new value for this weight (now {current}). Refused if not a finite number.",
                 current, partial(self._set_weight, name, index)))
         else:
-            self.push_screen(TextEditModal(
+            self.push_screen(parts.TextEditModal(
                 f"{name}: all values, shape {list(p.shape)}",
                 "Paste or type the whole tensor: rows by newline or ';', numbers by space or comma, or a nested "
                 "list as PyTorch prints it. A wrong shape, a non-number or a NaN is refused.",
-                edits_module.tensor_text(p.detach()), partial(self._set_weight, name, None), multiline=True))
+                engine.tensor_text(p.detach()), partial(self._set_weight, name, None), multiline=True))
 
     def _set_weight(self, name: str, index: tuple[int, ...] | None, text: str) -> str | None:
         """Parse and set a weight (or one cell); returns the reason for a refusal, or None."""
         reason = self._busy_reason()
         if reason:
             return reason
-        from tui_nn.engine.data.textparse import parse_tensor_text
-        from tui_nn.engine.errors import WeightError
-
-        from ..engine.training import undo as undo_module
-
         try:
-            value = parse_tensor_text(text)
-        except WeightError as err:
+            value = engine.parse_tensor_text(text)
+        except engine.WeightError as err:
             return err.message
         if index is not None and isinstance(value, list):
             return "type one number for one cell (v pastes the whole tensor)"
-        self.undo_stack.push(undo_module.snapshot(self.session, f"edit {name}"))
+        self.undo_stack.push(engine.snapshot(self.session, f"edit {name}"))
         try:
             self.session.set_param(name, value, index)
-        except WeightError as err:
+        except engine.WeightError as err:
             self.undo_stack.done.pop()
             return err.message
         self._changed()
@@ -1058,61 +920,51 @@ class PlaygroundApp(App[int]):
         return self._set_weight(name, index, value_text)
 
     def _data_request(self, which: str, what: str, index: tuple[int, ...] | None) -> None:
-        from tui_nn.engine.spec import GeneratorSpec
-
-        from ..engine.data import edits as edits_module
-
         if self._refuse("edit the data"):
             return
         s = self.session
         tensor = s.inputs if which == "inputs" else s.targets
         src = getattr(s.preset.data, which)
         if what == "generator":
-            kind = src.kind if isinstance(src, GeneratorSpec) else "randn"
+            kind = src.kind if isinstance(src, engine.GeneratorSpec) else "randn"
             shape = tuple(tensor.shape) if tensor is not None else tuple(s.spec.input_shape)
-            self.push_screen(GeneratorModal(f"Generate the {which}", kind, shape,
+            self.push_screen(parts.GeneratorModal(f"Generate the {which}", kind, shape,
                                             partial(self._set_generator, which)))
             return
         if tensor is None:
             self.notify(f"There are no {which} to edit: G sets a generator, or v types them.", severity="warning")
             if what == "all":
-                self.push_screen(TextEditModal(f"{which}", "Type the values: one row per sample.", "",
+                self.push_screen(parts.TextEditModal(f"{which}", "Type the values: one row per sample.", "",
                                                partial(self._set_data_text, which, None), multiline=True))
             return
         if what == "cell":
             if index is None:
                 return
-            current = _num_text(tensor[index] if index else tensor)
-            self.push_screen(TextEditModal(
+            current = parts.num_text(tensor[index] if index else tensor)
+            self.push_screen(parts.TextEditModal(
                 f"{which}[{', '.join(str(i) for i in index)}]", f"A new value (now {current}).", current,
                 partial(self._set_data_text, which, index)))
         else:
-            self.push_screen(TextEditModal(
+            self.push_screen(parts.TextEditModal(
                 f"{which}: all values, shape {list(tensor.shape)}",
                 "One row per sample: rows by newline or ';', numbers by space or comma, or a nested list. "
                 "The sample shape must stay the model's input shape.",
-                edits_module.tensor_text(tensor.detach().cpu()), partial(self._set_data_text, which, None), multiline=True))
+                engine.tensor_text(tensor.detach().cpu()), partial(self._set_data_text, which, None), multiline=True))
 
     def _set_data_text(self, which: str, index: tuple[int, ...] | None, text: str) -> str | None:
         reason = self._busy_reason()
         if reason:
             return reason
-        from tui_nn.engine.data.textparse import parse_tensor_text
-        from tui_nn.engine.errors import EngineError, WeightError
-        from tui_nn.engine.training.session import tensor_to_list
-
-        from ..engine.data import edits as edits_module
-
         try:
-            value = parse_tensor_text(text)
-        except WeightError as err:
+            value = engine.parse_tensor_text(text)
+        except engine.WeightError as err:
             return err.message
         s = self.session
         if index is not None:
             if isinstance(value, list):
                 return "type one number for one cell (v edits all values)"
             tensor = s.inputs if which == "inputs" else s.targets
-            full = tensor_to_list(tensor.detach().cpu())
+            full = engine.tensor_to_list(tensor.detach().cpu())
             if not index:
                 full = value
             else:
@@ -1124,10 +976,10 @@ class PlaygroundApp(App[int]):
         if not isinstance(value, list):
             value = [value]
         if which == "targets":
-            value = _ints_if_whole(value) if self._classification() else value
+            value = parts.ints_if_whole(value) if self._classification() else value
         try:
-            edits_module.set_data(s, **{which: value})
-        except EngineError as err:
+            engine.set_data(s, **{which: value})
+        except engine.EngineError as err:
             return err.message + (f" ({err.hint})" if err.hint else "")
         except (RuntimeError, ValueError, TypeError) as err:
             return str(err)
@@ -1135,24 +987,17 @@ class PlaygroundApp(App[int]):
         return None
 
     def _classification(self) -> bool:
-        from tui_nn.engine.training.objectives import LOSSES
-
-        return LOSSES[self.session.training.loss.type].kind == "classification"
+        return engine.LOSSES[self.session.training.loss.type].kind == "classification"
 
     def _set_generator(self, which: str, kind: str, shape: tuple[int, ...], low: int, high: int) -> str | None:
         reason = self._busy_reason()
         if reason:
             return reason
-        from tui_nn.engine.errors import EngineError
-        from tui_nn.engine.spec import GeneratorSpec
-
-        from ..engine.data import edits as edits_module
-
         if kind == "randint" and high <= low:
             return f"high ({high}) must be greater than low ({low})"
         try:
-            edits_module.set_data(self.session, **{which: GeneratorSpec(kind, tuple(shape), low, high)})
-        except EngineError as err:
+            engine.set_data(self.session, **{which: engine.GeneratorSpec(kind, tuple(shape), low, high)})
+        except engine.EngineError as err:
             return err.message + (f" ({err.hint})" if err.hint else "")
         except (RuntimeError, ValueError, TypeError) as err:
             return str(err)
@@ -1196,7 +1041,7 @@ class PlaygroundApp(App[int]):
             return
         s = self.session
         if not s.trainable:
-            self.push_screen(ErrorModal("Cannot train yet", s.why_not_trainable(),
+            self.push_screen(parts.ErrorModal("Cannot train yet", s.why_not_trainable(),
                                         "fix the shape error (f) first" if s.report.error is not None else ""))
             return
         total = steps if steps is not None else max(int(s.training.steps), 1)
@@ -1205,7 +1050,7 @@ class PlaygroundApp(App[int]):
 
     def _train_field_error(self, *, steps: bool) -> str | None:
         try:
-            controls = self.query_one(TrainControls)
+            controls = self.query_one(parts.TrainControls)
         except NoMatches:  # no session on screen yet
             return None
         return controls.first_error(steps=steps)
@@ -1216,7 +1061,7 @@ class PlaygroundApp(App[int]):
         self.last_progress = None
         self._train_idle.clear()
         self._run_trainer(steps)  # first: (dis)abling the Train tab restyles ~100 widgets (~0.1 s of this thread)
-        self.query_one(TrainControls).disabled = True
+        self.query_one(parts.TrainControls).disabled = True
         self._refresh_all()
 
     @work(thread=True, exit_on_error=False, group="train", name="train")
@@ -1230,19 +1075,13 @@ class PlaygroundApp(App[int]):
             self._train_idle.set()
 
     def _train_slices(self, steps: int) -> None:
-        import time
-        from dataclasses import replace
-
-        from tui_nn.engine.errors import EngineError
-        from tui_nn.engine.training.trainer import Progress
-
         worker = get_current_worker()
         session = self.session
         stop = self._stop_event
         offset = 0  # steps done by the earlier slices of this run
 
-        def report(r: Any) -> None:
-            if isinstance(r, Progress):
+        def report(r: Progress | Finished) -> None:
+            if isinstance(r, engine.Progress):
                 if offset:
                     r = replace(r, run_steps=r.run_steps + offset)
                 self.post_message(TrainProgress(r, session.history.series()))
@@ -1272,7 +1111,7 @@ class PlaygroundApp(App[int]):
             if run_steps < steps and finished.reason == "done":
                 self.runstate.pause_requested = True
                 finished = replace(finished, reason="stopped")
-        except EngineError as err:
+        except engine.EngineError as err:
             self.post_message(TrainFailed(err.message, err.hint))
             return
         except Exception as err:  # noqa: BLE001 - whatever fails, the app stays alive
@@ -1285,8 +1124,8 @@ class PlaygroundApp(App[int]):
         if not self.running:
             return
         self.last_progress = msg.progress
-        test = eval_series(self.session)
-        for plot in LossPlot.mounted_in(self):  # not self.query(): walking the DOM 15 times a second costs CPU
+        test = parts.eval_series(self.session)
+        for plot in parts.LossPlot.mounted_in(self):  # not self.query(): walking the DOM 15 times a second costs CPU
             plot.set_series(msg.series)
             plot.set_test(test)
         now = msg.progress.elapsed
@@ -1295,7 +1134,7 @@ class PlaygroundApp(App[int]):
         # a parameter on screen follows the training, at a bounded rate
         now = msg.progress.elapsed
         if self._active_tab() == "tensors" and self.runstate.due("live", now, LIVE_TENSOR_INTERVAL):
-            pane = self.query_one(TensorsPane)
+            pane = self.query_one(parts.TensorsPane)
             if pane.current and pane.current.startswith("param:"):
                 pane.select(pane.current)
 
@@ -1304,7 +1143,7 @@ class PlaygroundApp(App[int]):
         tab's ~100 widgets (a restyle of each, ~0.1 s here) comes after it, unless a new run started."""
         def unlock() -> None:
             if not self.running:
-                self.query_one(TrainControls).disabled = False
+                self.query_one(parts.TrainControls).disabled = False
 
         self.call_after_refresh(unlock)
 
@@ -1314,10 +1153,10 @@ class PlaygroundApp(App[int]):
         self._run_ended()
         done = self.runstate.finished(fin.reason, fin.run_steps)
         if fin.reason == "error":
-            self.push_screen(ErrorModal(f"Training stopped at step {fin.step}: a step failed", fin.message,
+            self.push_screen(parts.ErrorModal(f"Training stopped at step {fin.step}: a step failed", fin.message,
                                         fin.hint))
         elif fin.reason == "nonfinite":
-            self.push_screen(ErrorModal("The loss is not a finite number", fin.message, fin.hint))
+            self.push_screen(parts.ErrorModal("The loss is not a finite number", fin.message, fin.hint))
         elif fin.reason == "target":
             what = fin.message or "Target reached"
             self.notify(f"{what} (step {fin.step}).", severity="information", markup=False)
@@ -1332,7 +1171,7 @@ class PlaygroundApp(App[int]):
     def on_train_failed(self, msg: TrainFailed) -> None:
         self._run_ended()
         self.runstate.failed()
-        self.push_screen(ErrorModal("Training could not run", msg.message, msg.hint))
+        self.push_screen(parts.ErrorModal("Training could not run", msg.message, msg.hint))
         self._changed()
 
     def action_pause(self) -> None:
@@ -1348,7 +1187,7 @@ class PlaygroundApp(App[int]):
             return
         s = self.session
         if not s.trainable:
-            self.push_screen(ErrorModal("Cannot resume", s.why_not_trainable()))
+            self.push_screen(parts.ErrorModal("Cannot resume", s.why_not_trainable()))
             return
         self._start_run(self.runstate.resume())
 
@@ -1365,9 +1204,7 @@ class PlaygroundApp(App[int]):
         from the seed's initialisation, the hand-set values dropped. Data and history start afresh too."""
         if self._refuse("reset the weights"):
             return
-        from ..engine.training import undo as undo_module
-
-        self.undo_stack.push(undo_module.snapshot(self.session, "reset weights"))
+        self.undo_stack.push(engine.snapshot(self.session, "reset weights"))
         self.runstate.reset()
         session = self.session
         if hand_set:
@@ -1382,14 +1219,14 @@ class PlaygroundApp(App[int]):
         self.action_reset_weights(hand_set=False)
 
     def action_toggle_log(self) -> None:
-        plots = LossPlot.mounted_in(self)  # not a DOM query: that walks every widget, ~14 ms here
+        plots = parts.LossPlot.mounted_in(self)  # not a DOM query: that walks every widget, ~14 ms here
         value = not plots[0].log if plots else False
         for plot in plots:
             plot.log = value  # the plot's title says it ("loss (log scale)"); no toast: a toast costs a frame
 
     # -- training settings -----------------------------------------------------------------------
 
-    def on_train_controls_changed(self, msg: TrainControls.Changed) -> None:
+    def on_train_controls_changed(self, msg: parts.TrainControls.Changed) -> None:
         s = self.session
         if s is None:
             return
@@ -1420,34 +1257,28 @@ class PlaygroundApp(App[int]):
                 if msg.value != str(s.device):
                     self.choose_device(msg.value)
             elif msg.what == "schedule":
-                from tui_nn.engine.training.schedules import set_scheduler
-
                 old = t.scheduler
                 if (old is None) != (msg.value is None) or (old is not None and (old.type, old.args) != (
                         msg.value.type, msg.value.args)):
-                    set_scheduler(s, msg.value)
+                    engine.set_scheduler(s, msg.value)
                     self.notify(f"learning-rate schedule: {msg.value.type if msg.value else 'none (constant)'}")
             elif msg.what == "stop":
                 t.target_loss = msg.value.get("target_loss")
                 t.target_accuracy = msg.value.get("target_accuracy")
         except Exception as err:  # noqa: BLE001 - a refused setting is shown, nothing else changes
-            self.push_screen(ErrorModal("Setting refused", getattr(err, "message", str(err)),
+            self.push_screen(parts.ErrorModal("Setting refused", getattr(err, "message", str(err)),
                                         getattr(err, "hint", "")))
 
     def choose_loss(self, name: str) -> None:
-        from textual.widgets import Select
-
         if self._refuse("change the loss"):
             return
-        self.query_one("#loss-type", Select).value = name
+        self.query_one("#loss-type", parts.Select).value = name
         self.action_show_tab("train")
 
     def choose_optimizer(self, name: str) -> None:
-        from textual.widgets import Select
-
         if self._refuse("change the optimizer"):
             return
-        self.query_one("#opt-type", Select).value = name
+        self.query_one("#opt-type", parts.Select).value = name
         self.action_show_tab("train")
 
     def choose_device(self, name: str) -> None:
@@ -1464,7 +1295,7 @@ class PlaygroundApp(App[int]):
     def action_open_preset(self) -> None:
         if self._refuse("open a preset"):
             return
-        self.push_screen(PresetPicker(self.presets), callback=lambda p: self.open_preset_path(p) if p else None)
+        self.push_screen(parts.PresetPicker(self.presets), callback=lambda p: self.open_preset_path(p) if p else None)
 
     def open_preset_path(self, path: str) -> None:
         if self._refuse("open a preset"):
@@ -1486,7 +1317,7 @@ class PlaygroundApp(App[int]):
                 self.notify(f"saved {Path(path).expanduser()}", markup=False)
             return error
 
-        self.push_screen(SaveModal(files.save_default(s), apply))
+        self.push_screen(parts.SaveModal(files.save_default(s), apply))
 
     def save_session_to(self, path: str) -> str | None:
         """Save the whole session (a .tuinn file) in a worker; returns a refusal or None."""
@@ -1512,7 +1343,7 @@ class PlaygroundApp(App[int]):
     def action_export(self, kind: str = "script") -> None:
         if self._refuse("export"):
             return
-        self.push_screen(ExportModal(files.export_defaults(self.session), self._export, kind))
+        self.push_screen(parts.ExportModal(files.export_defaults(self.session), self._export, kind))
 
     def _export(self, kind: str, path: str) -> str | None:
         reason = self._busy_reason()
@@ -1580,7 +1411,7 @@ class PlaygroundApp(App[int]):
         if self._refuse("change the data"):
             return
         self.action_show_tab("data")
-        self.push_screen(DatasetModal(self.session.preset.data, self._apply_dataset))
+        self.push_screen(parts.DatasetModal(self.session.preset.data, self._apply_dataset))
 
     def _apply_dataset(self, values: dict[str, Any]) -> str | None:
         reason = self._busy_reason()
@@ -1588,11 +1419,11 @@ class PlaygroundApp(App[int]):
             return reason
         s = self.session
         try:
-            spec = dataset_spec(values, s.preset.data)
+            spec = parts.dataset_spec(values, s.preset.data)
         except ValueError as err:
             return str(err)
         except engine.EngineError as err:
-            return engine_text(err)
+            return parts.engine_text(err)
         self._engine_op("use the new data", lambda: s.set_data(spec),
                         then=lambda _r: self.notify(f"data: {engine.describe(spec)}", markup=False))
         return None
@@ -1601,8 +1432,8 @@ class PlaygroundApp(App[int]):
         if self._refuse("compute the confusion matrix"):
             return
         s = self.session
-        self._engine_op("compute the confusion matrix", partial(confusion, s),
-                        then=lambda result: self.push_screen(confusion_screen(result, s.step)))
+        self._engine_op("compute the confusion matrix", partial(parts.confusion, s),
+                        then=lambda result: self.push_screen(parts.confusion_screen(result, s.step)))
 
     def action_gradcheck(self) -> None:
         if self._refuse("check the gradients"):
@@ -1612,7 +1443,7 @@ class PlaygroundApp(App[int]):
             self.notify(f"No gradient check: {s.why_not_trainable()}", severity="warning", markup=False)
             return
         self._engine_op("check the gradients", partial(engine.gradcheck_session, s),
-                        then=lambda report: self.push_screen(gradcheck_screen(report)))
+                        then=lambda report: self.push_screen(parts.gradcheck_screen(report)))
 
     def action_neuron(self) -> None:
         if self._refuse("write out a neuron"):
@@ -1622,7 +1453,7 @@ class PlaygroundApp(App[int]):
         if spec is None or spec.type != "Linear":
             self.notify("Highlight a Linear layer on the Layers tab (1), then press N.", severity="warning")
             return
-        dialog = neuron_screen(self.session, path, lambda report: self.call_later(self.push_screen, report))
+        dialog = parts.neuron_screen(self.session, path, lambda report: self.call_later(self.push_screen, report))
         if dialog is not None:
             self.push_screen(dialog)
 
@@ -1632,14 +1463,14 @@ class PlaygroundApp(App[int]):
         if not self.session.runs.runs:
             self.notify("No runs yet: train a little (n, r), change a setting, train again.", severity="information")
             return
-        self.push_screen(RunsModal(self.session))
+        self.push_screen(parts.RunsModal(self.session))
 
     # -- navigation and help --------------------------------------------------------------------
 
     def action_show_tab(self, name: str) -> None:
         tabs = self.query_one(TabbedContent)
         tabs.active = f"tab-{name}"
-        target: Any = {
+        target: str = {
             "layers": "#layer-table", "tensors": "#tensor-list", "train": "#controls", "data": "#data-inputs-view",
             "info": "#info", "boundary": "#boundary-view",
         }[name]
@@ -1652,7 +1483,7 @@ class PlaygroundApp(App[int]):
         self.call_after_refresh(widget.focus)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(keys.help_sections(), keys.HELP_INTRO))
+        self.push_screen(parts.HelpScreen(keys.help_sections(), keys.HELP_INTRO))
 
     # -- palette (commands.py; its actions: ui/keys.py) -------------------------------------------
 
@@ -1668,8 +1499,6 @@ class PlaygroundApp(App[int]):
 
     async def action_quit(self) -> None:
         """Quit: a run stops at its next step; the session is autosaved (if it changed) before the app exits."""
-        import asyncio
-
         self._stop_event.set()
         if self.running:  # the run ends at its next step (the worker returns); not longer than a second
             await asyncio.to_thread(self._train_idle.wait, 1.0)
@@ -1681,27 +1510,7 @@ class PlaygroundApp(App[int]):
         runner, self._runner = self._runner, None
         if runner is not None:
             runner.close()
-        from tui_nn.engine.training import process as trainer_boot
-
-        trainer_boot.discard()  # a trainer process started at the first frame that no runner took
+        startup.discard_trainer()
 
 
-def _num_text(t: Any) -> str:
-    """One element as the shortest text that reads back to the same value in its dtype."""
-    import numpy as np
-
-    value = t.detach().cpu().item()
-    if isinstance(value, float) and str(t.dtype) == "torch.float32":
-        return str(np.float32(value))
-    return repr(value)
-
-
-def _ints_if_whole(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_ints_if_whole(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-__all__ = ["PlaygroundApp", "TensorList"]
+__all__ = ["PlaygroundApp"]

@@ -12,6 +12,8 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static, TextArea
 
+from tui_nn import engine
+
 from ..safe import Shown, Text, line, shown
 from ..widgets.forms import ArgsForm
 
@@ -119,13 +121,11 @@ class InitModal(ModalScreen[bool]):
         self.apply_fn = apply
 
     def compose(self):  # noqa: ANN201
-        from tui_nn.engine.files.preset_read import INIT_SCHEMES
-
         with Vertical(classes="dialog", id="init-dialog"):
             yield Shown(Text(self.title_text, style="bold"), classes="dialog-title", line=True)
             with Horizontal(classes="pick-row"):
                 yield Label("scheme")
-                yield Select([(s, s) for s in INIT_SCHEMES], value="default", allow_blank=False, compact=True,
+                yield Select([(s, s) for s in engine.INIT_SCHEMES], value="default", allow_blank=False, compact=True,
                              id="init-scheme")
             yield ArgsForm(self._specs("default"), {}, id="init-args")
             yield Shown("", id="init-error", markup=False)
@@ -135,10 +135,8 @@ class InitModal(ModalScreen[bool]):
         self.query_one("#init-scheme", Select).focus()
 
     def _specs(self, scheme: str) -> tuple[Any, ...]:
-        from tui_nn.engine.model.catalogue import FLOAT, ArgSpec
-
         defaults = {"value": 0.0, "a": 0.0, "b": 1.0, "mean": 0.0, "std": 1.0, "gain": 1.0}
-        return tuple(ArgSpec(n, FLOAT, defaults[n], required=(n == "value"), doc="") for n in
+        return tuple(engine.ArgSpec(n, engine.FLOAT, defaults[n], required=(n == "value"), doc="") for n in
                      self.PARAMS.get(scheme, ()))
 
     async def on_select_changed(self, event: Select.Changed) -> None:
@@ -185,13 +183,11 @@ class GeneratorModal(ModalScreen[bool]):
         self.apply_fn = apply
 
     def compose(self):  # noqa: ANN201
-        from tui_nn.engine.spec import GENERATORS
-
         with Vertical(classes="dialog", id="gen-dialog"):
             yield Shown(Text(self.title_text, style="bold"), classes="dialog-title", line=True)
             with Horizontal(classes="pick-row"):
                 yield Label("generator")
-                yield Select([(g, g) for g in GENERATORS], value=self.kind if self.kind in GENERATORS else "randn",
+                yield Select([(g, g) for g in engine.GENERATORS], value=self.kind if self.kind in engine.GENERATORS else "randn",
                              allow_blank=False, compact=True, id="gen-kind")
             with Horizontal(classes="pick-row"):
                 yield Label("shape")

@@ -10,6 +10,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from tui_nn import engine
+
 from ..safe import Shown, Text
 from ..widgets.forms import ArgsForm
 
@@ -28,9 +30,7 @@ class LayerFormScreen(ModalScreen["dict[str, Any] | None"]):
         self.preview_fn = preview
 
     def compose(self):  # noqa: ANN201
-        from tui_nn.engine.model.catalogue import CATALOGUE
-
-        lt = CATALOGUE[self.type_name]
+        lt = engine.CATALOGUE[self.type_name]
         with Vertical(classes="dialog", id="layer-form-dialog"):
             yield Shown(Text(self.title_text, style="bold"), classes="dialog-title", line=True)
             yield Shown(Text(lt.doc, style="italic"), markup=False)

@@ -3,16 +3,17 @@ its hint and fix, and the totals."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.widgets import DataTable
+
+from tui_nn import engine
 
 from .. import keys
 from ..safe import Shown, Text, cell
 
-
-def fmt_shape(shape: Any) -> str:
-    return "?" if shape is None else "[" + ", ".join(str(s) for s in shape) + "]"
+if TYPE_CHECKING:
+    from tui_nn.engine import LayerSpec, Session
 
 
 def short_shape(shape: Any) -> str:
@@ -20,11 +21,9 @@ def short_shape(shape: Any) -> str:
     return "?" if shape is None else "[" + ",".join(str(s) for s in shape) + "]"
 
 
-def _call_cell(spec: Any, depth: int, style: str = "") -> Text:
+def _call_cell(spec: LayerSpec, depth: int, style: str = "") -> Text:
     """A layer row's call: indented by depth, like the PyTorch call, with its frozen and hand-set marks."""
-    from ...engine.model.argtext import call_text
-
-    call = Text("  " * depth + call_text(spec), style=style)
+    call = Text("  " * depth + engine.call_text(spec), style=style)
     if spec.frozen:
         call.append(" ❄frozen", style="cyan")
     if spec.params:
@@ -58,10 +57,8 @@ class LayerTable(DataTable):
         row = min(max(self.cursor_row, 0), len(self.paths) - 1)
         return self.paths[row]
 
-    def update_from(self, session: Any, select: str | None = None) -> None:
+    def update_from(self, session: Session, select: str | None = None) -> None:
         """Rebuild the rows from the session's spec and shape report."""
-        from ...engine.model.paths import flat_layers
-
         keep = select if select is not None else self.selected_path
         report = session.report
         rows = {r.path: r for r in report.layers}
@@ -70,7 +67,7 @@ class LayerTable(DataTable):
         self.clear()
         self.paths = []
         after_error = False
-        for path, depth, spec in flat_layers(session.spec.layers):
+        for path, depth, spec in engine.flat_layers(session.spec.layers):
             row = rows.get(path)
             is_err = path == err_path
             style = "bold red" if is_err else ("dim" if after_error else "")
@@ -116,9 +113,7 @@ class LayerTable(DataTable):
 class ErrorPanel(Shown):
     """The shape error (PyTorch's message, the hint, the fix and its key), or a data problem."""
 
-    def update_from(self, session: Any, running: bool = False) -> None:
-        from tui_nn.engine.errors import INPUT_FIX
-
+    def update_from(self, session: Session, running: bool = False) -> None:
         err = session.report.error
         text = Text()
         if err is not None:
@@ -132,7 +127,7 @@ class ErrorPanel(Shown):
                 text.append("\n  f", style="bold reverse")
                 text.append(" fix: ", style="bold green")
                 text.append(err.fix.text, style="green")
-            alts = [f for f in err.extra_fixes if f.layer == INPUT_FIX]
+            alts = [f for f in err.extra_fixes if f.layer == engine.INPUT_FIX]
             if alts:
                 text.append("\n  F", style="bold reverse")
                 text.append(" alternative: ", style="bold green")
@@ -153,12 +148,7 @@ class ErrorPanel(Shown):
 class Totals(Shown):
     """Parameters, trainable parameters, memory estimate; the highlighted layer's details."""
 
-    def update_from(self, session: Any, path: str | None) -> None:
-        from tui_nn.engine.model.catalogue import CATALOGUE
-        from tui_nn.engine.text import fmt_bytes
-
-        from ...engine.model.paths import get_layer
-
+    def update_from(self, session: Session, path: str | None) -> None:
         report = session.report
         text = Text()
         text.append("params ", style="dim")
@@ -166,19 +156,19 @@ class Totals(Shown):
         text.append("  trainable ", style="dim")
         text.append(f"{report.trainable_params:,}", style="bold")
         text.append("  mem ≈ ", style="dim")
-        text.append(fmt_bytes(report.memory.total), style="bold")
+        text.append(engine.fmt_bytes(report.memory.total), style="bold")
         text.append("  ")
-        text.append(fmt_shape(tuple(session.inputs.shape)))
+        text.append(engine.fmt_shape(tuple(session.inputs.shape)))
         text.append(" → ", style="dim")
-        text.append(fmt_shape(report.output_shape))
+        text.append(engine.fmt_shape(report.output_shape))
         detail = ""
         if path is not None:
             try:
-                spec = get_layer(session.spec, path)
+                spec = engine.get_layer(session.spec, path)
             except Exception:  # noqa: BLE001 - a stale path after an edit: no details
                 spec = None
             if spec is not None:
-                lt = CATALOGUE.get(spec.type)
+                lt = engine.CATALOGUE.get(spec.type)
                 row = next((r for r in report.layers if r.path == path), None)
                 if row is not None and row.detail:
                     detail = f"{spec.type} output size: {row.detail}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.color import Color
@@ -25,6 +25,9 @@ from textual.widgets.option_list import Option
 
 from .. import keys
 from ..safe import Shown, Text, cell, line
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 CELL = 9  # 8 characters + 1 space
 LEVELS = 16
@@ -500,3 +503,20 @@ class TensorsPane(Horizontal):
     def on_tensor_view_cursor_moved(self, event: TensorView.CursorMoved) -> None:
         event.stop()
         self._cell()
+
+
+def num_text(t: Tensor) -> str:
+    """One element as the shortest text that reads back to the same value in its dtype."""
+    value = t.detach().cpu().item()
+    if isinstance(value, float) and str(t.dtype) == "torch.float32":
+        return str(np.float32(value))
+    return repr(value)
+
+
+def ints_if_whole(value: Any) -> Any:
+    """Typed numbers as class indices where they are whole (targets of a classification loss)."""
+    if isinstance(value, list):
+        return [ints_if_whole(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

@@ -1,0 +1,29 @@
+"""The app's widgets and screens, in one import: numpy, plotext, Textual's widgets and ours (about 0.4 s on
+the lab VM). The app imports this module after its first frame (ui/startup.py, `import_parts`) and reaches
+these names as `parts.LayerTable`, ...; a module of its own imports them as usual."""
+
+from __future__ import annotations
+
+from textual.widgets import Select
+
+from .screens.dataset import DatasetModal, dataset_spec
+from .screens.dialogs import ErrorModal, ExportModal, GeneratorModal, InitModal, SaveModal, TextEditModal
+from .screens.help import HelpScreen
+from .screens.layer_form import LayerFormScreen
+from .screens.pickers import LayerPicker, PresetPicker
+from .screens.reports import confusion, confusion_screen, engine_text, gradcheck_screen, neuron_screen
+from .screens.runs import RunsModal
+from .widgets.boundary import BoundaryPane
+from .widgets.controls import TrainControls
+from .widgets.data import DataPane, InfoPane, Instructions
+from .widgets.layers import ErrorPanel, LayerTable, Totals
+from .widgets.plot import LossPlot, eval_series
+from .widgets.tensors import TensorEntry, TensorList, TensorsPane, TensorView, ints_if_whole, num_text
+
+__all__ = [
+    "BoundaryPane", "DataPane", "DatasetModal", "ErrorModal", "ErrorPanel", "ExportModal", "GeneratorModal",
+    "HelpScreen", "InfoPane", "InitModal", "Instructions", "LayerFormScreen", "LayerPicker", "LayerTable",
+    "LossPlot", "PresetPicker", "RunsModal", "SaveModal", "Select", "TensorEntry", "TensorList", "TensorView",
+    "TensorsPane", "TextEditModal", "Totals", "TrainControls", "confusion", "confusion_screen", "dataset_spec",
+    "engine_text", "eval_series", "gradcheck_screen", "ints_if_whole", "neuron_screen", "num_text",
+]
