@@ -18,17 +18,17 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from textual import on, work
+from textual import work
 from textual.app import App
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
-from textual.widgets import DataTable, Footer, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from .commands import PlaygroundCommands
 from tui_nn import engine
 
-from . import files, keys, startup
+from . import files, keys, loading, startup
 from .autosave import Autosaver
 from .run_state import RunState
 from .startup import PREVIEW_NOTE, SKELETON_TABS, parts
@@ -189,69 +189,7 @@ class PlaygroundApp(App[int]):
         if initial:
             self._preview_preset(path)
             startup.prestart_trainer()
-        try:  # the engine loads here (torch, after the preview)
-            for name in ("DeviceError", "EngineError", "Session", "list_devices", "load_preset", "scratch_preset"):
-                getattr(engine, name)
-        except Exception as err:  # noqa: BLE001 - a broken install: say so, stay alive
-            self.post_message(LoadFailed("Cannot load the engine", f"{type(err).__name__}: {err}"))
-            return
-        devices: list[Any] = []
-        try:
-            devices = engine.list_devices()
-            note = ""
-            session = None
-            session_path = None
-            if startup.is_session_path(path):
-                try:
-                    session = engine.load_session(path.strip())
-                    session_path = str(Path(path.strip()).expanduser())
-                    note = f"opened the session {path} at step {session.step}"
-                except engine.EngineError as err:
-                    self.post_message(LoadFailed("Cannot open the session", err.message, getattr(err, "hint", "")))
-                    if not initial:
-                        self.post_message(SessionLoaded(None, devices))
-                        return
-                    session = engine.Session(engine.scratch_preset())
-                    note = "opened the scratch network instead"
-            if session is None:
-                preset = None
-                try:
-                    preset = engine.load_preset(path) if path else engine.scratch_preset()
-                except engine.EngineError as err:
-                    self.post_message(LoadFailed("Cannot open the preset", err.message, err.hint))
-                    if not initial:
-                        self.post_message(SessionLoaded(None, devices))
-                        return
-                    preset = engine.scratch_preset()
-                    note = "opened the scratch network instead"
-                try:
-                    session = engine.Session(preset)
-                except engine.DeviceError as err:
-                    session = engine.Session(preset, device="cpu")
-                    note = f"{err.message}; using the CPU"
-                except engine.EngineError as err:
-                    where = f" {path}" if path else ""  # a memory or device refusal does not name the file itself
-                    self.post_message(LoadFailed(f"Cannot build the preset{where}", err.message, err.hint))
-                    if not initial:
-                        self.post_message(SessionLoaded(None, devices))
-                        return
-                    session = engine.Session(engine.scratch_preset())
-                    note = "opened the scratch network instead"
-            self.post_message(SessionLoaded(session, devices, note, session_path=session_path))
-        except Exception as err:  # noqa: BLE001 - whatever happens, the app stays alive
-            where = f" {path}" if path else ""
-            self.post_message(LoadFailed(f"Cannot open{where}", f"{type(err).__name__}: {err}"))
-            fallback = None
-            if initial:  # the first load must end with a session on screen, not a "loading…" that never ends
-                try:
-                    devices = devices or engine.list_devices()
-                    fallback = engine.Session(engine.scratch_preset())
-                except Exception:  # noqa: BLE001 - nothing to fall back to: the dialog says what failed
-                    fallback = None
-            self.post_message(SessionLoaded(fallback, devices if fallback else [],
-                                            "opened the scratch network instead" if fallback else ""))
-            return
-        if initial:
+        if loading.open_path(path, initial=initial, post=self.post_message) and initial:
             self._warm_up()
 
     def _preview_preset(self, path: str | None) -> None:
@@ -413,80 +351,19 @@ class PlaygroundApp(App[int]):
         if not note and s.report.error is not None and state == "ready":
             note = "shape error: f fixes it" if s.report.error.fix is not None else "shape error (Layers tab)"
         bar.show(state=state, step=s.step, loss=self._current_loss(), device=str(s.device), name=s.preset.name,
-                 steps_per_s=sps, eta=eta, done=done, total=total, note=note, 
-                 accuracy=accuracy_now(s, self.last_progress if self.running else None), test_accuracy=eval_accuracy(s))
+                 steps_per_s=sps, eta=eta, done=done, total=total, note=note,
+                 accuracy=accuracy_now(s, self.last_progress if self.running else None),
+                 test_accuracy=eval_accuracy(s))
 
     # -- tensors ---------------------------------------------------------------------------------
 
     def _tensor_entries(self) -> list[parts.TensorEntry | str]:
-        s = self.session
-        editable = not self.running
-        out: list[parts.TensorEntry | str] = ["Data"]
-        out.append(parts.TensorEntry("input", "input", s.inputs, kind="data", editable=False, note=""))
-        if s.targets is not None:
-            out.append(parts.TensorEntry("targets", "targets", s.targets, kind="data"))
-        out.append("Parameters")
-        params = s.named_parameters()
-        for name, p in params:
-            out.append(parts.TensorEntry(f"param:{name}", name, p, kind="param", editable=editable,
-                                   note="" if p.requires_grad else "frozen"))
-        if not params:
-            out.append(parts.TensorEntry("param:none", "(no parameters)", None, note="this model has no parameters"))
-        out.append("Forward trace")
-        trace = self._trace_cache
-        if trace is None and not self.running:
-            try:
-                trace = s.trace()
-            except Exception as err:  # noqa: BLE001 - a forward that fails is shown, not raised
-                trace = [("input", s.inputs)]
-                self.notify(f"forward pass failed: {err}", severity="error", markup=False)
-            self._trace_cache = trace
-        note_live = " (as of the last stop)" if self.running else ""
-        if trace is None:
-            out.append(parts.TensorEntry("trace:later", "(when the run stops)", None,
-                                   note="each layer's output is computed when the run stops or pauses"))
-        for label, t in (trace or [])[1:]:
-            idx = label.split(" ", 1)[0]
-            out.append(parts.TensorEntry(f"trace:{idx}", f"→ {label}", t, kind="trace", note=note_live.strip()))
-        err = s.report.error
-        if err is not None:
-            out.append(parts.TensorEntry("trace:stop", f"✗ stops at {err.path or err.layer}", None,
-                                   note=f"the forward pass stops at layer {err.path or err.layer}: {err.message}"))
-        elif trace:
-            final = trace[-1][1]
-            out.append(parts.TensorEntry("output", "output", final, kind="output", note=note_live.strip()))
-            last = s.spec.layers[-1].type if s.spec.layers else ""
-            kind = engine.LOSSES[s.training.loss.type].kind
-            if final.dim() >= 1 and final.is_floating_point():
-                if last == "LogSoftmax":
-                    out.append(parts.TensorEntry("probs", "exp(output)", final.exp(), kind="output",
-                                           note="probabilities"))
-                elif kind == "classification" and last != "Softmax" and final.dim() >= 2:
-                    out.append(parts.TensorEntry("probs", "softmax(output)", final.softmax(dim=1), kind="output",
-                                           note="probabilities"))
-                elif kind == "binary" and last != "Sigmoid":
-                    out.append(parts.TensorEntry("probs", "sigmoid(output)", final.sigmoid(), kind="output",
-                                           note="probabilities"))
-        try:
-            opt_state = engine.optimizer_state(s) if not self.running else []
-        except Exception:  # noqa: BLE001 - nothing to show
-            opt_state = []
-        if opt_state:
-            out.append(f"Optimizer ({s.training.optimizer.type})")
-            for label, t in opt_state:
-                out.append(parts.TensorEntry(f"opt:{label}", label, t, kind="trace"))
-        out.append("Gradients")
-        grads = [(n, p.grad) for n, p in params if p.grad is not None]
-        for name, g in grads:
-            out.append(parts.TensorEntry(f"grad:{name}", f"∇ {name}", g, kind="grad"))
-        input_grad = getattr(s, "input_grad", None)
-        if input_grad is not None and not self.running:
-            out.append(parts.TensorEntry("grad:input", "∇ input", input_grad, kind="grad",
-                                   note="d loss / d input, from the last g"))
-        if not grads and input_grad is None:
-            out.append(parts.TensorEntry("grad:none", "(none yet)", None,
-                                   note="no gradients yet: train a step (n) or press g to run one backward pass"))
-        return out
+        """The Tensors tab's list (widgets/tensors.py); the forward trace is kept until the next change."""
+        if self._trace_cache is None and not self.running:
+            self._trace_cache, failure = parts.forward_trace(self.session)
+            if failure:
+                self.notify(f"forward pass failed: {failure}", severity="error", markup=False)
+        return parts.tensor_entries(self.session, self._trace_cache, running=self.running)
 
     def _refresh_tensors(self, force: bool = False) -> None:
         if self.session is None or self.run_state in ("busy", "loading"):
@@ -637,44 +514,7 @@ class PlaygroundApp(App[int]):
             return
         where = f"after layer {path}" if path is not None else "at the end"
         self.push_screen(parts.LayerFormScreen(f"Add {type_name} {where}", type_name, new.args,
-                                         partial(self._preview, path, type_name, True)), callback=insert)
-
-    def _preview(self, path: str | None, type_name: str, insert: bool, args: dict[str, Any]) -> Text:
-        """What the model would look like with these arguments (shape check on the meta device)."""
-        s = self.session
-        model = s.spec.copy()
-        if insert:
-            target = engine.insert_layer(model, path, engine.LayerSpec(type_name, dict(args),
-                                                               layers=[engine.LayerSpec("Identity")]
-                                                               if type_name == "Residual" else []))
-        else:
-            assert path is not None
-            engine.set_args(model, path, args)
-            target = path
-        report = engine.check_model(model, tuple(s.inputs.shape), optimizer=s.training.optimizer.type,
-                             optimizer_args=s.training.optimizer.args)
-        text = Text()
-        row = next((r for r in report.layers if r.path == target), None)
-        err = report.error
-        if err is not None and (err.path or str(err.layer)) == target:
-            text.append(f"✗ {err.message}", style="bold red")
-            if err.hint:
-                text.append(f"\n  {err.hint}", style="red")
-            return text
-        if row is not None:
-            text.append(f"layer {target}: {engine.fmt_shape(row.input_shape)} → {engine.fmt_shape(row.output_shape)}",
-                        style="bold green")
-            text.append(f"   {row.params:,} parameters")
-            if row.detail:
-                text.append(f"\n  {row.detail}", style="dim")
-        if err is not None:
-            text.append(f"\n⚠ then layer {err.path or err.layer} ({err.type}) fails: {err.message}", style="yellow")
-            if err.fix is not None:
-                text.append(f"\n  (after applying, f: {err.fix.text})", style="dim")
-        else:
-            text.append(f"\nmodel output {engine.fmt_shape(report.output_shape)}, {report.total_params:,} parameters",
-                        style="dim")
-        return text
+                                         partial(parts.preview_text, self.session, path, type_name, True)), callback=insert)
 
     def action_edit_layer(self) -> None:
         if self._refuse("edit a layer"):
@@ -703,14 +543,12 @@ class PlaygroundApp(App[int]):
             self._edit_model(f"edit layer {path}", mutate)
 
         self.push_screen(parts.LayerFormScreen(f"Layer {path}: {spec.type}", spec.type, spec.args,
-                                         partial(self._preview, path, spec.type, False)), callback=done)
+                                         partial(parts.preview_text, self.session, path, spec.type, False)), callback=done)
 
-    @on(DataTable.RowSelected, "#layer-table")
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_layer_table_edit_requested(self, msg: parts.LayerTable.EditRequested) -> None:
         self.action_edit_layer()
 
-    @on(DataTable.RowHighlighted, "#layer-table")
-    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    def on_layer_table_path_highlighted(self, msg: parts.LayerTable.PathHighlighted) -> None:
         if self.session is not None:
             for totals in self.query(parts.Totals):  # none while the app is closing (a late highlight event)
                 totals.update_from(self.session, self._selected_path())
@@ -879,128 +717,66 @@ class PlaygroundApp(App[int]):
             return
         if self._refuse("edit weights"):
             return
-        p = self.session.get_param(name)
-        if what == "cell":
-            if index is None:
-                return
-            current = parts.num_text(p.detach()[index] if index else p.detach())
-            self.push_screen(parts.TextEditModal(
-                f"{name}[{', '.join(str(i) for i in index)}]",
-                f"A new value for this weight (now {current}). Refused if not a finite number.",
-                current, partial(self._set_weight, name, index)))
-        else:
-            self.push_screen(parts.TextEditModal(
-                f"{name}: all values, shape {list(p.shape)}",
-                "Paste or type the whole tensor: rows by newline or ';', numbers by space or comma, or a nested "
-                "list as PyTorch prints it. A wrong shape, a non-number or a NaN is refused.",
-                engine.tensor_text(p.detach()), partial(self._set_weight, name, None), multiline=True))
+        dialog = parts.weight_dialog(name, self.session.get_param(name), index,
+                                     partial(self._set_weight, name), what)
+        if dialog is not None:
+            self.push_screen(dialog)
 
-    def _set_weight(self, name: str, index: tuple[int, ...] | None, text: str) -> str | None:
-        """Parse and set a weight (or one cell); returns the reason for a refusal, or None."""
+    def _data_request(self, which: str, what: str, index: tuple[int, ...] | None) -> None:
+        if self._refuse("edit the data"):
+            return
+        dialog, warning = parts.data_dialog(self.session, which, what, index, partial(self._set_data_text, which),
+                                            partial(self._set_generator, which))
+        if warning:
+            self.notify(warning, severity="warning")
+        if dialog is not None:
+            self.push_screen(dialog)
+
+    def _edit_tensor(self, text: str, index: tuple[int, ...] | None, whole: str,
+                     apply: Callable[[Any], None], errors: tuple[type[Exception], ...],
+                     explain: Callable[[Exception], str] | None = None, undo_label: str | None = None) -> str | None:
+        """Parse the text typed for a tensor (or one cell) and apply it; the reason for a refusal, or None."""
         reason = self._busy_reason()
         if reason:
             return reason
+        value, refused = parts.parse_value(text, index, whole)
+        if refused:
+            return refused
+        if undo_label is not None:
+            self.undo_stack.push(engine.snapshot(self.session, undo_label))
         try:
-            value = engine.parse_tensor_text(text)
-        except engine.WeightError as err:
-            return err.message
-        if index is not None and isinstance(value, list):
-            return "type one number for one cell (v pastes the whole tensor)"
-        self.undo_stack.push(engine.snapshot(self.session, f"edit {name}"))
-        try:
-            self.session.set_param(name, value, index)
-        except engine.WeightError as err:
-            self.undo_stack.done.pop()
-            return err.message
+            apply(value)
+        except errors as err:
+            if undo_label is not None:
+                self.undo_stack.done.pop()
+            return (explain or parts.refusal)(err)
         self._changed()
         return None
+
+    def _set_weight(self, name: str, index: tuple[int, ...] | None, text: str) -> str | None:
+        """Parse and set a weight (or one cell); returns the reason for a refusal, or None."""
+        return self._edit_tensor(text, index, "v pastes the whole tensor",
+                                 lambda value: self.session.set_param(name, value, index), (engine.WeightError,),
+                                 explain=lambda err: err.message, undo_label=f"edit {name}")
 
     def set_weight(self, name: str, value_text: str, index: tuple[int, ...] | None = None) -> str | None:
         """For scripts and tests: the same path as the editor."""
         return self._set_weight(name, index, value_text)
 
-    def _data_request(self, which: str, what: str, index: tuple[int, ...] | None) -> None:
-        if self._refuse("edit the data"):
-            return
-        s = self.session
-        tensor = s.inputs if which == "inputs" else s.targets
-        src = getattr(s.preset.data, which)
-        if what == "generator":
-            kind = src.kind if isinstance(src, engine.GeneratorSpec) else "randn"
-            shape = tuple(tensor.shape) if tensor is not None else tuple(s.spec.input_shape)
-            self.push_screen(parts.GeneratorModal(f"Generate the {which}", kind, shape,
-                                            partial(self._set_generator, which)))
-            return
-        if tensor is None:
-            self.notify(f"There are no {which} to edit: G sets a generator, or v types them.", severity="warning")
-            if what == "all":
-                self.push_screen(parts.TextEditModal(f"{which}", "Type the values: one row per sample.", "",
-                                               partial(self._set_data_text, which, None), multiline=True))
-            return
-        if what == "cell":
-            if index is None:
-                return
-            current = parts.num_text(tensor[index] if index else tensor)
-            self.push_screen(parts.TextEditModal(
-                f"{which}[{', '.join(str(i) for i in index)}]", f"A new value (now {current}).", current,
-                partial(self._set_data_text, which, index)))
-        else:
-            self.push_screen(parts.TextEditModal(
-                f"{which}: all values, shape {list(tensor.shape)}",
-                "One row per sample: rows by newline or ';', numbers by space or comma, or a nested list. "
-                "The sample shape must stay the model's input shape.",
-                engine.tensor_text(tensor.detach().cpu()), partial(self._set_data_text, which, None), multiline=True))
-
     def _set_data_text(self, which: str, index: tuple[int, ...] | None, text: str) -> str | None:
-        reason = self._busy_reason()
-        if reason:
-            return reason
-        try:
-            value = engine.parse_tensor_text(text)
-        except engine.WeightError as err:
-            return err.message
         s = self.session
-        if index is not None:
-            if isinstance(value, list):
-                return "type one number for one cell (v edits all values)"
-            tensor = s.inputs if which == "inputs" else s.targets
-            full = engine.tensor_to_list(tensor.detach().cpu())
-            if not index:
-                full = value
-            else:
-                cell = full
-                for i in index[:-1]:
-                    cell = cell[i]
-                cell[index[-1]] = value
-            value = full
-        if not isinstance(value, list):
-            value = [value]
-        if which == "targets":
-            value = parts.ints_if_whole(value) if self._classification() else value
-        try:
-            engine.set_data(s, **{which: value})
-        except engine.EngineError as err:
-            return err.message + (f" ({err.hint})" if err.hint else "")
-        except (RuntimeError, ValueError, TypeError) as err:
-            return str(err)
-        self._changed()
-        return None
-
-    def _classification(self) -> bool:
-        return engine.LOSSES[self.session.training.loss.type].kind == "classification"
+        return self._edit_tensor(text, index, "v edits all values",
+                                 lambda value: engine.set_data(s, **{which: parts.data_value(s, which, index, value)}),
+                                 (engine.EngineError, RuntimeError, ValueError, TypeError))
 
     def _set_generator(self, which: str, kind: str, shape: tuple[int, ...], low: int, high: int) -> str | None:
-        reason = self._busy_reason()
+        reason = self._busy_reason() or parts.check_generator(kind, low, high)
         if reason:
             return reason
-        if kind == "randint" and high <= low:
-            return f"high ({high}) must be greater than low ({low})"
         try:
             engine.set_data(self.session, **{which: engine.GeneratorSpec(kind, tuple(shape), low, high)})
-        except engine.EngineError as err:
-            return err.message + (f" ({err.hint})" if err.hint else "")
-        except (RuntimeError, ValueError, TypeError) as err:
-            return str(err)
+        except (engine.EngineError, RuntimeError, ValueError, TypeError) as err:
+            return parts.refusal(err)
         self._changed()
         return None
 
@@ -1233,41 +1009,22 @@ class PlaygroundApp(App[int]):
         if self.running:
             self.notify("Training settings are locked while a run is under way.", severity="warning")
             return
-        t = s.training
+        if msg.what == "device":
+            if msg.value != str(s.device):
+                self.choose_device(msg.value)
+            return
         try:
-            if msg.what == "loss":
-                if msg.value.type != t.loss.type or msg.value.args != t.loss.args:
-                    s.set_loss(msg.value)
-                    self._changed()
-            elif msg.what == "optimizer":
-                if msg.value.type != t.optimizer.type or msg.value.args != t.optimizer.args:
-                    s.set_optimizer(msg.value)
-                    self._changed()
-            elif msg.what == "run":
-                v = msg.value
-                seed_changed = int(v.get("seed", t.seed)) != t.seed
-                t.steps = int(v.get("steps", t.steps))
-                t.batch_size = int(v.get("batch_size", t.batch_size))
-                t.shuffle = bool(v.get("shuffle", t.shuffle))
-                t.seed = int(v.get("seed", t.seed))
-                if seed_changed:
-                    self.notify("The new seed applies at the next reset (R).")
-                self._update_status()
-            elif msg.what == "device":
-                if msg.value != str(s.device):
-                    self.choose_device(msg.value)
-            elif msg.what == "schedule":
-                old = t.scheduler
-                if (old is None) != (msg.value is None) or (old is not None and (old.type, old.args) != (
-                        msg.value.type, msg.value.args)):
-                    engine.set_scheduler(s, msg.value)
-                    self.notify(f"learning-rate schedule: {msg.value.type if msg.value else 'none (constant)'}")
-            elif msg.what == "stop":
-                t.target_loss = msg.value.get("target_loss")
-                t.target_accuracy = msg.value.get("target_accuracy")
+            changed, note = parts.apply_setting(s, msg.what, msg.value)
         except Exception as err:  # noqa: BLE001 - a refused setting is shown, nothing else changes
             self.push_screen(parts.ErrorModal("Setting refused", getattr(err, "message", str(err)),
-                                        getattr(err, "hint", "")))
+                                              getattr(err, "hint", "")))
+            return
+        if note:
+            self.notify(note)
+        if changed:
+            self._changed()
+        elif msg.what == "run":
+            self._update_status()
 
     def choose_loss(self, name: str) -> None:
         if self._refuse("change the loss"):

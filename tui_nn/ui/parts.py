@@ -9,21 +9,23 @@ from textual.widgets import Select
 from .screens.dataset import DatasetModal, dataset_spec
 from .screens.dialogs import ErrorModal, ExportModal, GeneratorModal, InitModal, SaveModal, TextEditModal
 from .screens.help import HelpScreen
-from .screens.layer_form import LayerFormScreen
+from .screens.layer_form import LayerFormScreen, preview_text
 from .screens.pickers import LayerPicker, PresetPicker
 from .screens.reports import confusion, confusion_screen, engine_text, gradcheck_screen, neuron_screen
 from .screens.runs import RunsModal
 from .widgets.boundary import BoundaryPane
-from .widgets.controls import TrainControls
+from .widgets.controls import TrainControls, apply_setting
 from .widgets.data import DataPane, InfoPane, Instructions
 from .widgets.layers import ErrorPanel, LayerTable, Totals
 from .widgets.plot import LossPlot, eval_series
-from .widgets.tensors import TensorEntry, TensorList, TensorsPane, TensorView, ints_if_whole, num_text
+from .widgets.tensor_edits import check_generator, data_dialog, data_value, parse_value, refusal, weight_dialog
+from .widgets.tensors import TensorEntry, TensorList, TensorsPane, TensorView, forward_trace, ints_if_whole, num_text, tensor_entries
 
 __all__ = [
+    "apply_setting", "check_generator", "data_dialog", "data_value", "parse_value", "refusal", "weight_dialog",
     "BoundaryPane", "DataPane", "DatasetModal", "ErrorModal", "ErrorPanel", "ExportModal", "GeneratorModal",
     "HelpScreen", "InfoPane", "InitModal", "Instructions", "LayerFormScreen", "LayerPicker", "LayerTable",
     "LossPlot", "PresetPicker", "RunsModal", "SaveModal", "Select", "TensorEntry", "TensorList", "TensorView",
     "TensorsPane", "TextEditModal", "Totals", "TrainControls", "confusion", "confusion_screen", "dataset_spec",
-    "engine_text", "eval_series", "gradcheck_screen", "ints_if_whole", "neuron_screen", "num_text",
+    "engine_text", "eval_series", "forward_trace", "gradcheck_screen", "ints_if_whole", "neuron_screen", "num_text", "preview_text", "tensor_entries",
 ]

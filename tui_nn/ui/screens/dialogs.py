@@ -311,8 +311,8 @@ class SaveModal(FileModal):
         event.stop()
         path = self.path_input
         stem, dot, ext = path.value.rpartition(".")
-        base = stem if dot and ext in ("toml", "tuinn") else path.value
-        path.value = base + (".tuinn" if event.value == "session" else ".toml")
+        base = stem if dot and ext in ("toml", engine.SUFFIX.lstrip(".")) else path.value
+        path.value = base + (engine.SUFFIX if event.value == "session" else ".toml")
 
     def submit(self, path: str) -> str | None:
         return self.apply_fn(path, bool(self.choice("weights")), str(self.choice("format")))

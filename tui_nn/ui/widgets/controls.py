@@ -184,3 +184,34 @@ def run_argspecs() -> tuple[Any, ...]:
         engine.ArgSpec("seed", engine.INT, 0, required=True, min=0, max=2**63 - 1, doc="data and initial weights (R resets)"),
         engine.ArgSpec("shuffle", engine.BOOL, True, doc="reshuffle mini-batches each epoch"),
     )
+
+
+def apply_setting(s: Session, what: str, value: Any) -> tuple[bool, str]:
+    """Apply a setting of the Train tab (a `TrainControls.Changed`, not the device) to the session: (whether
+    the model's loss or optimizer changed: views redraw, a note to show). A refused value raises the engine's
+    error and changes nothing."""
+    t = s.training
+    if what == "loss":
+        if value.type != t.loss.type or value.args != t.loss.args:
+            s.set_loss(value)
+            return True, ""
+    elif what == "optimizer":
+        if value.type != t.optimizer.type or value.args != t.optimizer.args:
+            s.set_optimizer(value)
+            return True, ""
+    elif what == "run":
+        seed_changed = int(value.get("seed", t.seed)) != t.seed
+        t.steps = int(value.get("steps", t.steps))
+        t.batch_size = int(value.get("batch_size", t.batch_size))
+        t.shuffle = bool(value.get("shuffle", t.shuffle))
+        t.seed = int(value.get("seed", t.seed))
+        return False, "The new seed applies at the next reset (R)." if seed_changed else ""
+    elif what == "schedule":
+        old = t.scheduler
+        if (old is None) != (value is None) or (old is not None and (old.type, old.args) != (value.type, value.args)):
+            engine.set_scheduler(s, value)
+            return False, f"learning-rate schedule: {value.type if value else 'none (constant)'}"
+    elif what == "stop":
+        t.target_loss = value.get("target_loss")
+        t.target_accuracy = value.get("target_accuracy")
+    return False, ""

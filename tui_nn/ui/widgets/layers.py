@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from textual.message import Message
 from textual.widgets import DataTable
 
 from tui_nn import engine
@@ -36,9 +37,31 @@ class LayerTable(DataTable):
 
     BINDINGS = keys.bindings("layers")  # ui/keys.py
 
+    class EditRequested(Message):
+        """Enter on a row: edit that layer's arguments (the app opens the form)."""
+
+        def __init__(self, path: str | None) -> None:
+            super().__init__()
+            self.path = path
+
+    class PathHighlighted(Message):
+        """The cursor moved to another layer (the totals show its details)."""
+
+        def __init__(self, path: str | None) -> None:
+            super().__init__()
+            self.path = path
+
     def __init__(self, **kw: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kw)
         self.paths: list[str] = []
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.post_message(self.EditRequested(self.selected_path))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self.post_message(self.PathHighlighted(self.selected_path))
 
     def add_row(self, *cells: Any, **kw: Any) -> Any:
         """Every row goes in here: its cells (layer types and arguments come from a file) printable, one line."""

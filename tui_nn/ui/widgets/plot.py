@@ -174,10 +174,6 @@ def rows_text(rows: list[Row]) -> Text:
     return Text("".join(plain), spans=spans)
 
 
-def matrix_text(matrix: Any) -> Text:
-    return rows_text(matrix_rows(matrix))
-
-
 class LossPlot(PlotextPlot):
     """Loss per step; `log` toggles a logarithmic y axis."""
 
