@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from textual.widgets import Input, Select, SelectionList, Static
 
-from tui_nn.ui.keys import palette_actions
 from tui_nn.ui.app import PlaygroundApp
+from tui_nn.ui.keys import palette_actions
 from tui_nn.ui.screens.dataset import DatasetModal
 from tui_nn.ui.screens.dialogs import ExportModal, SaveModal, TextEditModal
 from tui_nn.ui.screens.reports import ReportModal
@@ -262,7 +262,8 @@ async def test_autosave_during_a_run_is_a_consistent_step(tmp_path: Path, monkey
         await loaded(pilot)
         app.train(10**7)
         await wait_until(pilot, lambda: auto.exists() and app.autosaver.current is not None
-                         and (app.autosaver.current.last_step or 0) > 0 and app.running, what="an autosave during the run")
+                         and (app.autosaver.current.last_step or 0) > 0 and app.running,
+                         what="an autosave during the run")
         await pilot.press("s")
         await settle(pilot)
         assert app.last_finished.reason == "stopped"

@@ -25,13 +25,11 @@ from textual.css.query import NoMatches
 from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from .commands import PlaygroundCommands
 from tui_nn import engine
 
 from . import files, keys, loading, startup
 from .autosave import Autosaver
-from .run_state import RunState
-from .startup import PREVIEW_NOTE, SKELETON_TABS, parts
+from .commands import PlaygroundCommands
 from .messages import (
     EngineDone,
     EngineFailed,
@@ -43,13 +41,23 @@ from .messages import (
     TrainFinished,
     TrainProgress,
 )
+from .run_state import RunState
 from .safe import Shown, Text, line, shown
+from .startup import PREVIEW_NOTE, SKELETON_TABS, parts
 from .widgets.status import StatusBar, accuracy_now, eval_accuracy
 
 if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
 
-    from tui_nn.engine import DeviceInfo, Finished, ModelSpec, Preset, Progress, Session, UndoStack
+    from tui_nn.engine import (
+        DeviceInfo,
+        Finished,
+        ModelSpec,
+        Preset,
+        Progress,
+        Session,
+        UndoStack,
+    )
     from tui_nn.engine.training.runner import ProcessRunner, ThreadRunner
     from tui_nn.engine.training.runs import RunRegistry
 
@@ -87,12 +95,13 @@ class PlaygroundApp(App[int]):
         self.loaded = threading.Event()
         self.autosave_note = ""  # "autosaved NAME", shown in the status line until the next run
         self.session_path: str | None = None  # the .tuinn file this session was opened from or saved to
-        self._runner: ThreadRunner | ProcessRunner | None = None  # the engine's runner: a trainer process (TUI_NN_RUNNER=thread: in a thread)
+        # the engine's runner: a trainer process (TUI_NN_RUNNER=thread: in a thread)
+        self._runner: ThreadRunner | ProcessRunner | None = None
         self._runner_lock = threading.Lock()
         self._train_idle = threading.Event()  # clear while the train worker runs
         self._train_idle.set()
         self.saved_on_quit: str | None = None  # the autosave written when quitting, if any
-        self.runs: RunRegistry | None = None  # the engine's RunRegistry, kept across the sessions opened (runs compared)
+        self.runs: RunRegistry | None = None  # kept across the sessions opened (runs compared)
         self.built = False  # the panes' widgets are mounted (`_build`, right after the first frame)
         self._preview_drawn = threading.Event()  # the preset's preview is on screen (the load worker waits for it)
         self.gc_held = False  # run_app disabled the garbage collector for start-up: the first load resumes it
@@ -100,8 +109,8 @@ class PlaygroundApp(App[int]):
 
     # -- what is shown: printable, never markup (tui_nn/ui/safe.py) ----------------------------------
 
-    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information", timeout: float | None = None,
-               markup: bool = True) -> None:
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
         """Every notification (the app's, its widgets' and screens', Textual's own): messages quote file names,
         keys and errors, so the message and the title are made printable. The app passes markup=False wherever it
         puts outside text in a message (Textual's own notices use markup)."""
@@ -141,8 +150,8 @@ class PlaygroundApp(App[int]):
         for pane in (
             TabPane("1 Layers", layers, id="tab-layers"),
             TabPane("2 Tensors", parts.TensorsPane(id="tensors"), id="tab-tensors"),
-            TabPane("3 Train", Horizontal(parts.TrainControls(id="controls"), parts.LossPlot(id="plot"), id="train-split"),
-                    id="tab-train"),
+            TabPane("3 Train", Horizontal(parts.TrainControls(id="controls"), parts.LossPlot(id="plot"),
+                                          id="train-split"), id="tab-train"),
             TabPane("4 Data", parts.DataPane(id="data"), id="tab-data"),
             TabPane("5 Info", parts.InfoPane(id="info"), id="tab-info"),
             TabPane("6 Boundary", parts.BoundaryPane(id="boundary"), id="tab-boundary"),
@@ -253,7 +262,8 @@ class PlaygroundApp(App[int]):
         self.runstate.opened()
         await self.query_one(parts.TrainControls).load(self.session, self.devices)
         err = self.session.report.error
-        previewed, self.runstate.previewing = self.runstate.previewing, False  # the cursor stays where it was moved in the preview
+        # the cursor stays where it was moved in the preview
+        previewed, self.runstate.previewing = self.runstate.previewing, False
         self._changed(select=(err.path or str(err.layer)) if err is not None else None if previewed else "0")
         if msg.note:
             self.notify(msg.note, severity="warning", markup=False)
@@ -489,8 +499,8 @@ class PlaygroundApp(App[int]):
         if self._refuse("add a layer"):
             return
         path = self._selected_path()
-        where = f"after layer {path}" if path is not None else "at the end"
-        self.push_screen(parts.LayerPicker(where), callback=lambda t: self.add_layer_of_type(t, path) if t else None)
+        self.push_screen(parts.LayerPicker(parts.where(path)),
+                         callback=lambda t: self.add_layer_of_type(t, path) if t else None)
 
     def add_layer_of_type(self, type_name: str, path: str | None = ...) -> None:  # type: ignore[assignment]
         if self._refuse("add a layer"):
@@ -512,9 +522,7 @@ class PlaygroundApp(App[int]):
         if not lt.args:
             insert({})
             return
-        where = f"after layer {path}" if path is not None else "at the end"
-        self.push_screen(parts.LayerFormScreen(f"Add {type_name} {where}", type_name, new.args,
-                                         partial(parts.preview_text, self.session, path, type_name, True)), callback=insert)
+        self.push_screen(parts.add_form(s, type_name, path, new), callback=insert)
 
     def action_edit_layer(self) -> None:
         if self._refuse("edit a layer"):
@@ -524,12 +532,9 @@ class PlaygroundApp(App[int]):
             self.notify("No layer: press a to add one.", severity="warning")
             return
         spec = engine.get_layer(self.session.spec, path)
-        lt = engine.CATALOGUE[spec.type]
-        if spec.type == "Residual":
-            self.notify("A Residual block has no arguments: edit the layers inside it.", severity="warning")
-            return
-        if not lt.args:
-            self.notify(f"{spec.type} has no arguments.", severity="information")
+        why, severity = parts.not_editable(spec)
+        if why:
+            self.notify(why, severity=severity)
             return
 
         def done(args: dict[str, Any] | None) -> None:
@@ -542,8 +547,7 @@ class PlaygroundApp(App[int]):
 
             self._edit_model(f"edit layer {path}", mutate)
 
-        self.push_screen(parts.LayerFormScreen(f"Layer {path}: {spec.type}", spec.type, spec.args,
-                                         partial(parts.preview_text, self.session, path, spec.type, False)), callback=done)
+        self.push_screen(parts.edit_form(self.session, path, spec), callback=done)
 
     def on_layer_table_edit_requested(self, msg: parts.LayerTable.EditRequested) -> None:
         self.action_edit_layer()
@@ -584,13 +588,10 @@ class PlaygroundApp(App[int]):
     def action_apply_fix(self, alternative: bool = False) -> None:
         s = self.session
         err = s.report.error if s is not None else None
-        fixes = [] if err is None else ([err.fix] if not alternative else list(err.extra_fixes))
-        if alternative and err is not None:
-            fixes = [f for f in err.extra_fixes if f.layer == engine.INPUT_FIX] or fixes
-        if err is None or not fixes or fixes[0] is None:
+        fix = parts.fix_to_apply(err, alternative)
+        if fix is None:
             self.notify("There is no fix to apply.", severity="warning")
             return
-        fix = fixes[0]
         self._edit_model(f"fix: {fix.text}", lambda m: engine.apply_fix(m, err, fix))
 
     def action_apply_alt_fix(self) -> None:
@@ -630,8 +631,7 @@ class PlaygroundApp(App[int]):
             return
         spec = engine.get_layer(self.session.spec, path)
         mpath = engine.module_path(path)
-        module = dict(self.session.model.named_modules()).get(mpath)
-        if module is None or not any(True for _ in module.parameters()):
+        if not parts.has_parameters(self.session, mpath):
             self.notify(f"Layer {path} ({spec.type}) has no parameters to freeze.", severity="warning")
             return
         self.undo_stack.push(engine.snapshot(self.session, f"freeze layer {path}"))
@@ -671,29 +671,14 @@ class PlaygroundApp(App[int]):
     def action_edit_input_shape(self) -> None:
         if self._refuse("change the input shape"):
             return
-        s = self.session
 
-        def apply(text: str) -> str | None:
-            try:
-                shape = tuple(int(x) for x in text.replace("[", " ").replace("]", " ").replace(",", " ").split())
-            except ValueError:
-                return "whole numbers, e.g. 1, 3 (batch, features) or 8, 1, 28, 28"
-            if not shape or any(v < 1 for v in shape) or len(shape) > 8:
-                return "one to eight positive sizes, the first counting samples"
-            if shape == tuple(s.spec.input_shape):
-                return None
-
+        def apply(shape: tuple[int, ...]) -> None:
             def mutate(m: ModelSpec) -> None:
                 m.input_shape = shape
-                return None
 
             self._edit_model("set the input shape", mutate)
-            return None
 
-        self.push_screen(parts.TextEditModal(
-            "Model input shape", "Sizes separated by commas; the first counts samples (the batch).\n"
-            "Changing the sample shape replaces inline data with random data.",
-            ", ".join(str(v) for v in s.spec.input_shape), apply))
+        self.push_screen(parts.input_shape_dialog(tuple(self.session.spec.input_shape), apply))
 
     # -- weights and data ------------------------------------------------------------------------
 

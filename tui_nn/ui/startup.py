@@ -69,7 +69,9 @@ def prestart_trainer() -> None:
     """Once the preview is on screen, before this process imports torch: the trainer process, which imports
     torch itself (about 4 s with torch._dynamo), on the other core meanwhile; the runner adopts it
     (engine/training/process.py). Started earlier, it slowed the preview (2 cores)."""
-    from tui_nn.engine.training import process  # no torch; multiprocessing, not needed for the first frame
+    from tui_nn.engine.training import (
+        process,  # no torch; multiprocessing, not needed for the first frame
+    )
 
     if process.wants_process():
         try:

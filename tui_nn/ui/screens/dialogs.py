@@ -187,7 +187,8 @@ class GeneratorModal(ModalScreen[bool]):
             yield Shown(Text(self.title_text, style="bold"), classes="dialog-title", line=True)
             with Horizontal(classes="pick-row"):
                 yield Label("generator")
-                yield Select([(g, g) for g in engine.GENERATORS], value=self.kind if self.kind in engine.GENERATORS else "randn",
+                kind = self.kind if self.kind in engine.GENERATORS else "randn"
+                yield Select([(g, g) for g in engine.GENERATORS], value=kind,
                              allow_blank=False, compact=True, id="gen-kind")
             with Horizontal(classes="pick-row"):
                 yield Label("shape")

@@ -15,7 +15,7 @@ from ..safe import Shown, Text
 from .forms import ArgsForm
 
 if TYPE_CHECKING:
-    from tui_nn.engine import DeviceInfo, Session
+    from tui_nn.engine import ArgSpec, DeviceInfo, Session
 
 
 class TrainControls(VerticalScroll):
@@ -140,7 +140,8 @@ class TrainControls(VerticalScroll):
             lr = self.query_one("#opt-args", ArgsForm).values.get("lr")
             values = {"lr": lr} if lr is not None else {}
             await self._replace_form("opt-args", engine.OPTIMIZERS[name].args, values)
-            self.post_message(self.Changed("optimizer", engine.CallSpec(name, args_of(engine.OPTIMIZERS[name].args, values))))
+            args = args_of(engine.OPTIMIZERS[name].args, values)
+            self.post_message(self.Changed("optimizer", engine.CallSpec(name, args)))
         else:
             self.post_message(self.Changed("device", str(event.value)))
 
@@ -169,20 +170,22 @@ def args_of(argspecs: Any, values: dict[str, Any]) -> dict[str, Any]:
     return engine.args_from_values(argspecs, values)
 
 
-def stop_argspecs() -> tuple[Any, ...]:
+def stop_argspecs() -> tuple[ArgSpec, ...]:
+    arg, num = engine.ArgSpec, engine.FLOAT
     return (
-        engine.ArgSpec("target_loss", engine.FLOAT, None, min=0.0, doc="stop once the loss is at or below this (empty: none)"),
-        engine.ArgSpec("target_accuracy", engine.FLOAT, None, min=0.0, max=1.0,
-                doc="stop once a batch's accuracy reaches this, 0..1 (classification)"),
+        arg("target_loss", num, None, min=0.0, doc="stop once the loss is at or below this (empty: none)"),
+        arg("target_accuracy", num, None, min=0.0, max=1.0,
+            doc="stop once a batch's accuracy reaches this, 0..1 (classification)"),
     )
 
 
-def run_argspecs() -> tuple[Any, ...]:
+def run_argspecs() -> tuple[ArgSpec, ...]:
+    arg, whole = engine.ArgSpec, engine.INT
     return (
-        engine.ArgSpec("steps", engine.INT, 100, required=True, min=1, max=10**9, doc="steps for r (run)"),
-        engine.ArgSpec("batch_size", engine.INT, 0, required=True, min=0, max=2**31 - 1, doc="0 = all samples each step"),
-        engine.ArgSpec("seed", engine.INT, 0, required=True, min=0, max=2**63 - 1, doc="data and initial weights (R resets)"),
-        engine.ArgSpec("shuffle", engine.BOOL, True, doc="reshuffle mini-batches each epoch"),
+        arg("steps", whole, 100, required=True, min=1, max=10**9, doc="steps for r (run)"),
+        arg("batch_size", whole, 0, required=True, min=0, max=2**31 - 1, doc="0 = all samples each step"),
+        arg("seed", whole, 0, required=True, min=0, max=2**63 - 1, doc="data and initial weights (R resets)"),
+        arg("shuffle", engine.BOOL, True, doc="reshuffle mini-batches each epoch"),
     )
 
 
