@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -27,7 +25,7 @@ from textual.worker import get_current_worker
 
 from tui_nn import engine
 
-from . import files, keys, loading, startup
+from . import files, keys, loading, startup, training
 from .autosave import Autosaver
 from .commands import PlaygroundCommands
 from .messages import (
@@ -839,39 +837,12 @@ class PlaygroundApp(App[int]):
         worker = get_current_worker()
         session = self.session
         stop = self._stop_event
-        offset = 0  # steps done by the earlier slices of this run
-
-        def report(r: Progress | Finished) -> None:
-            if isinstance(r, engine.Progress):
-                if offset:
-                    r = replace(r, run_steps=r.run_steps + offset)
-                self.post_message(TrainProgress(r, session.history.series()))
-
         pause_at, self.runstate.pause_at = self.runstate.pause_at, None
-        run_steps = steps
-        if pause_at is not None:  # pause exactly at that step (a deterministic mid-run state)
-            run_steps = max(0, min(steps, pause_at - session.step))
-        interval = self.autosave_interval()
-        deadline = [time.monotonic() + interval] if interval else [float("inf")]
-
-        def should_stop() -> bool:
-            return stop.is_set() or worker.is_cancelled or time.monotonic() >= deadline[0]
-
         try:
-            while True:
-                finished = self.runner().run(session, run_steps - offset, report=report, should_stop=should_stop)
-                offset += finished.run_steps
-                if (finished.reason == "stopped" and not stop.is_set() and not worker.is_cancelled
-                        and offset < run_steps):  # the slice ended for an autosave: save, then go on
-                    if finished.run_steps:  # (a first slice can end before its first step: the trainer starting)
-                        self.autosave_now(session)
-                    deadline[0] = time.monotonic() + interval
-                    continue
-                break
-            finished = replace(finished, run_steps=offset)
-            if run_steps < steps and finished.reason == "done":
-                self.runstate.pause_requested = True
-                finished = replace(finished, reason="stopped")
+            finished, paused = training.run_in_slices(
+                self.runner().run, session, steps, pause_at=pause_at, interval=self.autosave_interval(),
+                stopped=lambda: stop.is_set() or worker.is_cancelled, autosave=self.autosave_now,
+                report=lambda p: self.post_message(TrainProgress(p, session.history.series())))
         except engine.EngineError as err:
             self.post_message(TrainFailed(err.message, err.hint))
             return
@@ -879,6 +850,8 @@ class PlaygroundApp(App[int]):
             self.post_message(TrainFailed(f"{type(err).__name__}: {err}", "the weights are those of the last "
                                                                           "completed step"))
             return
+        if paused:
+            self.runstate.pause_requested = True
         self.post_message(TrainFinished(finished))
 
     def on_train_progress(self, msg: TrainProgress) -> None:
