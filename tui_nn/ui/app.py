@@ -42,7 +42,7 @@ from .messages import (
 from .run_state import RunState
 from .safe import Shown, Text, line, shown
 from .startup import PREVIEW_NOTE, SKELETON_TABS, parts
-from .widgets.status import StatusBar, accuracy_now, eval_accuracy
+from .widgets.status import LossNow, StatusBar
 
 if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
@@ -85,7 +85,7 @@ class PlaygroundApp(App[int]):
         self.runstate = RunState(on_change=self._phase_changed)  # phase, run counters, edit queue (run_state.py)
         self.undo_stack: UndoStack | None = None
         self._trace_cache: list[tuple[str, Any]] | None = None
-        self._initial_loss: tuple[int, float | None] | None = None
+        self.loss_now = LossNow()  # the loss in the status line (of the untrained model: once per version)
         self._stop_event = threading.Event()
         self.last_progress: Progress | None = None
         self.last_finished: Finished | None = None
@@ -321,47 +321,12 @@ class PlaygroundApp(App[int]):
     def _active_tab(self) -> str:
         return self.query_one(TabbedContent).active.removeprefix("tab-")
 
-    def _current_loss(self) -> float | None:
-        s = self.session
-        if s is None:
-            return None
-        if self.running and self.last_progress is not None:
-            return float(self.last_progress.loss)
-        if len(s.history):
-            return float(s.history.last)
-        if self.running:
-            return None
-        if self._initial_loss is None or self._initial_loss[0] != self.version:
-            try:
-                value = s.loss_value()
-            except Exception:  # noqa: BLE001 - e.g. targets that do not fit the loss: no loss to show
-                value = None
-            self._initial_loss = (self.version, value)
-        return self._initial_loss[1]
-
     def _update_status(self, note: str = "") -> None:
-        s = self.session
-        bar = self.query_one(StatusBar)
-        if s is None:
-            bar.show(state=self.run_state, step=0, loss=None, device="…", note=note)
-            return
-        state = self.run_state
-        if state == "busy":
-            note = note or f"{self.runstate.busy_label}…"
-        sps = eta = None
-        p = self.last_progress if state == "running" else None
-        done, total = self.runstate.progress(p.run_steps if p is not None else None) or (None, None)
-        if p is not None and total is not None and self.clock:
-            sps = p.steps_per_s
-            eta = (total - done) / p.steps_per_s if p.steps_per_s > 0 else None
-        if not note and state == "ready" and self.autosave_note:
-            note = self.autosave_note
-        if not note and s.report.error is not None and state == "ready":
-            note = "shape error: f fixes it" if s.report.error.fix is not None else "shape error (Layers tab)"
-        bar.show(state=state, step=s.step, loss=self._current_loss(), device=str(s.device), name=s.preset.name,
-                 steps_per_s=sps, eta=eta, done=done, total=total, note=note,
-                 accuracy=accuracy_now(s, self.last_progress if self.running else None),
-                 test_accuracy=eval_accuracy(s))
+        running = self.running
+        self.query_one(StatusBar).show_session(
+            self.session, self.runstate, self.last_progress if running else None, clock=self.clock, note=note,
+            autosave_note=self.autosave_note,
+            loss=self.loss_now.value(self.session, self.last_progress, running, self.version))
 
     # -- tensors ---------------------------------------------------------------------------------
 
