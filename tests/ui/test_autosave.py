@@ -16,3 +16,10 @@ def test_autosave_dir_follows_the_override_then_xdg(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("XDG_DATA_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert autosave_dir() == tmp_path / "home" / ".local" / "share" / "tui-nn" / "autosave"
+
+
+def test_the_suffix_known_before_torch_is_the_engines() -> None:
+    import tui_nn.engine as engine
+    from tui_nn.ui.startup import SESSION_SUFFIX
+
+    assert engine.SUFFIX == SESSION_SUFFIX

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 
-PHASES = ("loading", "ready", "busy", "running", "paused", "error")  # as ui/run_state.py names them
-
 
 @dataclass(frozen=True)
 class Key:
