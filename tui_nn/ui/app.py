@@ -1,11 +1,14 @@
 """The playground: one screen that drives the engine. It holds no training logic of its own.
 
-Threads: loading a preset, rebuilding the model after a layer edit, resetting and moving devices run in
-thread workers (`_engine_op`); training runs in a thread worker calling `Trainer.run`, whose report
-callback posts `TrainProgress` messages (the trainer reports at about 15 Hz). The UI thread only reads
-the session; while a run is under way, edits are refused with a notice.
+The app is a router: it composes the screen, routes the regions' messages (widgets/: the layer table, the
+tensors, the Train tab...; each declares its own) to thin actions, and runs engine work in thread workers
+(`_engine_op`: loading, rebuilding after a layer edit, resetting, moving devices, saving). Training runs in a
+worker (ui/training.py) whose reports come back as `TrainProgress` messages (about 15 Hz). The run's phase and
+counters are one object (ui/run_state.py), the keys one table (ui/keys.py). The UI thread only reads the
+session; while a run is under way, edits are refused with a notice.
 
-Nothing here imports torch at module level: the first frame is drawn before the engine loads.
+Start-up (ui/startup.py): nothing here imports torch or the widgets at module level; the first frame is drawn
+before they load, and the widgets and screens are reached as `parts.X` once imported.
 """
 
 from __future__ import annotations
