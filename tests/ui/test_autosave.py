@@ -19,7 +19,7 @@ def test_autosave_dir_follows_the_override_then_xdg(monkeypatch: pytest.MonkeyPa
 
 
 def test_the_suffix_known_before_torch_is_the_engines() -> None:
-    import tui_nn.engine as engine
+    from tui_nn import engine
     from tui_nn.ui.startup import SESSION_SUFFIX
 
     assert engine.SUFFIX == SESSION_SUFFIX

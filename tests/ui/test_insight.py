@@ -246,11 +246,11 @@ async def test_export_script_csv_and_screenshot(tmp_path: Path) -> None:
 async def test_autosave_during_a_run_is_a_consistent_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A long run is autosaved between two slices: the file holds exactly the weights of the step it names."""
     import tui_nn.engine.files.session_file as sessionio
-    import tui_nn.ui.autosave as autosave
     from tui_nn.engine.files.preset_read import load_preset
     from tui_nn.engine.files.session_file import load_session
     from tui_nn.engine.training.session import Session
     from tui_nn.engine.training.trainer import train
+    from tui_nn.ui import autosave
 
     monkeypatch.setenv("TUI_NN_AUTOSAVE", "on")
     monkeypatch.setenv("TUI_NN_AUTOSAVE_DIR", str(tmp_path / "auto"))

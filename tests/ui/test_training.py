@@ -13,7 +13,7 @@ class SliceRunner:
         self.per_slice = per_slice
         self.calls: list[int] = []
 
-    def run(self, session, steps, *, report, should_stop):  # noqa: ANN001, ANN201
+    def run(self, session, steps, *, report, should_stop):
         self.calls.append(steps)
         done = min(steps, self.per_slice)
         session.step += done

@@ -6,8 +6,9 @@ No Textual here; the engine's names are used when called (torch loads after the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from tui_nn import engine
 
@@ -81,7 +82,7 @@ def export_notice(session: Session, kind: str, written: Path, from_start: bool) 
     if kind != "script":
         return f"written: {where}", "information", None
     if from_start:
-        return (f"written: {where}: it trains from step 0 with the weights this history began from, "
-                "and prints the same losses as the app", "information", 8)
-    return (f"written: {where}: it trains from the current weights (step {session.step}; the weights of "
-            "step 0 are not known for this session) with a fresh optimizer", "warning", 8)
+        return (f"written: {where}: it trains from step 0 with the weights this history began from, and prints the "
+                "same losses as the app"), "information", 8
+    return (f"written: {where}: it trains from the current weights (step {session.step}; the weights of step 0 "
+            "are not known for this session) with a fresh optimizer"), "warning", 8

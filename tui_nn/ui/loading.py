@@ -4,8 +4,9 @@ widgets here: what happened is posted as messages (ui/messages.py) for the app t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 

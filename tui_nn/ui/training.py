@@ -5,8 +5,9 @@ run), and a run that pauses exactly at a given step (a deterministic mid-run sta
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from tui_nn import engine
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -27,7 +28,7 @@ class DatasetModal(ModalScreen[bool]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "apply", "Apply")]
 
-    def __init__(self, data: DataSpec, apply: Callable[[dict[str, Any]], "str | None"]) -> None:
+    def __init__(self, data: DataSpec, apply: Callable[[dict[str, Any]], str | None]) -> None:
         super().__init__()
         self.data = data
         self.apply_fn = apply

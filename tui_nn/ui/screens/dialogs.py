@@ -4,7 +4,8 @@ outside is shown literally."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical

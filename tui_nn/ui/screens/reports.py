@@ -3,7 +3,8 @@ Outside text is always literal."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll

@@ -3,8 +3,9 @@ edited layer, the fix to apply, the model input shape typed in. The app rebuilds
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from tui_nn import engine
 

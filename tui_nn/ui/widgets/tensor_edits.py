@@ -4,7 +4,8 @@ value to the session (with undo) and redraws."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from tui_nn import engine
 
