@@ -29,9 +29,9 @@ async def test_undo_pressed_quickly_is_queued_not_refused() -> None:
         app.clear_notifications()
         for _ in range(3):  # as three quick presses: the second and third come while the first is applied
             app.action_undo()
-        assert len(app._queued) == 2
+        assert len(app.runstate.queued) == 2
         await settle(pilot)
-        await wait_until(pilot, lambda: not app._queued and app.run_state == "ready", what="the queue")
+        await wait_until(pilot, lambda: not app.runstate.queued and app.run_state == "ready", what="the queue")
         await settle(pilot)
         assert types(app) == ["Linear", "ReLU", "Softmax"]
         assert not any("Cannot" in n.message for n in app._notifications)

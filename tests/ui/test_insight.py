@@ -11,8 +11,11 @@ import pytest
 from textual.widgets import Input, Select, SelectionList, Static
 
 from tui_nn.ui.app import PlaygroundApp
-from tui_nn.ui.screens.dialogs import SaveModal, TextEditModal
-from tui_nn.ui.screens.insight import DatasetModal, ExportModal, ReportModal, RunsModal
+from tui_nn.ui.keys import palette_actions
+from tui_nn.ui.screens.dataset import DatasetModal
+from tui_nn.ui.screens.dialogs import ExportModal, SaveModal, TextEditModal
+from tui_nn.ui.screens.reports import ReportModal
+from tui_nn.ui.screens.runs import RunsModal
 from tui_nn.ui.widgets.plot import LossPlot
 
 from .helpers import loaded, preset, settle, train_steps, wait_until
@@ -78,7 +81,7 @@ async def test_metrics_boundary_confusion_and_optimizer_state() -> None:
         # accuracy in the status line, the test loss as a second series on the loss plot
         status = app.query_one("#status").text.plain
         assert " acc " in status and " test " in status
-        labels = [a[0] for a in app.palette_actions()]
+        labels = [a[0] for a in palette_actions()]
         for what in ("Boundary tab", "data set", "Confusion matrix", "Runs compared", "gradient check",
                      "neuron", "Export", "session"):
             assert any(what in label for label in labels), what
@@ -243,23 +246,24 @@ async def test_export_script_csv_and_screenshot(tmp_path: Path) -> None:
 async def test_autosave_during_a_run_is_a_consistent_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A long run is autosaved between two slices: the file holds exactly the weights of the step it names."""
     import tui_nn.engine.files.session_file as sessionio
-    import tui_nn.ui.insight as insight
     from tui_nn.engine.files.preset_read import load_preset
     from tui_nn.engine.files.session_file import load_session
     from tui_nn.engine.training.session import Session
     from tui_nn.engine.training.trainer import train
+    from tui_nn.ui import autosave
 
     monkeypatch.setenv("TUI_NN_AUTOSAVE", "on")
     monkeypatch.setenv("TUI_NN_AUTOSAVE_DIR", str(tmp_path / "auto"))
-    monkeypatch.setattr(insight, "AUTOSAVE_INTERVAL", 0.3)
+    monkeypatch.setattr(autosave, "AUTOSAVE_INTERVAL", 0.3)
     monkeypatch.setattr(sessionio, "MIN_AUTOSAVE_INTERVAL", 0.1)
     app = PlaygroundApp(preset("boundary"), clock=False)
     auto = tmp_path / "auto" / "boundary.tuinn"
     async with app.run_test(size=(80, 24)) as pilot:
         await loaded(pilot)
         app.train(10**7)
-        await wait_until(pilot, lambda: auto.exists() and app._autosave is not None
-                         and (app._autosave.last_step or 0) > 0 and app.running, what="an autosave during the run")
+        await wait_until(pilot, lambda: auto.exists() and app.autosaver.current is not None
+                         and (app.autosaver.current.last_step or 0) > 0 and app.running,
+                         what="an autosave during the run")
         await pilot.press("s")
         await settle(pilot)
         assert app.last_finished.reason == "stopped"

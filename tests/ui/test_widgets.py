@@ -12,7 +12,12 @@ from textual.app import App
 from textual.widgets import Input, OptionList, Select, Static, TextArea
 
 from tui_nn.ui.app import PlaygroundApp
-from tui_nn.ui.screens.dialogs import GeneratorModal, InitModal, SaveModal, TextEditModal
+from tui_nn.ui.screens.dialogs import (
+    GeneratorModal,
+    InitModal,
+    SaveModal,
+    TextEditModal,
+)
 from tui_nn.ui.screens.layer_form import LayerFormScreen
 from tui_nn.ui.screens.pickers import PresetPicker
 from tui_nn.ui.widgets.controls import TrainControls

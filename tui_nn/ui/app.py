@@ -1,32 +1,36 @@
 """The playground: one screen that drives the engine. It holds no training logic of its own.
 
-Threads: loading a preset, rebuilding the model after a layer edit, resetting and moving devices run in
-thread workers (`_engine_op`); training runs in a thread worker calling `Trainer.run`, whose report
-callback posts `TrainProgress` messages (the trainer reports at about 15 Hz). The UI thread only reads
-the session; while a run is under way, edits are refused with a notice.
+The app is a router: it composes the screen, routes the regions' messages (widgets/: the layer table, the
+tensors, the Train tab...; each declares its own) to thin actions, and runs engine work in thread workers
+(`_engine_op`: loading, rebuilding after a layer edit, resetting, moving devices, saving). Training runs in a
+worker (ui/training.py) whose reports come back as `TrainProgress` messages (about 15 Hz). The run's phase and
+counters are one object (ui/run_state.py), the keys one table (ui/keys.py). The UI thread only reads the
+session; while a run is under way, edits are refused with a notice.
 
-Nothing here imports torch at module level: the first frame is drawn before the engine loads.
+Start-up (ui/startup.py): nothing here imports torch or the widgets at module level; the first frame is drawn
+before they load, and the widgets and screens are reached as `parts.X` once imported.
 """
 
 from __future__ import annotations
 
-import gc
+import asyncio
 import threading
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from textual import on, work
+from textual import work
 from textual.app import App
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
-from textual.widgets import DataTable, Footer, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from . import splash
+from tui_nn import engine
+
+from . import files, keys, loading, startup, training
+from .autosave import Autosaver
 from .commands import PlaygroundCommands
-from .insight import INSIGHT_BINDINGS, InsightMixin
 from .messages import (
     EngineDone,
     EngineFailed,
@@ -38,48 +42,32 @@ from .messages import (
     TrainFinished,
     TrainProgress,
 )
+from .run_state import RunState
 from .safe import Shown, Text, line, shown
-from .widgets.status import StatusBar
+from .startup import PREVIEW_NOTE, SKELETON_TABS, parts
+from .widgets.status import LossNow, StatusBar
 
-if TYPE_CHECKING:  # imported for real by _import_ui, after the first frame
-    from .screens.dialogs import ErrorModal, GeneratorModal, InitModal, SaveModal, TextEditModal
-    from .screens.help import HelpScreen
-    from .screens.layer_form import LayerFormScreen
-    from .screens.pickers import LayerPicker, PresetPicker
-    from .widgets.boundary import BoundaryPane
-    from .widgets.controls import TrainControls
-    from .widgets.data import DataPane, InfoPane, Instructions
-    from .widgets.layers import ErrorPanel, LayerTable, Totals
-    from .widgets.plot import LossPlot
-    from .widgets.tensors import TensorEntry, TensorList, TensorsPane, TensorView
+if TYPE_CHECKING:
+    from textual.notifications import SeverityLevel
 
-
-def _import_ui() -> None:
-    """The widget and screen modules (numpy, plotext and ours: about 0.4 s on the lab VM), imported after the
-    first frame is drawn: the first frame is the tab bar and the status line (docs/performance.md, start-up)."""
-    global ErrorModal, GeneratorModal, InitModal, SaveModal, TextEditModal, HelpScreen, LayerFormScreen
-    global LayerPicker, PresetPicker, BoundaryPane, TrainControls, DataPane, InfoPane, Instructions
-    global ErrorPanel, LayerTable, Totals, LossPlot, TensorEntry, TensorList, TensorsPane, TensorView
-    from .screens.dialogs import ErrorModal, GeneratorModal, InitModal, SaveModal, TextEditModal
-    from .screens.help import HelpScreen
-    from .screens.layer_form import LayerFormScreen
-    from .screens.pickers import LayerPicker, PresetPicker
-    from .widgets.boundary import BoundaryPane
-    from .widgets.controls import TrainControls
-    from .widgets.data import DataPane, InfoPane, Instructions
-    from .widgets.layers import ErrorPanel, LayerTable, Totals
-    from .widgets.plot import LossPlot
-    from .widgets.tensors import TensorEntry, TensorList, TensorsPane, TensorView
+    from tui_nn.engine import (
+        DeviceInfo,
+        Finished,
+        ModelSpec,
+        Preset,
+        Progress,
+        Session,
+        UndoStack,
+    )
+    from tui_nn.engine.training.runner import ProcessRunner, ThreadRunner
+    from tui_nn.engine.training.runs import RunRegistry
 
 TABS = ("layers", "tensors", "train", "data", "info", "boundary")
-PREVIEW_NOTE = "loading PyTorch…"  # the status line's note while the preset's preview is shown
-SKELETON_TABS = splash.TABS  # the first frame's tab line (splash.py draws it before Textual is imported)
 LIVE_TENSOR_INTERVAL = 0.25  # seconds between live refreshes of a parameter shown while training
 STATUS_INTERVAL = 0.2  # seconds between status-bar updates while training (terminal output: docs/performance.md)
-MAX_QUEUED = 16  # layer edits and undos queued behind the one being applied
 
 
-class PlaygroundApp(InsightMixin, App[int]):
+class PlaygroundApp(App[int]):
     """tui-nn: build, shape-check, edit, train and watch a PyTorch network."""
 
     CSS_PATH = "app.tcss"
@@ -88,99 +76,58 @@ class PlaygroundApp(InsightMixin, App[int]):
     COMMANDS = App.COMMANDS | {PlaygroundCommands}
     ENABLE_COMMAND_PALETTE = True
 
-    BINDINGS = [
-        Binding("f", "apply_fix", "Fix", id="layers.fix", tooltip="Apply the fix shown under a shape error"),
-        Binding("F", "apply_alt_fix", "Alternative fix", show=False, id="layers.alt_fix",
-                tooltip="Apply the alternative fix (e.g. change the model input shape)"),
-        Binding("n", "train_step", "Step", id="train.step", tooltip="Train one step"),
-        Binding("r", "train_run", "Run", id="train.run", tooltip="Train the number of steps set on the Train tab"),
-        Binding("p", "pause", "Pause", id="train.pause", tooltip="Pause the run at the next step"),
-        Binding("p", "resume", "Resume", id="train.resume", tooltip="Resume a paused run"),
-        Binding("s", "stop", "Stop", id="train.stop", tooltip="Stop the run at the next step (keeps the weights)"),
-        Binding("u", "undo", "Undo", id="layers.undo", tooltip="Undo the last change to layers or weights"),
-        Binding("U", "redo", "Redo", show=False, id="layers.redo", tooltip="Redo what was undone"),
-        Binding("o", "open_preset", "Open", id="app.open", tooltip="Open a bundled preset or a preset file"),
-        Binding("question_mark,f1", "help", "Help", id="app.help", tooltip="This list of keys"),
-        Binding("R", "reset_weights", "Reset weights", show=False, id="train.reset",
-                tooltip="Reset weights, data and loss history to the preset (its hand-set weights)"),
-        Binding("ctrl+r", "reset_init", "Re-initialise", show=False, id="train.reset_init",
-                tooltip="Reset to the seed's initialisation: hand-set weights dropped, data and history reset"),
-        Binding("l", "toggle_log", "Log scale", show=False, id="plot.log",
-                tooltip="Toggle a logarithmic loss axis"),
-        Binding("g", "compute_grads", "Backward", show=False, id="tensors.backward",
-                tooltip="Run one forward and backward pass: gradients appear on the Tensors tab"),
-        Binding("ctrl+s", "save_preset", "Save", show=False, id="app.save",
-                tooltip="Save as a preset file, or the whole session (.tuinn); o opens either"),
-        Binding("1", "show_tab('layers')", "Layers tab", show=False, id="tab.layers"),
-        Binding("2", "show_tab('tensors')", "Tensors tab", show=False, id="tab.tensors"),
-        Binding("3", "show_tab('train')", "Train tab", show=False, id="tab.train"),
-        Binding("4", "show_tab('data')", "Data tab", show=False, id="tab.data"),
-        Binding("5", "show_tab('info')", "Info tab", show=False, id="tab.info"),
-        Binding("q,ctrl+q", "quit", "Quit", show=False, id="app.quit", tooltip="Quit (stops a run first)"),
-    ] + INSIGHT_BINDINGS
+    BINDINGS = keys.bindings("app")  # ui/keys.py: every key, its footer word, palette entry and help line
 
     def __init__(self, preset_path: str | None = None, *, clock: bool = True) -> None:
         super().__init__()
         self.preset_path = preset_path
         self.clock = clock  # show steps/s and ETA (snapshot tests turn it off: timings vary)
-        self.session: Any = None
-        self.devices: list[Any] = []
-        self.presets: list[tuple[str, str, Any]] = []
-        self.run_state = "loading"
-        self.busy_label = ""
-        self._state_before_busy = "ready"
-        self.undo_stack: Any = None
-        self.version = 0
-        self._tensors_version = -1
+        self.session: Session | None = None
+        self.devices: list[DeviceInfo] = []
+        self.presets: list[tuple[str, str, Preset | Exception]] = []
+        self.runstate = RunState(on_change=self._phase_changed)  # phase, run counters, edit queue (run_state.py)
+        self.undo_stack: UndoStack | None = None
         self._trace_cache: list[tuple[str, Any]] | None = None
-        self._initial_loss: tuple[int, float | None] | None = None
+        self.loss_now = LossNow()  # the loss in the status line (of the untrained model: once per version)
         self._stop_event = threading.Event()
-        self._pause_requested = False
-        self.run_total = 0
-        self.run_done_before = 0
-        self.last_progress: Any = None
-        self.last_finished: Any = None
+        self.last_progress: Progress | None = None
+        self.last_finished: Finished | None = None
         self._select_after: str | None = None
-        self._last_live = 0.0
-        self._last_status = -1.0
-        self._pause_at: int | None = None
         self.loaded = threading.Event()
         self.autosave_note = ""  # "autosaved NAME", shown in the status line until the next run
         self.session_path: str | None = None  # the .tuinn file this session was opened from or saved to
-        self._runner: Any = None  # the engine's runner: a trainer process (TUI_NN_RUNNER=thread: in a thread)
+        # the engine's runner: a trainer process (TUI_NN_RUNNER=thread: in a thread)
+        self._runner: ThreadRunner | ProcessRunner | None = None
         self._runner_lock = threading.Lock()
         self._train_idle = threading.Event()  # clear while the train worker runs
         self._train_idle.set()
         self.saved_on_quit: str | None = None  # the autosave written when quitting, if any
-        self._queued: list[Callable[[], None]] = []  # edits asked for while another was being applied
-        self.runs: Any = None  # the engine's RunRegistry, kept across the sessions opened (runs compared)
+        self.runs: RunRegistry | None = None  # kept across the sessions opened (runs compared)
         self.built = False  # the panes' widgets are mounted (`_build`, right after the first frame)
         self._preview_drawn = threading.Event()  # the preset's preview is on screen (the load worker waits for it)
-        self._previewed = False  # the layer table shows the preview of the load under way
         self.gc_held = False  # run_app disabled the garbage collector for start-up: the first load resumes it
+        self.autosaver = Autosaver()
 
     # -- what is shown: printable, never markup (tui_nn/ui/safe.py) ----------------------------------
 
-    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
-               markup: bool = True) -> None:
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
         """Every notification (the app's, its widgets' and screens', Textual's own): messages quote file names,
         keys and errors, so the message and the title are made printable. The app passes markup=False wherever it
         puts outside text in a message (Textual's own notices use markup)."""
         kw: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         super().notify(shown(message), title=line(title), severity=severity, markup=markup, **kw)
 
-    def validate_title(self, title: Any) -> str:
+    def validate_title(self, title: object) -> str:
         return line(super().validate_title(title))
 
-    def validate_sub_title(self, sub_title: Any) -> str:
+    def validate_sub_title(self, sub_title: object) -> str:
         return line(super().validate_sub_title(sub_title))
 
-    def runner(self) -> Any:
+    def runner(self) -> ThreadRunner | ProcessRunner:
         with self._runner_lock:  # the load worker and the train worker may both ask first
             if self._runner is None:
-                from tui_nn.engine.training.runner import make_runner
-
-                self._runner = make_runner()
+                self._runner = engine.make_runner()
             return self._runner
 
     # -- layout ----------------------------------------------------------------------------------
@@ -194,44 +141,44 @@ class PlaygroundApp(InsightMixin, App[int]):
         yield Footer(compact=True)
 
     def _tabs(self) -> TabbedContent:
-        """The tabs and their panes' widgets (after `_import_ui`)."""
+        """The tabs and their panes' widgets (after `startup.import_parts`)."""
         layers = Horizontal(
-            Vertical(LayerTable(id="layer-table"), ErrorPanel("", id="error-panel", markup=False),
-                     Totals("loading…", id="totals", markup=False), id="layers-main"),
-            Vertical(Instructions(id="instructions"), LossPlot(id="side-plot"), id="layers-side"),
+            Vertical(parts.LayerTable(id="layer-table"), parts.ErrorPanel("", id="error-panel", markup=False),
+                     parts.Totals("loading…", id="totals", markup=False), id="layers-main"),
+            Vertical(parts.Instructions(id="instructions"), parts.LossPlot(id="side-plot"), id="layers-side"),
             id="layers-split")
         tabs = TabbedContent(id="tabs", initial="tab-layers")
         for pane in (
             TabPane("1 Layers", layers, id="tab-layers"),
-            TabPane("2 Tensors", TensorsPane(id="tensors"), id="tab-tensors"),
-            TabPane("3 Train", Horizontal(TrainControls(id="controls"), LossPlot(id="plot"), id="train-split"),
-                    id="tab-train"),
-            TabPane("4 Data", DataPane(id="data"), id="tab-data"),
-            TabPane("5 Info", InfoPane(id="info"), id="tab-info"),
-            TabPane("6 Boundary", BoundaryPane(id="boundary"), id="tab-boundary"),
+            TabPane("2 Tensors", parts.TensorsPane(id="tensors"), id="tab-tensors"),
+            TabPane("3 Train", Horizontal(parts.TrainControls(id="controls"), parts.LossPlot(id="plot"),
+                                          id="train-split"), id="tab-train"),
+            TabPane("4 Data", parts.DataPane(id="data"), id="tab-data"),
+            TabPane("5 Info", parts.InfoPane(id="info"), id="tab-info"),
+            TabPane("6 Boundary", parts.BoundaryPane(id="boundary"), id="tab-boundary"),
         ):
             tabs.compose_add_child(pane)  # what `with TabbedContent():` in a compose does
         return tabs
 
     def on_mount(self) -> None:
         self.query_one(StatusBar).show(state="loading", step=0, loss=None, device="…",
-                                       note=splash.opening_note(self.preset_path))
+                                       note=startup.opening_note(self.preset_path))
         self.call_after_refresh(self._build)
 
     async def _build(self) -> None:
         """After the first frame: the panes' widgets, then the preset (in a worker)."""
-        _import_ui()
+        startup.import_parts()
         skeleton = self.query_one("#skeleton")
         await self.mount(self._tabs(), before=skeleton)
         await skeleton.remove()
         self.built = True
-        self.query_one(LayerTable).focus()
+        self.query_one(parts.LayerTable).focus()
         self._load(self.preset_path, initial=True)
 
     # -- loading ---------------------------------------------------------------------------------
 
     def _load(self, path: str | None, *, initial: bool = False) -> None:
-        self.run_state = "loading"
+        self.runstate.start_loading()
         self.refresh_bindings()
         work = partial(self._first_load_thread, path) if initial else partial(self._load_thread, path, False)
         self.run_worker(work, thread=True, group="engine", exit_on_error=False, name="load")
@@ -242,8 +189,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         finally:
             if self.gc_held:  # run_app held the collector for start-up (tui_nn/ui/__init__.py)
                 self.gc_held = False
-                gc.freeze()
-                gc.enable()
+                startup.release_gc()
 
     def _load_thread(self, path: str | None, initial: bool) -> None:
         """Open a preset or a session file (.tuinn). The session is posted as soon as it is built; what only
@@ -252,144 +198,37 @@ class PlaygroundApp(InsightMixin, App[int]):
         preview before torch is imported (`_preview_preset`)."""
         if initial:
             self._preview_preset(path)
-            self._prestart_trainer()
-        try:
-            from tui_nn.engine.errors import DeviceError, EngineError
-            from tui_nn.engine.files.preset_read import load_preset
-            from tui_nn.engine.training.devices import list_devices
-            from tui_nn.engine.training.session import Session
-
-            from ..engine.model import edits
-        except Exception as err:  # noqa: BLE001 - a broken install: say so, stay alive
-            self.post_message(LoadFailed("Cannot load the engine", f"{type(err).__name__}: {err}"))
-            return
-        devices: list[Any] = []
-        try:
-            devices = list_devices()
-            note = ""
-            session = None
-            session_path = None
-            if path and path.strip().endswith(".tuinn"):
-                from tui_nn.engine.files.session_file import load_session
-
-                try:
-                    session = load_session(path.strip())
-                    session_path = str(Path(path.strip()).expanduser())
-                    note = f"opened the session {path} at step {session.step}"
-                except EngineError as err:
-                    self.post_message(LoadFailed("Cannot open the session", err.message, getattr(err, "hint", "")))
-                    if not initial:
-                        self.post_message(SessionLoaded(None, devices))
-                        return
-                    session = Session(edits.scratch_preset())
-                    note = "opened the scratch network instead"
-            if session is None:
-                preset = None
-                try:
-                    preset = load_preset(path) if path else edits.scratch_preset()
-                except EngineError as err:
-                    self.post_message(LoadFailed("Cannot open the preset", err.message, err.hint))
-                    if not initial:
-                        self.post_message(SessionLoaded(None, devices))
-                        return
-                    preset = edits.scratch_preset()
-                    note = "opened the scratch network instead"
-                try:
-                    session = Session(preset)
-                except DeviceError as err:
-                    session = Session(preset, device="cpu")
-                    note = f"{err.message}; using the CPU"
-                except EngineError as err:
-                    where = f" {path}" if path else ""  # a memory or device refusal does not name the file itself
-                    self.post_message(LoadFailed(f"Cannot build the preset{where}", err.message, err.hint))
-                    if not initial:
-                        self.post_message(SessionLoaded(None, devices))
-                        return
-                    session = Session(edits.scratch_preset())
-                    note = "opened the scratch network instead"
-            self.post_message(SessionLoaded(session, devices, note, session_path=session_path))
-        except Exception as err:  # noqa: BLE001 - whatever happens, the app stays alive
-            where = f" {path}" if path else ""
-            self.post_message(LoadFailed(f"Cannot open{where}", f"{type(err).__name__}: {err}"))
-            fallback = None
-            if initial:  # the first load must end with a session on screen, not a "loading…" that never ends
-                try:
-                    devices = devices or list_devices()
-                    fallback = Session(edits.scratch_preset())
-                except Exception:  # noqa: BLE001 - nothing to fall back to: the dialog says what failed
-                    fallback = None
-            self.post_message(SessionLoaded(fallback, devices if fallback else [],
-                                            "opened the scratch network instead" if fallback else ""))
-            return
-        if initial:
+            startup.prestart_trainer()
+        if loading.open_path(path, initial=initial, post=self.post_message) and initial:
             self._warm_up()
 
-    def _prestart_trainer(self) -> None:
-        """Once the preview is on screen, before this process imports torch: the trainer process, which imports
-        torch itself (about 4 s with torch._dynamo), on the other core meanwhile; the runner adopts it
-        (engine/training/process.py). Started earlier, it slowed the preview (2 cores)."""
-        from tui_nn.engine.training import process as trainer_boot  # no torch
-
-        if trainer_boot.wants_process():
-            try:
-                trainer_boot.prestart()
-            except Exception:  # noqa: BLE001 - the runner starts its own when a run needs it, and says what fails
-                pass
-
     def _preview_preset(self, path: str | None) -> None:
-        """In the load worker, before torch is imported (~2 s on the lab VM): the preset read without the checks
-        that need torch, its layers posted with the shapes and parameter counts arithmetic gives. Keys act on
-        the preview (tabs, the table, help); what needs the model waits for the session. Then the worker waits
-        (at most a second) for the preview's frame: torch's import holds the GIL most of the time."""
-        try:
-            from tui_nn.engine.files.preset_read import load_preset
-            from tui_nn.engine.shapes.rules import preview, preview_input_shape
-
-            from ..engine.model import edits
-
-            if path and path.strip().endswith(".tuinn"):
-                return
-            preset = load_preset(path, checked=False) if path else edits.scratch_preset()
-            rows = preview(preset.model, preview_input_shape(preset))
-        except Exception:  # noqa: BLE001 - no preview: the real load below says what is wrong
+        """In the load worker, before torch is imported: the preset's preview (startup.preview) posted, then the
+        worker waits (at most a second) for its frame: torch's import holds the GIL most of the time."""
+        shown = startup.preview(path)
+        if shown is None:
             return
-        self.post_message(PresetPreview(preset, rows))
+        self.post_message(PresetPreview(*shown))
         self._preview_drawn.wait(1.0)
 
     def on_preset_preview(self, msg: PresetPreview) -> None:
         if self.session is None and self.built:
-            self._previewed = True
-            self.query_one(LayerTable).show_preview(msg.rows)
+            self.runstate.previewing = True
+            self.query_one(parts.LayerTable).show_preview(msg.rows)
             known = [r.params for r in msg.rows if r.depth == 0]
             total = "…" if any(p is None for p in known) else f"{sum(known):,}"
-            self.query_one(Totals).update(Text.assemble(("params ", "dim"), (total, "bold"),
+            self.query_one(parts.Totals).update(Text.assemble(("params ", "dim"), (total, "bold"),
                                                         ("  (preview: PyTorch is loading)", "dim")))
             self.query_one(StatusBar).show(state="loading", step=0, loss=None, device="…", name=msg.preset.name,
                                            note=PREVIEW_NOTE)
         self.call_after_refresh(self._preview_drawn.set)
 
     def _warm_up(self) -> None:
-        """Behind the first interactive frame (in the load worker): the first optimizer of a process imports
-        torch._dynamo (about a second; a throwaway one takes that cost here, not the first step), the bundled
-        presets are read for the picker, and the trainer process is started (it imports torch itself)."""
+        """Behind the first interactive frame (in the load worker): the first optimizer's imports, the bundled
+        presets for the picker, and the trainer process started (ui/startup.py)."""
+        startup.warm_optimizer()
         try:
-            import torch
-
-            torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-        except Exception:  # noqa: BLE001 - only a head start; the real optimizer reports its own errors
-            pass
-        try:
-            from tui_nn.engine.errors import EngineError
-            from tui_nn.engine.files.bundled import bundled_presets
-            from tui_nn.engine.files.preset_read import load_preset
-
-            presets: list[tuple[str, str, Any]] = []
-            for p in bundled_presets():
-                try:
-                    presets.append((p.stem, str(p), load_preset(p)))
-                except EngineError as err:
-                    presets.append((p.stem, str(p), err))
-            self.post_message(PresetsListed(presets))
+            self.post_message(PresetsListed(startup.bundled()))
             runner = self.runner()
             if hasattr(runner, "start"):
                 runner.start()
@@ -405,12 +244,10 @@ class PlaygroundApp(InsightMixin, App[int]):
         if msg.devices:
             self.devices = msg.devices
         if msg.session is None:  # a later load failed: keep the current session
-            self.run_state = "ready" if self.session is not None else "error"
+            self.runstate.open_failed(has_session=self.session is not None)
             self._update_status()
             self.refresh_bindings()
             return
-        from ..engine.training import undo as undo_module
-
         self.session = msg.session
         self.session_path = msg.session_path
         self.autosave_note = ""
@@ -420,31 +257,45 @@ class PlaygroundApp(InsightMixin, App[int]):
             self.runs.absorb(msg.session.runs)  # a session file's own runs join them
             self.runs.mark_reset()
             msg.session.runs = self.runs
-        self.undo_stack = undo_module.UndoStack()
-        self.run_total = self.run_done_before = 0
+        self.undo_stack = engine.UndoStack()
         self.last_progress = self.last_finished = None
         self._trace_cache = None
-        self.run_state = "ready"
-        await self.query_one(TrainControls).load(self.session, self.devices)
+        self.runstate.opened()
+        await self.query_one(parts.TrainControls).load(self.session, self.devices)
         err = self.session.report.error
-        previewed, self._previewed = self._previewed, False  # the cursor stays where it was moved in the preview
+        # the cursor stays where it was moved in the preview
+        previewed, self.runstate.previewing = self.runstate.previewing, False
         self._changed(select=(err.path or str(err.layer)) if err is not None else None if previewed else "0")
         if msg.note:
             self.notify(msg.note, severity="warning", markup=False)
         self.loaded.set()
 
     def on_load_failed(self, msg: LoadFailed) -> None:
-        self.push_screen(ErrorModal(msg.title, msg.message, msg.hint))
+        self.push_screen(parts.ErrorModal(msg.title, msg.message, msg.hint))
 
     # -- refreshing ------------------------------------------------------------------------------
 
     @property
+    def run_state(self) -> str:
+        """The phase: loading, ready, busy, running, paused or error (ui/run_state.py)."""
+        return self.runstate.phase
+
+    @property
     def running(self) -> bool:
-        return self.run_state == "running"
+        return self.runstate.running
+
+    @property
+    def version(self) -> int:
+        """Bumped when the model, weights or data change (views compare it with the version they show)."""
+        return self.runstate.version
+
+    def _phase_changed(self, phase: str) -> None:
+        if self.built:
+            self.refresh_bindings()
 
     def _changed(self, select: str | None = None) -> None:
         """The model, weights or data changed: redraw everything that shows them."""
-        self.version += 1
+        self.runstate.changed()
         self._trace_cache = None
         self._refresh_all(select)
 
@@ -452,17 +303,17 @@ class PlaygroundApp(InsightMixin, App[int]):
         s = self.session
         if s is None:
             return
-        table = self.query_one(LayerTable)
+        table = self.query_one(parts.LayerTable)
         table.update_from(s, select)
-        self.query_one(ErrorPanel).update_from(s)
-        self.query_one(Totals).update_from(s, table.selected_path)
-        self.query_one(Instructions).update_from(s)
-        self.query_one(InfoPane).update_from(s, self.devices)
-        self.query_one(DataPane).update_from(s, editable=not self.running)
+        self.query_one(parts.ErrorPanel).update_from(s)
+        self.query_one(parts.Totals).update_from(s, table.selected_path)
+        self.query_one(parts.Instructions).update_from(s)
+        self.query_one(parts.InfoPane).update_from(s, self.devices)
+        self.query_one(parts.DataPane).update_from(s, editable=not self.running)
         if not self.running:
             series = s.history.series()
-            test = self.test_series()
-            for plot in self.query(LossPlot):
+            test = parts.eval_series(self.session)
+            for plot in self.query(parts.LossPlot):
                 plot.set_series(series)
                 plot.set_test(test)
         if self._active_tab() == "tensors":
@@ -473,137 +324,29 @@ class PlaygroundApp(InsightMixin, App[int]):
     def _active_tab(self) -> str:
         return self.query_one(TabbedContent).active.removeprefix("tab-")
 
-    def _current_loss(self) -> float | None:
-        s = self.session
-        if s is None:
-            return None
-        if self.running and self.last_progress is not None:
-            return float(self.last_progress.loss)
-        if len(s.history):
-            return float(s.history.last)
-        if self.running:
-            return None
-        if self._initial_loss is None or self._initial_loss[0] != self.version:
-            try:
-                value = s.loss_value()
-            except Exception:  # noqa: BLE001 - e.g. targets that do not fit the loss: no loss to show
-                value = None
-            self._initial_loss = (self.version, value)
-        return self._initial_loss[1]
-
     def _update_status(self, note: str = "") -> None:
-        s = self.session
-        bar = self.query_one(StatusBar)
-        if s is None:
-            bar.show(state=self.run_state, step=0, loss=None, device="…", note=note)
-            return
-        state = self.run_state
-        if state == "busy":
-            note = note or f"{self.busy_label}…"
-        sps = eta = None
-        done = total = None
-        if state in ("running", "paused") and self.run_total:
-            total = self.run_total
-            done = self.run_done_before
-            p = self.last_progress
-            if p is not None and state == "running":
-                done = self.run_done_before + p.run_steps
-                if self.clock:
-                    sps = p.steps_per_s
-                    eta = (total - done) / p.steps_per_s if p.steps_per_s > 0 else None
-        if not note and state == "ready" and self.autosave_note:
-            note = self.autosave_note
-        if not note and s.report.error is not None and state == "ready":
-            note = "shape error: f fixes it" if s.report.error.fix is not None else "shape error (Layers tab)"
-        bar.show(state=state, step=s.step, loss=self._current_loss(), device=str(s.device), name=s.preset.name,
-                 steps_per_s=sps, eta=eta, done=done, total=total, note=note, accuracy=self.accuracy_now(),
-                 test_accuracy=self.test_accuracy_now())
+        running = self.running
+        self.query_one(StatusBar).show_session(
+            self.session, self.runstate, self.last_progress if running else None, clock=self.clock, note=note,
+            autosave_note=self.autosave_note,
+            loss=self.loss_now.value(self.session, self.last_progress, running, self.version))
 
     # -- tensors ---------------------------------------------------------------------------------
 
-    def _tensor_entries(self) -> list[TensorEntry | str]:
-        import torch
-
-        s = self.session
-        editable = not self.running
-        out: list[TensorEntry | str] = ["Data"]
-        out.append(TensorEntry("input", "input", s.inputs, kind="data", editable=False, note=""))
-        if s.targets is not None:
-            out.append(TensorEntry("targets", "targets", s.targets, kind="data"))
-        out.append("Parameters")
-        params = s.named_parameters()
-        for name, p in params:
-            out.append(TensorEntry(f"param:{name}", name, p, kind="param", editable=editable,
-                                   note="" if p.requires_grad else "frozen"))
-        if not params:
-            out.append(TensorEntry("param:none", "(no parameters)", None, note="this model has no parameters"))
-        out.append("Forward trace")
-        trace = self._trace_cache
-        if trace is None and not self.running:
-            try:
-                trace = s.trace()
-            except Exception as err:  # noqa: BLE001 - a forward that fails is shown, not raised
-                trace = [("input", s.inputs)]
-                self.notify(f"forward pass failed: {err}", severity="error", markup=False)
-            self._trace_cache = trace
-        note_live = " (as of the last stop)" if self.running else ""
-        if trace is None:
-            out.append(TensorEntry("trace:later", "(when the run stops)", None,
-                                   note="each layer's output is computed when the run stops or pauses"))
-        for label, t in (trace or [])[1:]:
-            idx = label.split(" ", 1)[0]
-            out.append(TensorEntry(f"trace:{idx}", f"→ {label}", t, kind="trace", note=note_live.strip()))
-        err = s.report.error
-        if err is not None:
-            out.append(TensorEntry("trace:stop", f"✗ stops at {err.path or err.layer}", None,
-                                   note=f"the forward pass stops at layer {err.path or err.layer}: {err.message}"))
-        elif trace:
-            final = trace[-1][1]
-            out.append(TensorEntry("output", "output", final, kind="output", note=note_live.strip()))
-            from tui_nn.engine.training.objectives import LOSSES
-
-            last = s.spec.layers[-1].type if s.spec.layers else ""
-            kind = LOSSES[s.training.loss.type].kind
-            if final.dim() >= 1 and final.is_floating_point():
-                if last == "LogSoftmax":
-                    out.append(TensorEntry("probs", "exp(output)", final.exp(), kind="output",
-                                           note="probabilities"))
-                elif kind == "classification" and last != "Softmax" and final.dim() >= 2:
-                    out.append(TensorEntry("probs", "softmax(output)", torch.softmax(final, dim=1), kind="output",
-                                           note="probabilities"))
-                elif kind == "binary" and last != "Sigmoid":
-                    out.append(TensorEntry("probs", "sigmoid(output)", torch.sigmoid(final), kind="output",
-                                           note="probabilities"))
-        try:
-            from tui_nn.engine.inspect.probes import optimizer_state
-
-            opt_state = optimizer_state(s) if not self.running else []
-        except Exception:  # noqa: BLE001 - nothing to show
-            opt_state = []
-        if opt_state:
-            out.append(f"Optimizer ({s.training.optimizer.type})")
-            for label, t in opt_state:
-                out.append(TensorEntry(f"opt:{label}", label, t, kind="trace"))
-        out.append("Gradients")
-        grads = [(n, p.grad) for n, p in params if p.grad is not None]
-        for name, g in grads:
-            out.append(TensorEntry(f"grad:{name}", f"∇ {name}", g, kind="grad"))
-        input_grad = getattr(s, "input_grad", None)
-        if input_grad is not None and not self.running:
-            out.append(TensorEntry("grad:input", "∇ input", input_grad, kind="grad",
-                                   note="d loss / d input, from the last g"))
-        if not grads and input_grad is None:
-            out.append(TensorEntry("grad:none", "(none yet)", None,
-                                   note="no gradients yet: train a step (n) or press g to run one backward pass"))
-        return out
+    def _tensor_entries(self) -> list[parts.TensorEntry | str]:
+        """The Tensors tab's list (widgets/tensors.py); the forward trace is kept until the next change."""
+        if self._trace_cache is None and not self.running:
+            self._trace_cache, failure = parts.forward_trace(self.session)
+            if failure:
+                self.notify(f"forward pass failed: {failure}", severity="error", markup=False)
+        return parts.tensor_entries(self.session, self._trace_cache, running=self.running)
 
     def _refresh_tensors(self, force: bool = False) -> None:
         if self.session is None or self.run_state in ("busy", "loading"):
             return
-        if not force and self._tensors_version == self.version:
+        if not self.runstate.stale("tensors") and not force:
             return
-        self._tensors_version = self.version
-        self.query_one(TensorsPane).set_entries(self._tensor_entries())
+        self.query_one(parts.TensorsPane).set_entries(self._tensor_entries())
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "tab-tensors":
@@ -612,47 +355,32 @@ class PlaygroundApp(InsightMixin, App[int]):
     # -- guards ----------------------------------------------------------------------------------
 
     def _busy_reason(self) -> str | None:
-        if self.session is None or self.run_state == "loading":
-            return "the preset is still loading (PyTorch first: a few seconds at start-up)"
-        if self.running:
-            return "training is running (s stops it, p pauses)"
-        if self.run_state == "busy":
-            return f"busy: {self.busy_label}"
-        return None
+        return self.runstate.refusal(self.session is not None)
 
     def _refuse(self, what: str, retry: Callable[[], None] | None = None) -> bool:
         """True (with a notice) when `what` cannot be done now. An edit asked for while another one is being
         applied (`retry` given; keys pressed quickly, e.g. u u u) is queued and done after it instead."""
         reason = self._busy_reason()
         if reason:
-            if retry is not None and self.run_state == "busy" and len(self._queued) < MAX_QUEUED:
-                self._queued.append(retry)
-                return True
-            self.notify(f"Cannot {what} now: {reason}.", severity="warning", markup=False)
+            if retry is None or not self.runstate.queue(retry):
+                self.notify(f"Cannot {what} now: {reason}.", severity="warning", markup=False)
             return True
         return False
 
     def _run_queued(self) -> None:
-        if self._queued and self.run_state not in ("busy", "loading", "running"):
-            self.call_later(self._queued.pop(0))
+        edit = self.runstate.next_queued()
+        if edit is not None:
+            self.call_later(edit)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if not self.built:  # the first frame, before the panes exist (a fraction of a second)
             return action == "quit"
-        state = self.run_state
-        if action == "pause":
-            return state == "running"
-        if action == "resume":
-            return state == "paused"
-        if action == "stop":
-            return state in ("running", "paused")
-        if action in ("train_step", "train_run"):
-            return state not in ("running",)
+        if not keys.acts_in(action, self.run_state):
+            return False
+        s = self.session
         if action == "apply_fix":
-            s = self.session
             return s is not None and s.report.error is not None and s.report.error.fix is not None
         if action == "apply_alt_fix":
-            s = self.session
             return s is not None and s.report.error is not None and bool(s.report.error.extra_fixes)
         if action == "undo":
             return self.undo_stack is not None and bool(self.undo_stack.done)
@@ -662,9 +390,7 @@ class PlaygroundApp(InsightMixin, App[int]):
 
     def _engine_op(self, label: str, fn: Callable[[], Any], then: Callable[[Any], None] | None = None,
                    undo: Callable[[], None] | None = None) -> None:
-        self._state_before_busy = self.run_state
-        self.run_state = "busy"
-        self.busy_label = label
+        self.runstate.begin_busy(label)
         self._update_status()
         self.refresh_bindings()
 
@@ -679,7 +405,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         self.run_worker(run, thread=True, group="engine", exit_on_error=False, name=label)
 
     def on_engine_done(self, msg: EngineDone) -> None:
-        self.run_state = self._state_before_busy
+        self.runstate.end_busy()
         if msg.then is not None:
             msg.then(msg.result)
         select, self._select_after = self._select_after, None
@@ -687,30 +413,28 @@ class PlaygroundApp(InsightMixin, App[int]):
         self._run_queued()
 
     def _sync_device_select(self) -> None:
-        from textual.widgets import Select
-
         selects = self.query("#device")
         if selects and self.session is not None:
-            select = selects.first(Select)
+            select = selects.first(parts.Select)
             if select.value != str(self.session.device):
                 select.value = str(self.session.device)
 
     def on_engine_failed(self, msg: EngineFailed) -> None:
         self._sync_device_select()
-        self.run_state = self._state_before_busy
+        self.runstate.end_busy()
         if msg.undo is not None:
             msg.undo()
         err = msg.error
         message = getattr(err, "message", None) or f"{type(err).__name__}: {err}"
-        self.push_screen(ErrorModal(f"Cannot {msg.label}", message, getattr(err, "hint", "")))
+        self.push_screen(parts.ErrorModal(f"Cannot {msg.label}", message, getattr(err, "hint", "")))
         self._select_after = None
-        self._queued.clear()  # edits queued behind one that failed would apply to what the user did not see
+        self.runstate.clear_queue()  # edits queued behind one that failed would apply to what the user did not see
         self._refresh_all()
 
     # -- layer edits -----------------------------------------------------------------------------
 
     def _selected_path(self) -> str | None:
-        return self.query_one(LayerTable).selected_path
+        return self.query_one(parts.LayerTable).selected_path
 
     def _edit_model(self, label: str, mutate: Callable[[Any], str | None],
                     carry: dict[str, str] | None = None) -> None:
@@ -718,16 +442,13 @@ class PlaygroundApp(InsightMixin, App[int]):
         paths to old ones whose weights move with them (a moved or duplicated layer)."""
         if self._refuse(label, retry=lambda: self._edit_model(label, mutate, carry)):
             return
-        from ..engine import errors
-        from ..engine.training import undo as undo_module
-
         spec = self.session.spec.copy()
         try:
             select = mutate(spec)
-        except errors.EditError as err:
+        except engine.EditError as err:
             self.notify(err.message, severity="warning", markup=False)
             return
-        self.undo_stack.push(undo_module.snapshot(self.session, label))
+        self.undo_stack.push(engine.snapshot(self.session, label))
         self._select_after = select
         session = self.session
 
@@ -735,7 +456,7 @@ class PlaygroundApp(InsightMixin, App[int]):
             old = dict(session.model.named_modules())
             report = session.rebuild(spec)
             if carry:
-                undo_module.carry_weights(session, old, carry)
+                engine.carry_weights(session, old, carry)
             return report
 
         self._engine_op(label, rebuild, undo=lambda: self.undo_stack.done.pop())
@@ -744,173 +465,100 @@ class PlaygroundApp(InsightMixin, App[int]):
         if self._refuse("add a layer"):
             return
         path = self._selected_path()
-        where = f"after layer {path}" if path is not None else "at the end"
-        self.push_screen(LayerPicker(where), callback=lambda t: self.add_layer_of_type(t, path) if t else None)
+        self.push_screen(parts.LayerPicker(parts.where(path)),
+                         callback=lambda t: self.add_layer_of_type(t, path) if t else None)
 
     def add_layer_of_type(self, type_name: str, path: str | None = ...) -> None:  # type: ignore[assignment]
         if self._refuse("add a layer"):
             return
-        from tui_nn.engine.model.catalogue import CATALOGUE
-        from tui_nn.engine.spec import LayerSpec
-
-        from ..engine.model import edits
-
         if path is ...:
             path = self._selected_path()
         s = self.session
-        in_shape = edits.shape_at(s.report, s.spec, path, after=True)
-        new = edits.default_layer(type_name, in_shape)
-        lt = CATALOGUE[type_name]
+        in_shape = engine.shape_at(s.report, s.spec, path, after=True)
+        new = engine.default_layer(type_name, in_shape)
+        lt = engine.CATALOGUE[type_name]
         label = f"add {type_name}"
 
         def insert(args: dict[str, Any] | None) -> None:
             if args is None:
                 return
-            layer = LayerSpec(type_name, dict(args), layers=[x.copy() for x in new.layers])
-            self._edit_model(label, lambda m: edits.insert_layer(m, path, layer))
+            layer = engine.LayerSpec(type_name, dict(args), layers=[x.copy() for x in new.layers])
+            self._edit_model(label, lambda m: engine.insert_layer(m, path, layer))
 
         if not lt.args:
             insert({})
             return
-        where = f"after layer {path}" if path is not None else "at the end"
-        self.push_screen(LayerFormScreen(f"Add {type_name} {where}", type_name, new.args,
-                                         partial(self._preview, path, type_name, True)), callback=insert)
-
-    def _preview(self, path: str | None, type_name: str, insert: bool, args: dict[str, Any]) -> Text:
-        """What the model would look like with these arguments (shape check on the meta device)."""
-        from tui_nn.engine.shapes.check import check_model
-        from tui_nn.engine.spec import LayerSpec
-        from tui_nn.engine.text import fmt_shape
-
-        from ..engine.model import edits
-
-        s = self.session
-        model = s.spec.copy()
-        if insert:
-            target = edits.insert_layer(model, path, LayerSpec(type_name, dict(args),
-                                                               layers=[LayerSpec("Identity")]
-                                                               if type_name == "Residual" else []))
-        else:
-            assert path is not None
-            edits.set_args(model, path, args)
-            target = path
-        report = check_model(model, tuple(s.inputs.shape), optimizer=s.training.optimizer.type,
-                             optimizer_args=s.training.optimizer.args)
-        text = Text()
-        row = next((r for r in report.layers if r.path == target), None)
-        err = report.error
-        if err is not None and (err.path or str(err.layer)) == target:
-            text.append(f"✗ {err.message}", style="bold red")
-            if err.hint:
-                text.append(f"\n  {err.hint}", style="red")
-            return text
-        if row is not None:
-            text.append(f"layer {target}: {fmt_shape(row.input_shape)} → {fmt_shape(row.output_shape)}",
-                        style="bold green")
-            text.append(f"   {row.params:,} parameters")
-            if row.detail:
-                text.append(f"\n  {row.detail}", style="dim")
-        if err is not None:
-            text.append(f"\n⚠ then layer {err.path or err.layer} ({err.type}) fails: {err.message}", style="yellow")
-            if err.fix is not None:
-                text.append(f"\n  (after applying, f: {err.fix.text})", style="dim")
-        else:
-            text.append(f"\nmodel output {fmt_shape(report.output_shape)}, {report.total_params:,} parameters",
-                        style="dim")
-        return text
+        self.push_screen(parts.add_form(s, type_name, path, new), callback=insert)
 
     def action_edit_layer(self) -> None:
         if self._refuse("edit a layer"):
             return
-        from tui_nn.engine.model.catalogue import CATALOGUE
-
-        from ..engine.model import edits, paths
-
         path = self._selected_path()
         if path is None:
             self.notify("No layer: press a to add one.", severity="warning")
             return
-        spec = paths.get_layer(self.session.spec, path)
-        lt = CATALOGUE[spec.type]
-        if spec.type == "Residual":
-            self.notify("A Residual block has no arguments: edit the layers inside it.", severity="warning")
-            return
-        if not lt.args:
-            self.notify(f"{spec.type} has no arguments.", severity="information")
+        spec = engine.get_layer(self.session.spec, path)
+        why, severity = parts.not_editable(spec)
+        if why:
+            self.notify(why, severity=severity)
             return
 
         def done(args: dict[str, Any] | None) -> None:
             if args is None or args == spec.args:
                 return
 
-            def mutate(m: Any) -> str:
-                edits.set_args(m, path, args)
+            def mutate(m: ModelSpec) -> str:
+                engine.set_args(m, path, args)
                 return path
 
             self._edit_model(f"edit layer {path}", mutate)
 
-        self.push_screen(LayerFormScreen(f"Layer {path}: {spec.type}", spec.type, spec.args,
-                                         partial(self._preview, path, spec.type, False)), callback=done)
+        self.push_screen(parts.edit_form(self.session, path, spec), callback=done)
 
-    @on(DataTable.RowSelected, "#layer-table")
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_layer_table_edit_requested(self, msg: parts.LayerTable.EditRequested) -> None:
         self.action_edit_layer()
 
-    @on(DataTable.RowHighlighted, "#layer-table")
-    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    def on_layer_table_path_highlighted(self, msg: parts.LayerTable.PathHighlighted) -> None:
         if self.session is not None:
-            for totals in self.query(Totals):  # none while the app is closing (a late highlight event)
+            for totals in self.query(parts.Totals):  # none while the app is closing (a late highlight event)
                 totals.update_from(self.session, self._selected_path())
 
     def action_remove_layer(self) -> None:
-        from ..engine.model import edits
-
         if self._refuse("remove a layer", retry=self.action_remove_layer):
             return
         path = self._selected_path()
         if path is None:
             self.notify("No layer to remove.", severity="warning")
             return
-        self._edit_model(f"remove layer {path}", lambda m: edits.remove_layer(m, path))
+        self._edit_model(f"remove layer {path}", lambda m: engine.remove_layer(m, path))
 
     def action_duplicate_layer(self) -> None:
-        from ..engine.model import edits, paths
-
         if self._refuse("duplicate a layer", retry=self.action_duplicate_layer):
             return
         path = self._selected_path()
         if path is None:
             return
-        self._edit_model(f"duplicate layer {path}", lambda m: edits.duplicate_layer(m, path),
-                         carry={paths.sibling(path, 1): path})
+        self._edit_model(f"duplicate layer {path}", lambda m: engine.duplicate_layer(m, path),
+                         carry={engine.sibling(path, 1): path})
 
     def action_move_layer(self, delta: int) -> None:
-        from ..engine.model import edits, paths
-
         if self._refuse("move a layer", retry=lambda: self.action_move_layer(delta)):
             return
         path = self._selected_path()
         if path is None:
             return
-        other = paths.sibling(path, delta)
-        self._edit_model(f"move layer {path}", lambda m: edits.move_layer(m, path, delta),
+        other = engine.sibling(path, delta)
+        self._edit_model(f"move layer {path}", lambda m: engine.move_layer(m, path, delta),
                          carry={other: path, path: other})
 
     def action_apply_fix(self, alternative: bool = False) -> None:
-        from ..engine.model import edits
-
         s = self.session
         err = s.report.error if s is not None else None
-        fixes = [] if err is None else ([err.fix] if not alternative else list(err.extra_fixes))
-        if alternative and err is not None:
-            from tui_nn.engine.errors import INPUT_FIX
-
-            fixes = [f for f in err.extra_fixes if f.layer == INPUT_FIX] or fixes
-        if err is None or not fixes or fixes[0] is None:
+        fix = parts.fix_to_apply(err, alternative)
+        if fix is None:
             self.notify("There is no fix to apply.", severity="warning")
             return
-        fix = fixes[0]
-        self._edit_model(f"fix: {fix.text}", lambda m: edits.apply_fix(m, err, fix))
+        self._edit_model(f"fix: {fix.text}", lambda m: engine.apply_fix(m, err, fix))
 
     def action_apply_alt_fix(self) -> None:
         self.action_apply_fix(alternative=True)
@@ -925,40 +573,34 @@ class PlaygroundApp(InsightMixin, App[int]):
         what = "undo" if undo else "redo"
         if self._refuse(what, retry=lambda: self._undo_redo(undo)):
             return
-        from ..engine.training import undo as undo_module
-
         src = self.undo_stack.done if undo else self.undo_stack.undone
         dst = self.undo_stack.undone if undo else self.undo_stack.done
         if not src:
             self.notify(f"Nothing to {what}.", severity="information")
             return
         snap = src.pop()
-        dst.append(undo_module.snapshot(self.session, snap.label))
+        dst.append(engine.snapshot(self.session, snap.label))
         session = self.session
 
         def failed() -> None:
             dst.pop()
             src.append(snap)
 
-        self._engine_op(f"{what} {snap.label}", lambda: undo_module.restore(session, snap), undo=failed,
+        self._engine_op(f"{what} {snap.label}", lambda: engine.restore(session, snap), undo=failed,
                         then=lambda _r: self.notify(f"{what}: {snap.label}", markup=False))
 
     def action_freeze_layer(self, path: str | None = None) -> None:
         if self._refuse("freeze a layer"):
             return
-        from ..engine.model import paths
-        from ..engine.training import undo as undo_module
-
         path = path if path is not None else self._selected_path()
         if path is None:
             return
-        spec = paths.get_layer(self.session.spec, path)
-        mpath = paths.module_path(path)
-        module = dict(self.session.model.named_modules()).get(mpath)
-        if module is None or not any(True for _ in module.parameters()):
+        spec = engine.get_layer(self.session.spec, path)
+        mpath = engine.module_path(path)
+        if not parts.has_parameters(self.session, mpath):
             self.notify(f"Layer {path} ({spec.type}) has no parameters to freeze.", severity="warning")
             return
-        self.undo_stack.push(undo_module.snapshot(self.session, f"freeze layer {path}"))
+        self.undo_stack.push(engine.snapshot(self.session, f"freeze layer {path}"))
         self.session.freeze(mpath, not spec.frozen)
         self.notify(f"layer {path} {'frozen' if spec.frozen else 'unfrozen'}")
         self._changed(path)
@@ -966,27 +608,21 @@ class PlaygroundApp(InsightMixin, App[int]):
     def action_init_layer(self, path: str | None = None) -> None:
         if self._refuse("initialise a layer"):
             return
-        from ..engine.model import paths
-        from ..engine.training import undo as undo_module
-
         path = path if path is not None else self._selected_path()
         if path is None:
             return
-        spec = paths.get_layer(self.session.spec, path)
-        mpath = paths.module_path(path)
+        spec = engine.get_layer(self.session.spec, path)
+        mpath = engine.module_path(path)
 
         def apply(init: dict[str, Any]) -> str | None:
             reason = self._busy_reason()
             if reason:
                 return reason
-            from tui_nn.engine.errors import EngineError
-            from tui_nn.engine.files.preset_read import parse_init
-
             try:
-                init = parse_init(init, "init")
-            except EngineError as err:
+                init = engine.parse_init(init, "init")
+            except engine.EngineError as err:
                 return getattr(err, "detail", err.message)
-            self.undo_stack.push(undo_module.snapshot(self.session, f"init layer {path}"))
+            self.undo_stack.push(engine.snapshot(self.session, f"init layer {path}"))
             try:
                 self.session.init_layer(mpath, init)
             except Exception as err:  # noqa: BLE001
@@ -996,38 +632,23 @@ class PlaygroundApp(InsightMixin, App[int]):
             self.notify(f"layer {path}: {init['scheme']} initialisation applied")
             return None
 
-        self.push_screen(InitModal(f"Initialise layer {path} ({spec.type})", apply))
+        self.push_screen(parts.InitModal(f"Initialise layer {path} ({spec.type})", apply))
 
     def action_edit_input_shape(self) -> None:
         if self._refuse("change the input shape"):
             return
-        s = self.session
 
-        def apply(text: str) -> str | None:
-            try:
-                shape = tuple(int(x) for x in text.replace("[", " ").replace("]", " ").replace(",", " ").split())
-            except ValueError:
-                return "whole numbers, e.g. 1, 3 (batch, features) or 8, 1, 28, 28"
-            if not shape or any(v < 1 for v in shape) or len(shape) > 8:
-                return "one to eight positive sizes, the first counting samples"
-            if shape == tuple(s.spec.input_shape):
-                return None
-
-            def mutate(m: Any) -> None:
+        def apply(shape: tuple[int, ...]) -> None:
+            def mutate(m: ModelSpec) -> None:
                 m.input_shape = shape
-                return None
 
             self._edit_model("set the input shape", mutate)
-            return None
 
-        self.push_screen(TextEditModal(
-            "Model input shape", "Sizes separated by commas; the first counts samples (the batch).\n"
-            "Changing the sample shape replaces inline data with random data.",
-            ", ".join(str(v) for v in s.spec.input_shape), apply))
+        self.push_screen(parts.input_shape_dialog(tuple(self.session.spec.input_shape), apply))
 
     # -- weights and data ------------------------------------------------------------------------
 
-    def on_tensor_view_request(self, event: TensorView.Request) -> None:
+    def on_tensor_view_request(self, event: parts.TensorView.Request) -> None:
         event.stop()
         entry = event.view.entry
         if entry is None:
@@ -1041,159 +662,72 @@ class PlaygroundApp(InsightMixin, App[int]):
             self.notify("This tensor is computed, not edited: edit a parameter or the data.", severity="warning")
 
     def _param_request(self, name: str, what: str, index: tuple[int, ...] | None) -> None:
-        from ..engine.model import paths
-        from ..engine.training import edits as edits_module
-
         if what in ("init", "freeze"):
-            path = paths.layer_path_of_param(name)
+            path = engine.layer_path_of_param(name)
             (self.action_init_layer if what == "init" else self.action_freeze_layer)(path)
             return
         if self._refuse("edit weights"):
             return
-        p = self.session.get_param(name)
-        if what == "cell":
-            if index is None:
-                return
-            current = _num_text(p.detach()[index] if index else p.detach())
-            self.push_screen(TextEditModal(
-                f"{name}[{', '.join(str(i) for i in index)}]",
-                f"A new value for this weight (now {current}). Refused if not a finite number.",
-                current, partial(self._set_weight, name, index)))
-        else:
-            self.push_screen(TextEditModal(
-                f"{name}: all values, shape {list(p.shape)}",
-                "Paste or type the whole tensor: rows by newline or ';', numbers by space or comma, or a nested "
-                "list as PyTorch prints it. A wrong shape, a non-number or a NaN is refused.",
-                edits_module.tensor_text(p.detach()), partial(self._set_weight, name, None), multiline=True))
+        dialog = parts.weight_dialog(name, self.session.get_param(name), index,
+                                     partial(self._set_weight, name), what)
+        if dialog is not None:
+            self.push_screen(dialog)
 
-    def _set_weight(self, name: str, index: tuple[int, ...] | None, text: str) -> str | None:
-        """Parse and set a weight (or one cell); returns the reason for a refusal, or None."""
+    def _data_request(self, which: str, what: str, index: tuple[int, ...] | None) -> None:
+        if self._refuse("edit the data"):
+            return
+        dialog, warning = parts.data_dialog(self.session, which, what, index, partial(self._set_data_text, which),
+                                            partial(self._set_generator, which))
+        if warning:
+            self.notify(warning, severity="warning")
+        if dialog is not None:
+            self.push_screen(dialog)
+
+    def _edit_tensor(self, text: str, index: tuple[int, ...] | None, whole: str,
+                     apply: Callable[[Any], None], errors: tuple[type[Exception], ...],
+                     explain: Callable[[Exception], str] | None = None, undo_label: str | None = None) -> str | None:
+        """Parse the text typed for a tensor (or one cell) and apply it; the reason for a refusal, or None."""
         reason = self._busy_reason()
         if reason:
             return reason
-        from tui_nn.engine.data.textparse import parse_tensor_text
-        from tui_nn.engine.errors import WeightError
-
-        from ..engine.training import undo as undo_module
-
+        value, refused = parts.parse_value(text, index, whole)
+        if refused:
+            return refused
+        if undo_label is not None:
+            self.undo_stack.push(engine.snapshot(self.session, undo_label))
         try:
-            value = parse_tensor_text(text)
-        except WeightError as err:
-            return err.message
-        if index is not None and isinstance(value, list):
-            return "type one number for one cell (v pastes the whole tensor)"
-        self.undo_stack.push(undo_module.snapshot(self.session, f"edit {name}"))
-        try:
-            self.session.set_param(name, value, index)
-        except WeightError as err:
-            self.undo_stack.done.pop()
-            return err.message
+            apply(value)
+        except errors as err:
+            if undo_label is not None:
+                self.undo_stack.done.pop()
+            return (explain or parts.refusal)(err)
         self._changed()
         return None
+
+    def _set_weight(self, name: str, index: tuple[int, ...] | None, text: str) -> str | None:
+        """Parse and set a weight (or one cell); returns the reason for a refusal, or None."""
+        return self._edit_tensor(text, index, "v pastes the whole tensor",
+                                 lambda value: self.session.set_param(name, value, index), (engine.WeightError,),
+                                 explain=lambda err: err.message, undo_label=f"edit {name}")
 
     def set_weight(self, name: str, value_text: str, index: tuple[int, ...] | None = None) -> str | None:
         """For scripts and tests: the same path as the editor."""
         return self._set_weight(name, index, value_text)
 
-    def _data_request(self, which: str, what: str, index: tuple[int, ...] | None) -> None:
-        from tui_nn.engine.spec import GeneratorSpec
-
-        from ..engine.training import edits as edits_module
-
-        if self._refuse("edit the data"):
-            return
-        s = self.session
-        tensor = s.inputs if which == "inputs" else s.targets
-        src = getattr(s.preset.data, which)
-        if what == "generator":
-            kind = src.kind if isinstance(src, GeneratorSpec) else "randn"
-            shape = tuple(tensor.shape) if tensor is not None else tuple(s.spec.input_shape)
-            self.push_screen(GeneratorModal(f"Generate the {which}", kind, shape,
-                                            partial(self._set_generator, which)))
-            return
-        if tensor is None:
-            self.notify(f"There are no {which} to edit: G sets a generator, or v types them.", severity="warning")
-            if what == "all":
-                self.push_screen(TextEditModal(f"{which}", "Type the values: one row per sample.", "",
-                                               partial(self._set_data_text, which, None), multiline=True))
-            return
-        if what == "cell":
-            if index is None:
-                return
-            current = _num_text(tensor[index] if index else tensor)
-            self.push_screen(TextEditModal(
-                f"{which}[{', '.join(str(i) for i in index)}]", f"A new value (now {current}).", current,
-                partial(self._set_data_text, which, index)))
-        else:
-            self.push_screen(TextEditModal(
-                f"{which}: all values, shape {list(tensor.shape)}",
-                "One row per sample: rows by newline or ';', numbers by space or comma, or a nested list. "
-                "The sample shape must stay the model's input shape.",
-                edits_module.tensor_text(tensor.detach().cpu()), partial(self._set_data_text, which, None), multiline=True))
-
     def _set_data_text(self, which: str, index: tuple[int, ...] | None, text: str) -> str | None:
-        reason = self._busy_reason()
-        if reason:
-            return reason
-        from tui_nn.engine.data.textparse import parse_tensor_text
-        from tui_nn.engine.errors import EngineError, WeightError
-        from tui_nn.engine.training.session import tensor_to_list
-
-        from ..engine.training import edits as edits_module
-
-        try:
-            value = parse_tensor_text(text)
-        except WeightError as err:
-            return err.message
         s = self.session
-        if index is not None:
-            if isinstance(value, list):
-                return "type one number for one cell (v edits all values)"
-            tensor = s.inputs if which == "inputs" else s.targets
-            full = tensor_to_list(tensor.detach().cpu())
-            if not index:
-                full = value
-            else:
-                cell = full
-                for i in index[:-1]:
-                    cell = cell[i]
-                cell[index[-1]] = value
-            value = full
-        if not isinstance(value, list):
-            value = [value]
-        if which == "targets":
-            value = _ints_if_whole(value) if self._classification() else value
-        try:
-            edits_module.set_data(s, **{which: value})
-        except EngineError as err:
-            return err.message + (f" ({err.hint})" if err.hint else "")
-        except (RuntimeError, ValueError, TypeError) as err:
-            return str(err)
-        self._changed()
-        return None
-
-    def _classification(self) -> bool:
-        from tui_nn.engine.training.objectives import LOSSES
-
-        return LOSSES[self.session.training.loss.type].kind == "classification"
+        return self._edit_tensor(text, index, "v edits all values",
+                                 lambda value: engine.set_data(s, **{which: parts.data_value(s, which, index, value)}),
+                                 (engine.EngineError, RuntimeError, ValueError, TypeError))
 
     def _set_generator(self, which: str, kind: str, shape: tuple[int, ...], low: int, high: int) -> str | None:
-        reason = self._busy_reason()
+        reason = self._busy_reason() or parts.check_generator(kind, low, high)
         if reason:
             return reason
-        from tui_nn.engine.errors import EngineError
-        from tui_nn.engine.spec import GeneratorSpec
-
-        from ..engine.training import edits as edits_module
-
-        if kind == "randint" and high <= low:
-            return f"high ({high}) must be greater than low ({low})"
         try:
-            edits_module.set_data(self.session, **{which: GeneratorSpec(kind, tuple(shape), low, high)})
-        except EngineError as err:
-            return err.message + (f" ({err.hint})" if err.hint else "")
-        except (RuntimeError, ValueError, TypeError) as err:
-            return str(err)
+            engine.set_data(self.session, **{which: engine.GeneratorSpec(kind, tuple(shape), low, high)})
+        except (engine.EngineError, RuntimeError, ValueError, TypeError) as err:
+            return parts.refusal(err)
         self._changed()
         return None
 
@@ -1218,7 +752,7 @@ class PlaygroundApp(InsightMixin, App[int]):
     def train(self, steps: int, *, pause_at: int | None = None) -> None:
         """Start a run of `steps` steps (tests and scripts); `pause_at` pauses it when the session reaches
         that step, as `p` would (a deterministic mid-run state for screenshots)."""
-        self._pause_at = pause_at
+        self.runstate.pause_at = pause_at
         self._train(steps)
 
     def _train(self, steps: int | None) -> None:
@@ -1234,17 +768,16 @@ class PlaygroundApp(InsightMixin, App[int]):
             return
         s = self.session
         if not s.trainable:
-            self.push_screen(ErrorModal("Cannot train yet", s.why_not_trainable(),
+            self.push_screen(parts.ErrorModal("Cannot train yet", s.why_not_trainable(),
                                         "fix the shape error (f) first" if s.report.error is not None else ""))
             return
         total = steps if steps is not None else max(int(s.training.steps), 1)
-        self.run_total = total
-        self.run_done_before = 0
+        self.runstate.start_run(total)
         self._start_run(total)
 
     def _train_field_error(self, *, steps: bool) -> str | None:
         try:
-            controls = self.query_one(TrainControls)
+            controls = self.query_one(parts.TrainControls)
         except NoMatches:  # no session on screen yet
             return None
         return controls.first_error(steps=steps)
@@ -1252,12 +785,10 @@ class PlaygroundApp(InsightMixin, App[int]):
     def _start_run(self, steps: int) -> None:
         self.autosave_note = ""
         self._stop_event.clear()
-        self._pause_requested = False
         self.last_progress = None
-        self.run_state = "running"
         self._train_idle.clear()
         self._run_trainer(steps)  # first: (dis)abling the Train tab restyles ~100 widgets (~0.1 s of this thread)
-        self.query_one(TrainControls).disabled = True
+        self.query_one(parts.TrainControls).disabled = True
         self._refresh_all()
 
     @work(thread=True, exit_on_error=False, group="train", name="train")
@@ -1271,74 +802,41 @@ class PlaygroundApp(InsightMixin, App[int]):
             self._train_idle.set()
 
     def _train_slices(self, steps: int) -> None:
-        import time
-        from dataclasses import replace
-
-        from tui_nn.engine.errors import EngineError
-        from tui_nn.engine.training.trainer import Progress
-
         worker = get_current_worker()
         session = self.session
         stop = self._stop_event
-        offset = 0  # steps done by the earlier slices of this run
-
-        def report(r: Any) -> None:
-            if isinstance(r, Progress):
-                if offset:
-                    r = replace(r, run_steps=r.run_steps + offset)
-                self.post_message(TrainProgress(r, session.history.series()))
-
-        pause_at, self._pause_at = self._pause_at, None
-        run_steps = steps
-        if pause_at is not None:  # pause exactly at that step (a deterministic mid-run state)
-            run_steps = max(0, min(steps, pause_at - session.step))
-        interval = self.autosave_interval()
-        deadline = [time.monotonic() + interval] if interval else [float("inf")]
-
-        def should_stop() -> bool:
-            return stop.is_set() or worker.is_cancelled or time.monotonic() >= deadline[0]
-
+        pause_at, self.runstate.pause_at = self.runstate.pause_at, None
         try:
-            while True:
-                finished = self.runner().run(session, run_steps - offset, report=report, should_stop=should_stop)
-                offset += finished.run_steps
-                if (finished.reason == "stopped" and not stop.is_set() and not worker.is_cancelled
-                        and offset < run_steps):  # the slice ended for an autosave: save, then go on
-                    if finished.run_steps:  # (a first slice can end before its first step: the trainer starting)
-                        self.autosave_now(session)
-                    deadline[0] = time.monotonic() + interval
-                    continue
-                break
-            finished = replace(finished, run_steps=offset)
-            if run_steps < steps and finished.reason == "done":
-                self._pause_requested = True
-                finished = replace(finished, reason="stopped")
-        except EngineError as err:
+            finished, paused = training.run_in_slices(
+                self.runner().run, session, steps, pause_at=pause_at, interval=self.autosave_interval(),
+                stopped=lambda: stop.is_set() or worker.is_cancelled, autosave=self.autosave_now,
+                report=lambda p: self.post_message(TrainProgress(p, session.history.series())))
+        except engine.EngineError as err:
             self.post_message(TrainFailed(err.message, err.hint))
             return
         except Exception as err:  # noqa: BLE001 - whatever fails, the app stays alive
             self.post_message(TrainFailed(f"{type(err).__name__}: {err}", "the weights are those of the last "
                                                                           "completed step"))
             return
+        if paused:
+            self.runstate.pause_requested = True
         self.post_message(TrainFinished(finished))
 
     def on_train_progress(self, msg: TrainProgress) -> None:
         if not self.running:
             return
         self.last_progress = msg.progress
-        test = self.test_series()
-        for plot in LossPlot.mounted_in(self):  # not self.query(): walking the DOM 15 times a second costs CPU
+        test = parts.eval_series(self.session)
+        for plot in parts.LossPlot.mounted_in(self):  # not self.query(): walking the DOM 15 times a second costs CPU
             plot.set_series(msg.series)
             plot.set_test(test)
         now = msg.progress.elapsed
-        if now - self._last_status >= STATUS_INTERVAL or now < self._last_status:  # at most 5 Hz (a new run: reset)
-            self._last_status = now
+        if self.runstate.due("status", now, STATUS_INTERVAL):  # at most 5 Hz
             self._update_status()
         # a parameter on screen follows the training, at a bounded rate
         now = msg.progress.elapsed
-        if self._active_tab() == "tensors" and (now - self._last_live >= LIVE_TENSOR_INTERVAL or now < self._last_live):
-            self._last_live = now
-            pane = self.query_one(TensorsPane)
+        if self._active_tab() == "tensors" and self.runstate.due("live", now, LIVE_TENSOR_INTERVAL):
+            pane = self.query_one(parts.TensorsPane)
             if pane.current and pane.current.startswith("param:"):
                 pane.select(pane.current)
 
@@ -1347,79 +845,59 @@ class PlaygroundApp(InsightMixin, App[int]):
         tab's ~100 widgets (a restyle of each, ~0.1 s here) comes after it, unless a new run started."""
         def unlock() -> None:
             if not self.running:
-                self.query_one(TrainControls).disabled = False
+                self.query_one(parts.TrainControls).disabled = False
 
         self.call_after_refresh(unlock)
 
     def on_train_finished(self, msg: TrainFinished) -> None:
         fin = msg.finished
         self.last_finished = fin
-        done = self.run_done_before + fin.run_steps
         self._run_ended()
-        if fin.reason == "stopped" and self._pause_requested and done < self.run_total:
-            self.run_state = "paused"
-            self.run_done_before = done
-        else:
-            self.run_state = "ready"
-            self._pause_requested = False
+        done = self.runstate.finished(fin.reason, fin.run_steps)
         if fin.reason == "error":
-            self.push_screen(ErrorModal(f"Training stopped at step {fin.step}: a step failed", fin.message,
+            self.push_screen(parts.ErrorModal(f"Training stopped at step {fin.step}: a step failed", fin.message,
                                         fin.hint))
         elif fin.reason == "nonfinite":
-            self.push_screen(ErrorModal("The loss is not a finite number", fin.message, fin.hint))
+            self.push_screen(parts.ErrorModal("The loss is not a finite number", fin.message, fin.hint))
         elif fin.reason == "target":
             what = fin.message or "Target reached"
             self.notify(f"{what} (step {fin.step}).", severity="information", markup=False)
         elif fin.reason == "stopped" and self.run_state == "paused":
-            self.notify(f"Paused at step {fin.step}: p resumes ({self.run_total - done} steps left), s stops.")
+            self.notify(f"Paused at step {fin.step}: p resumes ({self.runstate.run_total - done} steps left), s stops.")
         elif fin.reason == "stopped":
             self.notify(f"Stopped at step {fin.step}.")
-        if self.run_state != "paused":
-            self.run_total = self.run_done_before = 0
+        self.runstate.end_run()
         self._changed()
         self.maybe_autosave()
 
     def on_train_failed(self, msg: TrainFailed) -> None:
         self._run_ended()
-        self.run_state = "ready"
-        self.run_total = self.run_done_before = 0
-        self.push_screen(ErrorModal("Training could not run", msg.message, msg.hint))
+        self.runstate.failed()
+        self.push_screen(parts.ErrorModal("Training could not run", msg.message, msg.hint))
         self._changed()
 
     def action_pause(self) -> None:
-        if self.running:
-            self._pause_requested = True
+        if self.runstate.request_pause():
             self._stop_event.set()
 
     def action_resume(self) -> None:
         if self.run_state != "paused":
             return
-        remaining = self.run_total - self.run_done_before
-        if remaining <= 0:
-            self.run_state = "ready"
+        if self.runstate.remaining <= 0:
+            self.runstate.resume()  # nothing left: ready
             self._refresh_all()
             return
         s = self.session
         if not s.trainable:
-            self.push_screen(ErrorModal("Cannot resume", s.why_not_trainable()))
+            self.push_screen(parts.ErrorModal("Cannot resume", s.why_not_trainable()))
             return
-        self._start_run_keep(remaining)
-
-    def _start_run_keep(self, steps: int) -> None:
-        done_before = self.run_done_before
-        total = self.run_total
-        self._start_run(steps)
-        self.run_done_before = done_before
-        self.run_total = total
+        self._start_run(self.runstate.resume())
 
     def action_stop(self) -> None:
-        if self.running:
-            self._pause_requested = False
+        what = self.runstate.request_stop()
+        if what == "stopping":
             self._stop_event.set()
-        elif self.run_state == "paused":
-            self._pause_requested = False
-            self.run_state = "ready"
-            self.run_total = self.run_done_before = 0
+        elif what == "stopped":
             self.notify("Stopped.")
             self._refresh_all()
 
@@ -1428,12 +906,8 @@ class PlaygroundApp(InsightMixin, App[int]):
         from the seed's initialisation, the hand-set values dropped. Data and history start afresh too."""
         if self._refuse("reset the weights"):
             return
-        from ..engine.training import undo as undo_module
-
-        self.undo_stack.push(undo_module.snapshot(self.session, "reset weights"))
-        self.run_total = self.run_done_before = 0
-        self._pause_requested = False
-        self.run_state = "ready"
+        self.undo_stack.push(engine.snapshot(self.session, "reset weights"))
+        self.runstate.reset()
         session = self.session
         if hand_set:
             done = "Weights, data and history reset to the preset (u restores the weights)."
@@ -1447,72 +921,47 @@ class PlaygroundApp(InsightMixin, App[int]):
         self.action_reset_weights(hand_set=False)
 
     def action_toggle_log(self) -> None:
-        plots = LossPlot.mounted_in(self)  # not a DOM query: that walks every widget, ~14 ms here
+        plots = parts.LossPlot.mounted_in(self)  # not a DOM query: that walks every widget, ~14 ms here
         value = not plots[0].log if plots else False
         for plot in plots:
             plot.log = value  # the plot's title says it ("loss (log scale)"); no toast: a toast costs a frame
 
     # -- training settings -----------------------------------------------------------------------
 
-    def on_train_controls_changed(self, msg: TrainControls.Changed) -> None:
+    def on_train_controls_changed(self, msg: parts.TrainControls.Changed) -> None:
         s = self.session
         if s is None:
             return
         if self.running:
             self.notify("Training settings are locked while a run is under way.", severity="warning")
             return
-        t = s.training
+        if msg.what == "device":
+            if msg.value != str(s.device):
+                self.choose_device(msg.value)
+            return
         try:
-            if msg.what == "loss":
-                if msg.value.type != t.loss.type or msg.value.args != t.loss.args:
-                    s.set_loss(msg.value)
-                    self._changed()
-            elif msg.what == "optimizer":
-                if msg.value.type != t.optimizer.type or msg.value.args != t.optimizer.args:
-                    s.set_optimizer(msg.value)
-                    self._changed()
-            elif msg.what == "run":
-                v = msg.value
-                seed_changed = int(v.get("seed", t.seed)) != t.seed
-                t.steps = int(v.get("steps", t.steps))
-                t.batch_size = int(v.get("batch_size", t.batch_size))
-                t.shuffle = bool(v.get("shuffle", t.shuffle))
-                t.seed = int(v.get("seed", t.seed))
-                if seed_changed:
-                    self.notify("The new seed applies at the next reset (R).")
-                self._update_status()
-            elif msg.what == "device":
-                if msg.value != str(s.device):
-                    self.choose_device(msg.value)
-            elif msg.what == "schedule":
-                from tui_nn.engine.training.schedules import set_scheduler
-
-                old = t.scheduler
-                if (old is None) != (msg.value is None) or (old is not None and (old.type, old.args) != (
-                        msg.value.type, msg.value.args)):
-                    set_scheduler(s, msg.value)
-                    self.notify(f"learning-rate schedule: {msg.value.type if msg.value else 'none (constant)'}")
-            elif msg.what == "stop":
-                t.target_loss = msg.value.get("target_loss")
-                t.target_accuracy = msg.value.get("target_accuracy")
+            changed, note = parts.apply_setting(s, msg.what, msg.value)
         except Exception as err:  # noqa: BLE001 - a refused setting is shown, nothing else changes
-            self.push_screen(ErrorModal("Setting refused", getattr(err, "message", str(err)),
-                                        getattr(err, "hint", "")))
+            self.push_screen(parts.ErrorModal("Setting refused", getattr(err, "message", str(err)),
+                                              getattr(err, "hint", "")))
+            return
+        if note:
+            self.notify(note)
+        if changed:
+            self._changed()
+        elif msg.what == "run":
+            self._update_status()
 
     def choose_loss(self, name: str) -> None:
-        from textual.widgets import Select
-
         if self._refuse("change the loss"):
             return
-        self.query_one("#loss-type", Select).value = name
+        self.query_one("#loss-type", parts.Select).value = name
         self.action_show_tab("train")
 
     def choose_optimizer(self, name: str) -> None:
-        from textual.widgets import Select
-
         if self._refuse("change the optimizer"):
             return
-        self.query_one("#opt-type", Select).value = name
+        self.query_one("#opt-type", parts.Select).value = name
         self.action_show_tab("train")
 
     def choose_device(self, name: str) -> None:
@@ -1529,7 +978,7 @@ class PlaygroundApp(InsightMixin, App[int]):
     def action_open_preset(self) -> None:
         if self._refuse("open a preset"):
             return
-        self.push_screen(PresetPicker(self.presets), callback=lambda p: self.open_preset_path(p) if p else None)
+        self.push_screen(parts.PresetPicker(self.presets), callback=lambda p: self.open_preset_path(p) if p else None)
 
     def open_preset_path(self, path: str) -> None:
         if self._refuse("open a preset"):
@@ -1542,37 +991,169 @@ class PlaygroundApp(InsightMixin, App[int]):
         if self._refuse("save"):
             return
         s = self.session
-        stem = Path(s.preset.source).stem if s.preset.source and not s.preset.source.startswith("<") else "scratch"
-        default = f"{stem}-mine.toml"
 
         def apply(path: str, with_weights: bool, fmt: str = "preset") -> str | None:
-            from tui_nn.engine.files.bundled import presets_dir
-            from tui_nn.engine.files.preset_write import save_preset
-
-            if fmt == "session" or path.endswith(".tuinn"):
+            if fmt == "session" or files.is_session_file(path):
                 return self.save_session_to(path)
-            target = Path(path).expanduser()
-            try:
-                if target.resolve().parent == presets_dir().resolve():
-                    return "the bundled presets are read-only here: choose another folder or name"
-                if target.is_dir():
-                    return "that is a folder: add a file name"
-                save_preset(s.current_preset(with_weights=with_weights), target)
-            except OSError as err:
-                return f"cannot write {path}: {err.strerror or err}"
-            except Exception as err:  # noqa: BLE001
-                return f"{type(err).__name__}: {err}"
-            self.notify(f"saved {target}", markup=False)
-            return None
+            error = files.save_preset_to(s, path, with_weights)
+            if error is None:
+                self.notify(f"saved {Path(path).expanduser()}", markup=False)
+            return error
 
-        self.push_screen(SaveModal(default, apply))
+        self.push_screen(parts.SaveModal(files.save_default(s), apply))
+
+    def save_session_to(self, path: str) -> str | None:
+        """Save the whole session (a .tuinn file) in a worker; returns a refusal or None."""
+        reason = self._busy_reason()
+        if reason:
+            return reason
+        target = files.session_target(path)
+        if isinstance(target, str):
+            return target
+        s = self.session
+
+        def done(written: Path) -> None:
+            self.session_path = str(written)
+            self.notify(f"session saved: {written}", markup=False)
+
+        self._engine_op("save the session", partial(engine.save_session, s, target), then=done)
+        return None
+
+    def open_session_path(self, path: str) -> None:
+        """Open a .tuinn session file (as `o` or `tui-nn FILE.tuinn` do)."""
+        self.open_preset_path(path)
+
+    def action_export(self, kind: str = "script") -> None:
+        if self._refuse("export"):
+            return
+        self.push_screen(parts.ExportModal(files.export_defaults(self.session), self._export, kind))
+
+    def _export(self, kind: str, path: str) -> str | None:
+        reason = self._busy_reason()
+        if reason:
+            return reason
+        target = files.export_target(path)
+        if isinstance(target, str):
+            return target
+        if kind == "svg":
+            def shoot() -> None:
+                written = self.save_screenshot(filename=target.name, path=str(target.parent.resolve()))
+                self.notify(f"screenshot written: {written}", markup=False)
+
+            self.call_after_refresh(shoot)  # once the dialog is gone: the screen itself
+            return None
+        s = self.session
+        from_start = s.has_start_weights
+
+        def written(p: Path) -> None:
+            message, severity, timeout = files.export_notice(s, kind, p, from_start)
+            self.notify(message, markup=False, severity=severity, timeout=timeout)
+
+        self._engine_op("export", files.export_job(s, kind, target, from_start), then=written)
+        return None
+
+    # -- autosave (tui_nn/ui/autosave.py) ---------------------------------------------------------
+
+    def autosave_interval(self) -> float | None:
+        """Seconds between autosaves during a run (None: autosave is off)."""
+        return self.autosaver.interval(self.session, self.session_path)
+
+    def autosave_now(self, session: Session) -> str | None:
+        """In a worker (between two slices of a run, or after one): autosave if it changed, at most once an
+        interval; the path written, or None. A failure is said in the status line, never raised."""
+        try:
+            saved = self.autosaver.save(session, self.session_path, self.version, force=False)
+        except Exception as err:  # noqa: BLE001 - an autosave that fails is said, never raised
+            self.call_from_thread(self._update_status, f"autosave failed: {err}")
+            return None
+        if saved:
+            self.call_from_thread(self.autosaved, saved)
+        return saved
+
+    def autosave_on_quit(self) -> str | None:
+        """When quitting (in a worker thread): save what changed since the last autosave, whatever the interval."""
+        edited = self.undo_stack is not None and bool(self.undo_stack.done)
+        return self.autosaver.save_on_quit(self.session, self.session_path, self.version, edited)
+
+    def maybe_autosave(self) -> None:
+        """At a run's end or pause: at most once an interval, in a worker."""
+        s = self.session
+        if s is None or self.running or not self.autosaver.due(s, self.session_path, self.version):
+            return
+        self.run_worker(partial(self.autosave_now, s), thread=True, group="autosave", exclusive=True,
+                        exit_on_error=False, name="autosave")
+
+    def autosaved(self, path: str) -> None:
+        self.autosave_note = f"autosaved {Path(path).name}"
+        if not self.running:
+            self._update_status()
+
+    # -- data sets, reports, runs ---------------------------------------------------------------
+
+    def action_choose_dataset(self) -> None:
+        if self._refuse("change the data"):
+            return
+        self.action_show_tab("data")
+        self.push_screen(parts.DatasetModal(self.session.preset.data, self._apply_dataset))
+
+    def _apply_dataset(self, values: dict[str, Any]) -> str | None:
+        reason = self._busy_reason()
+        if reason:
+            return reason
+        s = self.session
+        try:
+            spec = parts.dataset_spec(values, s.preset.data)
+        except ValueError as err:
+            return str(err)
+        except engine.EngineError as err:
+            return parts.engine_text(err)
+        self._engine_op("use the new data", lambda: s.set_data(spec),
+                        then=lambda _r: self.notify(f"data: {engine.describe(spec)}", markup=False))
+        return None
+
+    def action_confusion(self) -> None:
+        if self._refuse("compute the confusion matrix"):
+            return
+        s = self.session
+        self._engine_op("compute the confusion matrix", partial(parts.confusion, s),
+                        then=lambda result: self.push_screen(parts.confusion_screen(result, s.step)))
+
+    def action_gradcheck(self) -> None:
+        if self._refuse("check the gradients"):
+            return
+        s = self.session
+        if not s.trainable:
+            self.notify(f"No gradient check: {s.why_not_trainable()}", severity="warning", markup=False)
+            return
+        self._engine_op("check the gradients", partial(engine.gradcheck_session, s),
+                        then=lambda report: self.push_screen(parts.gradcheck_screen(report)))
+
+    def action_neuron(self) -> None:
+        if self._refuse("write out a neuron"):
+            return
+        path = self._selected_path()
+        spec = engine.get_layer(self.session.spec, path) if path is not None else None
+        if spec is None or spec.type != "Linear":
+            self.notify("Highlight a Linear layer on the Layers tab (1), then press N.", severity="warning")
+            return
+        dialog = parts.neuron_screen(self.session, path, lambda report: self.call_later(self.push_screen, report))
+        if dialog is not None:
+            self.push_screen(dialog)
+
+    def action_compare_runs(self) -> None:
+        if self.session is None:
+            return
+        if not self.session.runs.runs:
+            self.notify("No runs yet: train a little (n, r), change a setting, train again.", severity="information")
+            return
+        self.push_screen(parts.RunsModal(self.session))
 
     # -- navigation and help --------------------------------------------------------------------
 
     def action_show_tab(self, name: str) -> None:
         tabs = self.query_one(TabbedContent)
         tabs.active = f"tab-{name}"
-        target: Any = {
+        target: str = {
             "layers": "#layer-table", "tensors": "#tensor-list", "train": "#controls", "data": "#data-inputs-view",
             "info": "#info", "boundary": "#boundary-view",
         }[name]
@@ -1585,68 +1166,9 @@ class PlaygroundApp(InsightMixin, App[int]):
         self.call_after_refresh(widget.focus)
 
     def action_help(self) -> None:
-        sections = [
-            ("Everywhere", list(self.BINDINGS) + [Binding("ctrl+p", "command_palette", "Command palette: presets, "
-                                                                                     "layers, losses, optimizers, "
-                                                                                     "devices, actions"),
-                                                  Binding("tab,shift+tab", "focus", "Next / previous area")]),
-            ("Layers (tab 1)", LayerTable.BINDINGS + [Binding("enter", "edit", "Edit the highlighted layer")]),
-            ("Tensors (tab 2) and Data (tab 4)", TensorView.BINDINGS + [
-                Binding("arrows,pgup,pgdn", "move", "Move the cursor (only the visible window is drawn)")]),
-            ("Train (tab 3)", TrainControls.BINDINGS + [
-                Binding("tab,shift+tab", "focus", "Next / previous field; a field checks its value as you type")]),
-            ("Dialogs", [Binding("enter", "apply", "Apply (ctrl+s in multi-line editors)"),
-                         Binding("escape", "cancel", "Cancel"), Binding("tab", "next", "Next field")]),
-        ]
-        intro = ("tui-nn: build a network, break and fix its shapes, edit weights, train and watch every tensor. "
-                 "Everything works with the keyboard alone; the footer shows the keys of the focused area.")
-        self.push_screen(HelpScreen(sections, intro))
+        self.push_screen(parts.HelpScreen(keys.help_sections(), keys.HELP_INTRO))
 
-    # -- palette ---------------------------------------------------------------------------------
-
-    def palette_actions(self) -> list[tuple[str, str, str]]:
-        return [
-            ("Run training (r)", "train_run", "train the steps set on the Train tab"),
-            ("One training step (n)", "train_step", ""),
-            ("Pause training (p)", "pause", ""),
-            ("Resume training (p)", "resume", ""),
-            ("Stop training (s)", "stop", ""),
-            ("Reset weights to the preset (R)", "reset_weights", "its hand-set weights; the seed's init elsewhere"),
-            ("Re-initialise from the seed (ctrl+r)", "reset_init", "every layer from the seed's initialisation; "
-                                                                   "hand-set values dropped"),
-            ("Apply the shape fix (f)", "apply_fix", ""),
-            ("Apply the alternative fix (F)", "apply_alt_fix", ""),
-            ("Undo (u)", "undo", ""),
-            ("Redo (U)", "redo", ""),
-            ("Add a layer (a)", "add_layer", ""),
-            ("Edit the highlighted layer (e)", "edit_layer", ""),
-            ("Remove the highlighted layer (x)", "remove_layer", ""),
-            ("Duplicate the highlighted layer (d)", "duplicate_layer", ""),
-            ("Freeze / unfreeze the highlighted layer (z)", "freeze_layer", ""),
-            ("Initialise the highlighted layer (i)", "init_layer", ""),
-            ("Change the model input shape (I)", "edit_input_shape", ""),
-            ("Run a backward pass: gradients (g)", "compute_grads", ""),
-            ("Toggle log scale of the loss plot (l)", "toggle_log", ""),
-            ("Open a preset (o)", "open_preset", ""),
-            ("Save as a preset (ctrl+s)", "save_preset", ""),
-            ("Help: keys (?)", "help", ""),
-            ("Layers tab (1)", "show_tab('layers')", ""),
-            ("Tensors tab (2)", "show_tab('tensors')", ""),
-            ("Train tab (3)", "show_tab('train')", ""),
-            ("Data tab (4)", "show_tab('data')", ""),
-            ("Info tab (5)", "show_tab('info')", ""),
-            ("Boundary tab: the model over the input plane (6)", "show_tab('boundary')", ""),
-            ("Choose a data set or a CSV file (D)", "choose_dataset", "xor, circles, moons, blobs, spiral, sine, "
-                                                                      "plane, or columns of a CSV file"),
-            ("Confusion matrix (C)", "confusion", "of the test split, or of the training data"),
-            ("Runs compared (c)", "compare_runs", "overlay runs, smoothing, log scale"),
-            ("Numerical gradient check (X)", "gradcheck", "autograd against central differences"),
-            ("A neuron in numbers (N)", "neuron", "the highlighted Linear layer's unit, written out"),
-            ("Export: PyTorch script, loss CSV, SVG screenshot (E)", "export", ""),
-            ("Export the loss history as CSV", "export('csv')", ""),
-            ("Export an SVG screenshot", "export('svg')", ""),
-            ("Save the session (.tuinn) (ctrl+s)", "save_preset", "choose 'session' in the dialog"),
-        ]
+    # -- palette (commands.py; its actions: ui/keys.py) -------------------------------------------
 
     def palette_presets(self) -> list[tuple[str, str, str]]:
         out = []
@@ -1660,8 +1182,6 @@ class PlaygroundApp(InsightMixin, App[int]):
 
     async def action_quit(self) -> None:
         """Quit: a run stops at its next step; the session is autosaved (if it changed) before the app exits."""
-        import asyncio
-
         self._stop_event.set()
         if self.running:  # the run ends at its next step (the worker returns); not longer than a second
             await asyncio.to_thread(self._train_idle.wait, 1.0)
@@ -1673,27 +1193,7 @@ class PlaygroundApp(InsightMixin, App[int]):
         runner, self._runner = self._runner, None
         if runner is not None:
             runner.close()
-        from tui_nn.engine.training import process as trainer_boot
-
-        trainer_boot.discard()  # a trainer process started at the first frame that no runner took
+        startup.discard_trainer()
 
 
-def _num_text(t: Any) -> str:
-    """One element as the shortest text that reads back to the same value in its dtype."""
-    import numpy as np
-
-    value = t.detach().cpu().item()
-    if isinstance(value, float) and str(t.dtype) == "torch.float32":
-        return str(np.float32(value))
-    return repr(value)
-
-
-def _ints_if_whole(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_ints_if_whole(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-__all__ = ["PlaygroundApp", "TensorList"]
+__all__ = ["PlaygroundApp"]

@@ -8,6 +8,9 @@ from typing import Any, Callable, Iterator
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.markup import escape
 
+from tui_nn import engine
+
+from . import keys
 from .safe import Text, line
 
 
@@ -26,20 +29,17 @@ def _prompt(label: str, matcher: Any | None = None) -> Text:
 class PlaygroundCommands(Provider):
     def _commands(self) -> Iterator[tuple[str, Callable[[], Any], str]]:
         app: Any = self.app
-        for label, action, help_text in app.palette_actions():
+        for label, action, help_text in keys.palette_actions():
             yield label, partial(app.run_action_safely, action), help_text
         for stem, path, desc in app.palette_presets():  # a file's name and description: printable, then escaped
             yield f"Open preset: {line(stem)}", partial(app.open_preset_path, path), escape(line(desc))
         if app.session is None:
             return
-        from tui_nn.engine.model.catalogue import CATALOGUE
-        from tui_nn.engine.training.objectives import LOSSES, OPTIMIZERS
-
-        for name, lt in CATALOGUE.items():
+        for name, lt in engine.CATALOGUE.items():
             yield f"Add layer: {name}", partial(app.add_layer_of_type, name), escape(lt.doc)
-        for name, obj in LOSSES.items():
+        for name, obj in engine.LOSSES.items():
             yield f"Loss: {name}", partial(app.choose_loss, name), escape(obj.doc)
-        for name, obj in OPTIMIZERS.items():
+        for name, obj in engine.OPTIMIZERS.items():
             yield f"Optimizer: {name}", partial(app.choose_optimizer, name), escape(obj.doc)
         for dev in app.devices:
             yield f"Device: {dev.name}", partial(app.choose_device, dev.name), escape(dev.label)

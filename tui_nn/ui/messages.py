@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from tui_nn.engine import DeviceInfo, Finished, Preset, Progress, Session
+    from tui_nn.engine.shapes.rules import PreviewRow
 
 
 class SessionLoaded(Message):
     """A preset was loaded and its session built (in a worker)."""
 
-    def __init__(self, session: Any, devices: list[Any], note: str = "",
+    def __init__(self, session: Session | None, devices: list[DeviceInfo], note: str = "",
                  presets: list[tuple[str, str, Any]] | None = None, session_path: str | None = None) -> None:
         super().__init__()
         self.session = session
@@ -23,7 +27,7 @@ class SessionLoaded(Message):
 class PresetPreview(Message):
     """The preset read, before torch has loaded: its layers with the shapes arithmetic gives (a worker)."""
 
-    def __init__(self, preset: Any, rows: list[Any]) -> None:
+    def __init__(self, preset: Preset, rows: list[PreviewRow]) -> None:
         super().__init__()
         self.preset = preset
         self.rows = rows
@@ -51,14 +55,14 @@ class TrainProgress(Message):
     """A progress report from the trainer (at most ~15 per second), with a consistent copy of the
     loss history taken in the training thread."""
 
-    def __init__(self, progress: Any, series: tuple[Any, ...]) -> None:
+    def __init__(self, progress: Progress, series: tuple[Any, ...]) -> None:
         super().__init__()
         self.progress = progress
         self.series = series
 
 
 class TrainFinished(Message):
-    def __init__(self, finished: Any) -> None:
+    def __init__(self, finished: Finished) -> None:
         super().__init__()
         self.finished = finished
 

@@ -1,14 +1,19 @@
 """Small modal dialogs: an error, a text editor (one cell or a whole tensor), an initialisation scheme, a
-data generator, saving a preset. Every text that comes from outside is shown literally."""
+data generator, and the file dialogs (saving a preset or a session, exporting). Every text that comes from
+outside is shown literally."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static, TextArea
+
+from tui_nn import engine
 
 from ..safe import Shown, Text, line, shown
 from ..widgets.forms import ArgsForm
@@ -117,13 +122,11 @@ class InitModal(ModalScreen[bool]):
         self.apply_fn = apply
 
     def compose(self):  # noqa: ANN201
-        from tui_nn.engine.files.preset_read import INIT_SCHEMES
-
         with Vertical(classes="dialog", id="init-dialog"):
             yield Shown(Text(self.title_text, style="bold"), classes="dialog-title", line=True)
             with Horizontal(classes="pick-row"):
                 yield Label("scheme")
-                yield Select([(s, s) for s in INIT_SCHEMES], value="default", allow_blank=False, compact=True,
+                yield Select([(s, s) for s in engine.INIT_SCHEMES], value="default", allow_blank=False, compact=True,
                              id="init-scheme")
             yield ArgsForm(self._specs("default"), {}, id="init-args")
             yield Shown("", id="init-error", markup=False)
@@ -133,10 +136,8 @@ class InitModal(ModalScreen[bool]):
         self.query_one("#init-scheme", Select).focus()
 
     def _specs(self, scheme: str) -> tuple[Any, ...]:
-        from tui_nn.engine.model.catalogue import FLOAT, ArgSpec
-
         defaults = {"value": 0.0, "a": 0.0, "b": 1.0, "mean": 0.0, "std": 1.0, "gain": 1.0}
-        return tuple(ArgSpec(n, FLOAT, defaults[n], required=(n == "value"), doc="") for n in
+        return tuple(engine.ArgSpec(n, engine.FLOAT, defaults[n], required=(n == "value"), doc="") for n in
                      self.PARAMS.get(scheme, ()))
 
     async def on_select_changed(self, event: Select.Changed) -> None:
@@ -183,13 +184,12 @@ class GeneratorModal(ModalScreen[bool]):
         self.apply_fn = apply
 
     def compose(self):  # noqa: ANN201
-        from tui_nn.engine.spec import GENERATORS
-
         with Vertical(classes="dialog", id="gen-dialog"):
             yield Shown(Text(self.title_text, style="bold"), classes="dialog-title", line=True)
             with Horizontal(classes="pick-row"):
                 yield Label("generator")
-                yield Select([(g, g) for g in GENERATORS], value=self.kind if self.kind in GENERATORS else "randn",
+                kind = self.kind if self.kind in engine.GENERATORS else "randn"
+                yield Select([(g, g) for g in engine.GENERATORS], value=kind,
                              allow_blank=False, compact=True, id="gen-kind")
             with Horizontal(classes="pick-row"):
                 yield Label("shape")
@@ -236,60 +236,120 @@ class GeneratorModal(ModalScreen[bool]):
         self.dismiss(False)
 
 
-class SaveModal(ModalScreen[bool]):
-    """Save the current state as a preset file."""
+class FileModal(ModalScreen[bool]):
+    """Write a file: rows of choices and a path (its ids start with PREFIX), an inline refusal, enter writes.
+    `submit(path)` returns a refusal or None (done)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "apply", "Apply")]
+    PREFIX = "file"
+    HEADING = "Write a file"
+    HINT = "enter: write   esc: cancel"
 
-    def __init__(self, path: str, apply: Apply) -> None:
-        super().__init__()
-        self.path = path
-        self.apply_fn = apply
+    def rows(self) -> Iterator[tuple[str, Widget]]:
+        """(label, widget) for each row of the dialog, the path's Input (id PREFIX-path) among them."""
+        raise NotImplementedError
 
     def compose(self):  # noqa: ANN201
-        with Vertical(classes="dialog", id="save-dialog"):
-            yield Shown(Text("Save as a preset or a session", style="bold"), classes="dialog-title", line=True)
-            with Horizontal(classes="pick-row"):
-                yield Label("file")
-                yield Input(line(self.path), compact=True, id="save-path")  # a name made of a file's: printable
-            with Horizontal(classes="pick-row"):
-                yield Label("save as")
-                yield Select([("preset (.toml)", "preset"), ("whole session (.tuinn)", "session")],
-                             value="preset", allow_blank=False, compact=True, id="save-format")
-            with Horizontal(classes="pick-row"):
-                yield Label("weights")
-                yield Select([("current weights", True), ("arguments only", False)], value=True,
-                             allow_blank=False, compact=True, id="save-weights")
-            yield Shown("", id="save-error", markup=False)
-            yield _hint("enter: save   esc: cancel   (a session keeps weights, optimizer, data, history, runs)")
+        with Vertical(classes="dialog", id=f"{self.PREFIX}-dialog"):
+            yield Shown(Text(self.HEADING, style="bold"), classes="dialog-title", line=True)
+            for label, widget in self.rows():
+                with Horizontal(classes="pick-row"):
+                    yield Label(label)
+                    yield widget
+            yield Shown("", id=f"{self.PREFIX}-error", markup=False)
+            yield _hint(self.HINT)
 
-    def on_mount(self) -> None:
-        self.query_one("#save-path", Input).focus()
+    @property
+    def path_input(self) -> Input:
+        return self.query_one(f"#{self.PREFIX}-path", Input)
 
-    def on_select_changed(self, event: Select.Changed) -> None:
-        if event.select.id != "save-format":
-            return
-        event.stop()
-        path = self.query_one("#save-path", Input)
-        stem, dot, ext = path.value.rpartition(".")
-        base = stem if dot and ext in ("toml", "tuinn") else path.value
-        path.value = base + (".tuinn" if event.value == "session" else ".toml")
+    def choice(self, name: str) -> Any:
+        return self.query_one(f"#{self.PREFIX}-{name}", Select).value
+
+    def submit(self, path: str) -> str | None:
+        raise NotImplementedError
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.action_apply()
 
     def action_apply(self) -> None:
-        path = self.query_one("#save-path", Input).value.strip()
-        if not path:
-            self.query_one("#save-error", Static).update(Text("✗ type a file name", style="bold red"))
-            return
-        error = self.apply_fn(path, bool(self.query_one("#save-weights", Select).value),
-                              str(self.query_one("#save-format", Select).value))
+        path = self.path_input.value.strip()
+        error = "type a file name" if not path else self.submit(path)
         if error:
-            self.query_one("#save-error", Static).update(Text("✗ " + error, style="bold red"))
+            self.query_one(f"#{self.PREFIX}-error", Static).update(Text("✗ " + error, style="bold red"))
             return
         self.dismiss(True)
 
     def action_cancel(self) -> None:
         self.dismiss(False)
+
+
+class SaveModal(FileModal):
+    """Save the current state as a preset file or a session: apply(path, with_weights, format)."""
+
+    PREFIX = "save"
+    HEADING = "Save as a preset or a session"
+    HINT = "enter: save   esc: cancel   (a session keeps weights, optimizer, data, history, runs)"
+
+    def __init__(self, path: str, apply: Apply) -> None:
+        super().__init__()
+        self.path = path
+        self.apply_fn = apply
+
+    def rows(self) -> Iterator[tuple[str, Widget]]:
+        yield "file", Input(line(self.path), compact=True, id="save-path")  # a name made of a file's: printable
+        yield "save as", Select([("preset (.toml)", "preset"), ("whole session (.tuinn)", "session")],
+                                value="preset", allow_blank=False, compact=True, id="save-format")
+        yield "weights", Select([("current weights", True), ("arguments only", False)], value=True,
+                                allow_blank=False, compact=True, id="save-weights")
+
+    def on_mount(self) -> None:
+        self.path_input.focus()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id != "save-format":
+            return
+        event.stop()
+        path = self.path_input
+        stem, dot, ext = path.value.rpartition(".")
+        base = stem if dot and ext in ("toml", engine.SUFFIX.lstrip(".")) else path.value
+        path.value = base + (engine.SUFFIX if event.value == "session" else ".toml")
+
+    def submit(self, path: str) -> str | None:
+        return self.apply_fn(path, bool(self.choice("weights")), str(self.choice("format")))
+
+
+EXPORT_KINDS = [("PyTorch script (.py)", "script"), ("loss history (.csv)", "csv"),
+                ("screenshot (.svg)", "svg")]
+
+
+class ExportModal(FileModal):
+    """Export what and where: apply(kind, path) returns a refusal or None."""
+
+    PREFIX = "export"
+    HEADING = "Export"
+
+    def __init__(self, defaults: dict[str, str], apply: Callable[[str, str], str | None],
+                 kind: str = "script") -> None:
+        super().__init__()
+        self.defaults = defaults
+        self.apply_fn = apply
+        self.kind = kind
+
+    def rows(self) -> Iterator[tuple[str, Widget]]:
+        yield "what", Select(EXPORT_KINDS, value=self.kind, allow_blank=False, compact=True, id="export-kind")
+        yield "file", Input(line(self.defaults[self.kind]), compact=True, id="export-path")
+
+    def on_mount(self) -> None:
+        self.query_one("#export-kind", Select).focus()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "export-kind":
+            event.stop()
+            path = self.path_input
+            if path.value in map(line, self.defaults.values()):
+                path.value = line(self.defaults[str(event.value)])
+
+    def submit(self, path: str) -> str | None:
+        return self.apply_fn(str(self.choice("kind")), path)

@@ -1,4 +1,4 @@
-"""`?`: every key binding, by region, generated from the BINDINGS of the app and its widgets."""
+"""`?`: every key binding, by region, from the table of keys (ui/keys.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 
+from ..keys import KEY_NAMES
 from ..safe import Shown, Text
 
 
@@ -15,8 +16,7 @@ def _keys(binding: Binding) -> str:
     out = []
     for k in binding.key.split(","):
         k = k.strip()
-        k = {"question_mark": "?", "left_square_bracket": "[", "right_square_bracket": "]", "slash": "/",
-             "delete": "del"}.get(k, k)
+        k = KEY_NAMES.get(k, k)
         out.append(k)
     return " / ".join(out)
 

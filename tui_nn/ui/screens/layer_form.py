@@ -3,15 +3,20 @@ preview of the shapes the model would get."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from tui_nn import engine
+
 from ..safe import Shown, Text
 from ..widgets.forms import ArgsForm
+
+if TYPE_CHECKING:
+    from tui_nn.engine import Session
 
 
 class LayerFormScreen(ModalScreen["dict[str, Any] | None"]):
@@ -28,9 +33,7 @@ class LayerFormScreen(ModalScreen["dict[str, Any] | None"]):
         self.preview_fn = preview
 
     def compose(self):  # noqa: ANN201
-        from tui_nn.engine.model.catalogue import CATALOGUE
-
-        lt = CATALOGUE[self.type_name]
+        lt = engine.CATALOGUE[self.type_name]
         with Vertical(classes="dialog", id="layer-form-dialog"):
             yield Shown(Text(self.title_text, style="bold"), classes="dialog-title", line=True)
             yield Shown(Text(lt.doc, style="italic"), markup=False)
@@ -88,3 +91,40 @@ class LayerFormScreen(ModalScreen["dict[str, Any] | None"]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def preview_text(s: Session, path: str | None, type_name: str, insert: bool, args: dict[str, Any]) -> Text:
+    """What the model would look like with these arguments (shape check on the meta device)."""
+    model = s.spec.copy()
+    if insert:
+        target = engine.insert_layer(model, path, engine.LayerSpec(type_name, dict(args),
+                                                           layers=[engine.LayerSpec("Identity")]
+                                                           if type_name == "Residual" else []))
+    else:
+        assert path is not None
+        engine.set_args(model, path, args)
+        target = path
+    report = engine.check_model(model, tuple(s.inputs.shape), optimizer=s.training.optimizer.type,
+                         optimizer_args=s.training.optimizer.args)
+    text = Text()
+    row = next((r for r in report.layers if r.path == target), None)
+    err = report.error
+    if err is not None and (err.path or str(err.layer)) == target:
+        text.append(f"✗ {err.message}", style="bold red")
+        if err.hint:
+            text.append(f"\n  {err.hint}", style="red")
+        return text
+    if row is not None:
+        text.append(f"layer {target}: {engine.fmt_shape(row.input_shape)} → {engine.fmt_shape(row.output_shape)}",
+                    style="bold green")
+        text.append(f"   {row.params:,} parameters")
+        if row.detail:
+            text.append(f"\n  {row.detail}", style="dim")
+    if err is not None:
+        text.append(f"\n⚠ then layer {err.path or err.layer} ({err.type}) fails: {err.message}", style="yellow")
+        if err.fix is not None:
+            text.append(f"\n  (after applying, f: {err.fix.text})", style="dim")
+    else:
+        text.append(f"\nmodel output {engine.fmt_shape(report.output_shape)}, {report.total_params:,} parameters",
+                    style="dim")
+    return text

@@ -10,6 +10,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui_nn import engine
+
 from ..safe import Shown, Text, cell
 
 
@@ -41,13 +43,11 @@ class LayerPicker(ModalScreen["str | None"]):
         self.query_one("#picker-search", Input).focus()
 
     def _fill(self, query: str) -> None:
-        from tui_nn.engine.model.catalogue import CATALOGUE
-
         q = query.strip().lower()
         lst = self.query_one("#picker-list", OptionList)
         lst.clear_options()
         options = []
-        for lt in CATALOGUE.values():
+        for lt in engine.CATALOGUE.values():
             hay = f"{lt.name} {lt.doc} {lt.category}".lower()
             if q and q not in hay:
                 continue
@@ -62,12 +62,10 @@ class LayerPicker(ModalScreen["str | None"]):
         self._doc()
 
     def _doc(self) -> None:
-        from tui_nn.engine.model.catalogue import CATALOGUE
-
         lst = self.query_one("#picker-list", OptionList)
         text = Text()
         if lst.highlighted is not None and lst.option_count:
-            lt = CATALOGUE[str(lst.get_option_at_index(lst.highlighted).id)]
+            lt = engine.CATALOGUE[str(lst.get_option_at_index(lst.highlighted).id)]
             text.append(lt.doc)
             req = [a.name for a in lt.args if a.required]
             if req:

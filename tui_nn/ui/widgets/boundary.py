@@ -1,9 +1,9 @@
 """The Boundary tab: the model's prediction over the input plane, with the data points on it.
 
-For a model with 2 input features, one `BoundaryView` draws `probes.decision_grid` as coloured cells
+For a model with 2 input features, one `BoundaryView` draws `engine.decision_grid` as coloured cells
 (background colours, one cell per character, only the widget's visible size is computed) and the
 training (●) and test (○) points on top. For a model with 1 input feature, `CurvePlot` draws
-`probes.function_curve` over the data points.
+`engine.function_curve` over the data points.
 
 The grid is computed in a thread worker, never per step: a timer asks for a refresh at most
 `REFRESH_INTERVAL` seconds apart, and only when the tab is visible and the weights may have changed
@@ -13,7 +13,7 @@ The grid is computed in a thread worker, never per step: a timer asks for a refr
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.color import Color
@@ -25,7 +25,12 @@ from textual.widget import Widget
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
+from tui_nn import engine
+
 from ..safe import Shown, Text
+
+if TYPE_CHECKING:
+    from tui_nn.engine import Session
 
 REFRESH_INTERVAL = 0.25  # seconds: at most 4 grids a second
 
@@ -200,19 +205,17 @@ class BoundaryPane(Vertical):
         self.run_worker(lambda: self._compute(s, key, isolated), thread=True, exclusive=True, group="boundary",
                         exit_on_error=False, name="boundary")
 
-    def _compute(self, s: Any, key: tuple[int, int, int, int], isolated: bool = False) -> None:
-        from tui_nn.engine.inspect import probes
-
+    def _compute(self, s: Session, key: tuple[int, int, int, int], isolated: bool = False) -> None:
         _, _, width, height = key
         dims = tuple(s.spec.input_shape[1:])
         try:
             if dims == (2,):
-                grid = probes.decision_grid(s, width, height, isolated=isolated)
+                grid = engine.decision_grid(s, width, height, isolated=isolated)
                 result: Any = ("grid", grid, (s.inputs.detach().cpu().numpy(), s.targets),
                                (None if s.test_inputs is None else s.test_inputs.detach().cpu().numpy(),
                                 s.test_targets))
             elif dims == (1,):
-                xs, ys = probes.function_curve(s, 200, isolated=isolated)
+                xs, ys = engine.function_curve(s, 200, isolated=isolated)
                 tx = s.inputs.detach().float().cpu().reshape(-1).numpy()
                 ty = None if s.targets is None else s.targets.detach().float().cpu().reshape(
                     s.targets.shape[0], -1)[:, 0].numpy()

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Label, Select
 
+from tui_nn import engine
+
+from .. import keys
 from ..safe import Shown, Text
 from .forms import ArgsForm
+
+if TYPE_CHECKING:
+    from tui_nn.engine import ArgSpec, DeviceInfo, Session
 
 
 class TrainControls(VerticalScroll):
@@ -19,10 +24,7 @@ class TrainControls(VerticalScroll):
     A focused text field takes every printable key, so Esc leaves it: focus goes back to this pane (the global
     keys r, p, s, n... act again; tab or a click goes back into the fields)."""
 
-    BINDINGS = [
-        Binding("escape", "leave_field", "Leave field", id="train.leave_field",
-                tooltip="Leave the text field or list: the global keys (r, p, s, 1-6...) act again"),
-    ]
+    BINDINGS = keys.bindings("train")  # ui/keys.py
 
     def first_error(self, *, steps: bool = True) -> str | None:
         """'lr: ...' for the first field whose text is not valid (its last valid value is the one in use);
@@ -46,38 +48,35 @@ class TrainControls(VerticalScroll):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self._loading = False
-        self.devices: list[Any] = []
+        self.devices: list[DeviceInfo] = []
 
     def compose(self):  # noqa: ANN201
         yield Shown("loading…", id="controls-loading")
 
-    async def load(self, session: Any, devices: list[Any]) -> None:
-        from tui_nn.engine.training.objectives import LOSSES, OPTIMIZERS
-        from tui_nn.engine.training.schedules import SCHEDULERS
-
+    async def load(self, session: Session, devices: list[DeviceInfo]) -> None:
         self._loading = True
         self.devices = devices
         t = session.training
         await self.remove_children()
         widgets = [
             Shown("Loss", classes="section"),
-            Horizontal(Label("loss"), Select([(n, n) for n in LOSSES], value=t.loss.type, allow_blank=False,
+            Horizontal(Label("loss"), Select([(n, n) for n in engine.LOSSES], value=t.loss.type, allow_blank=False,
                                               compact=True, id="loss-type"), classes="pick-row"),
-            ArgsForm(LOSSES[t.loss.type].args, t.loss.args, id="loss-args"),
+            ArgsForm(engine.LOSSES[t.loss.type].args, t.loss.args, id="loss-args"),
             Shown("Optimizer", classes="section"),
-            Horizontal(Label("optimizer"), Select([(n, n) for n in OPTIMIZERS], value=t.optimizer.type,
+            Horizontal(Label("optimizer"), Select([(n, n) for n in engine.OPTIMIZERS], value=t.optimizer.type,
                                                   allow_blank=False, compact=True, id="opt-type"),
                        classes="pick-row"),
-            ArgsForm(OPTIMIZERS[t.optimizer.type].args, t.optimizer.args, id="opt-args"),
+            ArgsForm(engine.OPTIMIZERS[t.optimizer.type].args, t.optimizer.args, id="opt-args"),
             Shown("Run", classes="section"),
             ArgsForm(run_argspecs(), {"steps": t.steps, "batch_size": t.batch_size, "seed": t.seed,
                                       "shuffle": t.shuffle}, id="run-args"),
             Shown("Schedule and stop", classes="section"),
-            Horizontal(Label("scheduler"), Select([("none", "none")] + [(n, n) for n in SCHEDULERS],
+            Horizontal(Label("scheduler"), Select([("none", "none")] + [(n, n) for n in engine.SCHEDULERS],
                                                   value=t.scheduler.type if t.scheduler is not None else "none",
                                                   allow_blank=False, compact=True, id="sched-type"),
                        classes="pick-row"),
-            ArgsForm(SCHEDULERS[t.scheduler.type].args if t.scheduler is not None else (),
+            ArgsForm(engine.SCHEDULERS[t.scheduler.type].args if t.scheduler is not None else (),
                      dict(t.scheduler.args) if t.scheduler is not None else {}, id="sched-args"),
             ArgsForm(stop_argspecs(), {k: v for k, v in (("target_loss", t.target_loss),
                                                          ("target_accuracy", t.target_accuracy)) if v is not None},
@@ -114,23 +113,18 @@ class TrainControls(VerticalScroll):
         await self.mount(ArgsForm(argspecs, values, id=form_id), after=before)
 
     async def on_select_changed(self, event: Select.Changed) -> None:
-        from tui_nn.engine.spec import CallSpec
-        from tui_nn.engine.training.objectives import LOSSES, OPTIMIZERS
-
         sid = event.select.id
         if sid == "sched-type":
             event.stop()
             if self._loading:
                 return
-            from tui_nn.engine.training.schedules import SCHEDULERS
-
             name = str(event.value)
-            await self._replace_form("sched-args", SCHEDULERS[name].args if name != "none" else (), {})
+            await self._replace_form("sched-args", engine.SCHEDULERS[name].args if name != "none" else (), {})
             form = self.query_one("#sched-args", ArgsForm)
             if name == "none":
                 self.post_message(self.Changed("schedule", None))
             elif form.valid:
-                self.post_message(self.Changed("schedule", CallSpec(name, form.args())))
+                self.post_message(self.Changed("schedule", engine.CallSpec(name, form.args())))
             return
         if sid not in ("loss-type", "opt-type", "device"):
             return
@@ -139,62 +133,88 @@ class TrainControls(VerticalScroll):
             return
         if sid == "loss-type":
             name = str(event.value)
-            await self._replace_form("loss-args", LOSSES[name].args, {})
-            self.post_message(self.Changed("loss", CallSpec(name, {})))
+            await self._replace_form("loss-args", engine.LOSSES[name].args, {})
+            self.post_message(self.Changed("loss", engine.CallSpec(name, {})))
         elif sid == "opt-type":
             name = str(event.value)
             lr = self.query_one("#opt-args", ArgsForm).values.get("lr")
             values = {"lr": lr} if lr is not None else {}
-            await self._replace_form("opt-args", OPTIMIZERS[name].args, values)
-            self.post_message(self.Changed("optimizer", CallSpec(name, args_of(OPTIMIZERS[name].args, values))))
+            await self._replace_form("opt-args", engine.OPTIMIZERS[name].args, values)
+            args = args_of(engine.OPTIMIZERS[name].args, values)
+            self.post_message(self.Changed("optimizer", engine.CallSpec(name, args)))
         else:
             self.post_message(self.Changed("device", str(event.value)))
 
     def on_args_form_changed(self, event: ArgsForm.Changed) -> None:
-        from tui_nn.engine.spec import CallSpec
-
         event.stop()
         if self._loading or not event.form.valid:
             return
         fid = event.form.id
         if fid == "loss-args":
             name = str(self.query_one("#loss-type", Select).value)
-            self.post_message(self.Changed("loss", CallSpec(name, event.form.args())))
+            self.post_message(self.Changed("loss", engine.CallSpec(name, event.form.args())))
         elif fid == "opt-args":
             name = str(self.query_one("#opt-type", Select).value)
-            self.post_message(self.Changed("optimizer", CallSpec(name, event.form.args())))
+            self.post_message(self.Changed("optimizer", engine.CallSpec(name, event.form.args())))
         elif fid == "run-args":
             self.post_message(self.Changed("run", event.form.all_values()))
         elif fid == "sched-args":
             name = str(self.query_one("#sched-type", Select).value)
             if name != "none":
-                self.post_message(self.Changed("schedule", CallSpec(name, event.form.args())))
+                self.post_message(self.Changed("schedule", engine.CallSpec(name, event.form.args())))
         elif fid == "stop-args":
             self.post_message(self.Changed("stop", event.form.all_values()))
 
 
 def args_of(argspecs: Any, values: dict[str, Any]) -> dict[str, Any]:
-    from ...engine.model.argtext import args_from_values
-
-    return args_from_values(argspecs, values)
+    return engine.args_from_values(argspecs, values)
 
 
-def stop_argspecs() -> tuple[Any, ...]:
-    from tui_nn.engine.model.catalogue import FLOAT, ArgSpec
-
+def stop_argspecs() -> tuple[ArgSpec, ...]:
+    arg, num = engine.ArgSpec, engine.FLOAT
     return (
-        ArgSpec("target_loss", FLOAT, None, min=0.0, doc="stop once the loss is at or below this (empty: none)"),
-        ArgSpec("target_accuracy", FLOAT, None, min=0.0, max=1.0,
-                doc="stop once a batch's accuracy reaches this, 0..1 (classification)"),
+        arg("target_loss", num, None, min=0.0, doc="stop once the loss is at or below this (empty: none)"),
+        arg("target_accuracy", num, None, min=0.0, max=1.0,
+            doc="stop once a batch's accuracy reaches this, 0..1 (classification)"),
     )
 
 
-def run_argspecs() -> tuple[Any, ...]:
-    from tui_nn.engine.model.catalogue import BOOL, INT, ArgSpec
-
+def run_argspecs() -> tuple[ArgSpec, ...]:
+    arg, whole = engine.ArgSpec, engine.INT
     return (
-        ArgSpec("steps", INT, 100, required=True, min=1, max=10**9, doc="steps for r (run)"),
-        ArgSpec("batch_size", INT, 0, required=True, min=0, max=2**31 - 1, doc="0 = all samples each step"),
-        ArgSpec("seed", INT, 0, required=True, min=0, max=2**63 - 1, doc="data and initial weights (R resets)"),
-        ArgSpec("shuffle", BOOL, True, doc="reshuffle mini-batches each epoch"),
+        arg("steps", whole, 100, required=True, min=1, max=10**9, doc="steps for r (run)"),
+        arg("batch_size", whole, 0, required=True, min=0, max=2**31 - 1, doc="0 = all samples each step"),
+        arg("seed", whole, 0, required=True, min=0, max=2**63 - 1, doc="data and initial weights (R resets)"),
+        arg("shuffle", engine.BOOL, True, doc="reshuffle mini-batches each epoch"),
     )
+
+
+def apply_setting(s: Session, what: str, value: Any) -> tuple[bool, str]:
+    """Apply a setting of the Train tab (a `TrainControls.Changed`, not the device) to the session: (whether
+    the model's loss or optimizer changed: views redraw, a note to show). A refused value raises the engine's
+    error and changes nothing."""
+    t = s.training
+    if what == "loss":
+        if value.type != t.loss.type or value.args != t.loss.args:
+            s.set_loss(value)
+            return True, ""
+    elif what == "optimizer":
+        if value.type != t.optimizer.type or value.args != t.optimizer.args:
+            s.set_optimizer(value)
+            return True, ""
+    elif what == "run":
+        seed_changed = int(value.get("seed", t.seed)) != t.seed
+        t.steps = int(value.get("steps", t.steps))
+        t.batch_size = int(value.get("batch_size", t.batch_size))
+        t.shuffle = bool(value.get("shuffle", t.shuffle))
+        t.seed = int(value.get("seed", t.seed))
+        return False, "The new seed applies at the next reset (R)." if seed_changed else ""
+    elif what == "schedule":
+        old = t.scheduler
+        if (old is None) != (value is None) or (old is not None and (old.type, old.args) != (value.type, value.args)):
+            engine.set_scheduler(s, value)
+            return False, f"learning-rate schedule: {value.type if value else 'none (constant)'}"
+    elif what == "stop":
+        t.target_loss = value.get("target_loss")
+        t.target_accuracy = value.get("target_accuracy")
+    return False, ""

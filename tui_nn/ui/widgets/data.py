@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
 
+from tui_nn import engine
+
 from ..safe import Shown, Text, line
 from .tensors import TensorEntry, TensorView
 
+if TYPE_CHECKING:
+    from tui_nn.engine import DeviceInfo, Session
+
 
 def source_text(value: Any, data: Any = None) -> str:
-    from tui_nn.engine.spec import GeneratorSpec
-
     dataset = getattr(data, "dataset", None)
     csv = getattr(data, "csv", None)
     if dataset is not None:
@@ -22,7 +25,7 @@ def source_text(value: Any, data: Any = None) -> str:
         return f"CSV file {csv.path}"
     if value is None:
         return "random, from the seed"
-    if isinstance(value, GeneratorSpec):
+    if isinstance(value, engine.GeneratorSpec):
         extra = f" low={value.low} high={value.high}" if value.kind == "randint" else ""
         return f"generator {value.kind} {list(value.shape)}{extra}"
     return "inline values"
@@ -61,7 +64,7 @@ class DataPane(Horizontal):
             yield Shown("", id="data-targets-head", classes="data-head", markup=False)
             yield TensorView(id="data-targets-view")
 
-    def update_from(self, session: Any, editable: bool) -> None:
+    def update_from(self, session: Session, editable: bool) -> None:
         data = session.preset.data
         for key, tensor, src in (("inputs", session.inputs, data.inputs), ("targets", session.targets, data.targets)):
             title = Text()
@@ -106,9 +109,7 @@ class InfoPane(VerticalScroll):
     def compose(self):  # noqa: ANN201
         yield Shown("loading…", id="info-text", markup=False)
 
-    def update_from(self, session: Any, devices: list[Any]) -> None:
-        from tui_nn.engine.shapes.summary import summary_table
-
+    def update_from(self, session: Session, devices: list[DeviceInfo]) -> None:
         p = session.preset
         text = Text()
         text.append(p.name or "(unnamed)", style="bold")
@@ -117,7 +118,7 @@ class InfoPane(VerticalScroll):
         text.append(f"\n{p.source}\n\n", style="dim")
         text.append(p.description.strip() or "(no description)")
         text.append("\n\nModel\n", style="bold")
-        text.append(summary_table(session.report))
+        text.append(engine.summary_table(session.report))
         if devices:
             text.append("\n\nDevices\n", style="bold")
             text.append("\n".join(f"{d.name}: {d.label}" for d in devices))
@@ -131,7 +132,7 @@ class Instructions(VerticalScroll):
     def compose(self):  # noqa: ANN201
         yield Shown("", id="instructions-text", markup=False)
 
-    def update_from(self, session: Any) -> None:
+    def update_from(self, session: Session) -> None:
         p = session.preset
         self.border_title = Text(line(p.name))  # a Text, so the name is never read as markup; printable
         self.query_one("#instructions-text", Static).update(Text(p.description.strip() or "(no description)"))

@@ -8,6 +8,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
+from tui_nn import engine
+
 from ..safe import Shown, Text, line
 
 BOOL_OPTIONS = [("true", True), ("false", False)]
@@ -40,8 +42,6 @@ class ArgsForm(Vertical):
         self._name_width = name_width
 
     def compose(self):  # noqa: ANN201
-        from ...engine.model.argtext import value_text
-
         for a in self.argspecs:
             with Horizontal(classes="arg-row"):
                 label = Label(Text(a.name + ("*" if a.required else "")), classes="arg-name")
@@ -57,8 +57,8 @@ class ArgsForm(Vertical):
                     field = Select(BOOL_OPTIONS, value=bool(current), allow_blank=False, compact=True,
                                    classes="arg-field")
                 else:
-                    text = line(value_text(self.initial[a.name])) if a.name in self.initial else ""
-                    placeholder = "required" if a.required else f"{value_text(a.default) or 'none'}"
+                    text = line(engine.value_text(self.initial[a.name])) if a.name in self.initial else ""
+                    placeholder = "required" if a.required else f"{engine.value_text(a.default) or 'none'}"
                     field = Input(text, placeholder=placeholder, compact=True, classes="arg-field")
                 field.arg_name = a.name  # type: ignore[attr-defined]
                 self._fields[a.name] = field
@@ -72,19 +72,15 @@ class ArgsForm(Vertical):
             self._validate(a.name, post=False)
 
     def _text(self, name: str) -> str:
-        from ...engine.model.argtext import value_text
-
         field = self._fields[name]
         if isinstance(field, Select):
             # "no selection" is Select.NULL (Select.BLANK is Widget.BLANK, i.e. False: it matched a false value)
-            return "" if field.is_blank() else value_text(field.value)
+            return "" if field.is_blank() else engine.value_text(field.value)
         return field.value
 
     def _validate(self, name: str, post: bool = True) -> None:
-        from ...engine.model.argtext import validate_field
-
         a = next(x for x in self.argspecs if x.name == name)
-        value, error, omitted = validate_field(a, self._text(name))
+        value, error, omitted = engine.validate_field(a, self._text(name))
         doc = self._docs[name]
         if error:
             self.errors[name] = error
@@ -113,10 +109,8 @@ class ArgsForm(Vertical):
 
     def args(self) -> dict[str, Any]:
         """Arguments that differ from the defaults (required ones always)."""
-        from ...engine.model.argtext import args_from_values
-
         vals = {k: v for k, v in self.values.items() if k not in self._omitted}
-        return args_from_values(self.argspecs, vals)
+        return engine.args_from_values(self.argspecs, vals)
 
     def all_values(self) -> dict[str, Any]:
         return dict(self.values)

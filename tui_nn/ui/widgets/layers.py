@@ -3,16 +3,18 @@ its hint and fix, and the totals."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from textual.binding import Binding
+from textual.message import Message
 from textual.widgets import DataTable
 
+from tui_nn import engine
+
+from .. import keys
 from ..safe import Shown, Text, cell
 
-
-def fmt_shape(shape: Any) -> str:
-    return "?" if shape is None else "[" + ", ".join(str(s) for s in shape) + "]"
+if TYPE_CHECKING:
+    from tui_nn.engine import LayerSpec, Session
 
 
 def short_shape(shape: Any) -> str:
@@ -20,11 +22,9 @@ def short_shape(shape: Any) -> str:
     return "?" if shape is None else "[" + ",".join(str(s) for s in shape) + "]"
 
 
-def _call_cell(spec: Any, depth: int, style: str = "") -> Text:
+def _call_cell(spec: LayerSpec, depth: int, style: str = "") -> Text:
     """A layer row's call: indented by depth, like the PyTorch call, with its frozen and hand-set marks."""
-    from ...engine.model.argtext import call_text
-
-    call = Text("  " * depth + call_text(spec), style=style)
+    call = Text("  " * depth + engine.call_text(spec), style=style)
     if spec.frozen:
         call.append(" ❄frozen", style="cyan")
     if spec.params:
@@ -35,23 +35,33 @@ def _call_cell(spec: Any, depth: int, style: str = "") -> Text:
 class LayerTable(DataTable):
     """The layers. Keys act on the highlighted layer."""
 
-    _MOVE = Binding.Group("Move")
+    BINDINGS = keys.bindings("layers")  # ui/keys.py
 
-    BINDINGS = [
-        Binding("a", "app.add_layer", "Add", id="layers.add", tooltip="Add a layer after this one"),
-        Binding("e", "app.edit_layer", "Edit", id="layers.edit", tooltip="Edit this layer's arguments"),
-        Binding("x,delete", "app.remove_layer", "Del", id="layers.remove", tooltip="Remove this layer"),
-        Binding("K,shift+up", "app.move_layer(-1)", "Move up", id="layers.move_up", group=_MOVE),
-        Binding("J,shift+down", "app.move_layer(1)", "Move down", id="layers.move_down", group=_MOVE),
-        Binding("d", "app.duplicate_layer", "Duplicate", show=False, id="layers.duplicate"),
-        Binding("z", "app.freeze_layer", "Freeze / unfreeze", show=False, id="layers.freeze"),
-        Binding("i", "app.init_layer", "Initialise weights", show=False, id="layers.init"),
-        Binding("I", "app.edit_input_shape", "Model input shape", show=False, id="layers.input_shape"),
-    ]
+    class EditRequested(Message):
+        """Enter on a row: edit that layer's arguments (the app opens the form)."""
+
+        def __init__(self, path: str | None) -> None:
+            super().__init__()
+            self.path = path
+
+    class PathHighlighted(Message):
+        """The cursor moved to another layer (the totals show its details)."""
+
+        def __init__(self, path: str | None) -> None:
+            super().__init__()
+            self.path = path
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kw)
         self.paths: list[str] = []
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.post_message(self.EditRequested(self.selected_path))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self.post_message(self.PathHighlighted(self.selected_path))
 
     def add_row(self, *cells: Any, **kw: Any) -> Any:
         """Every row goes in here: its cells (layer types and arguments come from a file) printable, one line."""
@@ -70,10 +80,8 @@ class LayerTable(DataTable):
         row = min(max(self.cursor_row, 0), len(self.paths) - 1)
         return self.paths[row]
 
-    def update_from(self, session: Any, select: str | None = None) -> None:
+    def update_from(self, session: Session, select: str | None = None) -> None:
         """Rebuild the rows from the session's spec and shape report."""
-        from ...engine.model.paths import flat_layers
-
         keep = select if select is not None else self.selected_path
         report = session.report
         rows = {r.path: r for r in report.layers}
@@ -82,7 +90,7 @@ class LayerTable(DataTable):
         self.clear()
         self.paths = []
         after_error = False
-        for path, depth, spec in flat_layers(session.spec.layers):
+        for path, depth, spec in engine.flat_layers(session.spec.layers):
             row = rows.get(path)
             is_err = path == err_path
             style = "bold red" if is_err else ("dim" if after_error else "")
@@ -128,9 +136,7 @@ class LayerTable(DataTable):
 class ErrorPanel(Shown):
     """The shape error (PyTorch's message, the hint, the fix and its key), or a data problem."""
 
-    def update_from(self, session: Any, running: bool = False) -> None:
-        from tui_nn.engine.errors import INPUT_FIX
-
+    def update_from(self, session: Session, running: bool = False) -> None:
         err = session.report.error
         text = Text()
         if err is not None:
@@ -144,7 +150,7 @@ class ErrorPanel(Shown):
                 text.append("\n  f", style="bold reverse")
                 text.append(" fix: ", style="bold green")
                 text.append(err.fix.text, style="green")
-            alts = [f for f in err.extra_fixes if f.layer == INPUT_FIX]
+            alts = [f for f in err.extra_fixes if f.layer == engine.INPUT_FIX]
             if alts:
                 text.append("\n  F", style="bold reverse")
                 text.append(" alternative: ", style="bold green")
@@ -165,12 +171,7 @@ class ErrorPanel(Shown):
 class Totals(Shown):
     """Parameters, trainable parameters, memory estimate; the highlighted layer's details."""
 
-    def update_from(self, session: Any, path: str | None) -> None:
-        from tui_nn.engine.model.catalogue import CATALOGUE
-        from tui_nn.engine.text import fmt_bytes
-
-        from ...engine.model.paths import get_layer
-
+    def update_from(self, session: Session, path: str | None) -> None:
         report = session.report
         text = Text()
         text.append("params ", style="dim")
@@ -178,19 +179,19 @@ class Totals(Shown):
         text.append("  trainable ", style="dim")
         text.append(f"{report.trainable_params:,}", style="bold")
         text.append("  mem ≈ ", style="dim")
-        text.append(fmt_bytes(report.memory.total), style="bold")
+        text.append(engine.fmt_bytes(report.memory.total), style="bold")
         text.append("  ")
-        text.append(fmt_shape(tuple(session.inputs.shape)))
+        text.append(engine.fmt_shape(tuple(session.inputs.shape)))
         text.append(" → ", style="dim")
-        text.append(fmt_shape(report.output_shape))
+        text.append(engine.fmt_shape(report.output_shape))
         detail = ""
         if path is not None:
             try:
-                spec = get_layer(session.spec, path)
+                spec = engine.get_layer(session.spec, path)
             except Exception:  # noqa: BLE001 - a stale path after an edit: no details
                 spec = None
             if spec is not None:
-                lt = CATALOGUE.get(spec.type)
+                lt = engine.CATALOGUE.get(spec.type)
                 row = next((r for r in report.layers if r.path == path), None)
                 if row is not None and row.detail:
                     detail = f"{spec.type} output size: {row.detail}"

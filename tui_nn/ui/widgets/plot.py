@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.segment import Segment
@@ -19,7 +19,21 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual_plotext import PlotextPlot
 
+if TYPE_CHECKING:
+    from tui_nn.engine import Session
+
 REDRAW_INTERVAL = 0.25  # seconds: 4 redraws a second keep the terminal output under 20 KB/s (docs/performance.md)
+
+
+def eval_series(session: Session | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The test split's loss (steps, values) to draw over the training loss, or None."""
+    if session is None:
+        return None
+    try:
+        steps, loss, _acc = session.metrics.test_series()
+    except Exception:  # noqa: BLE001
+        return None
+    return (steps, loss) if len(steps) else None
 
 
 def downsample(steps: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -158,10 +172,6 @@ def rows_text(rows: list[Row]) -> Text:
         plain.append("\n")
         pos += 1
     return Text("".join(plain), spans=spans)
-
-
-def matrix_text(matrix: Any) -> Text:
-    return rows_text(matrix_rows(matrix))
 
 
 class LossPlot(PlotextPlot):

@@ -5,7 +5,61 @@ The bar is drawn in the same line (block characters), so the line stays one row 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..safe import Shown, Text, line
+
+if TYPE_CHECKING:
+    from tui_nn.engine import Progress, Session
+
+    from ..run_state import RunState
+
+
+class LossNow:
+    """The loss the status line shows: the last reported while training, else the history's last, else the
+    untrained model's (computed once per version of the model, weights and data)."""
+
+    def __init__(self) -> None:
+        self._initial: tuple[int, float | None] | None = None
+
+    def value(self, s: Session | None, progress: Progress | None, running: bool, version: int) -> float | None:
+        if s is None:
+            return None
+        if running and progress is not None:
+            return float(progress.loss)
+        if len(s.history):
+            return float(s.history.last)
+        if running:
+            return None
+        if self._initial is None or self._initial[0] != version:
+            try:
+                value = s.loss_value()
+            except Exception:  # noqa: BLE001 - e.g. targets that do not fit the loss: no loss to show
+                value = None
+            self._initial = (version, value)
+        return self._initial[1]
+
+
+def accuracy_now(session: Session | None, progress: Progress | None) -> float | None:
+    """The accuracy to show: of the last reported batch while training (`progress`), else the last recorded."""
+    if progress is not None and getattr(progress, "accuracy", None) is not None:
+        return float(progress.accuracy)
+    if session is None:
+        return None
+    try:
+        return session.metrics.accuracy.last
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def eval_accuracy(session: Session | None) -> float | None:
+    if session is None:
+        return None
+    try:
+        ev = session.metrics.last_eval
+    except Exception:  # noqa: BLE001
+        return None
+    return None if ev is None or ev.accuracy is None else float(ev.accuracy)
 
 
 def fmt_eta(seconds: float) -> str:
@@ -53,6 +107,28 @@ class StatusBar(Shown):
         self.progress: tuple[int, int] | None = None  # (done, total) while a run of N steps is under way
         self.text = Text()
         self._last: dict[str, object] | None = None
+
+    def show_session(self, s: Session | None, rs: RunState, progress: Progress | None, *, clock: bool,
+                     note: str, autosave_note: str, loss: float | None) -> None:
+        """The line for the session and the run (`progress`: the last report of the run under way)."""
+        state = rs.phase
+        if s is None:
+            self.show(state=state, step=0, loss=None, device="…", note=note)
+            return
+        if state == "busy":
+            note = note or f"{rs.busy_label}…"
+        sps = eta = None
+        done, total = rs.progress(progress.run_steps if progress is not None else None) or (None, None)
+        if progress is not None and total is not None and clock:
+            sps = progress.steps_per_s
+            eta = (total - done) / progress.steps_per_s if progress.steps_per_s > 0 else None
+        if not note and state == "ready" and autosave_note:
+            note = autosave_note
+        if not note and s.report.error is not None and state == "ready":
+            note = "shape error: f fixes it" if s.report.error.fix is not None else "shape error (Layers tab)"
+        self.show(state=state, step=s.step, loss=loss, device=str(s.device), name=s.preset.name, steps_per_s=sps,
+                  eta=eta, done=done, total=total, note=note, accuracy=accuracy_now(s, progress),
+                  test_accuracy=eval_accuracy(s))
 
     def show(self, *, state: str, step: int, loss: float | None, device: str, name: str = "",
              steps_per_s: float | None = None, eta: float | None = None, done: int | None = None,

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
 from textual.message import Message
@@ -24,7 +23,15 @@ from textual.widget import Widget
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui_nn import engine
+
+from .. import keys
 from ..safe import Shown, Text, cell, line
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from tui_nn.engine import Session
 
 CELL = 9  # 8 characters + 1 space
 LEVELS = 16
@@ -122,28 +129,7 @@ class TensorView(Widget, can_focus=True):
     """Heatmap of a tensor: draws only the visible cells."""
 
 
-    BINDINGS = [
-        Binding("up", "move(-1, 0)", "Up", show=False),
-        Binding("down", "move(1, 0)", "Down", show=False),
-        Binding("left", "move(0, -1)", "Left", show=False),
-        Binding("right", "move(0, 1)", "Right", show=False),
-        Binding("pageup", "page(-1)", "Page up", show=False),
-        Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home", "home", "First cell", show=False),
-        Binding("end", "end", "Last cell", show=False),
-        Binding("left_square_bracket", "slice(-1)", "Prev slice", show=False, id="tensor.prev_slice",
-                tooltip="Previous 2-D slice of a tensor with more than two dimensions"),
-        Binding("right_square_bracket", "slice(1)", "Next slice", show=False, id="tensor.next_slice",
-                tooltip="Next 2-D slice"),
-        Binding("enter,e", "edit_cell", "Edit cell", id="tensor.edit_cell",
-                tooltip="Edit the value under the cursor (a weight, or an inline input/target)"),
-        Binding("v", "edit_all", "Paste all", id="tensor.edit_all",
-                tooltip="Type or paste the whole tensor (rows by newline or ;, or a nested list)"),
-        Binding("i", "init", "Init", id="tensor.init", tooltip="Apply an initialisation scheme to this layer"),
-        Binding("z", "freeze", "Freeze", id="tensor.freeze", tooltip="Freeze / unfreeze this layer"),
-        Binding("G", "generator", "Generator", id="data.generator",
-                tooltip="Data tab: switch to a generator (rand, randn, zeros, ones, randint) with a shape"),
-    ]
+    BINDINGS = keys.bindings("tensor")  # ui/keys.py
 
     class Request(Message):
         """The user asked to change the tensor shown (the app decides)."""
@@ -521,3 +507,93 @@ class TensorsPane(Horizontal):
     def on_tensor_view_cursor_moved(self, event: TensorView.CursorMoved) -> None:
         event.stop()
         self._cell()
+
+
+def num_text(t: Tensor) -> str:
+    """One element as the shortest text that reads back to the same value in its dtype."""
+    value = t.detach().cpu().item()
+    if isinstance(value, float) and str(t.dtype) == "torch.float32":
+        return str(np.float32(value))
+    return repr(value)
+
+
+def ints_if_whole(value: Any) -> Any:
+    """Typed numbers as class indices where they are whole (targets of a classification loss)."""
+    if isinstance(value, list):
+        return [ints_if_whole(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def forward_trace(session: Session) -> tuple[list[tuple[str, Tensor]], str]:
+    """Each layer's output for the Tensors tab, and what failed ("" when the forward pass ran): a forward
+    that fails is shown, not raised."""
+    try:
+        return session.trace(), ""
+    except Exception as err:  # noqa: BLE001
+        return [("input", session.inputs)], str(err)
+
+
+def tensor_entries(s: Session, trace: list[tuple[str, Tensor]] | None, *, running: bool) -> list[TensorEntry | str]:
+    """The Tensors tab's list: the data, the parameters, the forward trace (None: while a run is under way),
+    the output and its probabilities, the optimizer's state and the gradients, under their headings."""
+    editable = not running
+    out: list[TensorEntry | str] = ["Data"]
+    out.append(TensorEntry("input", "input", s.inputs, kind="data", editable=False, note=""))
+    if s.targets is not None:
+        out.append(TensorEntry("targets", "targets", s.targets, kind="data"))
+    out.append("Parameters")
+    params = s.named_parameters()
+    for name, p in params:
+        out.append(TensorEntry(f"param:{name}", name, p, kind="param", editable=editable,
+                               note="" if p.requires_grad else "frozen"))
+    if not params:
+        out.append(TensorEntry("param:none", "(no parameters)", None, note="this model has no parameters"))
+    out.append("Forward trace")
+    note_live = " (as of the last stop)" if running else ""
+    if trace is None:
+        out.append(TensorEntry("trace:later", "(when the run stops)", None,
+                               note="each layer's output is computed when the run stops or pauses"))
+    for label, t in (trace or [])[1:]:
+        idx = label.split(" ", 1)[0]
+        out.append(TensorEntry(f"trace:{idx}", f"→ {label}", t, kind="trace", note=note_live.strip()))
+    err = s.report.error
+    if err is not None:
+        out.append(TensorEntry("trace:stop", f"✗ stops at {err.path or err.layer}", None,
+                               note=f"the forward pass stops at layer {err.path or err.layer}: {err.message}"))
+    elif trace:
+        final = trace[-1][1]
+        out.append(TensorEntry("output", "output", final, kind="output", note=note_live.strip()))
+        last = s.spec.layers[-1].type if s.spec.layers else ""
+        kind = engine.LOSSES[s.training.loss.type].kind
+        if final.dim() >= 1 and final.is_floating_point():
+            if last == "LogSoftmax":
+                out.append(TensorEntry("probs", "exp(output)", final.exp(), kind="output",
+                                       note="probabilities"))
+            elif kind == "classification" and last != "Softmax" and final.dim() >= 2:
+                out.append(TensorEntry("probs", "softmax(output)", final.softmax(dim=1), kind="output",
+                                       note="probabilities"))
+            elif kind == "binary" and last != "Sigmoid":
+                out.append(TensorEntry("probs", "sigmoid(output)", final.sigmoid(), kind="output",
+                                       note="probabilities"))
+    try:
+        opt_state = engine.optimizer_state(s) if not running else []
+    except Exception:  # noqa: BLE001 - nothing to show
+        opt_state = []
+    if opt_state:
+        out.append(f"Optimizer ({s.training.optimizer.type})")
+        for label, t in opt_state:
+            out.append(TensorEntry(f"opt:{label}", label, t, kind="trace"))
+    out.append("Gradients")
+    grads = [(n, p.grad) for n, p in params if p.grad is not None]
+    for name, g in grads:
+        out.append(TensorEntry(f"grad:{name}", f"∇ {name}", g, kind="grad"))
+    input_grad = getattr(s, "input_grad", None)
+    if input_grad is not None and not running:
+        out.append(TensorEntry("grad:input", "∇ input", input_grad, kind="grad",
+                               note="d loss / d input, from the last g"))
+    if not grads and input_grad is None:
+        out.append(TensorEntry("grad:none", "(none yet)", None,
+                               note="no gradients yet: train a step (n) or press g to run one backward pass"))
+    return out
