@@ -226,7 +226,7 @@ class ShapeError:
             "type": self.type,
             "message": self.message,
             "hint": self.hint,
-            "fix": self.fix.text if self.fix else "",
+            "fix": self.fix.text if self.fix else None,  # null without a fix, as error_object writes it
         }
 
     def __str__(self) -> str:

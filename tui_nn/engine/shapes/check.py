@@ -44,13 +44,13 @@ def check_model(model: ModelSpec, input_shape: tuple[int, ...] | None = None, *,
     x, activations = _walk(model, model.layers, x, "", 0, report, src, activations)
     params = report.total_params
     trainable = report.trainable_params
-    buffers = report.buffers
+    buffers = report.buffer_bytes
     if report.error is not None:  # the layers after the error are not walked, but the model still builds them
         all_params, all_trainable = _spec_params(model)
         params, trainable = max(params, all_params), max(trainable, all_trainable)
         buffers = max(buffers, _spec_buffers(model))
     mem = report.memory
-    mem.buffers = buffers * BYTES_PER_ELEMENT
+    mem.buffers = buffers  # bytes, each buffer in its own dtype (num_batches_tracked is int64: 8 B)
     mem.parameters = params * BYTES_PER_ELEMENT
     mem.gradients = trainable * BYTES_PER_ELEMENT
     mem.optimizer_state = trainable * BYTES_PER_ELEMENT * optimizer_slots(optimizer, optimizer_args or {})
@@ -84,14 +84,19 @@ def _meta_tensor(shape: tuple[int, ...], what: str, also_params: int = 0) -> tor
                                 hint="use a smaller batch or smaller layers") from None
 
 
+def _buffer_bytes(module: torch.nn.Module) -> int:
+    """Bytes of every buffer of `module`, each in its own dtype (running_mean/var float32, num_batches_tracked int64)."""
+    return sum(b.numel() * b.element_size() for b in module.buffers())
+
+
 def _spec_buffers(model: ModelSpec) -> int:
-    """Buffer elements (BatchNorm's running statistics) of every top-level layer of the spec, whatever the
-    shapes; a layer too large for torch to describe counts 0 here (its parameters refuse it)."""
+    """Buffer bytes (BatchNorm's running statistics and step count) of every top-level layer of the spec,
+    whatever the shapes; a layer too large for torch to describe counts 0 here (its parameters refuse it)."""
     total = 0
     for spec in model.layers:
         try:
             with torch.device("meta"):
-                total += sum(b.numel() for b in build_layer(spec).buffers())
+                total += _buffer_bytes(build_layer(spec))
         except Exception:  # noqa: BLE001 - bad arguments or sizes: the walk or the parameter count reports them
             pass
     return total
@@ -142,7 +147,7 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
                          conv_arithmetic(spec, in_shape), depth)
         report.layers.append(row)
         if depth == 0:  # a Residual's buffers include its children's: counted once, at the top
-            report.buffers += sum(b.numel() for b in module.buffers())
+            report.buffer_bytes += _buffer_bytes(module)
         if spec.type == "Residual":
             y, activations = _walk(model, spec.layers, x, f"{path}.", depth + 1, report, src, activations)
             if report.error is not None:
