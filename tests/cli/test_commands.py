@@ -486,3 +486,17 @@ def test_a_refusal_of_more_bytes_than_a_float_holds_is_valid_json(tmp_path, caps
     assert main(["check", path, "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["error"]["needed_bytes"] is None and doc["error"]["needed_bytes_nonfinite"] == "inf"
+
+
+# -- issue 22, 1.7: reduction = "none" refused at load, with the reason, naming the field
+
+@pytest.mark.parametrize("loss", ["MSELoss", "L1Loss", "CrossEntropyLoss", "BCEWithLogitsLoss"])
+def test_reduction_none_is_refused_at_load_with_the_reason_and_the_field(tmp_path, capsys, loss):
+    path = _write(tmp_path, LINEAR + f'[training.loss]\ntype = "{loss}"\nreduction = "none"\n')
+    assert main(["check", path, "--json"]) == 1
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert err["field"] == "training.loss.reduction" and err["source"] == path
+    assert "scalar" in err["message"] and '"mean"' in err["hint"]
+    assert main(["check", path]) == 1
+    assert "training.loss.reduction" in capsys.readouterr().err
+
