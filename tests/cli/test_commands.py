@@ -500,3 +500,44 @@ def test_reduction_none_is_refused_at_load_with_the_reason_and_the_field(tmp_pat
     assert main(["check", path]) == 1
     assert "training.loss.reduction" in capsys.readouterr().err
 
+
+
+DROPOUT = """
+[model]
+input_shape = [2, 2]
+[[model.layers]]
+type = "Linear"
+in_features = 2
+out_features = 1
+bias = false
+weight = [[0.5, -0.25]]
+[[model.layers]]
+type = "Dropout"
+p = 0.5
+[data]
+inputs = [[1.0, 2.0], [3.0, 4.0]]
+targets = [[1.0], [0.0]]
+[training]
+loss = "MSELoss"
+"""
+
+
+def test_checks_loss_is_the_eval_mode_loss_and_says_so(tmp_path, capsys):
+    import torch
+
+    path = _write(tmp_path, DROPOUT)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 1, bias=False), torch.nn.Dropout(0.5))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[0.5, -0.25]]))
+    x, y = torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([[1.0], [0.0]])
+    net.eval()
+    want = torch.nn.MSELoss()(net(x), y).item()
+    net.train()
+    torch.manual_seed(0)
+    assert abs(torch.nn.MSELoss()(net(x), y).item() - want) > 1e-3  # step 1's training-mode loss differs
+    assert main(["check", path, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["loss"] == pytest.approx(want, rel=1e-6) and doc["loss_mode"] == "eval"
+    assert main(["check", path]) == 0
+    out = capsys.readouterr().out
+    assert "eval mode" in out and "Dropout" in out

@@ -100,7 +100,7 @@ def cmd_check(path: str, *, json_mode: bool = False) -> int:
             "output_shape": list(report.output_shape) if report.output_shape is not None else None,
             "layers": [_layer_json(ly) for ly in report.layers],
             "total_params": report.total_params, "trainable_params": report.trainable_params,
-            "memory_bytes": report.memory.total, "loss": loss,
+            "memory_bytes": report.memory.total, "loss": loss, "loss_mode": "eval",
             "data_error": str(data_error) if data_error else None,
             "warnings": [w.to_dict() for w in report.warnings], "notes": notes,
         }
@@ -123,8 +123,23 @@ def cmd_check(path: str, *, json_mode: bool = False) -> int:
         say(f"data error: {data_error}", file=sys.stderr)
         return EXIT_ERROR
     if loss is not None:
-        say(f"Loss ({session.training.loss.type}) of the current output: {loss:.6g}")
+        say(f"Loss ({session.training.loss.type}) of the current output: {loss:.6g} {_eval_note(session)}")
     return EXIT_OK
+
+
+
+_MODE_LAYERS = ("Dropout", "BatchNorm")  # layers that act differently in training mode (type names start so)
+
+
+def _eval_note(session: Any) -> str:
+    """How check's loss is computed: in eval mode, which a training step is not where a layer acts differently."""
+    from ..engine.model.build import iter_specs
+
+    kinds = sorted({k for _, spec in iter_specs(session.spec.layers) for k in _MODE_LAYERS if spec.type.startswith(k)})
+    if not kinds:
+        return "(eval mode)"
+    return (f"(eval mode: {' and '.join(kinds)} as in model.eval(); a training step's loss, step 1's included, is in "
+            f"training mode and differs)")
 
 
 
