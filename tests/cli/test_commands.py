@@ -541,3 +541,24 @@ def test_checks_loss_is_the_eval_mode_loss_and_says_so(tmp_path, capsys):
     assert main(["check", path]) == 0
     out = capsys.readouterr().out
     assert "eval mode" in out and "Dropout" in out
+
+
+# -- issue 22, 1.5: a layer torch's constructor refuses: the layer, torch's words, a hint and the fix, in JSON too
+
+GROUPS = ('[model]\ninput_shape = [2, 3, 8, 8]\n[[model.layers]]\ntype = "ReLU"\n[[model.layers]]\ntype = "Conv2d"\n'
+          'in_channels = 3\nout_channels = 4\nkernel_size = 3\ngroups = 2\n')
+
+
+def test_check_json_construction_error_names_the_layer_and_the_fix(tmp_path, capsys):
+    import torch
+
+    with pytest.raises(ValueError) as info:
+        torch.nn.Conv2d(3, 4, 3, groups=2)
+    path = _write(tmp_path, GROUPS)
+    assert main(["check", path, "--json"]) == 1
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert (err["layer"], err["path"], err["type"], err["fix"]) == (1, "1", "Conv2d", "set groups = 1")
+    assert str(info.value) in err["message"] and err["hint"] and err["field"] == "model.layers[1]"
+    assert main(["check", path]) == 1
+    text = capsys.readouterr().err
+    assert "layer 1 (Conv2d) cannot be built: " + str(info.value) in text and "fix: set groups = 1" in text

@@ -158,6 +158,23 @@ class PresetError(EngineError):
         self.detail = shown(message, 1500)
 
 
+class LayerError(PresetError):
+    """A layer of a preset that torch's constructor refuses (Conv2d's groups not dividing the channels, padding =
+    "same" with a stride): the preset's field, and the layer as the shape check names it (top-level index `layer`,
+    `path` "3.1" inside a Residual block, `type`), torch's own message, a hint and a fix where one exists."""
+
+    def __init__(self, message: str, *, layer: int, path: str, type: str, fix: "Fix | None" = None,
+                 source: str = "<preset>", field: str = "", hint: str = "") -> None:
+        self.layer = layer
+        self.path = path
+        self.type = shown(type, 100, keep="")
+        self.fix = fix
+        super().__init__(message, source=source, field=field, hint=hint)
+
+    def __str__(self) -> str:
+        return super().__str__() + (f"\n  fix: {self.fix.text}" if self.fix is not None else "")
+
+
 class DeviceError(EngineError):
     """A device that is not there, or that failed (out of memory)."""
 

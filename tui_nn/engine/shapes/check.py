@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..errors import Fix, MemoryBudgetError, ShapeError, shown
-from ..model.build import build_layer
+from ..model.build import build_layer, construction_problem
 from ..model.catalogue import CATALOGUE, full_args, softmax_dim
 from ..spec import LayerSpec, ModelSpec
 from ..text import _bytes_text, fmt_bytes, fmt_shape
@@ -137,8 +137,9 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
                     f"layer {path} ({spec.type}) needs at least {_bytes_text(need)} for its parameters, "
                     f"more than PyTorch can index; it was not built", needed_bytes=need, budget_bytes=0,
                     hint="make the layer smaller") from None
+            hint, fix = construction_problem(spec, err, top, path)
             report.error = ShapeError(top, spec.type, f"{spec.type} cannot be built: {shown(_first_line(err), 300)}",
-                                      hint="check the layer's arguments.", input_shape=in_shape, path=path)
+                                      hint=hint, fix=fix, input_shape=in_shape, path=path)
             report.layers.append(LayerShape(top, path, spec.type, in_shape, None, 0, 0, depth=depth))
             return x, activations
         n_params = sum(p.numel() for p in module.parameters())
