@@ -562,3 +562,21 @@ def test_check_json_construction_error_names_the_layer_and_the_fix(tmp_path, cap
     assert main(["check", path]) == 1
     text = capsys.readouterr().err
     assert "layer 1 (Conv2d) cannot be built: " + str(info.value) in text and "fix: set groups = 1" in text
+
+
+# -- issue 22, 1.4: check offers a fix only when the whole network is valid after it, the loss on the targets too
+
+CONV_LINEAR = ('[model]\ninput_shape = [2, 3, 8, 8]\n[[model.layers]]\ntype = "Conv2d"\nin_channels = 3\n'
+               'out_channels = 4\nkernel_size = 3\n[[model.layers]]\ntype = "ReLU"\n[[model.layers]]\ntype = "Linear"\n'
+               'in_features = 144\nout_features = 10\n[data]\ntargets = [1, 7]\n')
+
+
+def test_check_offers_insert_flatten_for_conv_relu_linear_and_says_when_no_fix_fits_the_targets(tmp_path, capsys):
+    path = _write(tmp_path, CONV_LINEAR + '[training]\nloss = "CrossEntropyLoss"\n')
+    assert main(["check", path, "--json"]) == 1
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert (err["layer"], err["type"], err["fix"]) == (2, "Linear", "insert a Flatten layer before layer 2")
+    path = _write(tmp_path, CONV_LINEAR + '[training]\nloss = "MSELoss"\n', "mse.toml")  # [2] targets, [2, 10] out
+    assert main(["check", path, "--json"]) == 1
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert err["fix"] is None and "the loss cannot be computed on the targets" in err["hint"]

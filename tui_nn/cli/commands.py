@@ -78,6 +78,7 @@ def cmd_check(path: str, *, json_mode: bool = False) -> int:
         return _fail_err(err, json_mode=json_mode)
     report = session.report
     if report.error is not None:
+        report = _with_target_fixes(session, report)
         e = report.error
         if json_mode:
             print(dumps({"error": e.to_dict()}))
@@ -140,6 +141,24 @@ def _eval_note(session: Any) -> str:
         return "(eval mode)"
     return (f"(eval mode: {' and '.join(kinds)} as in model.eval(); a training step's loss, step 1's included, is in "
             f"training mode and differs)")
+
+
+
+def _with_target_fixes(session: Any, report: Any) -> Any:
+    """The shape report with its fixes verified on the preset's targets too (the loss computes on them after the
+    fix); the session's own report when the targets cannot be made."""
+    from ..engine.errors import EngineError
+    from ..engine.shapes.check import check_model
+    from ..engine.shapes.fixes import target_check
+
+    p = session.preset
+    t = p.training
+    try:
+        check = target_check(p.data, t.loss.type, t.loss.args, tuple(p.model.input_shape), t.seed)
+        return check_model(p.model, tuple(session.inputs.shape), optimizer=t.optimizer.type,
+                           optimizer_args=t.optimizer.args, target_check=check)
+    except EngineError:
+        return report
 
 
 

@@ -156,11 +156,11 @@ def test_apply_spec_params_refuses_overflow_in_a_spec_built_without_a_preset():
 # -- issue 22, 1.5: a layer torch's constructor refuses is an error at that layer, torch's words, a hint, a fix
 
 CONSTRUCT = [  # (our arguments, torch's constructor call, the argument the fix sets)
-    ("Conv2d", dict(in_channels=3, out_channels=4, kernel_size=3, groups=2), "groups"),
-    ("Conv2d", dict(in_channels=4, out_channels=6, kernel_size=3, groups=4), "groups"),
-    ("Conv1d", dict(in_channels=6, out_channels=9, kernel_size=3, groups=6), "groups"),
-    ("Conv2d", dict(in_channels=3, out_channels=4, kernel_size=3, stride=2, padding="same"), "padding"),
-    ("Conv1d", dict(in_channels=3, out_channels=4, kernel_size=5, stride=3, padding="same", dilation=2), "padding"),
+    ("Conv2d", {"in_channels": 3, "out_channels": 4, "kernel_size": 3, "groups": 2}, "groups"),
+    ("Conv2d", {"in_channels": 4, "out_channels": 6, "kernel_size": 3, "groups": 4}, "groups"),
+    ("Conv1d", {"in_channels": 6, "out_channels": 9, "kernel_size": 3, "groups": 6}, "groups"),
+    ("Conv2d", {"in_channels": 3, "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": "same"}, "padding"),
+    ("Conv1d", {"in_channels": 3, "out_channels": 4, "kernel_size": 5, "stride": 3, "padding": "same", "dilation": 2}, "padding"),
 ]
 
 

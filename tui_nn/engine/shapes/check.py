@@ -22,8 +22,9 @@ from ..spec import LayerSpec, ModelSpec
 from ..text import _bytes_text, fmt_bytes, fmt_shape
 from .budget import optimizer_slots
 from .diagnosis import _cpu_message, _explicit_check, _first_line, _known_error, _Produced, diagnose
+from .fixes import TargetCheck, settle
 from .report import BYTES_PER_ELEMENT, LayerShape, ShapeReport, ShapeWarning
-from .rules import broadcast, conv_arithmetic, output_shape, param_count
+from .rules import SAME_SHAPE, broadcast, conv_arithmetic, output_shape, param_count
 
 MAX_ELEMENTS = 2**60  # a float32 tensor of more elements has more bytes than torch's sizes can hold
 
@@ -32,8 +33,11 @@ MAX_ELEMENTS = 2**60  # a float32 tensor of more elements has more bytes than to
 
 
 def check_model(model: ModelSpec, input_shape: tuple[int, ...] | None = None, *,
-                optimizer: str | None = None, optimizer_args: dict[str, Any] | None = None) -> ShapeReport:
-    """Shapes, parameter counts and the first error of a model, on the meta device."""
+                optimizer: str | None = None, optimizer_args: dict[str, Any] | None = None,
+                verify: bool = True, target_check: TargetCheck | None = None) -> ShapeReport:
+    """Shapes, parameter counts and the first error of a model, on the meta device. With `verify`, the error's
+    fixes are only those that, applied to a copy, make the whole network valid (fixes.py), the loss on the
+    targets included where `target_check` is given (fixes.target_check)."""
     shape = tuple(input_shape if input_shape is not None else model.input_shape)
     report = ShapeReport(input_shape=shape)
     # an input torch cannot describe is refused; the bytes named are the input's and the parameters' together
@@ -57,6 +61,8 @@ def check_model(model: ModelSpec, input_shape: tuple[int, ...] | None = None, *,
     mem.activations = activations * BYTES_PER_ELEMENT
     out = report.output_shape if report.error is None else None
     mem.targets = (math.prod(out) if out is not None else math.prod(shape)) * BYTES_PER_ELEMENT
+    if verify and report.error is not None:
+        report.error = settle(model, shape, report.error, check_model, target_check)
     return report
 
 
@@ -190,7 +196,8 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
             sd = a["start_dim"] % len(in_shape) if in_shape else 0
             ed = a["end_dim"] % len(in_shape) if in_shape else 0
             flat = in_shape[sd:ed + 1]
-        src = _Produced(top, spec.type, tuple(y.shape), flat, path=path)
+        origin = src.origin or src.type if spec.type in SAME_SHAPE else spec.type
+        src = _Produced(top, spec.type, tuple(y.shape), flat, path=path, origin=origin)
         x = y
     return x, activations
 
