@@ -76,7 +76,7 @@ def construction_problem(spec: LayerSpec, err: BaseException, index: int, path: 
     if "divisible by groups" in text:
         cin, cout, groups = a["in_channels"], a["out_channels"], a["groups"]
         common = math.gcd(cin, cout)
-        good = max(g for g in range(1, min(groups, common) + 1) if common % g == 0)
+        good = common if common <= groups else math.gcd(common, groups)  # divides both; O(log), whatever the sizes
         hint = (f"groups = {groups} splits the channels into {groups} groups, so in_channels ({cin}) and "
                 f"out_channels ({cout}) must both be multiples of {groups}; {good} divides both.")
         fix = Fix(index, "groups", good, f"set groups = {good}", path=path)

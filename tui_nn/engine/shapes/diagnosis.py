@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,6 +19,9 @@ from .rules import output_shape
 CPU_RERUN_MAX_ELEMENTS = 2_000_000  # re-run a failing layer on the CPU for torch's CPU wording below this
 
 CPU_RERUN_MAX_PARAMS = 10_000_000  # ... and only a layer with at most this many parameters (counted on meta)
+
+META_WORDS_ONLY: ContextVar[bool] = ContextVar("META_WORDS_ONLY", default=False)  # set while fixes are verified:
+# a trial's error is only a reason to drop a candidate, so no layer is built and re-run on the CPU for its words
 
 
 
@@ -89,6 +93,8 @@ def _cpu_message(spec: LayerSpec, in_shape: tuple[int, ...], meta_err: BaseExcep
         rows = math.prod(in_shape[:-1]) if len(in_shape) > 1 else 1
         return (f"mat1 and mat2 shapes cannot be multiplied ({rows}x{in_shape[-1]} and "
                 f"{a['in_features']}x{a['out_features']})")
+    if META_WORDS_ONLY.get():
+        return meta_text
     if n_params is None:
         try:
             with torch.device("meta"):

@@ -84,10 +84,15 @@ def network_problem(model: ModelSpec, shape: tuple[int, ...], check: Callable[..
                     target_check: TargetCheck | None) -> str | None:
     """Why `model` on an input of `shape` is not a network that trains (a layer fails, the output loses the batch,
     the loss fails on the targets), or None."""
+    from .diagnosis import META_WORDS_ONLY
+
+    token = META_WORDS_ONLY.set(True)
     try:
         report = check(model, shape, verify=False)
     except EngineError as err:  # too large to describe, say
         return err.message
+    finally:
+        META_WORDS_ONLY.reset(token)
     if report.error is not None:
         e = report.error
         return f"layer {e.path or e.layer} ({e.type}) fails next: {e.message}"
