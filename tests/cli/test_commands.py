@@ -486,3 +486,97 @@ def test_a_refusal_of_more_bytes_than_a_float_holds_is_valid_json(tmp_path, caps
     assert main(["check", path, "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["error"]["needed_bytes"] is None and doc["error"]["needed_bytes_nonfinite"] == "inf"
+
+
+# -- issue 22, 1.7: reduction = "none" refused at load, with the reason, naming the field
+
+@pytest.mark.parametrize("loss", ["MSELoss", "L1Loss", "CrossEntropyLoss", "BCEWithLogitsLoss"])
+def test_reduction_none_is_refused_at_load_with_the_reason_and_the_field(tmp_path, capsys, loss):
+    path = _write(tmp_path, LINEAR + f'[training.loss]\ntype = "{loss}"\nreduction = "none"\n')
+    assert main(["check", path, "--json"]) == 1
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert err["field"] == "training.loss.reduction" and err["source"] == path
+    assert "scalar" in err["message"] and '"mean"' in err["hint"]
+    assert main(["check", path]) == 1
+    assert "training.loss.reduction" in capsys.readouterr().err
+
+
+
+DROPOUT = """
+[model]
+input_shape = [2, 2]
+[[model.layers]]
+type = "Linear"
+in_features = 2
+out_features = 1
+bias = false
+weight = [[0.5, -0.25]]
+[[model.layers]]
+type = "Dropout"
+p = 0.5
+[data]
+inputs = [[1.0, 2.0], [3.0, 4.0]]
+targets = [[1.0], [0.0]]
+[training]
+loss = "MSELoss"
+"""
+
+
+def test_checks_loss_is_the_eval_mode_loss_and_says_so(tmp_path, capsys):
+    import torch
+
+    path = _write(tmp_path, DROPOUT)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 1, bias=False), torch.nn.Dropout(0.5))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[0.5, -0.25]]))
+    x, y = torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([[1.0], [0.0]])
+    net.eval()
+    want = torch.nn.MSELoss()(net(x), y).item()
+    net.train()
+    torch.manual_seed(0)
+    assert abs(torch.nn.MSELoss()(net(x), y).item() - want) > 1e-3  # step 1's training-mode loss differs
+    assert main(["check", path, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["loss"] == pytest.approx(want, rel=1e-6) and doc["loss_mode"] == "eval"
+    assert main(["check", path]) == 0
+    out = capsys.readouterr().out
+    assert "eval mode" in out and "Dropout" in out
+
+
+# -- issue 22, 1.5: a layer torch's constructor refuses: the layer, torch's words, a hint and the fix, in JSON too
+
+GROUPS = ('[model]\ninput_shape = [2, 3, 8, 8]\n[[model.layers]]\ntype = "ReLU"\n[[model.layers]]\ntype = "Conv2d"\n'
+          'in_channels = 3\nout_channels = 4\nkernel_size = 3\ngroups = 2\n')
+
+
+def test_check_json_construction_error_names_the_layer_and_the_fix(tmp_path, capsys):
+    import torch
+
+    with pytest.raises(ValueError) as info:
+        torch.nn.Conv2d(3, 4, 3, groups=2)
+    path = _write(tmp_path, GROUPS)
+    assert main(["check", path, "--json"]) == 1
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert (err["layer"], err["path"], err["type"], err["fix"]) == (1, "1", "Conv2d", "set groups = 1")
+    assert str(info.value) in err["message"] and err["hint"] and err["field"] == "model.layers[1]"
+    assert main(["check", path]) == 1
+    text = capsys.readouterr().err
+    assert "layer 1 (Conv2d) cannot be built: " + str(info.value) in text and "fix: set groups = 1" in text
+
+
+# -- issue 22, 1.4: check offers a fix only when the whole network is valid after it, the loss on the targets too
+
+CONV_LINEAR = ('[model]\ninput_shape = [2, 3, 8, 8]\n[[model.layers]]\ntype = "Conv2d"\nin_channels = 3\n'
+               'out_channels = 4\nkernel_size = 3\n[[model.layers]]\ntype = "ReLU"\n[[model.layers]]\ntype = "Linear"\n'
+               'in_features = 144\nout_features = 10\n[data]\ntargets = [1, 7]\n')
+
+
+def test_check_offers_insert_flatten_for_conv_relu_linear_and_says_when_no_fix_fits_the_targets(tmp_path, capsys):
+    path = _write(tmp_path, CONV_LINEAR + '[training]\nloss = "CrossEntropyLoss"\n')
+    assert main(["check", path, "--json"]) == 1
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert (err["layer"], err["type"], err["fix"]) == (2, "Linear", "insert a Flatten layer before layer 2")
+    path = _write(tmp_path, CONV_LINEAR + '[training]\nloss = "MSELoss"\n', "mse.toml")  # [2] targets, [2, 10] out
+    assert main(["check", path, "--json"]) == 1
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert err["fix"] is None and "the loss cannot be computed on the targets" in err["hint"]

@@ -181,3 +181,16 @@ def test_export_and_gradcheck_print_a_hostile_name_escaped(tmp_path, capsys):
         assert not any(c in text for c in "\x1b\x07\x9b\u202e"), argv
     assert main(["gradcheck", str(path)]) == 0
     assert capsys.readouterr().out.startswith("\\x1b]0;PWNED\\x07\\x9b2J\\u202e: gradient check")
+
+
+def test_gradcheck_names_the_kink_as_the_likely_cause(tmp_path, capsys):
+    """Issue 22, 1.9: the pre-activation of layer 1 (ReLU) is exactly 0 (input 0, weight 1, bias 0)."""
+    kink = tmp_path / "kink.toml"
+    kink.write_text(KINK)
+    assert main(["gradcheck", str(kink)]) == 1
+    text = capsys.readouterr().out
+    assert "likely cause: a non-differentiable point, not a wrong gradient: layer 1 (ReLU)" in text
+    assert main(["gradcheck", str(kink), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert "layer 1 (ReLU)" in doc["likely_cause"] and len(doc["kinks"]) == 1
+    assert [(p["name"], p["layer"], p["torch_name"]) for p in doc["params"]][:1] == [("0.weight", "0", "0.weight")]

@@ -78,6 +78,7 @@ def cmd_check(path: str, *, json_mode: bool = False) -> int:
         return _fail_err(err, json_mode=json_mode)
     report = session.report
     if report.error is not None:
+        report = _with_target_fixes(session, report)
         e = report.error
         if json_mode:
             print(dumps({"error": e.to_dict()}))
@@ -100,7 +101,7 @@ def cmd_check(path: str, *, json_mode: bool = False) -> int:
             "output_shape": list(report.output_shape) if report.output_shape is not None else None,
             "layers": [_layer_json(ly) for ly in report.layers],
             "total_params": report.total_params, "trainable_params": report.trainable_params,
-            "memory_bytes": report.memory.total, "loss": loss,
+            "memory_bytes": report.memory.total, "loss": loss, "loss_mode": "eval",
             "data_error": str(data_error) if data_error else None,
             "warnings": [w.to_dict() for w in report.warnings], "notes": notes,
         }
@@ -123,8 +124,41 @@ def cmd_check(path: str, *, json_mode: bool = False) -> int:
         say(f"data error: {data_error}", file=sys.stderr)
         return EXIT_ERROR
     if loss is not None:
-        say(f"Loss ({session.training.loss.type}) of the current output: {loss:.6g}")
+        say(f"Loss ({session.training.loss.type}) of the current output: {loss:.6g} {_eval_note(session)}")
     return EXIT_OK
+
+
+
+_MODE_LAYERS = ("Dropout", "BatchNorm")  # layers that act differently in training mode (type names start so)
+
+
+def _eval_note(session: Any) -> str:
+    """How check's loss is computed: in eval mode, which a training step is not where a layer acts differently."""
+    from ..engine.model.build import iter_specs
+
+    kinds = sorted({k for _, spec in iter_specs(session.spec.layers) for k in _MODE_LAYERS if spec.type.startswith(k)})
+    if not kinds:
+        return "(eval mode)"
+    return (f"(eval mode: {' and '.join(kinds)} as in model.eval(); a training step's loss, step 1's included, is in "
+            f"training mode and differs)")
+
+
+
+def _with_target_fixes(session: Any, report: Any) -> Any:
+    """The shape report with its fixes verified on the preset's targets too (the loss computes on them after the
+    fix); the session's own report when the targets cannot be made."""
+    from ..engine.errors import EngineError
+    from ..engine.shapes.check import check_model
+    from ..engine.shapes.fixes import target_check
+
+    p = session.preset
+    t = p.training
+    try:
+        check = target_check(p.data, t.loss.type, t.loss.args, tuple(p.model.input_shape), t.seed)
+        return check_model(p.model, tuple(session.inputs.shape), optimizer=t.optimizer.type,
+                           optimizer_args=t.optimizer.args, target_check=check)
+    except EngineError:
+        return report
 
 
 

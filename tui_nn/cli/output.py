@@ -95,10 +95,12 @@ def _json_int(n: int) -> int | float:
 def error_object(err: Exception) -> dict[str, Any]:
     """The documented error shape, {"error": {"layer", "type", "message", "hint", "fix"}}, for an error that is
     not at a layer (layer/type/fix null), plus "field"/"source"/"line" for a preset error where known."""
-    from ..engine.errors import MemoryBudgetError, PresetError
+    from ..engine.errors import LayerError, MemoryBudgetError, PresetError
 
     out: dict[str, Any] = {"layer": None, "type": None, "message": getattr(err, "message", str(err)),
                            "hint": getattr(err, "hint", ""), "fix": None}
+    if isinstance(err, LayerError):  # a layer torch's constructor refuses: at that layer, with its fix
+        out.update(layer=err.layer, path=err.path, type=err.type, fix=err.fix.text if err.fix else None)
     if isinstance(err, PresetError):
         out["field"] = err.field or None
         out["source"] = err.source
@@ -124,8 +126,13 @@ def _fail(message: str, hint: str = "", *, json_mode: bool = False, payload: dic
 
 
 def _fail_err(err: Exception, *, json_mode: bool = False) -> int:
-    """_fail for an EngineError: in JSON mode the full error object (field, source where known)."""
-    return _fail(getattr(err, "message", str(err)), getattr(err, "hint", ""), json_mode=json_mode,
+    """_fail for an EngineError: in JSON mode the full error object (field, source where known); a layer error's
+    fix on its own line, as a shape error's."""
+    hint = getattr(err, "hint", "")
+    fix = getattr(err, "fix", None)
+    if fix is not None and not json_mode:
+        hint = f"{hint}\n  fix: {fix.text}"
+    return _fail(getattr(err, "message", str(err)), hint, json_mode=json_mode,
                  payload=error_object(err) if json_mode else None)
 
 

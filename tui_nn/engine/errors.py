@@ -158,6 +158,23 @@ class PresetError(EngineError):
         self.detail = shown(message, 1500)
 
 
+class LayerError(PresetError):
+    """A layer of a preset that torch's constructor refuses (Conv2d's groups not dividing the channels, padding =
+    "same" with a stride): the preset's field, and the layer as the shape check names it (top-level index `layer`,
+    `path` "3.1" inside a Residual block, `type`), torch's own message, a hint and a fix where one exists."""
+
+    def __init__(self, message: str, *, layer: int, path: str, type: str, fix: Fix | None = None,
+                 source: str = "<preset>", field: str = "", hint: str = "") -> None:
+        self.layer = layer
+        self.path = path
+        self.type = shown(type, 100, keep="")
+        self.fix = fix
+        super().__init__(message, source=source, field=field, hint=hint)
+
+    def __str__(self) -> str:
+        return super().__str__() + (f"\n  fix: {self.fix.text}" if self.fix is not None else "")
+
+
 class DeviceError(EngineError):
     """A device that is not there, or that failed (out of memory)."""
 
@@ -190,13 +207,17 @@ class Fix:
     """A concrete, applicable fix: set argument `arg` of layer `layer` to `value`.
 
     `layer` is a top-level index; `path` names the exact layer ("3.1": the second layer inside the
-    Residual block at index 3) and is what to apply the fix to."""
+    Residual block at index 3) and is what to apply the fix to. `then` are further steps of the same fix,
+    applied after it, each naming its layer in the model as the steps before it left it (insert a Flatten at 2,
+    then set in_features of the Linear now at 3): the fix is all of them, and the shape check offers it only
+    when all of them together make the network valid."""
 
     layer: int
     arg: str
     value: Any
     text: str
     path: str = ""
+    then: tuple[Fix, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"layer": self.layer, "path": self.path or str(self.layer), "arg": self.arg, "value": self.value,
@@ -227,7 +248,7 @@ class ShapeError:
             "type": self.type,
             "message": self.message,
             "hint": self.hint,
-            "fix": self.fix.text if self.fix else "",
+            "fix": self.fix.text if self.fix else None,  # null without a fix, as error_object writes it
         }
 
     def __str__(self) -> str:

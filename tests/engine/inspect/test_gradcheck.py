@@ -1,6 +1,8 @@
 """Numerical gradient check: central differences in float64 agree with autograd to 1e-6 for every layer type
 with parameters, and a wrong gradient is flagged."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -141,8 +143,11 @@ def test_central_differences_agree_with_autograd_to_1e_6(name):
     report = gradcheck_session(s, max_elements=40)
     assert report.ok, report.text()
     assert report.max_abs_error < 1e-6
-    names = [p.name for p in report.params]
+    names = [p.torch_name for p in report.params]
     assert names == [n for n, _ in s.model.named_parameters()]  # every parameter, by its torch name
+    # and named as `check` names the layers: "1.0.weight", not "1.body.0.weight" (issue 22, 1.9)
+    assert [p.name for p in report.params] == [n.replace(".body.", ".") for n in names]
+    assert [p.layer for p in report.params] == [n.rsplit(".", 1)[0].replace(".body.", ".") for n in names]
     for p in report.params:
         assert p.checked == min(p.numel, 40) and p.max_abs_error < 1e-6
     assert report.samples == s.inputs.shape[0]
@@ -212,3 +217,70 @@ def test_large_parameters_are_sampled_and_errors_are_values():
                                   'in_features = 3\nout_features = 2\n'))
     with pytest.raises(EngineError):
         gradcheck_session(broken)
+
+
+# -- issue 22, 1.9: a failure at a kink or a tie says so; parameters named by check's layer paths -----------------
+
+def _torch_gradcheck_fails(model, x, y, loss_fn):
+    """Plain torch's verdict: torch.autograd.gradcheck of the loss as a function of the parameters (float64)."""
+    m = copy.deepcopy(model).double()
+    names = [n for n, _ in m.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_(True) for p in m.parameters())
+
+    def f(*ps):
+        return loss_fn(torch.func.functional_call(m, dict(zip(names, ps)), (x.double(),)), y.double())
+
+    return not torch.autograd.gradcheck(f, params, eps=1e-6, atol=1e-6, rtol=1e-6, raise_exception=False)
+
+
+def test_a_relu_at_its_kink_is_named_as_the_likely_cause_not_a_wrong_gradient():
+    net = nn.Sequential(nn.Linear(2, 1), nn.ReLU())
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, -1.0]]))
+        net[0].bias.zero_()
+    x, y = torch.tensor([[1.0, 1.0], [2.0, 1.0]]), torch.tensor([[0.5], [0.5]])
+    assert net[0](x)[0, 0].item() == 0.0  # sample 0 sits on ReLU's kink
+    assert _torch_gradcheck_fails(net, x, y, nn.MSELoss())  # torch's own gradcheck fails there too
+    report = check_gradients(net, x, y, nn.MSELoss())
+    assert not report.ok
+    assert report.likely_cause is not None and "layer 1 (ReLU)" in report.likely_cause
+    assert "kink" in report.likely_cause and "not a wrong gradient" in report.text()
+    assert report.to_dict()["likely_cause"] == report.likely_cause
+
+
+def test_a_tie_in_a_max_pool_is_named_as_the_likely_cause():
+    net = nn.Sequential(nn.Conv2d(1, 1, 1), nn.MaxPool2d(2), nn.Flatten())
+    with torch.no_grad():
+        net[0].weight.zero_()  # every value of the window equals the bias: a four-way tie
+        net[0].bias.fill_(0.25)
+    x, y = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]]), torch.tensor([[1.0]])
+    assert _torch_gradcheck_fails(net, x, y, nn.MSELoss())
+    report = check_gradients(net, x, y, nn.MSELoss())
+    assert not report.ok and "layer 1 (MaxPool2d)" in report.likely_cause and "tie" in report.likely_cause
+
+
+def test_l1_loss_at_zero_error_is_a_kink_of_the_loss():
+    net = nn.Sequential(nn.Linear(1, 1))
+    with torch.no_grad():
+        net[0].weight.fill_(2.0)
+        net[0].bias.fill_(0.0)
+    # sample 0: output 2 within eps of its target (exactly on the kink both sides average to sign(0) = 0 and agree)
+    x, y = torch.tensor([[1.0], [3.0]]), torch.tensor([[2.0 + 2.5e-7], [5.0]])
+    assert _torch_gradcheck_fails(net, x, y, nn.L1Loss())
+    report = check_gradients(net, x, y, nn.L1Loss())
+    assert not report.ok and "L1Loss" in report.likely_cause and "kink" in report.likely_cause
+
+
+def test_no_kink_no_tie_no_such_claim():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    report = check_gradients(net, torch.randn(5, 3), torch.randn(5, 1), nn.MSELoss())
+    assert report.ok and report.likely_cause is None and "kink" not in report.text()
+
+
+def test_parameters_inside_a_residual_block_have_checks_layer_paths():
+    s = Session(loads_preset(next(t for t in NETWORKS.values() if "Residual" in t)))
+    report = gradcheck_session(s, max_elements=3)
+    nested = [p for p in report.params if ".body." in p.torch_name]
+    assert nested and all(".body." not in p.name for p in nested)
+    assert report.to_dict()["params"][0]["layer"] == report.params[0].layer

@@ -151,3 +151,72 @@ def test_apply_spec_params_refuses_overflow_in_a_spec_built_without_a_preset():
     with pytest.raises(WeightError) as info:
         build_model(spec)
     assert "too large for float32" in info.value.message and "layer 0 (Linear)" in info.value.message
+
+
+# -- issue 22, 1.5: a layer torch's constructor refuses is an error at that layer, torch's words, a hint, a fix
+
+CONSTRUCT = [  # (our arguments, torch's constructor call, the argument the fix sets)
+    ("Conv2d", {"in_channels": 3, "out_channels": 4, "kernel_size": 3, "groups": 2}, "groups"),
+    ("Conv2d", {"in_channels": 4, "out_channels": 6, "kernel_size": 3, "groups": 4}, "groups"),
+    ("Conv1d", {"in_channels": 6, "out_channels": 9, "kernel_size": 3, "groups": 6}, "groups"),
+    ("Conv2d", {"in_channels": 3, "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": "same"}, "padding"),
+    ("Conv1d", {"in_channels": 3, "out_channels": 4, "kernel_size": 5, "stride": 3, "padding": "same", "dilation": 2}, "padding"),
+]
+
+
+def _torch_message(kind, args):
+    with pytest.raises(ValueError) as info:
+        getattr(torch.nn, kind)(**args)
+    return str(info.value)
+
+
+def _preset(kind, args, nested=False):
+    dims = 2 if kind == "Conv2d" else 1
+    shape = [2, args["in_channels"]] + [8] * dims
+    items = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in args.items())
+    layer = f'type = "{kind}"\n{items}'
+    if nested:
+        inline = ", ".join(f'{k} = {v!r}'.replace("'", '"') for k, v in args.items())
+        return (f'[model]\ninput_shape = {shape}\n[[model.layers]]\ntype = "Identity"\n[[model.layers]]\n'
+                f'type = "Residual"\nlayers = [{{ type = "Identity" }}, {{ type = "{kind}", {inline} }}]\n')
+    return f'[model]\ninput_shape = {shape}\n[[model.layers]]\ntype = "ReLU"\n[[model.layers]]\n{layer}'
+
+
+@pytest.mark.parametrize("kind,args,arg", CONSTRUCT)
+def test_a_layer_torch_cannot_construct_is_an_error_at_the_layer_with_a_fix_that_builds(kind, args, arg):
+    from tui_nn.engine.errors import LayerError, PresetError
+
+    with pytest.raises(LayerError) as info:
+        loads_preset(_preset(kind, args), "p.toml")
+    err = info.value
+    assert isinstance(err, PresetError) and err.field == "model.layers[1]"
+    assert (err.layer, err.path, err.type) == (1, "1", kind)
+    assert _torch_message(kind, args) in err.message
+    assert err.hint and err.fix is not None and err.fix.arg == arg and err.fix.path == "1"
+    fixed = dict(args, **{arg: err.fix.value})
+    getattr(torch.nn, kind)(**fixed)  # torch builds it
+    assert Session(loads_preset(_preset(kind, fixed), "p.toml")).report.ok  # and the network is valid
+
+
+def test_a_construction_error_inside_a_residual_block_names_the_nested_layer():
+    from tui_nn.engine.errors import LayerError
+
+    kind, args, _ = CONSTRUCT[0]
+    with pytest.raises(LayerError) as info:
+        loads_preset(_preset(kind, args, nested=True), "p.toml")
+    assert (info.value.layer, info.value.path, info.value.type) == (1, "1.1", "Conv2d")
+    assert info.value.field == "model.layers[1].layers[1]" and info.value.fix.path == "1.1"
+
+
+@pytest.mark.parametrize("kind,args,arg", CONSTRUCT)
+def test_the_shape_check_words_a_construction_error_the_same_way(kind, args, arg):
+    from tui_nn.engine.shapes.check import check_model
+    from tui_nn.engine.spec import LayerSpec, ModelSpec
+
+    dims = 2 if kind == "Conv2d" else 1
+    spec = ModelSpec((2, args["in_channels"]) + (8,) * dims, [LayerSpec("ReLU"), LayerSpec(kind, dict(args))])
+    err = check_model(spec).error
+    assert (err.layer, err.path, err.type) == (1, "1", kind)
+    assert _torch_message(kind, args) in err.message
+    assert err.hint and err.fix is not None and err.fix.arg == arg
+    assert err.to_dict()["fix"] == err.fix.text

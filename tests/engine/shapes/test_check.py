@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from tui_nn.engine.errors import INPUT_FIX, INSERT, MemoryBudgetError
@@ -335,3 +337,47 @@ def test_every_layer_with_huge_arguments_is_an_engine_error_value():
             assert _safe(str(err)) and len(str(err)) < 2000, str(err)[:3000]
 
     check()
+
+
+# --- issue 22, 1.6: the ceil_mode arithmetic is torch's rule; buffers counted by dtype; "fix" null ---------------
+
+@pytest.mark.parametrize("pool", ["MaxPool2d", "AvgPool2d"])
+@pytest.mark.parametrize("size,k,s,p", [(4, 2, 3, 1), (5, 2, 2, 0), (7, 3, 2, 1), (6, 3, 3, 1), (10, 4, 3, 2),
+                                        (4, 2, 2, 1), (9, 3, 4, 0)])
+def test_ceil_mode_arithmetic_ends_in_torchs_pooled_size(pool, size, k, s, p):
+    import torch
+
+    want = getattr(torch.nn, pool)(k, s, p, ceil_mode=True)(torch.zeros(1, 1, size, size)).shape[-1]
+    r = check_model(ModelSpec((1, 1, size, size), [L(pool, kernel_size=k, stride=s, padding=p, ceil_mode=True)]))
+    assert r.ok and r.layers[0].output_shape[-1] == want
+    for part in r.layers[0].detail.split("; "):
+        assert int(re.findall(r"= (\d+)(?= \(|$)", part)[-1]) == want, part  # the arithmetic's last result
+
+
+def test_ceil_mode_arithmetic_says_the_last_window_is_dropped():
+    r = check_model(ModelSpec((1, 1, 4, 4), [L("MaxPool2d", kernel_size=2, stride=3, padding=1, ceil_mode=True)]))
+    detail = r.layers[0].detail
+    assert "= 3" not in detail.split(";")[0].split("- 1 =")[-1]
+    assert detail.startswith("H: ceil((4 + 2*1 - 2)/3) + 1 = 3 - 1 = 2")
+    assert "right padding" in detail
+
+
+def test_buffers_are_counted_in_their_own_dtype_num_batches_tracked_8_bytes():
+    import torch
+
+    spec = ModelSpec((2, 3, 4, 4), [L("BatchNorm2d", num_features=3), L("Flatten"), L("BatchNorm1d", num_features=48)])
+    model = torch.nn.Sequential(torch.nn.BatchNorm2d(3), torch.nn.Flatten(), torch.nn.BatchNorm1d(48))
+    want = sum(b.numel() * b.element_size() for b in model.buffers())
+    assert want == (3 + 3) * 4 + 8 + (48 + 48) * 4 + 8
+    assert check_model(spec).memory.buffers == want
+    # also when a shape error stops the walk before the layers with buffers
+    broken = ModelSpec((2, 3, 4, 4), [L("Linear", in_features=5, out_features=4), L("BatchNorm2d", num_features=3)])
+    assert check_model(broken).memory.buffers == (3 + 3) * 4 + 8
+
+
+def test_a_layer_error_without_a_fix_has_fix_null_in_its_dict():
+    from tui_nn.engine.errors import ShapeError
+
+    assert ShapeError(0, "Linear", "boom").to_dict()["fix"] is None
+    r = check_model(ModelSpec((2, 3, 4), [L("Conv1d", in_channels=3, out_channels=2, kernel_size=2), L("Residual")]))
+    assert r.error is None or r.error.fix is not None or r.error.to_dict()["fix"] is None

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, Iterator
 
 import torch
 from torch import nn
 
-from ..errors import PresetError, WeightError
+from ..errors import Fix, LayerError, PresetError, WeightError, shown
 from ..spec import BLOCKS, LayerSpec, ModelSpec
-from .catalogue import CATALOGUE, full_args, torch_kwargs
+from .catalogue import CATALOGUE, full_args, pair, torch_kwargs
 from .init import init_calls, weight_problem
 from .modules import Concat, Residual, Sequential
 
@@ -79,8 +80,47 @@ def _field_for(path: str) -> str:
 
 
 
+def construction_problem(spec: LayerSpec, err: BaseException, index: int, path: str) -> tuple[str, Fix | None]:
+    """(hint, fix) for a layer torch's constructor refuses (`err`, torch's own exception): Conv's groups that do
+    not divide both channel counts, padding = "same" with a stride. The fix is offered only when the layer it
+    gives builds; `index` is the top-level index, `path` the layer's as the shape check writes it ("3.1")."""
+    text = str(err)
+    t = spec.type
+    fix: Fix | None = None
+    hint = "check the layer's arguments."
+    lt = CATALOGUE.get(t)
+    if lt is None or not t.startswith("Conv"):
+        return hint, None
+    a = full_args(lt, spec.args)
+    if "divisible by groups" in text:
+        cin, cout, groups = a["in_channels"], a["out_channels"], a["groups"]
+        common = math.gcd(cin, cout)
+        good = common if common <= groups else math.gcd(common, groups)  # divides both; O(log), whatever the sizes
+        hint = (f"groups = {groups} splits the channels into {groups} groups, so in_channels ({cin}) and "
+                f"out_channels ({cout}) must both be multiples of {groups}; {good} divides both.")
+        fix = Fix(index, "groups", good, f"set groups = {good}", path=path)
+    elif "same" in text and "strided" in text:
+        dims = 1 if t == "Conv1d" else 2
+        k, d = pair(a["kernel_size"], dims), pair(a["dilation"], dims)
+        pad = [d[i] * (k[i] - 1) // 2 for i in range(dims)]
+        value: Any = pad[0] if len(set(pad)) == 1 else pad
+        hint = (f"torch's padding = \"same\" works only with stride 1 (stride is {a['stride']}); with a stride, "
+                f"write the padding as a number: dilation*(kernel_size-1)//2 = {value} pads as \"same\" does for an "
+                f"odd kernel, and the output is ceil(input/stride) long.")
+        fix = Fix(index, "padding", value, f"set padding = {value}", path=path)
+    if fix is not None:
+        try:
+            with torch.device("meta"):
+                build_layer(LayerSpec(t, dict(spec.args, **{fix.arg: fix.value})))
+        except Exception:  # noqa: BLE001 - a fix that does not build is not offered
+            fix = None
+    return hint, fix
+
+
+
 def validate_params(model: ModelSpec, source: str = "<preset>") -> None:
-    """Construct every layer on the meta device (allocates nothing) and check hand-set parameter shapes."""
+    """Construct every layer on the meta device (allocates nothing) and check hand-set parameter shapes. A
+    layer torch's constructor refuses is a LayerError at that layer, torch's words, a hint and a fix."""
     for path, spec in iter_specs(model.layers):
         field = _field_for(path)
         try:
@@ -89,7 +129,11 @@ def validate_params(model: ModelSpec, source: str = "<preset>") -> None:
         except (ValueError, TypeError, RuntimeError) as err:
             if "overflow" in str(err).lower():
                 continue  # a size question, not a format one: the memory budget refuses it, with the bytes
-            raise PresetError(f"{spec.type} cannot be built: {err}", source=source, field=field) from None
+            where = path.replace(".body.", ".")
+            hint, fix = construction_problem(spec, err, int(where.split(".")[0]), where)
+            raise LayerError(f"layer {where} ({spec.type}) cannot be built: {shown(str(err), 300)}",
+                             layer=int(where.split(".")[0]), path=where, type=spec.type, fix=fix, source=source,
+                             field=field, hint=hint) from None
         if spec.init is not None:
             _check_init(spec, module, field, source)
         if module is None:

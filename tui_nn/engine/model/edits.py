@@ -74,11 +74,17 @@ def fix_target(error: ShapeError, fix: Fix) -> str | None:
 
 
 def apply_fix(model: ModelSpec, error: ShapeError, fix: Fix) -> str | None:
-    """Apply a shape fix to `model` in place; returns the path to select afterwards."""
+    """Apply a shape fix to `model` in place, its `then` steps included; returns the path to select afterwards."""
+    selected = _apply_step(model, error, fix, fix_target(error, fix))
+    for step in fix.then:
+        selected = _apply_step(model, error, step, None if step.layer == INPUT_FIX else step.path or str(step.layer))
+    return selected
+
+
+def _apply_step(model: ModelSpec, error: ShapeError, fix: Fix, target: str | None) -> str | None:
     if fix.layer == INPUT_FIX:
         model.input_shape = tuple(int(v) for v in fix.value)
         return None
-    target = fix_target(error, fix)
     assert target is not None
     if fix.arg == INSERT:
         return insert_layer(model, target, default_layer(str(fix.value)), after=False)

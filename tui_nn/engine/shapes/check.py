@@ -16,14 +16,15 @@ from typing import Any
 import torch
 
 from ..errors import Fix, MemoryBudgetError, ShapeError, shown
-from ..model.build import build_layer
+from ..model.build import build_layer, construction_problem
 from ..model.catalogue import CATALOGUE, full_args, softmax_dim
 from ..spec import BLOCKS, LayerSpec, ModelSpec
 from ..text import _bytes_text, fmt_bytes, fmt_shape
 from .budget import optimizer_slots
 from .diagnosis import _cpu_message, _explicit_check, _first_line, _known_error, _Produced, diagnose
+from .fixes import TargetCheck, settle
 from .report import BYTES_PER_ELEMENT, LayerShape, ShapeReport, ShapeWarning
-from .rules import broadcast, conv_arithmetic, output_shape, param_count
+from .rules import SAME_SHAPE, broadcast, conv_arithmetic, output_shape, param_count
 
 MAX_ELEMENTS = 2**60  # a float32 tensor of more elements has more bytes than torch's sizes can hold
 
@@ -32,8 +33,11 @@ MAX_ELEMENTS = 2**60  # a float32 tensor of more elements has more bytes than to
 
 
 def check_model(model: ModelSpec, input_shape: tuple[int, ...] | None = None, *,
-                optimizer: str | None = None, optimizer_args: dict[str, Any] | None = None) -> ShapeReport:
-    """Shapes, parameter counts and the first error of a model, on the meta device."""
+                optimizer: str | None = None, optimizer_args: dict[str, Any] | None = None,
+                verify: bool = True, target_check: TargetCheck | None = None) -> ShapeReport:
+    """Shapes, parameter counts and the first error of a model, on the meta device. With `verify`, the error's
+    fixes are only those that, applied to a copy, make the whole network valid (fixes.py), the loss on the
+    targets included where `target_check` is given (fixes.target_check)."""
     shape = tuple(input_shape if input_shape is not None else model.input_shape)
     report = ShapeReport(input_shape=shape)
     # an input torch cannot describe is refused; the bytes named are the input's and the parameters' together
@@ -44,19 +48,21 @@ def check_model(model: ModelSpec, input_shape: tuple[int, ...] | None = None, *,
     x, activations = _walk(model, model.layers, x, "", 0, report, src, activations)
     params = report.total_params
     trainable = report.trainable_params
-    buffers = report.buffers
+    buffers = report.buffer_bytes
     if report.error is not None:  # the layers after the error are not walked, but the model still builds them
         all_params, all_trainable = _spec_params(model)
         params, trainable = max(params, all_params), max(trainable, all_trainable)
         buffers = max(buffers, _spec_buffers(model))
     mem = report.memory
-    mem.buffers = buffers * BYTES_PER_ELEMENT
+    mem.buffers = buffers  # bytes, each buffer in its own dtype (num_batches_tracked is int64: 8 B)
     mem.parameters = params * BYTES_PER_ELEMENT
     mem.gradients = trainable * BYTES_PER_ELEMENT
     mem.optimizer_state = trainable * BYTES_PER_ELEMENT * optimizer_slots(optimizer, optimizer_args or {})
     mem.activations = activations * BYTES_PER_ELEMENT
     out = report.output_shape if report.error is None else None
     mem.targets = (math.prod(out) if out is not None else math.prod(shape)) * BYTES_PER_ELEMENT
+    if verify and report.error is not None:
+        report.error = settle(model, shape, report.error, check_model, target_check)
     return report
 
 
@@ -84,14 +90,19 @@ def _meta_tensor(shape: tuple[int, ...], what: str, also_params: int = 0) -> tor
                                 hint="use a smaller batch or smaller layers") from None
 
 
+def _buffer_bytes(module: torch.nn.Module) -> int:
+    """Bytes of every buffer of `module`, each in its own dtype (running_mean/var float32, num_batches_tracked int64)."""
+    return sum(b.numel() * b.element_size() for b in module.buffers())
+
+
 def _spec_buffers(model: ModelSpec) -> int:
-    """Buffer elements (BatchNorm's running statistics) of every top-level layer of the spec, whatever the
-    shapes; a layer too large for torch to describe counts 0 here (its parameters refuse it)."""
+    """Buffer bytes (BatchNorm's running statistics and step count) of every top-level layer of the spec,
+    whatever the shapes; a layer too large for torch to describe counts 0 here (its parameters refuse it)."""
     total = 0
     for spec in model.layers:
         try:
             with torch.device("meta"):
-                total += sum(b.numel() for b in build_layer(spec).buffers())
+                total += _buffer_bytes(build_layer(spec))
         except Exception:  # noqa: BLE001 - bad arguments or sizes: the walk or the parameter count reports them
             pass
     return total
@@ -132,8 +143,9 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
                     f"layer {path} ({spec.type}) needs at least {_bytes_text(need)} for its parameters, "
                     f"more than PyTorch can index; it was not built", needed_bytes=need, budget_bytes=0,
                     hint="make the layer smaller") from None
+            hint, fix = construction_problem(spec, err, top, path)
             report.error = ShapeError(top, spec.type, f"{spec.type} cannot be built: {shown(_first_line(err), 300)}",
-                                      hint="check the layer's arguments.", input_shape=in_shape, path=path)
+                                      hint=hint, fix=fix, input_shape=in_shape, path=path)
             report.layers.append(LayerShape(top, path, spec.type, in_shape, None, 0, 0, depth=depth))
             return x, activations
         n_params = sum(p.numel() for p in module.parameters())
@@ -142,7 +154,7 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
                          conv_arithmetic(spec, in_shape), depth)
         report.layers.append(row)
         if depth == 0:  # a Residual's buffers include its children's: counted once, at the top
-            report.buffers += sum(b.numel() for b in module.buffers())
+            report.buffer_bytes += _buffer_bytes(module)
         if spec.type in ("Concat", "Sequential"):
             out, activations = _walk_block(model, spec, x, path, depth, report, src, activations)
             if out is None:
@@ -203,7 +215,8 @@ def _walk(model: ModelSpec, layers: list[LayerSpec], x: torch.Tensor, prefix: st
             sd = a["start_dim"] % len(in_shape) if in_shape else 0
             ed = a["end_dim"] % len(in_shape) if in_shape else 0
             flat = in_shape[sd:ed + 1]
-        src = _Produced(top, spec.type, tuple(y.shape), flat, path=path)
+        origin = src.origin or src.type if spec.type in SAME_SHAPE else spec.type
+        src = _Produced(top, spec.type, tuple(y.shape), flat, path=path, origin=origin)
         x = y
     return x, activations
 

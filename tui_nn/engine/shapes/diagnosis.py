@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,6 +19,9 @@ from .rules import output_shape
 CPU_RERUN_MAX_ELEMENTS = 2_000_000  # re-run a failing layer on the CPU for torch's CPU wording below this
 
 CPU_RERUN_MAX_PARAMS = 10_000_000  # ... and only a layer with at most this many parameters (counted on meta)
+
+META_WORDS_ONLY: ContextVar[bool] = ContextVar("META_WORDS_ONLY", default=False)  # set while fixes are verified:
+# a trial's error is only a reason to drop a candidate, so no layer is built and re-run on the CPU for its words
 
 
 
@@ -89,6 +93,8 @@ def _cpu_message(spec: LayerSpec, in_shape: tuple[int, ...], meta_err: BaseExcep
         rows = math.prod(in_shape[:-1]) if len(in_shape) > 1 else 1
         return (f"mat1 and mat2 shapes cannot be multiplied ({rows}x{in_shape[-1]} and "
                 f"{a['in_features']}x{a['out_features']})")
+    if META_WORDS_ONLY.get():
+        return meta_text
     if n_params is None:
         try:
             with torch.device("meta"):
@@ -151,6 +157,16 @@ class _Produced:
     shape: tuple[int, ...]
     flatten_of: tuple[int, ...] | None = None  # shape that a Flatten flattened
     path: str = ""  # the producing layer's own path ("0.1" inside a Residual block); "" = str(index)
+    origin: str = ""  # the last layer before it that is not element-wise ("Conv2d" for Conv2d -> ReLU)
+
+
+_SPATIAL = frozenset({"Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d"})
+
+
+def _next(path: str) -> str:
+    """The path of the place after `path` in the same list ("3" -> "4", "3.1" -> "3.2")."""
+    head, _, last = path.rpartition(".")
+    return f"{head}.{int(last) + 1}" if head else str(int(last) + 1)
 
 
 
@@ -178,18 +194,25 @@ def diagnose(index: int, path: str, spec: LayerSpec, in_shape: tuple[int, ...], 
     if t == "Linear" and nd >= 1:
         got = in_shape[-1]
         want = a["in_features"]
-        if nd > 2 and src.index >= 0 and src.type in ("Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d",
-                                                        "AdaptiveAvgPool2d", "BatchNorm2d"):
+        flat = math.prod(in_shape[1:])
+        flatten: Fix | None = None
+        if nd > 2:  # one fix in two steps: the Linear is at the next place once the Flatten is in
+            then = () if flat == want else (Fix(index if "." in path else index + 1, "in_features", flat,
+                                                f"set in_features = {flat}", path=_next(path)),)
+            flatten = Fix(index, INSERT, "Flatten", f"insert a Flatten layer before layer {path}"
+                          + (f", then set in_features = {flat}" if then else ""), then=then)
+        if flatten is not None and (flat == want or src.origin in _SPATIAL):
             hint = (f"Linear acts on the last dimension only, and its input {fmt_shape(in_shape)} from "
                     f"{_source_text(src)} still has {nd} dimensions; flatten it first "
-                    f"({' x '.join(str(d) for d in in_shape[1:])} = {math.prod(in_shape[1:])} features).")
-            fix = Fix(index, INSERT, "Flatten", f"insert a Flatten layer before layer {index}")
-            extra.append(Fix(index, "in_features", math.prod(in_shape[1:]),
-                             f"then set in_features = {math.prod(in_shape[1:])}"))
+                    f"({' x '.join(str(d) for d in in_shape[1:])} = {flat} features).")
+            fix = flatten
+            extra.append(Fix(index, "in_features", got, f"or set in_features = {got} (Linear on the last dimension)"))
         elif got != want:
             hint = (f"Linear was built for in_features = {want}, but receives {got} features from "
                     f"{_source_text(src)}.")
             fix = Fix(index, "in_features", got, f"set in_features = {got}")
+            if flatten is not None:
+                extra.append(replace(flatten, text="or " + flatten.text))
             if model is not None:
                 alt = _input_for(model, index, want)
                 if alt is not None:
@@ -214,6 +237,7 @@ def diagnose(index: int, path: str, spec: LayerSpec, in_shape: tuple[int, ...], 
         res = _kernel_fix(index, t, a, in_shape, 2, src)
         if res:
             fix, hint = res
+            extra.append(Fix(index, REMOVE, None, f"or remove layer {path} ({t})"))
     elif t in ("BatchNorm1d", "BatchNorm2d") and nd >= 2:
         want_nd = (2, 3) if t == "BatchNorm1d" else (4,)
         if nd not in want_nd:
@@ -249,7 +273,9 @@ def diagnose(index: int, path: str, spec: LayerSpec, in_shape: tuple[int, ...], 
             return f
         if f.layer == index and f.arg != REMOVE:
             return replace(f, path=path)
-        return f if "." not in path else None  # inside a Residual block another layer's index is ambiguous
+        if f.layer == index and "." not in path:
+            return replace(f, path=path)
+        return None if "." in path else f  # inside a Residual block another layer's index is ambiguous
 
     fixes = [g for g in (located(f) for f in extra) if g is not None]
     return ShapeError(layer=index, type=t, message=message, hint=hint, fix=located(fix), input_shape=in_shape,

@@ -64,7 +64,7 @@ class MemoryEstimate:
     optimizer_state: int = 0
     activations: int = 0  # the input and every layer's output
     targets: int = 0  # at most one value per output element
-    buffers: int = 0  # running statistics (BatchNorm's running_mean/var)
+    buffers: int = 0  # running statistics (BatchNorm's running_mean/var float32, num_batches_tracked int64)
 
     @property
     def total(self) -> int:
@@ -85,7 +85,7 @@ class ShapeReport:
     layers: list[LayerShape] = field(default_factory=list)
     error: ShapeError | None = None
     memory: MemoryEstimate = field(default_factory=MemoryEstimate)
-    buffers: int = 0  # buffer elements of the top-level layers walked
+    buffer_bytes: int = 0  # buffer bytes (each in its dtype) of the top-level layers walked
     warnings: list[ShapeWarning] = field(default_factory=list)  # layers that work, where torch warns
 
     @property

@@ -223,8 +223,14 @@ def conv_arithmetic(spec: LayerSpec, in_shape: tuple[int, ...]) -> str:
         kk = k[i] if d[i] == 1 else f"{d[i]}*({k[i]}-1)+1"
         num = n + 2 * p[i] - d[i] * (k[i] - 1) - 1
         out = num // s[i] + 1 if num >= 0 else 0
-        if a.get("ceil_mode") and num >= 0:
-            out = -(-num // s[i]) + 1
+        if a.get("ceil_mode") and num >= 0:  # torch's pooling_output_shape: round up, then drop a last window
+            out = -(-num // s[i]) + 1  # that would start in the right padding
+            text = f"{name}: ceil(({n} + 2*{p[i]} - {kk})/{s[i]}) + 1 = {out}"
+            if (out - 1) * s[i] >= n + p[i]:
+                text += (f" - 1 = {out - 1} (the last window would start at {out - 1}*{s[i]} = {(out - 1) * s[i]}, "
+                         f"in the right padding: torch drops it)")
+            parts.append(text)
+            continue
         parts.append(f"{name}: ({n} + 2*{p[i]} - {kk})/{s[i]} + 1 = {out}")
     return "; ".join(parts)
 
