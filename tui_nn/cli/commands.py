@@ -149,7 +149,7 @@ def _with_target_fixes(session: Any, report: Any) -> Any:
     fix); the session's own report when the targets cannot be made."""
     from ..engine.errors import EngineError
     from ..engine.shapes.check import check_model
-    from ..engine.shapes.fixes import target_check
+    from ..engine.training.target_check import target_check
 
     p = session.preset
     t = p.training

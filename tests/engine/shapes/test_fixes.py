@@ -13,7 +13,7 @@ from tui_nn.engine.errors import INPUT_FIX, INSERT
 from tui_nn.engine.files.preset_read import loads_preset
 from tui_nn.engine.model.edits import apply_fix
 from tui_nn.engine.shapes.check import check_model
-from tui_nn.engine.shapes.fixes import target_check
+from tui_nn.engine.training.target_check import target_check
 from tui_nn.engine.spec import LayerSpec, ModelSpec
 from tui_nn.engine.training.session import Session
 
@@ -112,6 +112,18 @@ def test_no_valid_change_means_no_fix_and_the_hint_says_which_layer_fails_next()
     assert 'with "set in_features = 4"' in e.hint and "the loss cannot be computed on the targets" in e.hint
     assert "class index 2 is out of range" in e.hint
     assert e.to_dict()["fix"] is None
+
+
+def test_the_app_offers_the_fixes_check_offers_verified_on_the_targets():
+    """The session (what the app shows) checks its fixes against the loss on its own targets too: the case above
+    gets no `set in_features = 4` there either, and a fixable one gets the same fix as `tui-nn check`."""
+    model = ModelSpec((2, 3), [L("Linear", in_features=3, out_features=4), L("Linear", in_features=5, out_features=2)])
+    preset = _preset(model, targets=[0, 2])
+    e = Session(preset).report.error
+    assert e.fix is None and "the loss cannot be computed on the targets" in e.hint
+    ok = _preset(model, targets=[0, 1])  # two classes: set in_features = 4 makes everything valid
+    e = Session(ok).report.error
+    assert (e.fix.arg, e.fix.value) == ("in_features", 4) and e.fix == _offered(ok).error.fix
 
 
 # -- the property: over generated broken networks, an offered fix always yields a valid network ---------------------

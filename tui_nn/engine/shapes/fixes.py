@@ -8,15 +8,12 @@ by arithmetic over at most MAX_SIZES sizes.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-import torch
-
 from ..errors import INPUT_FIX, EngineError, Fix, ShapeError
-from ..spec import DataSpec, ModelSpec
+from ..spec import ModelSpec
 
 TargetCheck = Callable[[tuple[int, ...]], "str | None"]  # an output shape -> why the loss fails on it, or None
 
@@ -131,42 +128,4 @@ def _input_that_works(model: ModelSpec, input_shape: tuple[int, ...], error: Sha
     return None
 
 
-def target_check(data: DataSpec, loss: str, loss_args: dict[str, Any], input_shape: tuple[int, ...],
-                 seed: int) -> TargetCheck:
-    """What the loss on the targets says of an output shape: the preset's own targets matched to it as the session
-    matches them (their values checked: class indices in range), or, without targets, targets drawn in that shape
-    as the session draws them; the loss is then computed on the meta device (nothing allocated for the output)."""
-    from ..data.targets import match_targets
-    from ..data.tensors import make_inputs, make_targets
-    from ..training.objectives import LOSSES, make_loss
-
-    x, gen = make_inputs(data, input_shape, seed)
-    n = int(x.shape[0]) if x.dim() else 1
-    raw = make_targets(data, loss, None, n, gen)
-    loss_fn = make_loss(loss, loss_args)
-    kind = LOSSES[loss].kind
-
-    def why(out: tuple[int, ...]) -> str | None:
-        try:
-            if raw is not None:
-                t = match_targets(raw, loss, out, n).to("meta")
-            elif kind == "classification":
-                t = torch.empty((n,) + tuple(out[2:]), dtype=torch.long, device="meta")
-            else:
-                t = torch.empty((n,) + tuple(out[1:]), device="meta")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                value = loss_fn(torch.empty(out, device="meta"), t)
-            if value.dim() != 0:
-                return f"the loss has shape {list(value.shape)}, not one number"
-        except EngineError as err:
-            return err.message
-        except Exception as err:  # noqa: BLE001 - torch's own words
-            text = str(err).strip()
-            return text.splitlines()[0] if text else type(err).__name__
-        return None
-
-    return why
-
-
-__all__ = ["TargetCheck", "network_problem", "settle", "target_check"]
+__all__ = ["TargetCheck", "network_problem", "settle"]

@@ -20,8 +20,23 @@ from torch import nn
 from ..data.tables import attach_test_split
 from ..data.targets import reshape_note
 from ..data.tensors import make_inputs, make_targets, tensor_to_list
-from ..errors import TRAINING_FIX, DataError, EngineError, Fix, MemoryBudgetError, ShapeError
-from ..model.build import build_layer, build_model, get_param, init_module, iter_specs, set_frozen, set_param
+from ..errors import (
+    TRAINING_FIX,
+    DataError,
+    EngineError,
+    Fix,
+    MemoryBudgetError,
+    ShapeError,
+)
+from ..model.build import (
+    build_layer,
+    build_model,
+    get_param,
+    init_module,
+    iter_specs,
+    set_frozen,
+    set_param,
+)
 from ..shapes.budget import check_memory
 from ..shapes.check import check_model
 from ..shapes.report import ShapeReport, ShapeWarning
@@ -33,7 +48,7 @@ from .metrics import Metrics
 from .objectives import LOSSES, OPTIMIZERS, make_loss, make_optimizer
 from .runs import RunRegistry
 from .schedules import make_scheduler
-
+from .target_check import target_check
 
 _PENDING: Any = object()  # Session._optimizer before the optimizer is made
 _OPTIMIZER_LOCK = threading.Lock()
@@ -161,7 +176,10 @@ class Session:
 
     def _check(self, spec: ModelSpec, inputs_shape: tuple[int, ...]) -> ShapeReport:
         t = self.training
-        report = check_model(spec, inputs_shape, optimizer=t.optimizer.type, optimizer_args=t.optimizer.args)
+        # a fix is offered only when the loss then computes on this session's targets too (training/target_check)
+        targets = target_check(self.preset.data, t.loss.type, t.loss.args, inputs_shape, t.seed)
+        report = check_model(spec, inputs_shape, optimizer=t.optimizer.type, optimizer_args=t.optimizer.args,
+                             target_check=targets)
         check_memory(report, str(self.device), self.budget)
         if report.error is None and inputs_shape:
             report.warnings.extend(last_batch_warnings(report, int(inputs_shape[0]), t.batch_size, t.drop_last))
