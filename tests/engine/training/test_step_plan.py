@@ -1,0 +1,198 @@
+"""Issue 22 §2, training: OneCycleLR, ReduceLROnPlateau, step_every, gradient clipping and LBFGS, each equal bit
+for bit to a hand-written torch loop (written from torch's documentation, never from the engine)."""
+
+import pytest
+import torch
+from torch import nn
+
+from tui_nn.engine.errors import PresetError
+from tui_nn.engine.files.preset_read import loads_preset
+from tui_nn.engine.files.preset_write import dumps_preset
+from tui_nn.engine.training.schedules import current_lr
+from tui_nn.engine.training.session import Session
+from tui_nn.engine.training.trainer import train
+
+from .test_trainer import MLP
+
+N, BATCH = 20, 5
+
+
+def preset(optimizer='{ type = "SGD", lr = 0.2, momentum = 0.5 }', batch=BATCH, seed=3, extra=""):
+    return loads_preset(MLP.format(optimizer=optimizer, batch=batch, seed=seed) + extra)
+
+
+def loop(steps, *, make_opt, make_sched=None, every="step", batch=BATCH, seed=3, clip=None, lbfgs=False,
+         plateau=False, shuffle=True):
+    """The loop a PyTorch user writes: data from a seeded generator, the model after torch.manual_seed, batches
+    from a randperm per epoch, zero_grad / forward / loss / backward / (clip) / step / (scheduler)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(N, 6, generator=g)
+    y = torch.randint(0, 3, (N,), generator=g)
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
+    loss_fn = nn.CrossEntropyLoss()
+    opt = make_opt(model.parameters())
+    sched = make_sched(opt) if make_sched else None
+    order = torch.Generator().manual_seed(seed)
+    perm, pos, losses, lrs = None, 0, [], []
+    full = batch <= 0 or batch >= N
+    for _ in range(steps):
+        if full:
+            xb, yb = x, y
+        else:
+            if perm is None or pos >= N:
+                perm, pos = (torch.randperm(N, generator=order) if shuffle else torch.arange(N)), 0
+            idx = perm[pos:pos + batch]
+            pos += batch
+            xb, yb = x[idx], y[idx]
+        if lbfgs:
+            def closure():
+                opt.zero_grad()
+                loss = loss_fn(model(xb), yb)
+                loss.backward()
+                return loss
+            loss = opt.step(closure)
+        else:
+            opt.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            if clip is not None:
+                clip(model.parameters())
+            opt.step()
+        if sched is not None and (every == "step" or full or pos >= N):
+            if plateau:
+                sched.step(loss.item())
+            else:
+                sched.step()
+        losses.append(loss.item())
+        lrs.append(opt.param_groups[0]["lr"])
+    return losses, lrs
+
+
+def run(p, steps):
+    s = Session(p)
+    lrs = []
+    for _ in range(steps):
+        fin, _ = train(s, 1)
+        assert fin.reason == "done", fin.message
+        lrs.append(current_lr(s)[0])
+    return s.history.series()[1], lrs
+
+
+def sgd(params):
+    return torch.optim.SGD(params, lr=0.2, momentum=0.5)
+
+
+def test_one_cycle_lr_equals_torch():
+    p = preset(extra='scheduler = { type = "OneCycleLR", max_lr = 0.5, total_steps = 30, pct_start = 0.25, '
+                     'anneal_strategy = "linear", three_phase = true }\nsteps = 30\n')
+    got = run(p, 20)
+    want = loop(20, make_opt=sgd, make_sched=lambda o: torch.optim.lr_scheduler.OneCycleLR(
+        o, max_lr=0.5, total_steps=30, pct_start=0.25, anneal_strategy="linear", three_phase=True))
+    assert list(got[0]) == want[0] and got[1] == want[1]
+    assert loads_preset(dumps_preset(p)) == p
+
+
+def test_one_cycle_lr_refuses_more_steps_than_total_steps_at_load_and_stops_a_run_before_it():
+    with pytest.raises(PresetError) as info:
+        preset(extra='scheduler = { type = "OneCycleLR", max_lr = 0.5, total_steps = 10 }\nsteps = 11\n')
+    assert info.value.field == "training.scheduler.total_steps"
+    s = Session(preset(extra='scheduler = { type = "OneCycleLR", max_lr = 0.5, total_steps = 10 }\nsteps = 10\n'))
+    fin, losses = train(s, 10)
+    assert fin.reason == "done" and len(losses) == 10
+    fin, losses = train(s, 3)  # torch would raise at the 11th scheduler.step(): stopped before the step
+    assert fin.reason == "error" and "total_steps = 10" in fin.message and losses == [] and s.step == 10
+
+
+def test_one_cycle_cycle_momentum_needs_momentum_or_betas():
+    with pytest.raises(PresetError) as info:
+        preset(optimizer='{ type = "Adagrad", lr = 0.1 }',
+               extra='scheduler = { type = "OneCycleLR", max_lr = 0.5, total_steps = 30 }\nsteps = 30\n')
+    assert info.value.field == "training.scheduler.cycle_momentum"
+    p = preset(optimizer='{ type = "Adagrad", lr = 0.1 }',
+               extra='scheduler = { type = "OneCycleLR", max_lr = 0.5, total_steps = 30, cycle_momentum = false }\nsteps = 30\n')
+    with pytest.raises(ValueError):  # torch's own refusal, which the table check above stands for
+        torch.optim.lr_scheduler.OneCycleLR(torch.optim.Adagrad([nn.Parameter(torch.zeros(1))]), max_lr=0.5,
+                                            total_steps=30)
+    got = run(p, 6)
+    want = loop(6, make_opt=lambda ps: torch.optim.Adagrad(ps, lr=0.1), make_sched=lambda o:
+                torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.5, total_steps=30, cycle_momentum=False))
+    assert list(got[0]) == want[0] and got[1] == want[1]
+
+
+@pytest.mark.parametrize("batch", [BATCH, 0])
+def test_reduce_lr_on_plateau_on_the_training_loss(batch):
+    p = preset(batch=batch, extra='scheduler = { type = "ReduceLROnPlateau", factor = 0.5, patience = 1, '
+                                  'threshold = 0.05, cooldown = 1 }\n')
+    got = run(p, 24)
+    want = loop(24, make_opt=sgd, batch=batch, plateau=True, make_sched=lambda o:
+                torch.optim.lr_scheduler.ReduceLROnPlateau(o, factor=0.5, patience=1, threshold=0.05, cooldown=1))
+    assert list(got[0]) == want[0] and got[1] == want[1]
+    assert min(want[1]) < 0.2  # the schedule did reduce
+
+
+def test_step_every_epoch_steps_at_each_epochs_end():
+    p = preset(extra='scheduler = { type = "StepLR", step_size = 2, gamma = 0.5, step_every = "epoch" }\n')
+    got = run(p, 17)
+    want = loop(17, make_opt=sgd, every="epoch", make_sched=lambda o: torch.optim.lr_scheduler.StepLR(
+        o, step_size=2, gamma=0.5))
+    assert list(got[0]) == want[0] and got[1] == want[1]
+    assert want[1][7] == 0.1 and want[1][6] == 0.2  # 4 steps an epoch: halved after the second epoch
+    assert loads_preset(dumps_preset(p)) == p
+
+
+def test_step_every_epoch_with_a_full_batch_is_every_step():
+    text = 'scheduler = { type = "ExponentialLR", gamma = 0.9, step_every = "epoch" }\n'
+    got = run(preset(batch=0, extra=text), 5)
+    want = loop(5, make_opt=sgd, batch=0, make_sched=lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.9))
+    assert list(got[0]) == want[0] and got[1] == want[1]
+
+
+@pytest.mark.parametrize("key,value,clip", [
+    ("clip_grad_norm", 0.05, lambda ps: torch.nn.utils.clip_grad_norm_(ps, 0.05)),
+    ("clip_grad_value", 0.01, lambda ps: torch.nn.utils.clip_grad_value_(ps, 0.01)),
+])
+def test_gradient_clipping_equals_torch(key, value, clip):
+    p = preset(extra=f"{key} = {value}\n" + 'scheduler = { type = "StepLR", step_size = 3 }\n')
+    got = run(p, 12)
+    want = loop(12, make_opt=sgd, clip=clip, make_sched=lambda o: torch.optim.lr_scheduler.StepLR(o, 3))
+    unclipped = loop(12, make_opt=sgd, make_sched=lambda o: torch.optim.lr_scheduler.StepLR(o, 3))
+    assert list(got[0]) == want[0] and want[0] != unclipped[0]
+    assert getattr(p.training, key) == value and loads_preset(dumps_preset(p)) == p
+
+
+def test_both_clippings_and_bad_values_are_refused():
+    with pytest.raises(PresetError) as info:
+        preset(extra="clip_grad_norm = 1.0\nclip_grad_value = 0.5\n")
+    assert info.value.field == "training.clip_grad_value"
+    for bad in ("0", "-1.0", "nan"):
+        with pytest.raises(PresetError) as info:
+            preset(extra=f"clip_grad_norm = {bad}\n")
+        assert info.value.field == "training.clip_grad_norm"
+
+
+@pytest.mark.parametrize("args,kwargs,batch", [
+    ("", {}, 0),
+    ('lr = 0.5, max_iter = 4, history_size = 3, line_search_fn = "strong_wolfe"',
+     {"lr": 0.5, "max_iter": 4, "history_size": 3, "line_search_fn": "strong_wolfe"}, BATCH),
+    ("max_iter = 3, max_eval = 5, tolerance_grad = 1e-5, tolerance_change = 1e-7",
+     {"max_iter": 3, "max_eval": 5, "tolerance_grad": 1e-5, "tolerance_change": 1e-7}, BATCH),
+])
+def test_lbfgs_passes_a_closure_and_reports_its_first_loss(args, kwargs, batch):
+    p = preset(optimizer="{ type = \"LBFGS\"" + (", " + args if args else "") + " }", batch=batch)
+    got = run(p, 6)
+    want = loop(6, make_opt=lambda ps: torch.optim.LBFGS(ps, **kwargs), batch=batch, lbfgs=True)
+    assert list(got[0]) == want[0]
+    assert loads_preset(dumps_preset(p)) == p
+
+
+def test_lbfgs_refuses_what_it_cannot_do_exactly():
+    with pytest.raises(PresetError) as info:
+        preset(optimizer='{ type = "LBFGS" }', extra="reset_optimizer_each_step = true\n")
+    assert info.value.field == "training.reset_optimizer_each_step"
+    with pytest.raises(PresetError) as info:
+        preset(optimizer='{ type = "LBFGS" }', extra="clip_grad_norm = 1.0\n")
+    assert info.value.field == "training.clip_grad_norm"
+    with pytest.raises(PresetError) as info:
+        preset(optimizer='{ type = "LBFGS", line_search_fn = "wolfe" }')
+    assert info.value.field == "training.optimizer.line_search_fn"
