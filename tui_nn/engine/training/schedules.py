@@ -1,20 +1,28 @@
-"""Learning-rate schedules: torch's own schedulers, stepped once per training step.
+"""Learning-rate schedules: torch's own schedulers, stepped once per training step (or, with
+`step_every = "epoch"`, once at the end of each epoch).
 
 `[training] scheduler = { type = "StepLR", step_size = 10, gamma = 0.5 }` multiplies the learning
 rate by 0.5 every 10 steps. The scheduler belongs to the optimizer it was made with: whenever the
 session makes a fresh optimizer (reset, a new optimizer, a rebuilt model) the schedule starts again.
+ReduceLROnPlateau is stepped with a loss: the test split's (eval mode) when there is one, else the
+training loss of the step the scheduler is stepped at. OneCycleLR cannot be stepped past total_steps:
+a run that would is stopped before that step with an error.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..errors import EngineError, PresetError
-from ..model.catalogue import FLOAT, INT, INT_LIST, ArgSpec, _a
+from ..errors import EngineError, PresetError, shown
+from ..model.catalogue import BOOL, CHOICE, FLOAT, INT, INT_LIST, ArgSpec, _a
 from ..spec import CallSpec
 from .objectives import Objective
 
-SCHEDULERS: dict[str, Objective] = {o.name: o for o in [
+STEP_EVERY = _a("step_every", CHOICE, "step", choices=("step", "epoch"),
+                doc='when the scheduler steps: after every training "step", or at the end of each "epoch" '
+                    '(a full batch: every step)')
+
+_SCHEDULERS: list[Objective] = [
     Objective("StepLR", "lr *= gamma every step_size steps",
               (ArgSpec("step_size", INT, None, required=True, min=1, max=2**31 - 1,
                        doc="steps between two decays"),
@@ -44,7 +52,51 @@ SCHEDULERS: dict[str, Objective] = {o.name: o for o in [
                _a("T_mult", INT, 1, min=1, max=2**31 - 1, doc="each cosine is T_mult times longer than the last"),
                _a("eta_min", FLOAT, 0.0, min=0.0, doc="the lowest learning rate")),
               "torch.optim.lr_scheduler.CosineAnnealingWarmRestarts"),
-]}
+    Objective("OneCycleLR", "the 1cycle policy: lr rises to max_lr, then anneals far below its start, over total_steps",
+              (ArgSpec("max_lr", FLOAT, None, required=True, min=0.0, doc="the highest learning rate of the cycle"),
+               ArgSpec("total_steps", INT, None, required=True, min=1, max=2**31 - 1,
+                       doc="scheduler steps in the cycle (it cannot be stepped past them)"),
+               _a("pct_start", FLOAT, 0.3, min=0.0, max=1.0, doc="the fraction of the cycle spent raising the lr"),
+               _a("anneal_strategy", CHOICE, "cos", choices=("cos", "linear"), doc="the annealing curve"),
+               _a("cycle_momentum", BOOL, True,
+                  doc="cycle the momentum (or Adam's beta1) inversely to the lr: the optimizer needs one"),
+               _a("base_momentum", FLOAT, 0.85, min=0.0, doc="the lowest momentum of the cycle"),
+               _a("max_momentum", FLOAT, 0.95, min=0.0, doc="the highest momentum of the cycle"),
+               _a("div_factor", FLOAT, 25.0, min=0.0, min_open=True, doc="the first lr is max_lr / div_factor"),
+               _a("final_div_factor", FLOAT, 1e4, min=0.0, min_open=True,
+                  doc="the last lr is the first lr / final_div_factor"),
+               _a("three_phase", BOOL, False, doc="a third phase annihilates the lr (fast.ai's schedule has two)")),
+              "torch.optim.lr_scheduler.OneCycleLR"),
+    Objective("ReduceLROnPlateau", "lr *= factor once the loss has not improved for patience scheduler steps "
+                                   "(the test split's loss when there is one, else the training loss)",
+              (_a("mode", CHOICE, "min", choices=("min", "max"), doc='"min": a lower loss is an improvement'),
+               _a("factor", FLOAT, 0.1, min=0.0, max=1.0, max_open=True, doc="factor applied at each reduction, < 1"),
+               _a("patience", INT, 10, min=0, max=2**31 - 1, doc="scheduler steps without improvement tolerated"),
+               _a("threshold", FLOAT, 1e-4, min=0.0, doc="the least change that counts as an improvement"),
+               _a("threshold_mode", CHOICE, "rel", choices=("rel", "abs"), doc="threshold relative or absolute"),
+               _a("cooldown", INT, 0, min=0, max=2**31 - 1, doc="scheduler steps to wait after a reduction"),
+               _a("min_lr", FLOAT, 0.0, min=0.0, doc="the lowest learning rate"),
+               _a("eps", FLOAT, 1e-8, min=0.0, doc="a reduction smaller than this is skipped")),
+              "torch.optim.lr_scheduler.ReduceLROnPlateau"),
+]
+# every schedule takes step_every (ours, not torch's: it is never passed to the scheduler)
+SCHEDULERS: dict[str, Objective] = {o.name: Objective(o.name, o.doc, o.args + (STEP_EVERY,), o.impl)
+                                    for o in _SCHEDULERS}
+
+
+def torch_kwargs(spec: CallSpec) -> dict[str, Any]:
+    """The keyword arguments torch's scheduler gets: the table's, without step_every."""
+    return {k: v for k, v in spec.args.items() if k != STEP_EVERY.name}
+
+
+def step_every(spec: CallSpec | None) -> str:
+    """"step" or "epoch": when the scheduler of `spec` steps."""
+    return "step" if spec is None else str(spec.args.get(STEP_EVERY.name, "step"))
+
+
+def needs_momentum(spec: CallSpec) -> bool:
+    """Whether the schedule needs an optimizer with a momentum or betas (OneCycleLR's cycle_momentum)."""
+    return spec.type == "OneCycleLR" and bool(spec.args.get("cycle_momentum", True))
 
 
 def check_required(spec: CallSpec, field: str, source: str) -> None:
@@ -56,7 +108,7 @@ def check_required(spec: CallSpec, field: str, source: str) -> None:
 
 
 def make_scheduler(spec: CallSpec | None, optimizer: torch.optim.Optimizer) -> Any:
-    """The torch scheduler for `spec` on `optimizer`, or None."""
+    """The torch scheduler for `spec` on `optimizer`, or None; what torch refuses raises EngineError."""
     if spec is None:
         return None
     if spec.type not in SCHEDULERS:
@@ -65,7 +117,16 @@ def make_scheduler(spec: CallSpec | None, optimizer: torch.optim.Optimizer) -> A
     missing = [a.name for a in obj.args if a.required and a.name not in spec.args]
     if missing:
         raise EngineError(f"{spec.type} needs {', '.join(missing)}")
-    return obj.cls(optimizer, **spec.args)
+    if needs_momentum(spec) and "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+        raise EngineError(f"training.scheduler.cycle_momentum: OneCycleLR cycles the momentum, but "
+                          f"{type(optimizer).__name__} has neither momentum nor betas",
+                          hint="set cycle_momentum = false, or use an optimizer with momentum (SGD, RMSprop) or "
+                               "betas (Adam and its kin)")
+    try:
+        return obj.cls(optimizer, **torch_kwargs(spec))
+    except (ValueError, TypeError, ZeroDivisionError, OverflowError) as err:
+        raise EngineError(f"scheduler {spec.type} cannot be made: {shown(str(err) or type(err).__name__, 500)}",
+                          hint="check the scheduler's arguments") from None
 
 
 def set_scheduler(session: Any, spec: CallSpec | None) -> None:
@@ -83,4 +144,5 @@ def current_lr(session: Any) -> list[float]:
     return [float(g["lr"]) for g in session.optimizer.param_groups]
 
 
-__all__ = ["SCHEDULERS", "make_scheduler", "set_scheduler", "current_lr", "check_required"]
+__all__ = ["SCHEDULERS", "make_scheduler", "set_scheduler", "current_lr", "check_required", "torch_kwargs",
+           "step_every", "needs_momentum", "STEP_EVERY"]
