@@ -30,7 +30,7 @@ from ..spec import CallSpec, DataSpec, LayerSpec, ModelSpec, Preset
 from .devices import resolve_device
 from .history import LossHistory
 from .metrics import Metrics
-from .objectives import LOSSES, OPTIMIZERS, make_loss, make_optimizer
+from .objectives import LOSSES, OPTIMIZERS, make_loss, make_optimizer, optimizer_kwargs
 from .runs import RunRegistry
 from .schedules import make_scheduler
 
@@ -313,7 +313,7 @@ class Session:
         o = self.training.optimizer
         make_optimizer(o.type, params, o.args)  # refuses invalid arguments as new_optimizer would
         cls = OPTIMIZERS[o.type].cls
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in o.args.items()}
+        kw = optimizer_kwargs(o.type, o.args)
         return lambda: cls(params, **kw)
 
     def rebuild(self, spec: ModelSpec) -> ShapeReport:
