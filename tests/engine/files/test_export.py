@@ -229,6 +229,12 @@ CASES = {
     + "drop_last = true\nclip_grad_value = 0.05\n",
     "step-lr-per-epoch-drop-last": MLP.format(optimizer='{ type = "SGD", lr = 0.3 }', batch=6, seed=4)
     + 'scheduler = { type = "StepLR", step_size = 2, gamma = 0.5, step_every = "epoch" }\ndrop_last = true\n',
+    "sequential-warmup-cosine": MLP.format(optimizer='{ type = "Adam", lr = 0.05 }', batch=6, seed=6)
+    + 'scheduler = { type = "SequentialLR", milestones = [5], schedulers = [ '
+      '{ type = "LinearLR", start_factor = 0.2, total_iters = 5 }, { type = "CosineAnnealingLR", T_max = 20 } ] }\n',
+    "sequential-per-epoch": MLP.format(optimizer='{ type = "SGD", lr = 0.2 }', batch=5, seed=7)
+    + 'scheduler = { type = "SequentialLR", milestones = [2], step_every = "epoch", schedulers = [ '
+      '{ type = "ExponentialLR", gamma = 0.5 }, { type = "StepLR", step_size = 1, gamma = 0.9 } ] }\n',
     "lbfgs-full-batch": MLP.format(optimizer='{ type = "LBFGS", lr = 0.5, max_iter = 5 }', batch=0, seed=0),
     "lbfgs-strong-wolfe-mini-batch": CONV.replace(
         'optimizer = { type = "RMSprop", lr = 0.01, momentum = 0.5 }',

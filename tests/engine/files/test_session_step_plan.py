@@ -20,6 +20,9 @@ CASES = {
     + 'scheduler = { type = "OneCycleLR", max_lr = 0.1, total_steps = 100 }\nclip_grad_norm = 0.5\n',
     "one-cycle-sgd-clip-value": MLP.format(optimizer='{ type = "SGD", lr = 0.2, momentum = 0.9 }', batch=0, seed=2)
     + 'scheduler = { type = "OneCycleLR", max_lr = 0.1, total_steps = 100 }\nclip_grad_value = 0.1\n',
+    "sequential": MLP.format(optimizer='{ type = "SGD", lr = 0.2 }', batch=5, seed=3)
+    + 'scheduler = { type = "SequentialLR", milestones = [5], schedulers = [ '
+      '{ type = "LinearLR", start_factor = 0.2, total_iters = 5 }, { type = "CosineAnnealingLR", T_max = 20 } ] }\n',
 }
 
 

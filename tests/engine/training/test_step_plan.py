@@ -196,3 +196,148 @@ def test_lbfgs_refuses_what_it_cannot_do_exactly():
     with pytest.raises(PresetError) as info:
         preset(optimizer='{ type = "LBFGS", line_search_fn = "wolfe" }')
     assert info.value.field == "training.optimizer.line_search_fn"
+
+
+SEQUENTIAL = ('scheduler = { type = "SequentialLR", milestones = [4, 9], schedulers = [ '
+              '{ type = "LinearLR", start_factor = 0.1, total_iters = 4 }, '
+              '{ type = "ExponentialLR", gamma = 0.8 }, '
+              '{ type = "CosineAnnealingLR", T_max = 5, eta_min = 0.01 } ] }\n')
+
+
+def test_sequential_lr_equals_torch():
+    p = preset(extra=SEQUENTIAL)
+    got = run(p, 16)
+    L = torch.optim.lr_scheduler
+
+    def make(o):
+        return L.SequentialLR(o, schedulers=[L.LinearLR(o, start_factor=0.1, total_iters=4),
+                                             L.ExponentialLR(o, gamma=0.8), L.CosineAnnealingLR(o, T_max=5, eta_min=0.01)],
+                              milestones=[4, 9])
+    want = loop(16, make_opt=sgd, make_sched=make)
+    assert list(got[0]) == want[0] and got[1] == want[1]
+    assert loads_preset(dumps_preset(p)) == p
+
+
+def test_sequential_lr_per_epoch_equals_torch():
+    p = preset(extra=SEQUENTIAL.replace("milestones = [4, 9]", 'milestones = [1, 2], step_every = "epoch"'))
+    got = run(p, 17)
+    L = torch.optim.lr_scheduler
+
+    def make(o):
+        return L.SequentialLR(o, schedulers=[L.LinearLR(o, start_factor=0.1, total_iters=4),
+                                             L.ExponentialLR(o, gamma=0.8), L.CosineAnnealingLR(o, T_max=5, eta_min=0.01)],
+                              milestones=[1, 2])
+    want = loop(17, make_opt=sgd, make_sched=make, every="epoch")
+    assert list(got[0]) == want[0] and got[1] == want[1]
+
+
+@pytest.mark.parametrize("table,field,words", [
+    ('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "StepLR", step_size = 2 } ] }',
+     "training.scheduler.milestones", "one fewer"),
+    ('{ type = "SequentialLR", milestones = [5, 3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, '
+     '{ type = "ExponentialLR", gamma = 0.5 }, { type = "ExponentialLR", gamma = 0.7 } ] }',
+     "training.scheduler.milestones", "increasing"),
+    ('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, '
+     '{ type = "ReduceLROnPlateau" } ] }', "training.scheduler.schedulers[1].type", "ReduceLROnPlateau"),
+    ('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, '
+     '{ type = "SequentialLR", milestones = [], schedulers = [] } ] }', "training.scheduler.schedulers[1].type",
+     "inside"),
+    ('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, '
+     '{ type = "StepLR" } ] }', "training.scheduler.schedulers[1].step_size", 'needs "step_size"'),
+    ('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, '
+     '{ type = "StepLR", step_size = 2, step_every = "epoch" } ] }',
+     "training.scheduler.schedulers[1].step_every", "the SequentialLR"),
+    ('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, 3 ] }',
+     "training.scheduler.schedulers[1]", "table"),
+    ('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, '
+     '{ type = "StepLR", step_size = 2, gama = 1 } ] }', "training.scheduler.schedulers[1].gama", "gamma"),
+])
+def test_sequential_lr_errors_name_the_field(table, field, words):
+    with pytest.raises(PresetError) as info:
+        preset(extra=f"scheduler = {table}\n")
+    assert info.value.field == field, str(info.value)
+    assert words in str(info.value)
+
+
+def test_reduce_lr_on_plateau_on_the_test_loss_per_epoch():
+    """With a test split, the schedule is stepped with the test loss in eval mode (pytorch/examples' pattern:
+    validate at the end of each epoch, then scheduler.step(val_loss))."""
+    text = '''
+[model]
+input_shape = [1, 2]
+[[model.layers]]
+type = "Linear"
+in_features = 2
+out_features = 8
+[[model.layers]]
+type = "Tanh"
+[[model.layers]]
+type = "Linear"
+in_features = 8
+out_features = 1
+[data]
+inputs = { generate = "randn", shape = [24, 2] }
+targets = { generate = "randn", shape = [24, 1] }
+[training]
+optimizer = { type = "SGD", lr = 0.3 }
+scheduler = { type = "ReduceLROnPlateau", patience = 0, factor = 0.5, step_every = "epoch" }
+batch_size = 6
+seed = 2
+'''
+    p = loads_preset(text)
+    s = Session(p)
+    x_test = torch.randn(10, 2, generator=torch.Generator().manual_seed(9))
+    y_test = x_test.sum(1, keepdim=True)
+    s.test_inputs, s.test_targets = x_test, y_test
+    train(s, 24)
+    got = s.history.series()[1]
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(24, 2, generator=g)
+    y = torch.randn(24, 1, generator=g)
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.3)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0, factor=0.5)
+    order = torch.Generator().manual_seed(2)
+    losses, perm, pos = [], None, 0
+    for _ in range(24):
+        if perm is None or pos >= 24:
+            perm, pos = torch.randperm(24, generator=order), 0
+        idx = perm[pos:pos + 6]
+        pos += 6
+        opt.zero_grad()
+        loss = nn.MSELoss()(model(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+        if pos >= 24:
+            model.eval()
+            with torch.no_grad():
+                val = nn.MSELoss()(model(x_test), y_test).item()
+            model.train()
+            sched.step(val)
+        losses.append(loss.item())
+    assert list(got) == losses
+    assert current_lr(s) == [opt.param_groups[0]["lr"]] and opt.param_groups[0]["lr"] < 0.3
+
+
+def test_sequential_lr_schedules_are_typed_in_a_form_and_set_on_a_session():
+    """The app's form shows SequentialLR's list as TOML inline tables and reads it back (argtext), and
+    set_scheduler checks each table as a preset does."""
+    from tui_nn.engine.model.argtext import validate_field, value_text
+    from tui_nn.engine.spec import CallSpec
+    from tui_nn.engine.training.schedules import SCHEDULERS, set_scheduler
+
+    arg = SCHEDULERS["SequentialLR"].arg("schedulers")
+    tables = [{"type": "LinearLR", "start_factor": 0.5, "total_iters": 2}, {"type": "ExponentialLR", "gamma": 0.9}]
+    text = value_text(tables)
+    assert text == '[{ type = "LinearLR", start_factor = 0.5, total_iters = 2 }, { type = "ExponentialLR", gamma = 0.9 }]'
+    assert validate_field(arg, text) == (tables, None, False)
+    assert validate_field(arg, "[{ type = ")[1].startswith("expected a TOML list")
+    assert validate_field(arg, "3")[1].startswith("expected a list of schedule tables")
+    s = Session(preset())
+    set_scheduler(s, CallSpec("SequentialLR", {"schedulers": tables, "milestones": [2]}))
+    train(s, 3)
+    assert current_lr(s) == [0.2 * 0.9]
+    with pytest.raises(PresetError) as info:
+        set_scheduler(s, CallSpec("SequentialLR", {"schedulers": [{"type": "StepLR"}], "milestones": []}))
+    assert info.value.field == "training.scheduler.schedulers[0].step_size"
