@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import EngineError, PresetError, shown
-from ..model.catalogue import BOOL, CHOICE, FLOAT, INT, INT_LIST, ArgSpec, _a
+from ..errors import EngineError, PresetError, brief, did_you_mean, quote, shown
+from ..model.args import check_arg
+from ..model.catalogue import BOOL, CHOICE, FLOAT, INT, INT_LIST, SCHEDULE_LIST, ArgSpec, _a
 from ..spec import CallSpec
 from .objectives import Objective
 
@@ -78,7 +79,20 @@ _SCHEDULERS: list[Objective] = [
                _a("min_lr", FLOAT, 0.0, min=0.0, doc="the lowest learning rate"),
                _a("eps", FLOAT, 1e-8, min=0.0, doc="a reduction smaller than this is skipped")),
               "torch.optim.lr_scheduler.ReduceLROnPlateau"),
+    Objective("SequentialLR", "schedules one after another: the next one takes over at each milestone step",
+              (ArgSpec("schedulers", SCHEDULE_LIST, None, required=True,
+                       doc='the schedules in order, e.g. [ { type = "LinearLR", total_iters = 5 }, '
+                           '{ type = "CosineAnnealingLR", T_max = 95 } ]'),
+               ArgSpec("milestones", INT_LIST, None, required=True, min=1, max=2**31 - 1,
+                       doc="the scheduler steps at which the next schedule takes over: one fewer than schedulers")),
+              "torch.optim.lr_scheduler.SequentialLR"),
 ]
+# not inside a SequentialLR, and why
+NOT_NESTED = {
+    "SequentialLR": "a SequentialLR cannot be nested inside another here: list its schedules in one",
+    "ReduceLROnPlateau": "torch's SequentialLR does not support ReduceLROnPlateau (its step needs the loss)",
+    "OneCycleLR": "OneCycleLR's end (it cannot be stepped past total_steps) is checked only as the whole schedule",
+}
 # every schedule takes step_every (ours, not torch's: it is never passed to the scheduler)
 SCHEDULERS: dict[str, Objective] = {o.name: Objective(o.name, o.doc, o.args + (STEP_EVERY,), o.impl)
                                     for o in _SCHEDULERS}
@@ -100,11 +114,53 @@ def needs_momentum(spec: CallSpec) -> bool:
 
 
 def check_required(spec: CallSpec, field: str, source: str) -> None:
-    """A scheduler table must give every required argument (torch has no default for them)."""
+    """A scheduler table must give every required argument (torch has no default for them); SequentialLR's
+    schedules are checked here, each as a table of its own (their arguments validated in place)."""
     for arg in SCHEDULERS[spec.type].args:
         if arg.required and arg.name not in spec.args:
             raise PresetError(f"{spec.type} needs \"{arg.name}\" ({arg.doc})", source=source,
                               field=f"{field}.{arg.name}")
+    if spec.type == "SequentialLR":
+        spec.args["schedulers"] = [_inner(v, f"{field}.schedulers[{i}]", source)
+                                   for i, v in enumerate(spec.args["schedulers"])]
+        milestones = spec.args["milestones"]
+        if len(milestones) != len(spec.args["schedulers"]) - 1:
+            raise PresetError(f"SequentialLR needs one fewer milestone than schedules: {len(spec.args['schedulers'])} "
+                              f"schedules, {len(milestones)} milestones", source=source, field=f"{field}.milestones")
+        if any(b <= a for a, b in zip(milestones, milestones[1:])):
+            raise PresetError(f"SequentialLR's milestones must be increasing; got {milestones}", source=source,
+                              field=f"{field}.milestones")
+
+
+def _inner(value: Any, field: str, source: str) -> dict[str, Any]:
+    """One schedule of a SequentialLR: a table with a type, validated; returned as the table a file holds."""
+    if not isinstance(value, dict):
+        raise PresetError(f"expected a schedule table with \"type\"; got {brief(value)}", source=source, field=field)
+    name = value.get("type")
+    if not isinstance(name, str) or name not in SCHEDULERS:
+        raise PresetError(f"expected a schedule name, one of: {', '.join(n for n in SCHEDULERS if n not in NOT_NESTED)}"
+                          f"; got {brief(name)}{did_you_mean(name, SCHEDULERS) if isinstance(name, str) else ''}",
+                          source=source, field=f"{field}.type")
+    if name in NOT_NESTED:
+        raise PresetError(f"{name} cannot be inside a SequentialLR: {NOT_NESTED[name]}", source=source,
+                          field=f"{field}.type")
+    obj = SCHEDULERS[name]
+    out: dict[str, Any] = {"type": name}
+    for key, v in value.items():
+        if key == "type":
+            continue
+        if key == STEP_EVERY.name:
+            raise PresetError("step_every belongs to the SequentialLR, which steps the schedule inside it",
+                              source=source, field=f"{field}.{key}")
+        arg = obj.arg(key) if isinstance(key, str) else None
+        if arg is None:
+            names = [a.name for a in obj.args if a.name != STEP_EVERY.name]
+            raise PresetError(f"unknown argument {quote(str(key))} for {name}"
+                              f"{did_you_mean(str(key), names)}; expected one of: {', '.join(names)}",
+                              source=source, field=f"{field}.{shown(str(key), 60)}")
+        out[key] = check_arg(arg, v, f"{field}.{key}", source)
+    check_required(CallSpec(name, {k: v for k, v in out.items() if k != "type"}), field, source)
+    return out
 
 
 def make_scheduler(spec: CallSpec | None, optimizer: torch.optim.Optimizer) -> Any:
@@ -123,8 +179,12 @@ def make_scheduler(spec: CallSpec | None, optimizer: torch.optim.Optimizer) -> A
                           hint="set cycle_momentum = false, or use an optimizer with momentum (SGD, RMSprop) or "
                                "betas (Adam and its kin)")
     try:
+        if spec.type == "SequentialLR":  # the schedules made in order on the one optimizer, as torch's docs do
+            inner = [SCHEDULERS[t["type"]].cls(optimizer, **{k: v for k, v in t.items() if k != "type"})
+                     for t in spec.args["schedulers"]]
+            return obj.cls(optimizer, schedulers=inner, milestones=list(spec.args["milestones"]))
         return obj.cls(optimizer, **torch_kwargs(spec))
-    except (ValueError, TypeError, ZeroDivisionError, OverflowError) as err:
+    except (ValueError, TypeError, KeyError, ZeroDivisionError, OverflowError) as err:
         raise EngineError(f"scheduler {spec.type} cannot be made: {shown(str(err) or type(err).__name__, 500)}",
                           hint="check the scheduler's arguments") from None
 
