@@ -465,7 +465,16 @@ def export_script(preset: Preset, *, steps: int | None = None) -> str:
     sched = None if t.scheduler is None else _known(t.scheduler.type, SCHEDULERS, "schedule")
     per_epoch = t.scheduler is not None and step_every(t.scheduler) == "epoch"
     if t.scheduler is not None:
-        sched_args = _kwargs(schedule_kwargs(t.scheduler), sched)
+        if sched == "SequentialLR":  # its schedules made in order on the optimizer, then the sequence
+            inner = []
+            for table in t.scheduler.args["schedulers"]:
+                name = _known(table.get("type"), SCHEDULERS, "schedule")
+                args = _kwargs({k: v for k, v in table.items() if k != "type"}, name)
+                inner.append(f"torch.optim.lr_scheduler.{name}(optimizer" + (f", {args}" if args else "") + ")")
+            sched_args = (f"schedulers=[{', '.join(inner)}], "
+                          f"milestones={_lit(list(t.scheduler.args['milestones']))}")
+        else:
+            sched_args = _kwargs(schedule_kwargs(t.scheduler), sched)
         w(f"scheduler = torch.optim.lr_scheduler.{sched}(optimizer" + (f", {sched_args}" if sched_args else "")
           + (")  # stepped at the end of each epoch" if per_epoch else ")  # stepped once per step"))
     w("")

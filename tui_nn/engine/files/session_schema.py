@@ -179,10 +179,22 @@ def _rate(value: Any, field: str) -> float:
 def scheduler_state(saved: dict[str, Any], scheduler: Any, step: int) -> dict[str, Any]:
     """The state to give `scheduler.load_state_dict`: exactly the keys of its own (fresh) state_dict, of their
     types; the settings must equal the fresh ones, the progress is bounded (last_epoch <= the session's step)."""
+    return _schedule_state(saved, scheduler, step, "scheduler")
+
+
+def _schedule_state(saved: dict[str, Any], scheduler: Any, step: int, where: str) -> dict[str, Any]:
     fresh = {k: _json_value(v) for k, v in scheduler.state_dict().items()}
     out: dict[str, Any] = {}
     for key, want in fresh.items():
-        field = f"scheduler.{key}"
+        field = f"{where}.{key}"
+        if key == "_schedulers" and key in saved:  # SequentialLR's: each checked against its own schedule
+            inner = saved[key]
+            if not isinstance(inner, list) or len(inner) != len(scheduler._schedulers) or not all(
+                    isinstance(x, dict) for x in inner):
+                raise StateError(field, f"expected {len(scheduler._schedulers)} schedule states")
+            out[key] = [_schedule_state(x, sch, step, f"{field}[{i}]")
+                        for i, (x, sch) in enumerate(zip(inner, scheduler._schedulers))]
+            continue
         if key not in saved:
             if key == "last_epoch":
                 raise StateError(field, "is missing")
