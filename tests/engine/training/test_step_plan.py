@@ -46,7 +46,7 @@ def loop(steps, *, make_opt, make_sched=None, every="step", batch=BATCH, seed=3,
             pos += batch
             xb, yb = x[idx], y[idx]
         if lbfgs:
-            def closure():
+            def closure(xb=xb, yb=yb):
                 opt.zero_grad()
                 loss = loss_fn(model(xb), yb)
                 loss.backward()
@@ -234,23 +234,23 @@ def test_sequential_lr_per_epoch_equals_torch():
 @pytest.mark.parametrize("table,field,words", [
     ('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "StepLR", step_size = 2 } ] }',
      "training.scheduler.milestones", "one fewer"),
-    ('{ type = "SequentialLR", milestones = [5, 3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, '
-     '{ type = "ExponentialLR", gamma = 0.5 }, { type = "ExponentialLR", gamma = 0.7 } ] }',
+    (('{ type = "SequentialLR", milestones = [5, 3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, '
+      '{ type = "ExponentialLR", gamma = 0.5 }, { type = "ExponentialLR", gamma = 0.7 } ] }'),
      "training.scheduler.milestones", "increasing"),
-    ('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, '
-     '{ type = "ReduceLROnPlateau" } ] }', "training.scheduler.schedulers[1].type", "ReduceLROnPlateau"),
-    ('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, '
-     '{ type = "SequentialLR", milestones = [], schedulers = [] } ] }', "training.scheduler.schedulers[1].type",
+    (('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, '
+      '{ type = "ReduceLROnPlateau" } ] }'), "training.scheduler.schedulers[1].type", "ReduceLROnPlateau"),
+    (('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, '
+      '{ type = "SequentialLR", milestones = [], schedulers = [] } ] }'), "training.scheduler.schedulers[1].type",
      "inside"),
-    ('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, '
-     '{ type = "StepLR" } ] }', "training.scheduler.schedulers[1].step_size", 'needs "step_size"'),
-    ('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, '
-     '{ type = "StepLR", step_size = 2, step_every = "epoch" } ] }',
+    (('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, '
+      '{ type = "StepLR" } ] }'), "training.scheduler.schedulers[1].step_size", 'needs "step_size"'),
+    (('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, '
+      '{ type = "StepLR", step_size = 2, step_every = "epoch" } ] }'),
      "training.scheduler.schedulers[1].step_every", "the SequentialLR"),
     ('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, 3 ] }',
      "training.scheduler.schedulers[1]", "table"),
-    ('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, '
-     '{ type = "StepLR", step_size = 2, gama = 1 } ] }', "training.scheduler.schedulers[1].gama", "gamma"),
+    (('{ type = "SequentialLR", milestones = [3], schedulers = [ { type = "ExponentialLR", gamma = 0.9 }, '
+      '{ type = "StepLR", step_size = 2, gama = 1 } ] }'), "training.scheduler.schedulers[1].gama", "gamma"),
 ])
 def test_sequential_lr_errors_name_the_field(table, field, words):
     with pytest.raises(PresetError) as info:

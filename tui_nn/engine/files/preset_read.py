@@ -598,16 +598,16 @@ def _check_display_text(text: str | None, field: str, source: str, keep: str = "
 
 def _check_schedule(scheduler: CallSpec, t: _TrainingSection, optimizer: Any, source: str) -> None:
     """What torch refuses of a schedule only with the rest of [training]: OneCycleLR stepped past total_steps,
-    its cycle_momentum with an optimizer without momentum or betas, SequentialLR's nesting."""
+    its cycle_momentum with an optimizer without momentum or betas (SequentialLR's tables: schedules.py)."""
     from ..training.schedules import needs_momentum, step_every
 
     if scheduler.type == "OneCycleLR":
         total = int(scheduler.args["total_steps"])
-        if step_every(scheduler) == "step" or t.batch_size == 0:  # an epoch's steps are known only with the data
-            if t.steps > total:
-                raise PresetError(f"OneCycleLR cannot be stepped past total_steps = {total}, but training.steps is "
-                                  f"{t.steps}", source=source, field="training.scheduler.total_steps",
-                                  hint=f"set total_steps = {t.steps} (the steps of the run), or fewer steps")
+        # per epoch, an epoch's steps are known only with the data (a full batch: one step)
+        if (step_every(scheduler) == "step" or t.batch_size == 0) and t.steps > total:
+            raise PresetError(f"OneCycleLR cannot be stepped past total_steps = {total}, but training.steps is "
+                              f"{t.steps}", source=source, field="training.scheduler.total_steps",
+                              hint=f"set total_steps = {t.steps} (the steps of the run), or fewer steps")
     if needs_momentum(scheduler):
         name = optimizer if isinstance(optimizer, str) else optimizer.get("type") if isinstance(optimizer, dict) \
             else None

@@ -7,7 +7,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import EngineError, brief, quote, shown
-from ..model.catalogue import BOOL, CHOICE, FLOAT, FLOATS, INT, OPT_INT, ArgSpec, _a, resolve
+from ..model.catalogue import (
+    BOOL,
+    CHOICE,
+    FLOAT,
+    FLOATS,
+    INT,
+    OPT_INT,
+    ArgSpec,
+    _a,
+    resolve,
+)
 
 
 @dataclass(frozen=True)

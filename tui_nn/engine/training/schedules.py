@@ -11,11 +11,21 @@ a run that would is stopped before that step with an error.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 from ..errors import EngineError, PresetError, brief, did_you_mean, quote, shown
 from ..model.args import check_arg
-from ..model.catalogue import BOOL, CHOICE, FLOAT, INT, INT_LIST, SCHEDULE_LIST, ArgSpec, _a
+from ..model.catalogue import (
+    BOOL,
+    CHOICE,
+    FLOAT,
+    INT,
+    INT_LIST,
+    SCHEDULE_LIST,
+    ArgSpec,
+    _a,
+)
 from ..spec import CallSpec
 from .objectives import Objective
 
@@ -127,7 +137,7 @@ def check_required(spec: CallSpec, field: str, source: str) -> None:
         if len(milestones) != len(spec.args["schedulers"]) - 1:
             raise PresetError(f"SequentialLR needs one fewer milestone than schedules: {len(spec.args['schedulers'])} "
                               f"schedules, {len(milestones)} milestones", source=source, field=f"{field}.milestones")
-        if any(b <= a for a, b in zip(milestones, milestones[1:])):
+        if any(b <= a for a, b in pairwise(milestones)):
             raise PresetError(f"SequentialLR's milestones must be increasing; got {milestones}", source=source,
                               field=f"{field}.milestones")
 

@@ -225,7 +225,7 @@ class StepPlan:
 
     @staticmethod
     def of(s: Session, batches: _Batches, fresh: Callable[[], torch.optim.Optimizer] | None,
-           reset_each: bool) -> "StepPlan | None":
+           reset_each: bool) -> StepPlan | None:
         t = s.training
         sched = t.scheduler
         plain = (t.clip_grad_norm is None and t.clip_grad_value is None and t.optimizer.type != "LBFGS"
