@@ -341,3 +341,24 @@ def test_sequential_lr_schedules_are_typed_in_a_form_and_set_on_a_session():
     with pytest.raises(PresetError) as info:
         set_scheduler(s, CallSpec("SequentialLR", {"schedulers": [{"type": "StepLR"}], "milestones": []}))
     assert info.value.field == "training.scheduler.schedulers[0].step_size"
+
+
+def test_a_schedule_torch_refuses_with_the_optimizer_changes_nothing():
+    """OneCycleLR's cycle_momentum with Adagrad, set in the app either way round: an EngineError naming the field,
+    and the session keeps its settings."""
+    from tui_nn.engine.errors import EngineError
+    from tui_nn.engine.spec import CallSpec
+    from tui_nn.engine.training.schedules import set_scheduler
+
+    one_cycle = CallSpec("OneCycleLR", {"max_lr": 0.5, "total_steps": 100})
+    s = Session(preset(optimizer='{ type = "Adagrad", lr = 0.1 }'))
+    with pytest.raises(EngineError) as info:
+        set_scheduler(s, one_cycle)
+    assert "training.scheduler.cycle_momentum" in str(info.value)
+    assert s.training.scheduler is None and s.scheduler is None
+    s = Session(preset(extra='scheduler = { type = "OneCycleLR", max_lr = 0.5, total_steps = 100 }\n'))
+    before = s.training.optimizer
+    with pytest.raises(EngineError) as info:
+        s.set_optimizer(CallSpec("Adagrad", {"lr": 0.1}))
+    assert "training.scheduler.cycle_momentum" in str(info.value)
+    assert s.training.optimizer == before and type(s.optimizer).__name__ == "SGD"

@@ -27,7 +27,7 @@ from ..model.catalogue import (
     _a,
 )
 from ..spec import CallSpec
-from .objectives import Objective
+from .objectives import Objective, make_optimizer
 
 STEP_EVERY = _a("step_every", CHOICE, "step", choices=("step", "epoch"),
                 doc='when the scheduler steps: after every training "step", or at the end of each "epoch" '
@@ -203,6 +203,10 @@ def set_scheduler(session: Any, spec: CallSpec | None) -> None:
     """Use a new schedule (None: constant learning rate). Restarts the schedule from the optimizer's base lr."""
     if spec is not None:
         check_required(spec, "training.scheduler", "<input>")
+        params = list(session.model.parameters())
+        if params:  # what torch refuses (OneCycleLR's cycle_momentum) is refused before anything changes
+            o = session.training.optimizer
+            make_scheduler(spec, make_optimizer(o.type, params, o.args))
     session.training.scheduler = spec
     session.optimizer = session.new_optimizer()
 

@@ -361,8 +361,8 @@ class Session:
         """Use another optimizer (its state starts afresh); one that cannot be made raises an EngineError and
         changes nothing."""
         params = list(self.model.parameters())
-        if params:
-            make_optimizer(optimizer.type, params, optimizer.args)  # refused here, before anything changes
+        if params:  # refused here, before anything changes (with the schedule: OneCycleLR's cycle_momentum)
+            make_scheduler(self.training.scheduler, make_optimizer(optimizer.type, params, optimizer.args))
         self.training.optimizer = optimizer
         self.optimizer = self.new_optimizer()
 
