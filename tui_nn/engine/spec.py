@@ -153,6 +153,8 @@ class TrainingSpec:
     scheduler: CallSpec | None = None  # a learning-rate schedule, stepped once per training step
     target_accuracy: float | None = None  # stop once the training accuracy (of a step's batch) reaches this
     drop_last: bool = False  # mini-batches: drop an epoch's last, incomplete batch (torch's DataLoader drop_last)
+    clip_grad_norm: float | None = None  # torch.nn.utils.clip_grad_norm_(params, max_norm) before each update
+    clip_grad_value: float | None = None  # torch.nn.utils.clip_grad_value_(params, clip) before each update
 
 
 @dataclass

@@ -212,6 +212,33 @@ CASES = {
     + 'scheduler = { type = "CosineAnnealingWarmRestarts", T_0 = 4, T_mult = 2 }\n',
     "reset-optimizer-each-step": MLP.format(optimizer='{ type = "Adam", lr = 0.01 }', batch=0, seed=0)
     + "reset_optimizer_each_step = true\ntarget_loss = 0.6\n",
+    # issue 22 §2, training: OneCycleLR (cycling Adam's beta1; one that runs out of total_steps at step 21 stops
+    # there in both), ReduceLROnPlateau on the test loss per epoch and on the training loss per step, step_every,
+    # clipping by norm and by value, LBFGS's closure
+    "one-cycle-adam-clip-norm": MLP.format(optimizer='{ type = "Adam", lr = 0.01 }', batch=6, seed=2)
+    + 'scheduler = { type = "OneCycleLR", max_lr = 0.05, total_steps = 30, three_phase = true }\n'
+    + "clip_grad_norm = 0.3\nsteps = 30\n",
+    "one-cycle-runs-out": MLP.format(optimizer='{ type = "SGD", lr = 0.01, momentum = 0.9 }', batch=0, seed=3)
+    + 'scheduler = { type = "OneCycleLR", max_lr = 0.2, total_steps = 20, anneal_strategy = "linear" }\n'
+    + "steps = 20\n",
+    "plateau-test-split-per-epoch": SPIRAL.replace(
+        'scheduler = { type = "CosineAnnealingLR", T_max = 20, eta_min = 0.001 }',
+        'scheduler = { type = "ReduceLROnPlateau", patience = 0, factor = 0.5, step_every = "epoch" }'),
+    "plateau-train-loss-drop-last-clip-value": MLP.format(optimizer='{ type = "SGD", lr = 0.5 }', batch=6, seed=1)
+    + 'scheduler = { type = "ReduceLROnPlateau", patience = 2, threshold = 0.02 }\n'
+    + "drop_last = true\nclip_grad_value = 0.05\n",
+    "step-lr-per-epoch-drop-last": MLP.format(optimizer='{ type = "SGD", lr = 0.3 }', batch=6, seed=4)
+    + 'scheduler = { type = "StepLR", step_size = 2, gamma = 0.5, step_every = "epoch" }\ndrop_last = true\n',
+    "sequential-warmup-cosine": MLP.format(optimizer='{ type = "Adam", lr = 0.05 }', batch=6, seed=6)
+    + 'scheduler = { type = "SequentialLR", milestones = [5], schedulers = [ '
+      '{ type = "LinearLR", start_factor = 0.2, total_iters = 5 }, { type = "CosineAnnealingLR", T_max = 20 } ] }\n',
+    "sequential-per-epoch": MLP.format(optimizer='{ type = "SGD", lr = 0.2 }', batch=5, seed=7)
+    + 'scheduler = { type = "SequentialLR", milestones = [2], step_every = "epoch", schedulers = [ '
+      '{ type = "ExponentialLR", gamma = 0.5 }, { type = "StepLR", step_size = 1, gamma = 0.9 } ] }\n',
+    "lbfgs-full-batch": MLP.format(optimizer='{ type = "LBFGS", lr = 0.5, max_iter = 5 }', batch=0, seed=0),
+    "lbfgs-strong-wolfe-mini-batch": CONV.replace(
+        'optimizer = { type = "RMSprop", lr = 0.01, momentum = 0.5 }',
+        'optimizer = { type = "LBFGS", max_iter = 4, history_size = 5, line_search_fn = "strong_wolfe" }'),
 }
 STEPS = 25
 
@@ -302,6 +329,9 @@ def test_exported_scripts_print_the_engines_losses(tmp_path):
     assert expected["mini-batch-target-accuracy"][0].reason == "target"
     assert expected["mini-batch-target-accuracy"][0].step == 8  # the end of the second epoch
     assert expected["spiral-test-split-cosine"][0].evaluation is not None
+    assert expected["one-cycle-runs-out"][0].reason == "error" and len(expected["one-cycle-runs-out"][1]) == 20
+    assert "OneCycleLR was stepped total_steps times: stopping" in parts["one-cycle-runs-out"]
+    assert expected["plateau-test-split-per-epoch"][0].evaluation is not None
     out, err = alone.communicate(timeout=300)
     assert alone.returncode == 0, err
     assert _losses(out) == expected["conv-net"][1]

@@ -43,7 +43,7 @@ from ..model.init import SCHEMES, init_calls
 from ..model.catalogue import CATALOGUE, FLOATS, full_args, torch_kwargs
 from ..model.modules import Concat, Pow, Residual, Sequential
 from ..spec import BLOCKS, GeneratorSpec, LayerSpec, Preset
-from ..training.objectives import LOSSES, OPTIMIZERS
+from ..training.objectives import LOSSES, OPTIMIZERS, optimizer_kwargs
 
 MAX_SCRIPT_BYTES = 16 * 1024 * 1024
 MAX_INLINE_DATA_BYTES = 1024 * 1024
@@ -351,7 +351,8 @@ def export_script(preset: Preset, *, steps: int | None = None) -> str:
     """A runnable PyTorch script for `preset` that prints the same per-step losses as the engine."""
     from ..data.csvfile import escaped
     from ..training.metrics import accuracy_kind
-    from ..training.schedules import SCHEDULERS
+    from ..training.schedules import SCHEDULERS, step_every
+    from ..training.schedules import torch_kwargs as schedule_kwargs
     from ..training.session import Session
 
     session = Session(preset, device="cpu")
@@ -456,16 +457,26 @@ def export_script(preset: Preset, *, steps: int | None = None) -> str:
     w("")
     w("")
     w("def make_optimizer():")
-    opt_args = _kwargs(t.optimizer.args, opt_cls)
+    opt_args = _kwargs(optimizer_kwargs(t.optimizer.type, t.optimizer.args), opt_cls)
     w(f"    return torch.optim.{opt_cls}(list(model.parameters())" + (f", {opt_args}" if opt_args else "") + ")")
     w("")
     w("")
     w("optimizer = make_optimizer()")
+    sched = None if t.scheduler is None else _known(t.scheduler.type, SCHEDULERS, "schedule")
+    per_epoch = t.scheduler is not None and step_every(t.scheduler) == "epoch"
     if t.scheduler is not None:
-        sched = _known(t.scheduler.type, SCHEDULERS, "schedule")
-        sched_args = _kwargs(t.scheduler.args, sched)
+        if sched == "SequentialLR":  # its schedules made in order on the optimizer, then the sequence
+            inner = []
+            for table in t.scheduler.args["schedulers"]:
+                name = _known(table.get("type"), SCHEDULERS, "schedule")
+                args = _kwargs({k: v for k, v in table.items() if k != "type"}, name)
+                inner.append(f"torch.optim.lr_scheduler.{name}(optimizer" + (f", {args}" if args else "") + ")")
+            sched_args = (f"schedulers=[{', '.join(inner)}], "
+                          f"milestones={_lit(list(t.scheduler.args['milestones']))}")
+        else:
+            sched_args = _kwargs(schedule_kwargs(t.scheduler), sched)
         w(f"scheduler = torch.optim.lr_scheduler.{sched}(optimizer" + (f", {sched_args}" if sched_args else "")
-          + ")  # stepped once per step")
+          + (")  # stepped at the end of each epoch" if per_epoch else ")  # stepped once per step"))
     w("")
     w("# -- training: zero_grad, forward, loss, backward, step")
     w("order = torch.Generator().manual_seed(SEED)")
@@ -487,13 +498,53 @@ def export_script(preset: Preset, *, steps: int | None = None) -> str:
     w("        xb, yb = x[idx], y[idx]")
     if t.reset_optimizer_each_step:
         w("    optimizer = make_optimizer()  # a fresh optimizer every step")
-    w("    optimizer.zero_grad(set_to_none=True)")
-    w("    out = model(xb)")
-    w("    loss = loss_fn(out, yb)")
-    w("    loss.backward()")
-    w("    optimizer.step()")
+    end = "pos + BATCH_SIZE > n" if t.drop_last else "pos >= n"
+    if per_epoch:
+        w(f"    stepping = BATCH_SIZE <= 0 or BATCH_SIZE >= n or {end}  # this step ends an epoch")
+    if sched == "OneCycleLR":
+        total = int(t.scheduler.args["total_steps"])
+        w(f"    if {'stepping and ' if per_epoch else ''}scheduler.last_epoch >= {_lit(total)}:"
+          "  # torch cannot step OneCycleLR past total_steps")
+        w("        print(\"OneCycleLR was stepped total_steps times: stopping\")")
+        w("        break")
+    if t.optimizer.type == "LBFGS":
+        w("    outs = []")
+        w("")
+        w("    def closure():  # LBFGS evaluates the loss several times a step")
+        w("        optimizer.zero_grad(set_to_none=True)")
+        w("        out = model(xb)")
+        w("        loss = loss_fn(out, yb)")
+        w("        loss.backward()")
+        w("        outs.append(out)")
+        w("        return loss")
+        w("")
+        w("    loss = optimizer.step(closure)  # the closure's first loss")
+        w("    out = outs[0]")
+    else:
+        w("    optimizer.zero_grad(set_to_none=True)")
+        w("    out = model(xb)")
+        w("    loss = loss_fn(out, yb)")
+        w("    loss.backward()")
+        if t.clip_grad_norm is not None:
+            w(f"    torch.nn.utils.clip_grad_norm_(model.parameters(), {_lit(float(t.clip_grad_norm))})")
+        if t.clip_grad_value is not None:
+            w(f"    torch.nn.utils.clip_grad_value_(model.parameters(), {_lit(float(t.clip_grad_value))})")
+        w("    optimizer.step()")
     if t.scheduler is not None:
-        w("    scheduler.step()")
+        pad = "    "
+        if per_epoch:
+            w("    if stepping:")
+            pad = "        "
+        if sched == "ReduceLROnPlateau" and has_test:
+            w(f"{pad}model.eval()  # ReduceLROnPlateau: on the test split's loss")
+            w(f"{pad}with torch.no_grad():")
+            w(f"{pad}    plateau_loss = loss_fn(model(x_test), y_test).mean().item()")
+            w(f"{pad}model.train()")
+            w(f"{pad}scheduler.step(plateau_loss)")
+        elif sched == "ReduceLROnPlateau":
+            w(f"{pad}scheduler.step(loss.item())  # ReduceLROnPlateau: on this step's training loss")
+        else:
+            w(f"{pad}scheduler.step()")
     w("    value = loss.item()")
     w("    print(f\"step {step} loss {value!r}\")")
     w("    if not math.isfinite(value):")

@@ -90,6 +90,8 @@ class _TrainingSection(_Strict):
     scheduler: Any = None  # validated against schedules.SCHEDULERS
     target_accuracy: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     drop_last: bool = False
+    clip_grad_norm: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
+    clip_grad_value: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
 
 
 
@@ -594,6 +596,29 @@ def _check_display_text(text: str | None, field: str, source: str, keep: str = "
 
 
 
+def _check_schedule(scheduler: CallSpec, t: _TrainingSection, optimizer: Any, source: str) -> None:
+    """What torch refuses of a schedule only with the rest of [training]: OneCycleLR stepped past total_steps,
+    its cycle_momentum with an optimizer without momentum or betas (SequentialLR's tables: schedules.py)."""
+    from ..training.schedules import needs_momentum, step_every
+
+    if scheduler.type == "OneCycleLR":
+        total = int(scheduler.args["total_steps"])
+        # per epoch, an epoch's steps are known only with the data (a full batch: one step)
+        if (step_every(scheduler) == "step" or t.batch_size == 0) and t.steps > total:
+            raise PresetError(f"OneCycleLR cannot be stepped past total_steps = {total}, but training.steps is "
+                              f"{t.steps}", source=source, field="training.scheduler.total_steps",
+                              hint=f"set total_steps = {t.steps} (the steps of the run), or fewer steps")
+    if needs_momentum(scheduler):
+        name = optimizer if isinstance(optimizer, str) else optimizer.get("type") if isinstance(optimizer, dict) \
+            else None
+        obj = OPTIMIZERS.get(name) if isinstance(name, str) else None
+        if obj is not None and obj.arg("momentum") is None and obj.arg("betas") is None:
+            raise PresetError(f"OneCycleLR cycles the momentum, but {name} has neither momentum nor betas",
+                              source=source, field="training.scheduler.cycle_momentum",
+                              hint="set cycle_momentum = false, or use an optimizer with momentum (SGD, RMSprop) "
+                                   "or betas (Adam and its kin)")
+
+
 def preset_from_dict(raw: dict[str, Any], source: str = "<preset>", *, checked: bool = True) -> Preset:
     """The preset of a parsed file. `checked=False` leaves out the two checks that need torch (the data tables
     and the hand-set weights against the built layers) and the data tables themselves: the app's preview of a
@@ -638,6 +663,23 @@ def preset_from_dict(raw: dict[str, Any], source: str = "<preset>", *, checked: 
             raise PresetError("a scheduler cannot be combined with reset_optimizer_each_step (a fresh optimizer "
                               "every step would restart the schedule every step)", source=source,
                               field="training.scheduler")
+        _check_schedule(scheduler, t, optimizer, source)
+    if t.clip_grad_norm is not None and t.clip_grad_value is not None:
+        raise PresetError("clip_grad_norm and clip_grad_value cannot both be set: a torch loop clips the "
+                          "gradients one way", source=source, field="training.clip_grad_value",
+                          hint="keep one: clip_grad_norm (the usual choice) or clip_grad_value")
+    opt_name = optimizer if isinstance(optimizer, str) else optimizer.get("type") if isinstance(optimizer, dict) \
+        else None
+    if opt_name == "LBFGS":
+        if t.reset_optimizer_each_step:
+            raise PresetError("LBFGS cannot be combined with reset_optimizer_each_step: its history of "
+                              "gradients is what it learns from", source=source,
+                              field="training.reset_optimizer_each_step")
+        if t.clip_grad_norm is not None or t.clip_grad_value is not None:
+            raise PresetError("LBFGS cannot be combined with gradient clipping: its line search needs the true "
+                              "gradients", source=source,
+                              field="training.clip_grad_norm" if t.clip_grad_norm is not None
+                              else "training.clip_grad_value")
     if t.target_loss is not None and not math.isfinite(t.target_loss):
         raise PresetError("expected a finite number", source=source, field="training.target_loss")
     training = TrainingSpec(
@@ -646,6 +688,7 @@ def preset_from_dict(raw: dict[str, Any], source: str = "<preset>", *, checked: 
         steps=t.steps, batch_size=t.batch_size, shuffle=t.shuffle, device=t.device, seed=t.seed,
         target_loss=t.target_loss, reset_optimizer_each_step=t.reset_optimizer_each_step,
         scheduler=scheduler, target_accuracy=t.target_accuracy, drop_last=t.drop_last,
+        clip_grad_norm=t.clip_grad_norm, clip_grad_value=t.clip_grad_value,
     )
     name = doc.preset.name or Path(source).stem
     pending = () if checked else (("data tables",) if doc.data.dataset is not None or doc.data.csv is not None

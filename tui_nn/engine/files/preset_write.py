@@ -67,6 +67,10 @@ def preset_to_dict(preset: Preset) -> dict[str, Any]:
         training["target_accuracy"] = t.target_accuracy
     if t.drop_last:
         training["drop_last"] = True
+    if t.clip_grad_norm is not None:
+        training["clip_grad_norm"] = t.clip_grad_norm
+    if t.clip_grad_value is not None:
+        training["clip_grad_value"] = t.clip_grad_value
     out["training"] = training
     return out
 

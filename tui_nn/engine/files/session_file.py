@@ -138,6 +138,12 @@ def session_bytes(session: Any) -> bytes:
     if original.data.csv is not None:
         original.data.csv.path = os.path.abspath(original.data.csv.resolved)
 
+    if session.training.optimizer.type == "LBFGS" and session.optimizer_made and session.optimizer is not None \
+            and session.optimizer.state:
+        raise EngineError("a session trained with LBFGS cannot be saved yet: its state (the history of gradients "
+                          "and steps it learns the curvature from) has no place in a session file",
+                          hint="save the preset instead (tui-nn runs it again from the start); a session reset to "
+                               "step 0 (R) saves")
     opt_meta, opt_tensors = _optimizer_parts(session.optimizer)
     data: dict[str, torch.Tensor] = {"inputs": _cpu(session.inputs),
                                      "batch_gen": session.batch_gen.get_state().clone(),

@@ -23,7 +23,7 @@ from ..training.history import LossHistory
 from ..training.metrics import Evaluation
 from ..training.objectives import make_optimizer
 from ..training.runs import RunRegistry
-from ..training.schedules import make_scheduler
+from ..training.schedules import make_scheduler, needs_momentum
 from ..training.session import Session
 from .preset_read import parse_toml, preset_from_dict
 from .session_archive import (
@@ -232,7 +232,7 @@ def _weights_fit(arc: _Archive, h: _Header, model: torch.nn.Module) -> dict[str,
     return sd
 
 
-def _optimizer_check(arc: _Archive, parts: _Parts, optimizer: Any, scheduler: Any
+def _optimizer_check(arc: _Archive, parts: _Parts, optimizer: Any, scheduler: Any, cycled: bool = False
                      ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The optimizer state dict (tensor references still to fill in) and the schedule state to load, checked
     against the fresh `optimizer` and `scheduler`; (None, None) parts where there is nothing to load."""
@@ -241,7 +241,8 @@ def _optimizer_check(arc: _Archive, parts: _Parts, optimizer: Any, scheduler: An
     opt_sd = sched_sd = None
     try:
         if state.optimizer is not None and optimizer is not None:
-            opt_sd, _ = optimizer_state(state.optimizer, optimizer, {e.name: (e.dtype, e.shape) for e in h.entries})
+            opt_sd, _ = optimizer_state(state.optimizer, optimizer, {e.name: (e.dtype, e.shape) for e in h.entries},
+                                        cycled=cycled)
         elif h.entries:
             raise StateError("optimizer", "optimizer.safetensors holds tensors, but there is no optimizer state "
                                           "to use them")
@@ -250,6 +251,12 @@ def _optimizer_check(arc: _Archive, parts: _Parts, optimizer: Any, scheduler: An
     except StateError as err:
         raise _state_error(arc, err) from None
     return opt_sd, sched_sd
+
+
+def _cycled(session: Any) -> bool:
+    """Whether the session's schedule moves the optimizer's momentum (saved as progress, not as a setting)."""
+    spec = session.training.scheduler
+    return spec is not None and needs_momentum(spec)
 
 
 def _fresh_optimizer(session: Any) -> tuple[Any, Any]:
@@ -280,7 +287,7 @@ def check_session_bytes(blob: bytes, where: str = "<session>", session: Any = No
         if session is not None:
             _weights_fit(arc, parts.headers["weights.safetensors"], session.model)
             opt, sched = _fresh_optimizer(session)
-            _optimizer_check(arc, parts, opt, sched)
+            _optimizer_check(arc, parts, opt, sched, cycled=_cycled(session))
         for name, h in parts.headers.items():
             kept = arc.stream(h, lambda e: torch.empty(e.shape, dtype=e.dtype) if e.name == "batch_perm" else None)
             if name == "data.safetensors":
@@ -361,7 +368,7 @@ def _load(arc: _Archive, parts: _Parts, device: str | None) -> Any:
     weights_h = parts.headers["weights.safetensors"]
     sd = _weights_fit(arc, weights_h, session.model)
     session.optimizer = session.new_optimizer()  # with a fresh schedule, then both get their saved state
-    opt_sd, sched_sd = _optimizer_check(arc, parts, session.optimizer, session.scheduler)
+    opt_sd, sched_sd = _optimizer_check(arc, parts, session.optimizer, session.scheduler, cycled=_cycled(session))
     start_h = parts.headers.get("start.safetensors")
     params = dict(session.model.named_parameters())
     # the weights the history began from; a file whose model was edited after its first run (saved before

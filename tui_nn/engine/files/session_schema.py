@@ -37,7 +37,8 @@ MAX_KEYS = 64  # keys of a parameter group, of a schedule's state
 MAX_ENTRY_KEYS = 16  # state entries per parameter (Adam with amsgrad has 4)
 MAX_LIST = 1 << 20  # a list inside a group or a schedule state (a group's parameter ids)
 MAX_TEXT = 4096  # paths, messages
-PROGRESS = ("last_epoch", "_step_count", "_last_lr", "_is_initial", "_get_lr_called_within_step")
+PROGRESS = ("last_epoch", "_step_count", "_last_lr", "_is_initial", "_get_lr_called_within_step",
+            "best", "num_bad_epochs", "cooldown_counter")  # the last three: ReduceLROnPlateau's
 
 
 class StateError(ValueError):
@@ -137,6 +138,8 @@ def _json_value(value: Any) -> Any:
     """A state value as JSON reads it back (tuples as lists, tensors as numbers)."""
     if isinstance(value, (tuple, list)):
         return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
     if hasattr(value, "item") and hasattr(value, "numel") and value.numel() == 1:
         return value.item()
     return value
@@ -153,6 +156,9 @@ def _same_kind(fresh: Any, saved: Any) -> bool:
     if isinstance(fresh, list):
         return isinstance(saved, list) and len(saved) == len(fresh) and all(
             _same_kind(f, s) for f, s in zip(fresh, saved))
+    if isinstance(fresh, dict):  # OneCycleLR's _schedule_phases: tables of numbers and names
+        return isinstance(saved, dict) and set(saved) == set(fresh) and all(
+            _same_kind(fresh[k], saved[k]) for k in fresh)
     return False
 
 
@@ -173,22 +179,40 @@ def _rate(value: Any, field: str) -> float:
 def scheduler_state(saved: dict[str, Any], scheduler: Any, step: int) -> dict[str, Any]:
     """The state to give `scheduler.load_state_dict`: exactly the keys of its own (fresh) state_dict, of their
     types; the settings must equal the fresh ones, the progress is bounded (last_epoch <= the session's step)."""
+    return _schedule_state(saved, scheduler, step, "scheduler")
+
+
+def _schedule_state(saved: dict[str, Any], scheduler: Any, step: int, where: str) -> dict[str, Any]:
     fresh = {k: _json_value(v) for k, v in scheduler.state_dict().items()}
     out: dict[str, Any] = {}
     for key, want in fresh.items():
-        field = f"scheduler.{key}"
+        field = f"{where}.{key}"
+        if key == "_schedulers" and key in saved:  # SequentialLR's: each checked against its own schedule
+            inner = saved[key]
+            if not isinstance(inner, list) or len(inner) != len(scheduler._schedulers) or not all(
+                    isinstance(x, dict) for x in inner):
+                raise StateError(field, f"expected {len(scheduler._schedulers)} schedule states")
+            out[key] = [_schedule_state(x, sch, step, f"{field}[{i}]")
+                        for i, (x, sch) in enumerate(zip(inner, scheduler._schedulers))]
+            continue
         if key not in saved:
             if key == "last_epoch":
                 raise StateError(field, "is missing")
             out[key] = scheduler.state_dict()[key]
             continue
         value = saved[key]
-        if not _same_kind(want, value) or not _finite(value):
+        # a setting may be infinite as the fresh one is (ReduceLROnPlateau's mode_worse), and its best loss starts
+        # infinite (no loss seen yet); any other progress is finite
+        if not _same_kind(want, value) or not (_finite(value) or key == "best" or (key not in PROGRESS
+                                                                                    and value == want)):
             raise StateError(field, f"{_short(value)} does not fit (expected a value like {_short(want)})")
         if key not in PROGRESS:
             if value != want:
                 raise StateError(field, f"{_short(value)} does not match the preset's schedule ({_short(want)})")
-        elif key in ("last_epoch", "_step_count"):
+        elif key == "best":
+            if math.isnan(value):
+                raise StateError(field, "is not a number")
+        elif key in ("last_epoch", "_step_count", "num_bad_epochs", "cooldown_counter"):
             if not 0 <= value <= step + 1:
                 raise StateError(field, f"{value} is not from 0 to the session's step count + 1 ({step + 1})")
         elif key == "_last_lr":
@@ -227,11 +251,12 @@ def probe_entry(optimizer: Any) -> dict[str, tuple[str, Any]]:
 
 
 def optimizer_state(meta: OptimizerMeta, optimizer: Any, tensors: dict[str, tuple[Any, tuple[int, ...]]],
-                    ) -> tuple[dict[str, Any], dict[str, tuple[int, str]]]:
+                    cycled: bool = False) -> tuple[dict[str, Any], dict[str, tuple[int, str]]]:
     """Checks the saved optimizer state against `optimizer` (fresh, over the session's parameters) and the
     header of optimizer.safetensors (`tensors`: name -> (dtype, shape)). Returns the state dict to load, with
     the tensor references left as {"tensor": name} (filled in once the tensors are read), and for each tensor
-    name its (parameter index, key)."""
+    name its (parameter index, key). `cycled`: a schedule moves the momentum (OneCycleLR's cycle_momentum), so
+    the saved momentum, or betas[0], is progress: a number in [0, 1] rather than the setting."""
     fresh = optimizer.state_dict()
     fresh_groups = fresh["param_groups"]
     if len(meta.param_groups) != len(fresh_groups):
@@ -253,6 +278,11 @@ def optimizer_state(meta: OptimizerMeta, optimizer: Any, tensors: dict[str, tupl
                 group[key] = _rate(got, field)
                 continue
             plain = _json_value(value)
+            if cycled and key in ("momentum", "betas") and _same_kind(plain, got) and _finite(got):
+                first = got if key == "momentum" else got[0]
+                if 0 <= first <= 1 and (key == "momentum" or got[1:] == plain[1:]):
+                    group[key] = first if key == "momentum" else (first, *value[1:])
+                    continue
             if got != plain or not _same_kind(plain, got):
                 raise StateError(field, f"{_short(got)} does not match the optimizer's settings ({_short(plain)})")
             group[key] = value

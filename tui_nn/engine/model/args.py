@@ -7,8 +7,8 @@ import sys
 from typing import Any
 
 from ..errors import PresetError, brief, did_you_mean
-from .catalogue import (BOOL, CHOICE, FLOAT, FLOAT32_MAX, FLOATS, INT, INT_LIST, INTS, MAX_LIST, OPT_FLOAT, OPT_INT,
-                        PADDING, ArgSpec)
+from .catalogue import (BOOL, CHOICE, FLOAT, FLOAT32_MAX, FLOATS, INT, INT_LIST, INTS, MAX_LIST, MAX_SCHEDULES, OPT_FLOAT,
+                        OPT_INT, PADDING, SCHEDULE_LIST, ArgSpec)
 
 MAX_TENSOR_ELEMENTS = 10_000_000
 
@@ -127,6 +127,12 @@ def check_arg(spec: ArgSpec, value: Any, field: str, source: str = "<input>") ->
                                   field=field)
             bounded(v, spec.name)
         return list(value) if ints else [float(v) for v in value]
+    if kind == SCHEDULE_LIST:  # the shape only: each table's keys are the schedules' (schedules.check_required)
+        if not isinstance(value, list) or not value:
+            raise fail("a list of schedule tables, e.g. [ { type = \"LinearLR\" }, { type = \"StepLR\", step_size = 5 } ]")
+        if len(value) > MAX_SCHEDULES:
+            raise PresetError(f"too many schedules: {len(value)} (at most {MAX_SCHEDULES})", source=source, field=field)
+        return list(value)
     raise AssertionError(f"unknown argument kind {kind}")  # pragma: no cover - catalogue bug
 
 

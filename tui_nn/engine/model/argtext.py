@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from decimal import Decimal
@@ -16,9 +17,24 @@ from .catalogue import CATALOGUE
 # argument text <-> values
 
 
+def _toml_text(value: Any) -> str:
+    """A validated value as TOML inline text (a schedule table inside SequentialLR's list)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string (the names here are plain ASCII)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_text(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_text(v) for v in value) + "]"
+    return repr(value)
+
+
 def value_text(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, (list, tuple)) and any(isinstance(v, dict) for v in value):
+        return _toml_text(list(value))
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
@@ -61,6 +77,13 @@ def parse_value(argspec: Any, text: str) -> Any:
         return [_float(x) for x in _items(t)]
     if kind == "int_list":
         return [_int(x) for x in _items(t)]
+    if kind == "schedule_list":  # TOML's own inline syntax, read by tomllib (nothing is executed)
+        import tomllib
+
+        try:
+            return tomllib.loads("v = " + t)["v"]
+        except tomllib.TOMLDecodeError as err:
+            raise EditError(f"expected a TOML list of schedule tables: {str(err)[:120]}") from None
     return t  # pragma: no cover - unknown kinds are validated by check_arg
 
 

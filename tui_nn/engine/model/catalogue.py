@@ -26,6 +26,8 @@ OPT_INT = "optional_int"  # int or omitted (None)
 OPT_FLOAT = "optional_float"
 FLOATS = "float_list"  # a list of numbers (a loss's class weights), passed to torch as a float32 tensor
 INT_LIST = "int_list"  # a list of integers (MultiStepLR's milestones)
+SCHEDULE_LIST = "schedule_list"  # a list of schedule tables (SequentialLR's schedulers), checked by schedules.py
+MAX_SCHEDULES = 16  # tables in a SCHEDULE_LIST at most
 MAX_LIST = 65_536  # entries of a FLOATS or INT_LIST argument at most
 
 

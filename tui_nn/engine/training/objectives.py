@@ -7,7 +7,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import EngineError, brief, quote, shown
-from ..model.catalogue import BOOL, CHOICE, FLOAT, FLOATS, INT, ArgSpec, _a, resolve
+from ..model.catalogue import (
+    BOOL,
+    CHOICE,
+    FLOAT,
+    FLOATS,
+    INT,
+    OPT_INT,
+    ArgSpec,
+    _a,
+    resolve,
+)
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,28 @@ OPTIMIZERS: dict[str, Objective] = {o.name: o for o in [
     Objective("Adamax", "Adam with the infinity norm in place of the second moment",
               (ArgSpec("lr", FLOAT, 0.002, min=0.0, doc="learning rate"), _BETAS, _EPS, _WD),
               "torch.optim.Adamax"),
+    Objective("LBFGS", "quasi-Newton steps from a history of gradients; each step evaluates the loss up to "
+                       "max_eval times (the trainer passes torch's closure)",
+              (ArgSpec("lr", FLOAT, 1.0, min=0.0, doc="learning rate (scales each step)"),
+               _a("max_iter", INT, 20, min=1, max=2**31 - 1, doc="iterations per optimizer step"),
+               _a("max_eval", OPT_INT, None, min=1, max=2**31 - 1,
+                  doc="loss evaluations per optimizer step at most (omitted: max_iter * 5 / 4)"),
+               _a("tolerance_grad", FLOAT, 1e-7, min=0.0, doc="stop once the gradient's largest entry is below"),
+               _a("tolerance_change", FLOAT, 1e-9, min=0.0, doc="stop once the loss or step changes less"),
+               _a("history_size", INT, 100, min=1, max=2**31 - 1, doc="updates kept to estimate the curvature"),
+               _a("line_search_fn", CHOICE, "none", choices=("none", "strong_wolfe"),
+                  doc='"strong_wolfe": a line search (torch\'s only one); "none": fixed steps of lr')),
+              "torch.optim.LBFGS"),
 ]}
+
+# an optimizer argument whose word in a file stands for torch's None (TOML has no null)
+_NONE_WORDS = {("LBFGS", "line_search_fn"): "none"}
+
+
+def optimizer_kwargs(name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments torch's optimizer class gets: lists as tuples, "none" words as None."""
+    return {k: (None if _NONE_WORDS.get((name, k)) == v else tuple(v) if isinstance(v, list) else v)
+            for k, v in args.items()}
 
 
 def check_combination(name: str, args: dict[str, Any]) -> tuple[str, str, str] | None:
@@ -207,7 +238,7 @@ def make_optimizer(name: str, params: Any, args: dict[str, Any]) -> torch.optim.
     obj = OPTIMIZERS.get(name)
     if obj is None:
         raise EngineError(f"unknown optimizer {quote(name)}", hint=f"one of: {', '.join(OPTIMIZERS)}")
-    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in args.items()}
+    kw = optimizer_kwargs(name, args)
     try:
         key: Any = (name, tuple(sorted(kw.items())))
         hash(key)

@@ -45,7 +45,7 @@ from ..spec import CallSpec, DataSpec, LayerSpec, ModelSpec, Preset
 from .devices import resolve_device
 from .history import LossHistory
 from .metrics import Metrics
-from .objectives import LOSSES, OPTIMIZERS, make_loss, make_optimizer
+from .objectives import LOSSES, OPTIMIZERS, make_loss, make_optimizer, optimizer_kwargs
 from .runs import RunRegistry
 from .schedules import make_scheduler
 from .target_check import target_check
@@ -331,7 +331,7 @@ class Session:
         o = self.training.optimizer
         make_optimizer(o.type, params, o.args)  # refuses invalid arguments as new_optimizer would
         cls = OPTIMIZERS[o.type].cls
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in o.args.items()}
+        kw = optimizer_kwargs(o.type, o.args)
         return lambda: cls(params, **kw)
 
     def rebuild(self, spec: ModelSpec) -> ShapeReport:
@@ -379,8 +379,8 @@ class Session:
         """Use another optimizer (its state starts afresh); one that cannot be made raises an EngineError and
         changes nothing."""
         params = list(self.model.parameters())
-        if params:
-            make_optimizer(optimizer.type, params, optimizer.args)  # refused here, before anything changes
+        if params:  # refused here, before anything changes (with the schedule: OneCycleLR's cycle_momentum)
+            make_scheduler(self.training.scheduler, make_optimizer(optimizer.type, params, optimizer.args))
         self.training.optimizer = optimizer
         self.optimizer = self.new_optimizer()
 

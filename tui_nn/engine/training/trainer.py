@@ -37,6 +37,7 @@ import torch
 
 from ..errors import EngineError, friendly_error
 from .metrics import StepMetrics, batch_accuracy, evaluate
+from .schedules import step_every
 from .session import Session, ShapeCheckFailed
 
 REPORT_INTERVAL = 1 / 15  # seconds between progress reports (about 15 Hz)
@@ -136,6 +137,14 @@ class _Batches:
         s.batch_pos += self.size
         return s.inputs[idx], s.targets[idx]
 
+    def next_ends_epoch(self) -> bool:
+        """Whether the next batch drawn ends an epoch (a full batch: every step is an epoch)."""
+        if self.full:
+            return True
+        s = self.session
+        pos = 0 if s.batch_perm is None or s.batch_pos >= self.end else s.batch_pos
+        return pos + self.size >= self.end
+
 
 def state_tensors(session: Session) -> list[tuple[str, torch.Tensor]]:
     """The floating tensors of the training state a session file holds, each with what to call it: the model's
@@ -204,6 +213,94 @@ def train_step(model: torch.nn.Module, loss_fn: Callable[..., torch.Tensor], opt
     return out, loss
 
 
+class StepPlan:
+    """A step beyond the plain one (`train_step`): gradient clipping between backward and the update, LBFGS's
+    closure, a schedule stepped at each epoch's end, ReduceLROnPlateau's loss, OneCycleLR's last step. None
+    (`StepPlan.of`) on the common path, which keeps `train_step`: the hot loop then pays one `is None` check.
+
+    The order is a hand-written loop's: the batch, zero_grad, forward, loss, backward, clip, optimizer step
+    (LBFGS: optimizer.step(closure), the step's loss the closure's first evaluation, as optimizer.step returns
+    it), then the scheduler, when it steps, with ReduceLROnPlateau's loss (the test split's in eval mode when
+    there is one, else this step's training loss)."""
+
+    @staticmethod
+    def of(s: Session, batches: _Batches, fresh: Callable[[], torch.optim.Optimizer] | None,
+           reset_each: bool) -> StepPlan | None:
+        t = s.training
+        sched = t.scheduler
+        plain = (t.clip_grad_norm is None and t.clip_grad_value is None and t.optimizer.type != "LBFGS"
+                 and (sched is None or (step_every(sched) == "step"
+                                        and sched.type not in ("ReduceLROnPlateau", "OneCycleLR"))))
+        return None if plain else StepPlan(s, batches, fresh, reset_each)
+
+    def __init__(self, s: Session, batches: _Batches, fresh: Callable[[], torch.optim.Optimizer] | None,
+                 reset_each: bool) -> None:
+        t = s.training
+        self.s, self.batches, self.fresh, self.reset_each = s, batches, fresh, reset_each
+        self.params = [p for p in s.model.parameters()]
+        self.clip_norm, self.clip_value = t.clip_grad_norm, t.clip_grad_value
+        self.closure = t.optimizer.type == "LBFGS"
+        sched = t.scheduler
+        self.every = step_every(sched)
+        self.plateau = sched is not None and sched.type == "ReduceLROnPlateau"
+        self.limit = int(sched.args["total_steps"]) if sched is not None and sched.type == "OneCycleLR" else None
+        self.test = s.test_inputs is not None and int(s.test_inputs.shape[0]) > 0
+
+    def step(self, model: torch.nn.Module, loss_fn: Callable[..., torch.Tensor], opt: torch.optim.Optimizer,
+             schedule: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                     torch.optim.Optimizer, Any]:
+        """One step: (output, loss, the batch's inputs and targets, the optimizer and schedule now)."""
+        s, b = self.s, self.batches
+        stepping = schedule is not None and (self.every == "step" or b.next_ends_epoch())
+        if stepping and self.limit is not None and schedule.last_epoch >= self.limit:
+            raise EngineError(f"OneCycleLR was stepped total_steps = {self.limit} times: torch cannot step it "
+                              f"further; training stopped before step {s.step + 1}",
+                              hint="set a larger training.scheduler.total_steps (the steps of the whole run), or "
+                                   "R to reset and start the cycle again")
+        xb, yb = (s.inputs, s.targets) if b.full else b.next()
+        if self.reset_each:
+            opt, schedule = renew_optimizer(s, self.fresh, schedule)
+        if self.closure:
+            first: list[torch.Tensor] = []
+
+            def closure() -> torch.Tensor:
+                opt.zero_grad(set_to_none=True)
+                output = model(xb)
+                value = loss_fn(output, yb)
+                value.backward()
+                if not first:
+                    first.append(output)
+                return value
+
+            loss = opt.step(closure)
+            out = first[0]
+        else:
+            opt.zero_grad(set_to_none=True)
+            out = model(xb)
+            loss = loss_fn(out, yb)
+            loss.backward()
+            if self.clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm)
+            elif self.clip_value is not None:
+                torch.nn.utils.clip_grad_value_(self.params, self.clip_value)
+            opt.step()
+        if stepping:
+            if self.plateau:
+                schedule.step(self.plateau_loss(loss))
+            else:
+                schedule.step()
+        return out, loss, xb, yb, opt, schedule
+
+    def plateau_loss(self, loss: torch.Tensor) -> float:
+        """ReduceLROnPlateau's loss: the test split's (eval mode, no gradients) or this step's training loss."""
+        if not self.test:
+            return float(loss.item())
+        ev = evaluate(self.s, "test")
+        if ev is None or ev.loss is None:
+            raise EngineError("ReduceLROnPlateau needs the test split's loss, which could not be computed")
+        return ev.loss
+
+
 def renew_optimizer(s: Session, fresh: Callable[[], torch.optim.Optimizer] | None, schedule: Any
                     ) -> tuple[torch.optim.Optimizer, Any]:
     """`reset_optimizer_each_step` (lab 004): a fresh optimizer for this step, the session's from now on. `fresh`
@@ -227,8 +324,9 @@ class Rollback:
 
     def __init__(self, s: Session, batches: _Batches, start_step: int, *, model: torch.nn.Module,
                  loss_fn: Callable[..., torch.Tensor], fresh: Callable[[], torch.optim.Optimizer] | None,
-                 reset_each: bool) -> None:
+                 reset_each: bool, plan: StepPlan | None = None) -> None:
         self.s = s
+        self.plan = plan
         self.model, self.loss_fn = model, loss_fn  # the run's: a replay steps exactly as the run did
         self.batches = batches
         self.start_step = start_step
@@ -258,10 +356,13 @@ class Rollback:
         opt, schedule = s.optimizer, s.scheduler
         try:
             while s.step < upto:
-                xb, yb = (s.inputs, s.targets) if self.batches.full else self.batches.next()
-                if self.reset_each:
-                    opt, schedule = renew_optimizer(s, self.fresh, schedule)
-                _, loss = train_step(self.model, self.loss_fn, opt, schedule, xb, yb)
+                if self.plan is not None:
+                    _, loss, _, _, opt, schedule = self.plan.step(self.model, self.loss_fn, opt, schedule)
+                else:
+                    xb, yb = (s.inputs, s.targets) if self.batches.full else self.batches.next()
+                    if self.reset_each:
+                        opt, schedule = renew_optimizer(s, self.fresh, schedule)
+                    _, loss = train_step(self.model, self.loss_fn, opt, schedule, xb, yb)
                 value = float(loss.detach().item())
                 if not math.isfinite(value):
                     return "loss", s.step + 1, value
@@ -361,11 +462,13 @@ class Trainer:
         fresh = s.optimizer_maker() if reset_each else None  # lab 004: a fresh optimizer every step
         s.note_run_start()
         opt = s.optimizer  # made here if it was not yet
-        schedule = s.scheduler  # schedules.py: stepped once per step
+        schedule = s.scheduler  # schedules.py: stepped once per step (or per epoch: StepPlan)
         assert opt is not None
         start_state = state_tensors(s)
         start_bad = None if all_finite(start_state) else first_nonfinite(start_state)
-        rollback = Rollback(s, batches, start_step, model=model, loss_fn=loss_fn, fresh=fresh, reset_each=reset_each)
+        plan = StepPlan.of(s, batches, fresh, reset_each)  # None: the plain step (train_step)
+        rollback = Rollback(s, batches, start_step, model=model, loss_fn=loss_fn, fresh=fresh, reset_each=reset_each,
+                            plan=plan)
         run = _Reports(s, report, metrics, rollback, steps=steps, interval=interval)
         limit = steps
         reason = "done"
@@ -393,13 +496,15 @@ class Trainer:
                 if should_stop():
                     reason = "stopped"
                     break
-                # ---- batch
-                if not full:
-                    xb, yb = batches.next()
-                # ---- forward, backward, update (a step that raises leaves `out` the last completed step's)
-                if reset_each:
-                    opt, schedule = renew_optimizer(s, fresh, schedule)
-                out, loss = train_step(model, loss_fn, opt, schedule, xb, yb)
+                # ---- batch, forward, backward, update (a step that raises leaves `out` the last completed step's)
+                if plan is not None:  # clipping, LBFGS's closure, a schedule per epoch or with a loss: StepPlan
+                    out, loss, xb, yb, opt, schedule = plan.step(model, loss_fn, opt, schedule)
+                else:
+                    if not full:
+                        xb, yb = batches.next()
+                    if reset_each:
+                        opt, schedule = renew_optimizer(s, fresh, schedule)
+                    out, loss = train_step(model, loss_fn, opt, schedule, xb, yb)
                 append(loss.detach())  # on the device: .item() only when reporting
                 s.step += 1
                 done += 1
