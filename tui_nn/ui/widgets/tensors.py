@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
     from tui_nn.engine import Session
 
+    from ..run_state import RunState
+
 CELL = 9  # 8 characters + 1 space
 LEVELS = 16
 BASE = (38, 38, 46)
@@ -417,6 +419,22 @@ class TensorsPane(Horizontal):
         # state): shown again as soon as it is back; `_fallback` is what stands in for it meanwhile
         self._wanted: str | None = None
         self._fallback: str | None = None
+        self._trace: list[tuple[str, Tensor]] | None = None  # the forward trace, kept until the next change
+
+    def forget_trace(self) -> None:
+        """The model, weights or data changed: the next refresh runs the forward pass again."""
+        self._trace = None
+
+    def show_session(self, session: Session | None, runstate: RunState) -> None:
+        """The list for the session, when it shows an older version than the run state's (none while the
+        session is loading or busy); a forward pass that fails is said in a notice."""
+        if session is None or runstate.phase in ("busy", "loading") or not runstate.stale("tensors"):
+            return
+        if self._trace is None and not runstate.running:
+            self._trace, failure = forward_trace(session)
+            if failure:
+                self.notify(f"forward pass failed: {failure}", severity="error", markup=False)
+        self.set_entries(tensor_entries(session, self._trace, running=runstate.running))
 
     def compose(self):  # noqa: ANN201
         yield TensorList(id="tensor-list")
