@@ -521,7 +521,7 @@ async def test_palette_and_help() -> None:
 
 
 async def test_large_tensor_draws_only_the_visible_window() -> None:
-    from tui_nn.ui.widgets.tensors import TensorEntry
+    from tui_nn.ui.widgets.tensor_entries import TensorEntry
 
     app = PlaygroundApp(preset("tiny"))
     async with app.run_test(size=(80, 24)) as pilot:

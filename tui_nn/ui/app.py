@@ -419,15 +419,10 @@ class PlaygroundApp(App[int]):
         self.changed(select)
         self._run_queued()
 
-    def _sync_device_select(self) -> None:
-        selects = self.query("#device")
-        if selects and self.session is not None:
-            select = selects.first(parts.Select)
-            if select.value != str(self.session.device):
-                select.value = str(self.session.device)
-
     def on_engine_failed(self, msg: EngineFailed) -> None:
-        self._sync_device_select()
+        if self.session is not None:  # a move that failed: the device list shows where the session still is
+            for controls in self.query(parts.TrainControls):
+                controls.show_device(str(self.session.device))
         self.runstate.end_busy()
         if msg.undo is not None:
             msg.undo()
@@ -731,16 +726,14 @@ class PlaygroundApp(App[int]):
             self._update_status()
 
     def choose_loss(self, name: str) -> None:
-        if self.refuse("change the loss"):
-            return
-        self.query_one("#loss-type", parts.Select).value = name
-        self.action_show_tab("train")
+        if not self.refuse("change the loss"):
+            self.query_one(parts.TrainControls).choose("loss-type", name)  # its Changed message applies it
+            self.action_show_tab("train")
 
     def choose_optimizer(self, name: str) -> None:
-        if self.refuse("change the optimizer"):
-            return
-        self.query_one("#opt-type", parts.Select).value = name
-        self.action_show_tab("train")
+        if not self.refuse("change the optimizer"):
+            self.query_one(parts.TrainControls).choose("opt-type", name)
+            self.action_show_tab("train")
 
     def choose_device(self, name: str) -> None:
         if self.refuse("change the device"):

@@ -1,6 +1,7 @@
 """The app as the regions' edits and reports see it: a small explicit interface (`EditHost`), so that
-widgets/layer_edits.py, widgets/tensor_edits.py, screens/reports.py and screens/saving.py act on the session without reaching into
-the app's private methods. ui/app.py implements it; no Textual is imported here at run time."""
+widgets/layer_edits.py, widgets/tensor_edits.py, screens/reports.py and screens/saving.py act on the session
+without reaching into the app's private methods. ui/app.py implements it; no Textual is imported here at run
+time."""
 
 from __future__ import annotations
 

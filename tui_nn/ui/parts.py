@@ -34,22 +34,21 @@ from .widgets.layer_edits import LayerEdits
 from .widgets.layers import ErrorPanel, LayerTable, Totals
 from .widgets.plot import LossPlot, eval_series
 from .widgets.tensor_edits import TensorEdits
-from .widgets.tensors import (
+from .widgets.tensor_entries import (
     TensorEntry,
-    TensorList,
-    TensorsPane,
-    TensorView,
     forward_trace,
     ints_if_whole,
     num_text,
     tensor_entries,
 )
+from .widgets.tensor_view import TensorView
+from .widgets.tensors import TensorList, TensorsPane
 
 __all__ = [
     "BoundaryPane", "DataPane", "DatasetModal", "ErrorModal", "ErrorPanel", "ExportModal", "GeneratorModal",
     "HelpScreen", "InfoPane", "Instructions", "LayerEdits", "LayerFormScreen", "LayerTable", "LossPlot",
-    "PresetPicker", "Reports", "RunsModal", "SaveModal", "Saving", "Select", "TensorEdits", "TensorEntry", "TensorList", "TensorView",
-    "TensorsPane", "TextEditModal", "Totals", "TrainControls", "apply_setting", "confusion", "confusion_screen",
-    "dataset_spec", "engine_text", "eval_series", "forward_trace", "gradcheck_screen", "ints_if_whole",
-    "neuron_screen", "num_text", "preview_text", "tensor_entries",
+    "PresetPicker", "Reports", "RunsModal", "SaveModal", "Saving", "Select", "TensorEdits", "TensorEntry",
+    "TensorList", "TensorView", "TensorsPane", "TextEditModal", "Totals", "TrainControls", "apply_setting",
+    "confusion", "confusion_screen", "dataset_spec", "engine_text", "eval_series", "forward_trace",
+    "gradcheck_screen", "ints_if_whole", "neuron_screen", "num_text", "preview_text", "tensor_entries",
 ]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from tui_nn import engine
 
 from ..screens.dialogs import GeneratorModal, TextEditModal
-from .tensors import ints_if_whole, num_text
+from .tensor_entries import ints_if_whole, num_text
 
 if TYPE_CHECKING:
     from torch import Tensor
