@@ -521,7 +521,7 @@ async def test_palette_and_help() -> None:
 
 
 async def test_large_tensor_draws_only_the_visible_window() -> None:
-    from tui_nn.ui.widgets.tensors import TensorEntry
+    from tui_nn.ui.widgets.tensor_entries import TensorEntry
 
     app = PlaygroundApp(preset("tiny"))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -721,3 +721,32 @@ async def test_an_unforeseen_failure_of_the_first_load_names_the_file_and_opens_
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.run_state == "ready" and app.session is not None, what="the scratch network")
         assert app.session.preset.name != "tiny"
+
+
+async def test_a_new_concat_or_sequential_is_previewed_and_added_holding_an_identity() -> None:
+    """The add form previews a new block as it will be inserted (holding an Identity, as a Residual is): a new
+    Concat's preview shows the shapes, not torch.cat's words for an empty list of tensors."""
+    with pytest.raises(Exception) as info, torch.no_grad():
+        torch.cat([], 1)
+    empty_cat = str(info.value).strip().splitlines()[0]
+    app = PlaygroundApp(preset("tiny"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot)
+        at = str(len(app.session.spec.layers))  # the path the new layer gets, after the last one
+        app.add_layer_of_type("Concat", None)
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, LayerFormScreen)
+        preview = str(form.query_one("#layer-preview").render())
+        assert empty_cat not in preview and "✗" not in preview
+        assert preview.startswith(f"layer {at}: ")
+        await pilot.press("enter")
+        await settle(pilot)
+        added = app.session.spec.layers[-1]
+        assert added.type == "Concat" and [x.type for x in added.layers] == ["Identity"]
+        assert app.session.report.error is None
+        app.add_layer_of_type("Sequential", None)  # no arguments: added at once
+        await settle(pilot)
+        added = app.session.spec.layers[-1]
+        assert added.type == "Sequential" and [x.type for x in added.layers] == ["Identity"]
+        assert app.session.report.error is None

@@ -7,6 +7,11 @@ worker (ui/training.py) whose reports come back as `TrainProgress` messages (abo
 counters are one object (ui/run_state.py), the keys one table (ui/keys.py). The UI thread only reads the
 session; while a run is under way, edits are refused with a notice.
 
+What a key asks for is done by the region that owns it, through the app's small interface (ui/host.py): the
+layer table's edits, undo and redo in widgets/layer_edits.py, the tensor editors in widgets/tensor_edits.py,
+the reports, the runs compared and the data set dialog in screens/reports.py, saving and exporting in
+screens/saving.py; the app's actions for them are one line each.
+
 Start-up (ui/startup.py): nothing here imports torch or the widgets at module level; the first frame is drawn
 before they load, and the widgets and screens are reached as `parts.X` once imported.
 """
@@ -28,7 +33,7 @@ from textual.worker import get_current_worker
 
 from tui_nn import engine
 
-from . import files, keys, loading, startup, training
+from . import keys, loading, startup, training
 from .autosave import Autosaver
 from .commands import PlaygroundCommands
 from .messages import (
@@ -53,7 +58,6 @@ if TYPE_CHECKING:
     from tui_nn.engine import (
         DeviceInfo,
         Finished,
-        ModelSpec,
         Preset,
         Progress,
         Session,
@@ -61,6 +65,11 @@ if TYPE_CHECKING:
     )
     from tui_nn.engine.training.runner import ProcessRunner, ThreadRunner
     from tui_nn.engine.training.runs import RunRegistry
+
+    from .screens.reports import Reports
+    from .screens.saving import Saving
+    from .widgets.layer_edits import LayerEdits
+    from .widgets.tensor_edits import TensorEdits
 
 TABS = ("layers", "tensors", "train", "data", "info", "boundary")
 LIVE_TENSOR_INTERVAL = 0.25  # seconds between live refreshes of a parameter shown while training
@@ -87,7 +96,6 @@ class PlaygroundApp(App[int]):
         self.presets: list[tuple[str, str, Preset | Exception]] = []
         self.runstate = RunState(on_change=self._phase_changed)  # phase, run counters, edit queue (run_state.py)
         self.undo_stack: UndoStack | None = None
-        self._trace_cache: list[tuple[str, Any]] | None = None
         self.loss_now = LossNow()  # the loss in the status line (of the untrained model: once per version)
         self._stop_event = threading.Event()
         self.last_progress: Progress | None = None
@@ -107,6 +115,10 @@ class PlaygroundApp(App[int]):
         self._preview_drawn = threading.Event()  # the preset's preview is on screen (the load worker waits for it)
         self.gc_held = False  # run_app disabled the garbage collector for start-up: the first load resumes it
         self.autosaver = Autosaver()
+        self.layer_edits: LayerEdits  # made in `_build`, once the widgets are imported: the layer table's edits
+        self.tensor_edits: TensorEdits  # the Tensors and Data tabs' editors
+        self.reports: Reports  # the data set dialog, the reports (gradcheck, confusion, neuron) and the runs
+        self.saving: Saving  # saving a preset or a session, exporting
 
     # -- what is shown: printable, never markup (tui_nn/ui/safe.py) ----------------------------------
 
@@ -168,6 +180,10 @@ class PlaygroundApp(App[int]):
     async def _build(self) -> None:
         """After the first frame: the panes' widgets, then the preset (in a worker)."""
         startup.import_parts()
+        self.layer_edits = parts.LayerEdits(self)
+        self.tensor_edits = parts.TensorEdits(self)
+        self.reports = parts.Reports(self)
+        self.saving = parts.Saving(self)
         skeleton = self.query_one("#skeleton")
         await self.mount(self._tabs(), before=skeleton)
         await skeleton.remove()
@@ -259,13 +275,13 @@ class PlaygroundApp(App[int]):
             msg.session.runs = self.runs
         self.undo_stack = engine.UndoStack()
         self.last_progress = self.last_finished = None
-        self._trace_cache = None
+        self.query_one(parts.TensorsPane).forget_trace()
         self.runstate.opened()
         await self.query_one(parts.TrainControls).load(self.session, self.devices)
         err = self.session.report.error
         # the cursor stays where it was moved in the preview
         previewed, self.runstate.previewing = self.runstate.previewing, False
-        self._changed(select=(err.path or str(err.layer)) if err is not None else None if previewed else "0")
+        self.changed(select=(err.path or str(err.layer)) if err is not None else None if previewed else "0")
         if msg.note:
             self.notify(msg.note, severity="warning", markup=False)
         self.loaded.set()
@@ -293,10 +309,10 @@ class PlaygroundApp(App[int]):
         if self.built:
             self.refresh_bindings()
 
-    def _changed(self, select: str | None = None) -> None:
+    def changed(self, select: str | None = None) -> None:
         """The model, weights or data changed: redraw everything that shows them."""
         self.runstate.changed()
-        self._trace_cache = None
+        self.query_one(parts.TensorsPane).forget_trace()
         self._refresh_all(select)
 
     def _refresh_all(self, select: str | None = None) -> None:
@@ -316,12 +332,12 @@ class PlaygroundApp(App[int]):
             for plot in self.query(parts.LossPlot):
                 plot.set_series(series)
                 plot.set_test(test)
-        if self._active_tab() == "tensors":
+        if self.active_tab() == "tensors":
             self._refresh_tensors()
         self._update_status()
         self.refresh_bindings()
 
-    def _active_tab(self) -> str:
+    def active_tab(self) -> str:
         return self.query_one(TabbedContent).active.removeprefix("tab-")
 
     def _update_status(self, note: str = "") -> None:
@@ -333,20 +349,8 @@ class PlaygroundApp(App[int]):
 
     # -- tensors ---------------------------------------------------------------------------------
 
-    def _tensor_entries(self) -> list[parts.TensorEntry | str]:
-        """The Tensors tab's list (widgets/tensors.py); the forward trace is kept until the next change."""
-        if self._trace_cache is None and not self.running:
-            self._trace_cache, failure = parts.forward_trace(self.session)
-            if failure:
-                self.notify(f"forward pass failed: {failure}", severity="error", markup=False)
-        return parts.tensor_entries(self.session, self._trace_cache, running=self.running)
-
-    def _refresh_tensors(self, force: bool = False) -> None:
-        if self.session is None or self.run_state in ("busy", "loading"):
-            return
-        if not self.runstate.stale("tensors") and not force:
-            return
-        self.query_one(parts.TensorsPane).set_entries(self._tensor_entries())
+    def _refresh_tensors(self) -> None:
+        self.query_one(parts.TensorsPane).show_session(self.session, self.runstate)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "tab-tensors":
@@ -354,13 +358,13 @@ class PlaygroundApp(App[int]):
 
     # -- guards ----------------------------------------------------------------------------------
 
-    def _busy_reason(self) -> str | None:
+    def busy_reason(self) -> str | None:
         return self.runstate.refusal(self.session is not None)
 
-    def _refuse(self, what: str, retry: Callable[[], None] | None = None) -> bool:
+    def refuse(self, what: str, retry: Callable[[], None] | None = None) -> bool:
         """True (with a notice) when `what` cannot be done now. An edit asked for while another one is being
         applied (`retry` given; keys pressed quickly, e.g. u u u) is queued and done after it instead."""
-        reason = self._busy_reason()
+        reason = self.busy_reason()
         if reason:
             if retry is None or not self.runstate.queue(retry):
                 self.notify(f"Cannot {what} now: {reason}.", severity="warning", markup=False)
@@ -388,8 +392,11 @@ class PlaygroundApp(App[int]):
 
     # -- engine operations off the UI thread ---------------------------------------------------
 
-    def _engine_op(self, label: str, fn: Callable[[], Any], then: Callable[[Any], None] | None = None,
-                   undo: Callable[[], None] | None = None) -> None:
+    def engine_op(self, label: str, fn: Callable[[], Any], then: Callable[[Any], None] | None = None,
+                  undo: Callable[[], None] | None = None, select: str | None = None) -> None:
+        """Run `fn` in a thread worker; then `then(result)` and the redraw (the table's cursor on `select`), or
+        `undo()` and the error shown."""
+        self._select_after = select
         self.runstate.begin_busy(label)
         self._update_status()
         self.refresh_bindings()
@@ -409,18 +416,13 @@ class PlaygroundApp(App[int]):
         if msg.then is not None:
             msg.then(msg.result)
         select, self._select_after = self._select_after, None
-        self._changed(select)
+        self.changed(select)
         self._run_queued()
 
-    def _sync_device_select(self) -> None:
-        selects = self.query("#device")
-        if selects and self.session is not None:
-            select = selects.first(parts.Select)
-            if select.value != str(self.session.device):
-                select.value = str(self.session.device)
-
     def on_engine_failed(self, msg: EngineFailed) -> None:
-        self._sync_device_select()
+        if self.session is not None:  # a move that failed: the device list shows where the session still is
+            for controls in self.query(parts.TrainControls):
+                controls.show_device(str(self.session.device))
         self.runstate.end_busy()
         if msg.undo is not None:
             msg.undo()
@@ -431,315 +433,86 @@ class PlaygroundApp(App[int]):
         self.runstate.clear_queue()  # edits queued behind one that failed would apply to what the user did not see
         self._refresh_all()
 
-    # -- layer edits -----------------------------------------------------------------------------
+    # -- layer edits (widgets/layer_edits.py) and tensor edits (widgets/tensor_edits.py) ----------
 
-    def _selected_path(self) -> str | None:
+    def selected_path(self) -> str | None:
         return self.query_one(parts.LayerTable).selected_path
 
-    def _edit_model(self, label: str, mutate: Callable[[Any], str | None],
-                    carry: dict[str, str] | None = None) -> None:
-        """Apply `mutate` to a copy of the model spec and rebuild (off the UI thread). `carry` maps new layer
-        paths to old ones whose weights move with them (a moved or duplicated layer)."""
-        if self._refuse(label, retry=lambda: self._edit_model(label, mutate, carry)):
-            return
-        spec = self.session.spec.copy()
-        try:
-            select = mutate(spec)
-        except engine.EditError as err:
-            self.notify(err.message, severity="warning", markup=False)
-            return
-        self.undo_stack.push(engine.snapshot(self.session, label))
-        self._select_after = select
-        session = self.session
-
-        def rebuild() -> Any:
-            old = dict(session.model.named_modules())
-            report = session.rebuild(spec)
-            if carry:
-                engine.carry_weights(session, old, carry)
-            return report
-
-        self._engine_op(label, rebuild, undo=lambda: self.undo_stack.done.pop())
-
     def action_add_layer(self) -> None:
-        if self._refuse("add a layer"):
-            return
-        path = self._selected_path()
-        self.push_screen(parts.LayerPicker(parts.where(path)),
-                         callback=lambda t: self.add_layer_of_type(t, path) if t else None)
+        self.layer_edits.add()
 
     def add_layer_of_type(self, type_name: str, path: str | None = ...) -> None:  # type: ignore[assignment]
-        if self._refuse("add a layer"):
-            return
-        if path is ...:
-            path = self._selected_path()
-        s = self.session
-        in_shape = engine.shape_at(s.report, s.spec, path, after=True)
-        new = engine.default_layer(type_name, in_shape)
-        lt = engine.CATALOGUE[type_name]
-        label = f"add {type_name}"
-
-        def insert(args: dict[str, Any] | None) -> None:
-            if args is None:
-                return
-            layer = engine.LayerSpec(type_name, dict(args), layers=[x.copy() for x in new.layers])
-            self._edit_model(label, lambda m: engine.insert_layer(m, path, layer))
-
-        if not lt.args:
-            insert({})
-            return
-        self.push_screen(parts.add_form(s, type_name, path, new), callback=insert)
+        self.layer_edits.add_of_type(type_name, self.selected_path() if path is ... else path)
 
     def action_edit_layer(self) -> None:
-        if self._refuse("edit a layer"):
-            return
-        path = self._selected_path()
-        if path is None:
-            self.notify("No layer: press a to add one.", severity="warning")
-            return
-        spec = engine.get_layer(self.session.spec, path)
-        why, severity = parts.not_editable(spec)
-        if why:
-            self.notify(why, severity=severity)
-            return
-
-        def done(args: dict[str, Any] | None) -> None:
-            if args is None or args == spec.args:
-                return
-
-            def mutate(m: ModelSpec) -> str:
-                engine.set_args(m, path, args)
-                return path
-
-            self._edit_model(f"edit layer {path}", mutate)
-
-        self.push_screen(parts.edit_form(self.session, path, spec), callback=done)
+        self.layer_edits.edit()
 
     def on_layer_table_edit_requested(self, msg: parts.LayerTable.EditRequested) -> None:
-        self.action_edit_layer()
+        self.layer_edits.edit()
 
     def on_layer_table_path_highlighted(self, msg: parts.LayerTable.PathHighlighted) -> None:
         if self.session is not None:
             for totals in self.query(parts.Totals):  # none while the app is closing (a late highlight event)
-                totals.update_from(self.session, self._selected_path())
+                totals.update_from(self.session, self.selected_path())
 
     def action_remove_layer(self) -> None:
-        if self._refuse("remove a layer", retry=self.action_remove_layer):
-            return
-        path = self._selected_path()
-        if path is None:
-            self.notify("No layer to remove.", severity="warning")
-            return
-        self._edit_model(f"remove layer {path}", lambda m: engine.remove_layer(m, path))
+        self.layer_edits.remove()
 
     def action_duplicate_layer(self) -> None:
-        if self._refuse("duplicate a layer", retry=self.action_duplicate_layer):
-            return
-        path = self._selected_path()
-        if path is None:
-            return
-        self._edit_model(f"duplicate layer {path}", lambda m: engine.duplicate_layer(m, path),
-                         carry={engine.sibling(path, 1): path})
+        self.layer_edits.duplicate()
 
     def action_move_layer(self, delta: int) -> None:
-        if self._refuse("move a layer", retry=lambda: self.action_move_layer(delta)):
-            return
-        path = self._selected_path()
-        if path is None:
-            return
-        other = engine.sibling(path, delta)
-        self._edit_model(f"move layer {path}", lambda m: engine.move_layer(m, path, delta),
-                         carry={other: path, path: other})
+        self.layer_edits.move(delta)
 
     def action_apply_fix(self, alternative: bool = False) -> None:
-        s = self.session
-        err = s.report.error if s is not None else None
-        fix = parts.fix_to_apply(err, alternative)
-        if fix is None:
-            self.notify("There is no fix to apply.", severity="warning")
-            return
-        self._edit_model(f"fix: {fix.text}", lambda m: engine.apply_fix(m, err, fix))
+        self.layer_edits.apply_fix(alternative)
 
     def action_apply_alt_fix(self) -> None:
-        self.action_apply_fix(alternative=True)
+        self.layer_edits.apply_fix(alternative=True)
 
     def action_undo(self) -> None:
-        self._undo_redo(undo=True)
+        self.layer_edits.undo_redo(undo=True)
 
     def action_redo(self) -> None:
-        self._undo_redo(undo=False)
-
-    def _undo_redo(self, undo: bool) -> None:
-        what = "undo" if undo else "redo"
-        if self._refuse(what, retry=lambda: self._undo_redo(undo)):
-            return
-        src = self.undo_stack.done if undo else self.undo_stack.undone
-        dst = self.undo_stack.undone if undo else self.undo_stack.done
-        if not src:
-            self.notify(f"Nothing to {what}.", severity="information")
-            return
-        snap = src.pop()
-        dst.append(engine.snapshot(self.session, snap.label))
-        session = self.session
-
-        def failed() -> None:
-            dst.pop()
-            src.append(snap)
-
-        self._engine_op(f"{what} {snap.label}", lambda: engine.restore(session, snap), undo=failed,
-                        then=lambda _r: self.notify(f"{what}: {snap.label}", markup=False))
+        self.layer_edits.undo_redo(undo=False)
 
     def action_freeze_layer(self, path: str | None = None) -> None:
-        if self._refuse("freeze a layer"):
-            return
-        path = path if path is not None else self._selected_path()
-        if path is None:
-            return
-        spec = engine.get_layer(self.session.spec, path)
-        mpath = engine.module_path(path)
-        if not parts.has_parameters(self.session, mpath):
-            self.notify(f"Layer {path} ({spec.type}) has no parameters to freeze.", severity="warning")
-            return
-        self.undo_stack.push(engine.snapshot(self.session, f"freeze layer {path}"))
-        self.session.freeze(mpath, not spec.frozen)
-        self.notify(f"layer {path} {'frozen' if spec.frozen else 'unfrozen'}")
-        self._changed(path)
+        self.layer_edits.freeze(path)
 
     def action_init_layer(self, path: str | None = None) -> None:
-        if self._refuse("initialise a layer"):
-            return
-        path = path if path is not None else self._selected_path()
-        if path is None:
-            return
-        spec = engine.get_layer(self.session.spec, path)
-        mpath = engine.module_path(path)
-
-        def apply(init: dict[str, Any]) -> str | None:
-            reason = self._busy_reason()
-            if reason:
-                return reason
-            try:
-                init = engine.parse_init(init, "init")
-            except engine.EngineError as err:
-                return getattr(err, "detail", err.message)
-            self.undo_stack.push(engine.snapshot(self.session, f"init layer {path}"))
-            try:
-                self.session.init_layer(mpath, init)
-            except Exception as err:  # noqa: BLE001
-                self.undo_stack.done.pop()
-                return str(err)
-            self._changed()
-            self.notify(f"layer {path}: {init['scheme']} initialisation applied")
-            return None
-
-        self.push_screen(parts.InitModal(f"Initialise layer {path} ({spec.type})", apply))
+        self.layer_edits.init(path)
 
     def action_edit_input_shape(self) -> None:
-        if self._refuse("change the input shape"):
-            return
-
-        def apply(shape: tuple[int, ...]) -> None:
-            def mutate(m: ModelSpec) -> None:
-                m.input_shape = shape
-
-            self._edit_model("set the input shape", mutate)
-
-        self.push_screen(parts.input_shape_dialog(tuple(self.session.spec.input_shape), apply))
-
-    # -- weights and data ------------------------------------------------------------------------
+        self.layer_edits.input_shape()
 
     def on_tensor_view_request(self, event: parts.TensorView.Request) -> None:
         event.stop()
         entry = event.view.entry
         if entry is None:
             return
-        if entry.kind == "param":
-            name = entry.key.removeprefix("param:")
-            self._param_request(name, event.what, event.index)
+        if entry.kind == "param" and event.what in ("init", "freeze"):
+            path = engine.layer_path_of_param(entry.key.removeprefix("param:"))
+            (self.layer_edits.init if event.what == "init" else self.layer_edits.freeze)(path)
+        elif entry.kind == "param":
+            self.tensor_edits.edit_param(entry.key.removeprefix("param:"), event.what, event.index)
         elif entry.kind == "data" and entry.key.startswith("data:"):
-            self._data_request(entry.key.removeprefix("data:"), event.what, event.index)
+            self.tensor_edits.edit_data(entry.key.removeprefix("data:"), event.what, event.index)
         else:
             self.notify("This tensor is computed, not edited: edit a parameter or the data.", severity="warning")
 
-    def _param_request(self, name: str, what: str, index: tuple[int, ...] | None) -> None:
-        if what in ("init", "freeze"):
-            path = engine.layer_path_of_param(name)
-            (self.action_init_layer if what == "init" else self.action_freeze_layer)(path)
-            return
-        if self._refuse("edit weights"):
-            return
-        dialog = parts.weight_dialog(name, self.session.get_param(name), index,
-                                     partial(self._set_weight, name), what)
-        if dialog is not None:
-            self.push_screen(dialog)
-
-    def _data_request(self, which: str, what: str, index: tuple[int, ...] | None) -> None:
-        if self._refuse("edit the data"):
-            return
-        dialog, warning = parts.data_dialog(self.session, which, what, index, partial(self._set_data_text, which),
-                                            partial(self._set_generator, which))
-        if warning:
-            self.notify(warning, severity="warning")
-        if dialog is not None:
-            self.push_screen(dialog)
-
-    def _edit_tensor(self, text: str, index: tuple[int, ...] | None, whole: str,
-                     apply: Callable[[Any], None], errors: tuple[type[Exception], ...],
-                     explain: Callable[[Exception], str] | None = None, undo_label: str | None = None) -> str | None:
-        """Parse the text typed for a tensor (or one cell) and apply it; the reason for a refusal, or None."""
-        reason = self._busy_reason()
-        if reason:
-            return reason
-        value, refused = parts.parse_value(text, index, whole)
-        if refused:
-            return refused
-        if undo_label is not None:
-            self.undo_stack.push(engine.snapshot(self.session, undo_label))
-        try:
-            apply(value)
-        except errors as err:
-            if undo_label is not None:
-                self.undo_stack.done.pop()
-            return (explain or parts.refusal)(err)
-        self._changed()
-        return None
-
-    def _set_weight(self, name: str, index: tuple[int, ...] | None, text: str) -> str | None:
-        """Parse and set a weight (or one cell); returns the reason for a refusal, or None."""
-        return self._edit_tensor(text, index, "v pastes the whole tensor",
-                                 lambda value: self.session.set_param(name, value, index), (engine.WeightError,),
-                                 explain=lambda err: err.message, undo_label=f"edit {name}")
-
     def set_weight(self, name: str, value_text: str, index: tuple[int, ...] | None = None) -> str | None:
         """For scripts and tests: the same path as the editor."""
-        return self._set_weight(name, index, value_text)
-
-    def _set_data_text(self, which: str, index: tuple[int, ...] | None, text: str) -> str | None:
-        s = self.session
-        return self._edit_tensor(text, index, "v edits all values",
-                                 lambda value: engine.set_data(s, **{which: parts.data_value(s, which, index, value)}),
-                                 (engine.EngineError, RuntimeError, ValueError, TypeError))
-
-    def _set_generator(self, which: str, kind: str, shape: tuple[int, ...], low: int, high: int) -> str | None:
-        reason = self._busy_reason() or parts.check_generator(kind, low, high)
-        if reason:
-            return reason
-        try:
-            engine.set_data(self.session, **{which: engine.GeneratorSpec(kind, tuple(shape), low, high)})
-        except (engine.EngineError, RuntimeError, ValueError, TypeError) as err:
-            return parts.refusal(err)
-        self._changed()
-        return None
+        return self.tensor_edits.set_weight(name, index, value_text)
 
     def action_compute_grads(self) -> None:
-        if self._refuse("run a backward pass"):
+        if self.refuse("run a backward pass"):
             return
         s = self.session
         if not s.can_backward:
             self.notify(f"No backward pass: {s.why_not_trainable()}", severity="warning", markup=False)
             return
-        self._engine_op("run a backward pass", s.compute_gradients,
-                        then=lambda loss: self.notify(f"backward pass done (loss {loss:.5g}): see ∇ in Tensors"))
+        self.engine_op("run a backward pass", s.compute_gradients,
+                       then=lambda loss: self.notify(f"backward pass done (loss {loss:.5g}): see ∇ in Tensors"))
 
     # -- training --------------------------------------------------------------------------------
 
@@ -759,7 +532,7 @@ class PlaygroundApp(App[int]):
         if self.running:
             self.notify("Already training.", severity="information")
             return
-        if self._refuse("train"):
+        if self.refuse("train"):
             return
         invalid = self._train_field_error(steps=steps is None)
         if invalid:  # the field shows one thing, the session holds its last valid value: ask, do not guess
@@ -835,7 +608,7 @@ class PlaygroundApp(App[int]):
             self._update_status()
         # a parameter on screen follows the training, at a bounded rate
         now = msg.progress.elapsed
-        if self._active_tab() == "tensors" and self.runstate.due("live", now, LIVE_TENSOR_INTERVAL):
+        if self.active_tab() == "tensors" and self.runstate.due("live", now, LIVE_TENSOR_INTERVAL):
             pane = self.query_one(parts.TensorsPane)
             if pane.current and pane.current.startswith("param:"):
                 pane.select(pane.current)
@@ -867,14 +640,14 @@ class PlaygroundApp(App[int]):
         elif fin.reason == "stopped":
             self.notify(f"Stopped at step {fin.step}.")
         self.runstate.end_run()
-        self._changed()
+        self.changed()
         self.maybe_autosave()
 
     def on_train_failed(self, msg: TrainFailed) -> None:
         self._run_ended()
         self.runstate.failed()
         self.push_screen(parts.ErrorModal("Training could not run", msg.message, msg.hint))
-        self._changed()
+        self.changed()
 
     def action_pause(self) -> None:
         if self.runstate.request_pause():
@@ -904,7 +677,7 @@ class PlaygroundApp(App[int]):
     def action_reset_weights(self, hand_set: bool = True) -> None:
         """R: back to the preset (its hand-set weights, the seed's initialisation elsewhere); ctrl+r: every layer
         from the seed's initialisation, the hand-set values dropped. Data and history start afresh too."""
-        if self._refuse("reset the weights"):
+        if self.refuse("reset the weights"):
             return
         self.undo_stack.push(engine.snapshot(self.session, "reset weights"))
         self.runstate.reset()
@@ -914,8 +687,8 @@ class PlaygroundApp(App[int]):
         else:
             done = (f"Every layer re-initialised from seed {session.training.seed}, hand-set values dropped; "
                     "data and history reset (u restores the weights).")
-        self._engine_op("reset the weights", partial(session.reset, hand_set=hand_set),
-                        undo=lambda: self.undo_stack.done.pop(), then=lambda _r: self.notify(done, markup=False))
+        self.engine_op("reset the weights", partial(session.reset, hand_set=hand_set),
+                       undo=lambda: self.undo_stack.done.pop(), then=lambda _r: self.notify(done, markup=False))
 
     def action_reset_init(self) -> None:
         self.action_reset_weights(hand_set=False)
@@ -948,109 +721,56 @@ class PlaygroundApp(App[int]):
         if note:
             self.notify(note)
         if changed:
-            self._changed()
+            self.changed()
         elif msg.what == "run":
             self._update_status()
 
     def choose_loss(self, name: str) -> None:
-        if self._refuse("change the loss"):
-            return
-        self.query_one("#loss-type", parts.Select).value = name
-        self.action_show_tab("train")
+        if not self.refuse("change the loss"):
+            self.query_one(parts.TrainControls).choose("loss-type", name)  # its Changed message applies it
+            self.action_show_tab("train")
 
     def choose_optimizer(self, name: str) -> None:
-        if self._refuse("change the optimizer"):
-            return
-        self.query_one("#opt-type", parts.Select).value = name
-        self.action_show_tab("train")
+        if not self.refuse("change the optimizer"):
+            self.query_one(parts.TrainControls).choose("opt-type", name)
+            self.action_show_tab("train")
 
     def choose_device(self, name: str) -> None:
-        if self._refuse("change the device"):
+        if self.refuse("change the device"):
             return
         s = self.session
         if name == str(s.device):
             return
-        self._engine_op(f"move to {name}", partial(s.set_device, name),
-                        then=lambda _r: self.notify(f"now on {name}"))
+        self.engine_op(f"move to {name}", partial(s.set_device, name),
+                       then=lambda _r: self.notify(f"now on {name}"))
 
     # -- presets ---------------------------------------------------------------------------------
 
     def action_open_preset(self) -> None:
-        if self._refuse("open a preset"):
+        if self.refuse("open a preset"):
             return
         self.push_screen(parts.PresetPicker(self.presets), callback=lambda p: self.open_preset_path(p) if p else None)
 
     def open_preset_path(self, path: str) -> None:
-        if self._refuse("open a preset"):
+        if self.refuse("open a preset"):
             return
         self.action_show_tab("layers")
         self._update_status(note=f"opening {path}…")
         self._load(path.strip())
 
     def action_save_preset(self) -> None:
-        if self._refuse("save"):
-            return
-        s = self.session
-
-        def apply(path: str, with_weights: bool, fmt: str = "preset") -> str | None:
-            if fmt == "session" or files.is_session_file(path):
-                return self.save_session_to(path)
-            error = files.save_preset_to(s, path, with_weights)
-            if error is None:
-                self.notify(f"saved {Path(path).expanduser()}", markup=False)
-            return error
-
-        self.push_screen(parts.SaveModal(files.save_default(s), apply))
+        self.saving.save()
 
     def save_session_to(self, path: str) -> str | None:
         """Save the whole session (a .tuinn file) in a worker; returns a refusal or None."""
-        reason = self._busy_reason()
-        if reason:
-            return reason
-        target = files.session_target(path)
-        if isinstance(target, str):
-            return target
-        s = self.session
-
-        def done(written: Path) -> None:
-            self.session_path = str(written)
-            self.notify(f"session saved: {written}", markup=False)
-
-        self._engine_op("save the session", partial(engine.save_session, s, target), then=done)
-        return None
+        return self.saving.save_session_to(path)
 
     def open_session_path(self, path: str) -> None:
         """Open a .tuinn session file (as `o` or `tui-nn FILE.tuinn` do)."""
         self.open_preset_path(path)
 
     def action_export(self, kind: str = "script") -> None:
-        if self._refuse("export"):
-            return
-        self.push_screen(parts.ExportModal(files.export_defaults(self.session), self._export, kind))
-
-    def _export(self, kind: str, path: str) -> str | None:
-        reason = self._busy_reason()
-        if reason:
-            return reason
-        target = files.export_target(path)
-        if isinstance(target, str):
-            return target
-        if kind == "svg":
-            def shoot() -> None:
-                written = self.save_screenshot(filename=target.name, path=str(target.parent.resolve()))
-                self.notify(f"screenshot written: {written}", markup=False)
-
-            self.call_after_refresh(shoot)  # once the dialog is gone: the screen itself
-            return None
-        s = self.session
-        from_start = s.has_start_weights
-
-        def written(p: Path) -> None:
-            message, severity, timeout = files.export_notice(s, kind, p, from_start)
-            self.notify(message, markup=False, severity=severity, timeout=timeout)
-
-        self._engine_op("export", files.export_job(s, kind, target, from_start), then=written)
-        return None
+        self.saving.export(kind)
 
     # -- autosave (tui_nn/ui/autosave.py) ---------------------------------------------------------
 
@@ -1091,62 +811,19 @@ class PlaygroundApp(App[int]):
     # -- data sets, reports, runs ---------------------------------------------------------------
 
     def action_choose_dataset(self) -> None:
-        if self._refuse("change the data"):
-            return
-        self.action_show_tab("data")
-        self.push_screen(parts.DatasetModal(self.session.preset.data, self._apply_dataset))
-
-    def _apply_dataset(self, values: dict[str, Any]) -> str | None:
-        reason = self._busy_reason()
-        if reason:
-            return reason
-        s = self.session
-        try:
-            spec = parts.dataset_spec(values, s.preset.data)
-        except ValueError as err:
-            return str(err)
-        except engine.EngineError as err:
-            return parts.engine_text(err)
-        self._engine_op("use the new data", lambda: s.set_data(spec),
-                        then=lambda _r: self.notify(f"data: {engine.describe(spec)}", markup=False))
-        return None
+        self.reports.choose_dataset()
 
     def action_confusion(self) -> None:
-        if self._refuse("compute the confusion matrix"):
-            return
-        s = self.session
-        self._engine_op("compute the confusion matrix", partial(parts.confusion, s),
-                        then=lambda result: self.push_screen(parts.confusion_screen(result, s.step)))
+        self.reports.confusion()
 
     def action_gradcheck(self) -> None:
-        if self._refuse("check the gradients"):
-            return
-        s = self.session
-        if not s.trainable:
-            self.notify(f"No gradient check: {s.why_not_trainable()}", severity="warning", markup=False)
-            return
-        self._engine_op("check the gradients", partial(engine.gradcheck_session, s),
-                        then=lambda report: self.push_screen(parts.gradcheck_screen(report)))
+        self.reports.gradcheck()
 
     def action_neuron(self) -> None:
-        if self._refuse("write out a neuron"):
-            return
-        path = self._selected_path()
-        spec = engine.get_layer(self.session.spec, path) if path is not None else None
-        if spec is None or spec.type != "Linear":
-            self.notify("Highlight a Linear layer on the Layers tab (1), then press N.", severity="warning")
-            return
-        dialog = parts.neuron_screen(self.session, path, lambda report: self.call_later(self.push_screen, report))
-        if dialog is not None:
-            self.push_screen(dialog)
+        self.reports.neuron()
 
     def action_compare_runs(self) -> None:
-        if self.session is None:
-            return
-        if not self.session.runs.runs:
-            self.notify("No runs yet: train a little (n, r), change a setting, train again.", severity="information")
-            return
-        self.push_screen(parts.RunsModal(self.session))
+        self.reports.compare_runs()
 
     # -- navigation and help --------------------------------------------------------------------
 

@@ -11,14 +11,14 @@ from .screens.dialogs import (
     ErrorModal,
     ExportModal,
     GeneratorModal,
-    InitModal,
     SaveModal,
     TextEditModal,
 )
 from .screens.help import HelpScreen
 from .screens.layer_form import LayerFormScreen, preview_text
-from .screens.pickers import LayerPicker, PresetPicker
+from .screens.pickers import PresetPicker
 from .screens.reports import (
+    Reports,
     confusion,
     confusion_screen,
     engine_text,
@@ -26,46 +26,29 @@ from .screens.reports import (
     neuron_screen,
 )
 from .screens.runs import RunsModal
+from .screens.saving import Saving
 from .widgets.boundary import BoundaryPane
 from .widgets.controls import TrainControls, apply_setting
 from .widgets.data import DataPane, InfoPane, Instructions
-from .widgets.layer_edits import (
-    add_form,
-    edit_form,
-    fix_to_apply,
-    has_parameters,
-    input_shape_dialog,
-    not_editable,
-    where,
-)
+from .widgets.layer_edits import LayerEdits
 from .widgets.layers import ErrorPanel, LayerTable, Totals
 from .widgets.plot import LossPlot, eval_series
-from .widgets.tensor_edits import (
-    check_generator,
-    data_dialog,
-    data_value,
-    parse_value,
-    refusal,
-    weight_dialog,
-)
-from .widgets.tensors import (
+from .widgets.tensor_edits import TensorEdits
+from .widgets.tensor_entries import (
     TensorEntry,
-    TensorList,
-    TensorsPane,
-    TensorView,
     forward_trace,
     ints_if_whole,
     num_text,
     tensor_entries,
 )
+from .widgets.tensor_view import TensorView
+from .widgets.tensors import TensorList, TensorsPane
 
 __all__ = [
     "BoundaryPane", "DataPane", "DatasetModal", "ErrorModal", "ErrorPanel", "ExportModal", "GeneratorModal",
-    "HelpScreen", "InfoPane", "InitModal", "Instructions", "LayerFormScreen", "LayerPicker", "LayerTable",
-    "LossPlot", "PresetPicker", "RunsModal", "SaveModal", "Select", "TensorEntry", "TensorList", "TensorView",
-    "TensorsPane", "TextEditModal", "Totals", "TrainControls", "add_form", "apply_setting", "check_generator",
-    "confusion", "confusion_screen", "data_dialog", "data_value", "dataset_spec", "edit_form", "engine_text",
-    "eval_series", "fix_to_apply", "forward_trace", "gradcheck_screen", "has_parameters", "input_shape_dialog",
-    "ints_if_whole", "neuron_screen", "not_editable", "num_text", "parse_value", "preview_text", "refusal",
-    "tensor_entries", "weight_dialog", "where",
+    "HelpScreen", "InfoPane", "Instructions", "LayerEdits", "LayerFormScreen", "LayerTable", "LossPlot",
+    "PresetPicker", "Reports", "RunsModal", "SaveModal", "Saving", "Select", "TensorEdits", "TensorEntry",
+    "TensorList", "TensorView", "TensorsPane", "TextEditModal", "Totals", "TrainControls", "apply_setting",
+    "confusion", "confusion_screen", "dataset_spec", "engine_text", "eval_series", "forward_trace",
+    "gradcheck_screen", "ints_if_whole", "neuron_screen", "num_text", "preview_text", "tensor_entries",
 ]

@@ -97,9 +97,9 @@ def preview_text(s: Session, path: str | None, type_name: str, insert: bool, arg
     """What the model would look like with these arguments (shape check on the meta device)."""
     model = s.spec.copy()
     if insert:
+        seeded = engine.default_layer(type_name).layers  # a new block holds an Identity, as when inserted
         target = engine.insert_layer(model, path, engine.LayerSpec(type_name, dict(args),
-                                                           layers=[engine.LayerSpec("Identity")]
-                                                           if type_name == "Residual" else []))
+                                                           layers=[x.copy() for x in seeded]))
     else:
         assert path is not None
         engine.set_args(model, path, args)

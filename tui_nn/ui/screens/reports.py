@@ -1,9 +1,11 @@
-"""Text reports in a dialog: the numerical gradient check, the confusion matrix, a neuron in numbers.
-Outside text is always literal."""
+"""Text reports in a dialog: the numerical gradient check, the confusion matrix, a neuron in numbers; and
+`Reports`, the keys that open them, the runs compared and the data set dialog, acting through the app's
+`EditHost` interface (ui/host.py). Outside text is always literal."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from textual.binding import Binding
@@ -13,10 +15,14 @@ from textual.screen import ModalScreen
 from tui_nn import engine
 
 from ..safe import Shown, Text
+from .dataset import DatasetModal, dataset_spec
 from .dialogs import ErrorModal, TextEditModal, _hint
+from .runs import RunsModal
 
 if TYPE_CHECKING:
     from tui_nn.engine import ConfusionMatrix, GradcheckReport, Session
+
+    from ..host import EditHost
 
 MAX_NEURON_TERMS = 256  # terms of y = sum w_i x_i + b written out in the neuron dialog
 
@@ -117,3 +123,81 @@ def neuron_screen(session: Session, path: str, show: Callable[[ModalScreen[None]
     return TextEditModal(f"Layer {path} (Linear): which output unit?",
                          f"An output unit in 0..{out_features - 1}: its equation with the current "
                          "weights and the first input sample.", "0", apply)
+
+
+class Reports:
+    """D (the data set), the confusion matrix, the gradient check, N (a neuron) and the runs compared: each
+    refused while the session is busy, the engine's part run in the host's worker, the report pushed after."""
+
+    def __init__(self, host: EditHost) -> None:
+        self.host = host
+
+    @property
+    def session(self) -> Session:
+        assert self.host.session is not None  # the keys act only once a session is open
+        return self.host.session
+
+    def choose_dataset(self) -> None:
+        if self.host.refuse("change the data"):
+            return
+        self.host.action_show_tab("data")
+        self.host.push_screen(DatasetModal(self.session.preset.data, self.apply_dataset))
+
+    def apply_dataset(self, values: dict[str, Any]) -> str | None:
+        host = self.host
+        reason = host.busy_reason()
+        if reason:
+            return reason
+        s = self.session
+        try:
+            spec = dataset_spec(values, s.preset.data)
+        except ValueError as err:
+            return str(err)
+        except engine.EngineError as err:
+            return engine_text(err)
+        host.engine_op("use the new data", lambda: s.set_data(spec),
+                       then=lambda _r: host.notify(f"data: {engine.describe(spec)}", markup=False))
+        return None
+
+    def confusion(self) -> None:
+        host = self.host
+        if host.refuse("compute the confusion matrix"):
+            return
+        s = self.session
+        host.engine_op("compute the confusion matrix", partial(confusion, s),
+                       then=lambda result: host.push_screen(confusion_screen(result, s.step)))
+
+    def gradcheck(self) -> None:
+        host = self.host
+        if host.refuse("check the gradients"):
+            return
+        s = self.session
+        if not s.trainable:
+            host.notify(f"No gradient check: {s.why_not_trainable()}", severity="warning", markup=False)
+            return
+        host.engine_op("check the gradients", partial(engine.gradcheck_session, s),
+                       then=lambda report: host.push_screen(gradcheck_screen(report)))
+
+    def neuron(self) -> None:
+        host = self.host
+        if host.refuse("write out a neuron"):
+            return
+        path = host.selected_path()
+        spec = engine.get_layer(self.session.spec, path) if path is not None else None
+        if spec is None or spec.type != "Linear":
+            host.notify("Highlight a Linear layer on the Layers tab (1), then press N.", severity="warning")
+            return
+        assert path is not None
+        dialog = neuron_screen(self.session, path, lambda report: host.call_later(host.push_screen, report))
+        if dialog is not None:
+            host.push_screen(dialog)
+
+    def compare_runs(self) -> None:
+        s = self.host.session
+        if s is None:
+            return
+        if not s.runs.runs:
+            self.host.notify("No runs yet: train a little (n, r), change a setting, train again.",
+                             severity="information")
+            return
+        self.host.push_screen(RunsModal(s))

@@ -186,7 +186,7 @@ class BoundaryPane(Vertical):
     def tick(self, force: bool = False) -> None:
         app: Any = self.app
         s = app.session
-        if s is None or self._computing or not self.is_mounted or app._active_tab() != "boundary":
+        if s is None or self._computing or not self.is_mounted or app.active_tab() != "boundary":
             return
         if app.run_state in ("loading", "busy"):
             return

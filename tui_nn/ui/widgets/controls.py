@@ -98,6 +98,18 @@ class TrainControls(VerticalScroll):
             return self._in_field()  # shown in the footer only while a field has the focus
         return True
 
+    def choose(self, select_id: str, value: str) -> None:
+        """A loss, optimizer or device chosen elsewhere (the command palette): set in its list, which posts
+        `Changed` as a choice made here does."""
+        self.query_one(f"#{select_id}", Select).value = value
+
+    def show_device(self, device: str) -> None:
+        """The device list back on `device` (a move that failed); the Changed it posts asks nothing: the session
+        is on `device` already."""
+        for select in self.query("#device").results(Select):
+            if select.value != device:
+                select.value = device
+
     def action_leave_field(self) -> None:
         if self._in_field():
             self.focus(scroll_visible=False)

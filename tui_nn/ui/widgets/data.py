@@ -10,7 +10,8 @@ from textual.widgets import Static
 from tui_nn import engine
 
 from ..safe import Shown, Text, line
-from .tensors import TensorEntry, TensorView
+from .tensor_entries import TensorEntry
+from .tensor_view import TensorView
 
 if TYPE_CHECKING:
     from tui_nn.engine import DeviceInfo, Session

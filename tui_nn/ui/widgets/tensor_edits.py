@@ -1,21 +1,24 @@
 """Editing a tensor shown on the Tensors or Data tab: the dialog for one cell or the whole tensor (a weight,
-the inputs or the targets), the generator dialog, and the typed text made into a value. The app applies the
-value to the session (with undo) and redraws."""
+the inputs or the targets), the generator dialog, and the typed text made into a value; `TensorEdits` applies
+the value to the session (with undo) through the app's `EditHost` interface (ui/host.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tui_nn import engine
 
 from ..screens.dialogs import GeneratorModal, TextEditModal
-from .tensors import ints_if_whole, num_text
+from .tensor_entries import ints_if_whole, num_text
 
 if TYPE_CHECKING:
     from torch import Tensor
 
     from tui_nn.engine import Session
+
+    from ..host import EditHost
 
 Apply = Callable[[str], "str | None"]
 
@@ -108,3 +111,80 @@ def refusal(err: Exception) -> str:
 
 def check_generator(kind: str, low: int, high: int) -> str:
     return f"high ({high}) must be greater than low ({low})" if kind == "randint" and high <= low else ""
+
+
+class TensorEdits:
+    """The Tensors and Data tabs' editors applied: a weight, the inputs or the targets (a cell, every value, or a
+    generator), each refused while a run is under way and followed by the host's redraw."""
+
+    def __init__(self, host: EditHost) -> None:
+        self.host = host
+
+    @property
+    def session(self) -> Session:
+        assert self.host.session is not None  # the editors open only once a session is open
+        return self.host.session
+
+    def edit_param(self, name: str, what: str, index: tuple[int, ...] | None) -> None:
+        """A weight's editor ("cell" at `index`, or every value)."""
+        if self.host.refuse("edit weights"):
+            return
+        dialog = weight_dialog(name, self.session.get_param(name), index, partial(self.set_weight, name), what)
+        if dialog is not None:
+            self.host.push_screen(dialog)
+
+    def edit_data(self, which: str, what: str, index: tuple[int, ...] | None) -> None:
+        """The inputs' or targets' editor: a cell, every value, or a generator."""
+        if self.host.refuse("edit the data"):
+            return
+        dialog, warning = data_dialog(self.session, which, what, index, partial(self.set_data_text, which),
+                                      partial(self.set_generator, which))
+        if warning:
+            self.host.notify(warning, severity="warning")
+        if dialog is not None:
+            self.host.push_screen(dialog)
+
+    def edit_tensor(self, text: str, index: tuple[int, ...] | None, whole: str,
+                    apply: Callable[[Any], None], errors: tuple[type[Exception], ...],
+                    explain: Callable[[Exception], str] | None = None, undo_label: str | None = None) -> str | None:
+        """Parse the text typed for a tensor (or one cell) and apply it; the reason for a refusal, or None."""
+        reason = self.host.busy_reason()
+        if reason:
+            return reason
+        value, refused = parse_value(text, index, whole)
+        if refused:
+            return refused
+        undo_stack = self.host.undo_stack
+        if undo_label is not None and undo_stack is not None:
+            undo_stack.push(engine.snapshot(self.session, undo_label))
+        try:
+            apply(value)
+        except errors as err:
+            if undo_label is not None and undo_stack is not None:
+                undo_stack.done.pop()
+            return (explain or refusal)(err)
+        self.host.changed()
+        return None
+
+    def set_weight(self, name: str, index: tuple[int, ...] | None, text: str) -> str | None:
+        """Parse and set a weight (or one cell); returns the reason for a refusal, or None."""
+        return self.edit_tensor(text, index, "v pastes the whole tensor",
+                                lambda value: self.session.set_param(name, value, index), (engine.WeightError,),
+                                explain=lambda err: getattr(err, "message", str(err)), undo_label=f"edit {name}")
+
+    def set_data_text(self, which: str, index: tuple[int, ...] | None, text: str) -> str | None:
+        s = self.session
+        return self.edit_tensor(text, index, "v edits all values",
+                                lambda value: engine.set_data(s, **{which: data_value(s, which, index, value)}),
+                                (engine.EngineError, RuntimeError, ValueError, TypeError))
+
+    def set_generator(self, which: str, kind: str, shape: tuple[int, ...], low: int, high: int) -> str | None:
+        reason = self.host.busy_reason() or check_generator(kind, low, high)
+        if reason:
+            return reason
+        try:
+            engine.set_data(self.session, **{which: engine.GeneratorSpec(kind, tuple(shape), low, high)})
+        except (engine.EngineError, RuntimeError, ValueError, TypeError) as err:
+            return refusal(err)
+        self.host.changed()
+        return None
