@@ -750,3 +750,22 @@ async def test_a_new_concat_or_sequential_is_previewed_and_added_holding_an_iden
         added = app.session.spec.layers[-1]
         assert added.type == "Sequential" and [x.type for x in added.layers] == ["Identity"]
         assert app.session.report.error is None
+
+
+async def test_the_path_column_fits_a_block_layers_path() -> None:
+    """The layer table's "#" column is as wide as the longest path ("3.1.2" in a Concat's branch), so each row
+    says which layer it is; a flat network keeps the narrow column."""
+    from textual.widgets.data_table import ColumnKey
+
+    from tui_nn.ui.widgets.layers import LayerTable
+
+    app = PlaygroundApp(preset("tiny"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot)
+        table = app.query_one(LayerTable)
+        assert table.columns[ColumnKey("idx")].width == 4
+        app.open_preset_path(preset("arch-inception-block"))
+        await wait_until(pilot, lambda: "3.1.2" in table.paths, what="the Inception preset's rows")
+        longest = max(len(p) for p in table.paths)
+        assert table.columns[ColumnKey("idx")].width == 2 + longest
+        assert str(table.get_cell("3.1.2", "idx")).strip() == "3.1.2"  # the whole path, not "3."

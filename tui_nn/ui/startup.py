@@ -8,7 +8,7 @@ start-up; the first frame before torch and Textual's widgets are imported).
    the app reaches them as `parts.LayerTable`, ... and builds its tabs.
 3. The load worker shows the preset's `preview` (read without torch, shapes by arithmetic), then starts the
    trainer process (`prestart_trainer`: it imports torch on the other core), then imports torch and builds the
-   session; behind the first interactive frame, `warm_up` pays the first optimizer's imports, reads the bundled
+   session; behind the first interactive frame, `warm_optimizer` pays the first optimizer's imports, reads the bundled
    presets for the picker and starts the runner; `release_gc` then freezes what start-up loaded.
 
 Only this module defers imports; the rest of ui/ imports at module top, the engine through `tui_nn.engine`,

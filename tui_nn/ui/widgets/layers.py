@@ -7,11 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from tui_nn import engine
 
 from .. import keys
 from ..safe import Shown, Text, cell
+
+MAX_PATH_WIDTH = 14  # cells of the "#" column at most (a path of 12 characters, e.g. "10.2.shortcut")
 
 if TYPE_CHECKING:
     from tui_nn.engine import LayerSpec, Session
@@ -73,6 +76,16 @@ class LayerTable(DataTable):
         self.add_column("in → out", key="shape")
         self.add_column("params", key="params")
 
+    def _fit_paths(self) -> None:
+        """The "#" column as wide as the longest path (a block's "3.1.2"), at least 4 cells: a flat network's
+        table keeps its width."""
+        width = max(4, min(MAX_PATH_WIDTH, 2 + max((len(p) for p in self.paths), default=0)))
+        column = self.columns.get(ColumnKey("idx"))
+        if column is not None and column.width != width:
+            column.width = width
+            self._require_update_dimensions = True
+            self.refresh()
+
     @property
     def selected_path(self) -> str | None:
         if not self.paths:
@@ -111,6 +124,7 @@ class LayerTable(DataTable):
             self.paths.append(path)
             if is_err:
                 after_error = True
+        self._fit_paths()
         if keep in self.paths:
             self.move_cursor(row=self.paths.index(keep), animate=False)
         elif err_path in self.paths and select is None:
@@ -131,6 +145,7 @@ class LayerTable(DataTable):
             params = Text("…" if r.params is None else f"{r.params:,}", style="dim")
             self.add_row(Text("  " + r.path, style="dim"), call, shape, params, key=r.path)
             self.paths.append(r.path)
+        self._fit_paths()
 
 
 class ErrorPanel(Shown):
