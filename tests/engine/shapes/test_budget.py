@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
@@ -78,3 +79,37 @@ def test_inputs_checked_before_they_are_generated_are_not_counted_twice(monkeypa
     monkeypatch.setattr(budget, "default_budget", shrinking_budget)
     s = Session(preset)
     assert tuple(s.inputs.shape) == (64, 256) and len(calls) == 1
+
+
+@pytest.mark.parametrize("name,args", [("Adam", {}), ("Adam", {"amsgrad": True}), ("SGD", {"momentum": 0.9}),
+                                       ("RMSprop", {"momentum": 0.5, "centered": True}), ("Adagrad", {}),
+                                       ("Adadelta", {}), ("NAdam", {}), ("RAdam", {}), ("Adamax", {}),
+                                       ("LBFGS", {"history_size": 5})])
+def test_the_optimizer_state_counted_is_what_torch_keeps(name, args):
+    """The memory estimate's optimizer slots, against the state torch's optimizer holds after some steps (tensors
+    of the parameter's size; LBFGS's history of flat vectors, bounded by 2 * history_size + 2)."""
+    import torch
+
+    from tui_nn.engine.shapes.budget import optimizer_slots
+
+    torch.manual_seed(0)
+    w = torch.randn(7, requires_grad=True)
+    opt = getattr(torch.optim, name)([w], **args)
+
+    def closure():
+        opt.zero_grad()
+        loss = ((w - 1) ** 4).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(12):
+        opt.step(closure)
+    state = opt.state[w]
+    held = sum(v.numel() for v in state.values() if torch.is_tensor(v) and v.numel() == w.numel())
+    held += sum(t.numel() for v in state.values() if isinstance(v, list) for t in v  # LBFGS's history (its
+                if torch.is_tensor(t) and t.numel() == w.numel())  # per-pair scalars are not parameter-sized)
+    slots = optimizer_slots(name, args)
+    if name == "LBFGS":
+        assert held <= slots * w.numel() and held >= 2 * args["history_size"] * w.numel()
+    else:
+        assert held == slots * w.numel()

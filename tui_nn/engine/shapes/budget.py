@@ -23,6 +23,10 @@ def optimizer_slots(name: str | None, args: dict[str, Any]) -> int:
         return 1 + (1 if args.get("momentum", 0.0) else 0) + (1 if args.get("centered") else 0)
     if name == "Adagrad":
         return 1
+    if name in ("Adadelta", "NAdam", "RAdam", "Adamax"):  # two running averages each (square_avg/acc_delta,
+        return 2  # exp_avg/exp_avg_sq, exp_avg/exp_inf)
+    if name == "LBFGS":  # up to history_size pairs of flat vectors (old_dirs, old_stps), the direction d and the
+        return 2 * int(args.get("history_size", 100)) + 2  # previous flat gradient: an upper bound
     return 0
 
 
