@@ -326,3 +326,37 @@ def test_a_trainer_process_started_from_a_thread_that_exits_lives_on_and_trains(
         assert r.run(s, 5, report=lambda p: None, should_stop=lambda: False).reason == "done"
     finally:
         r.close()
+
+
+def _read_the_flag_for_ever(flag):  # the trainer process's every-step check, as fast as it goes
+    while True:
+        flag.is_set()
+
+
+def test_a_stop_can_be_asked_after_the_trainer_process_was_killed_mid_check():
+    """The stop flag takes no lock: a trainer process SIGKILLed in the middle of reading it (a multiprocessing
+    Event's lock held for ever) must not block the app's next stop or quit. Each kill lands mid-read."""
+    import signal
+    import threading
+    import time
+
+    from tui_nn.engine.training.process import CTX, new_stop_event
+
+    flag = new_stop_event()
+    for _ in range(5):
+        child = CTX.Process(target=_read_the_flag_for_ever, args=(flag,), daemon=True)
+        child.start()
+        time.sleep(0.3)
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(10)
+        done = threading.Event()
+
+        def ask() -> None:
+            flag.set()
+            flag.clear()
+            done.set()
+
+        threading.Thread(target=ask, daemon=True).start()
+        assert done.wait(10), "set() blocked: the killed process held the flag's lock"
+    flag.set()
+    assert flag.is_set()

@@ -9,6 +9,7 @@ frame, it slowed the preview), so both processes import torch at the same time o
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import sys
@@ -56,9 +57,27 @@ def spawnable_std_streams() -> Iterator[None]:
         null.close()
 
 
-def new_stop_event() -> Any:
-    with spawnable_std_streams():  # the Event's semaphore may start multiprocessing's resource tracker
-        return CTX.Event()
+class StopFlag:
+    """The stop request shared with the trainer process: one byte of shared memory and no lock. (A
+    multiprocessing Event takes a lock to read or to set; a trainer process killed while it held that lock, in
+    the middle of its every-step check, left the app blocked for ever in its next `set()`, on quitting.)"""
+
+    def __init__(self) -> None:
+        self._flag = CTX.RawValue(ctypes.c_bool, False)
+
+    def set(self) -> None:
+        self._flag.value = True
+
+    def clear(self) -> None:
+        self._flag.value = False
+
+    def is_set(self) -> bool:
+        return bool(self._flag.value)
+
+
+def new_stop_event() -> StopFlag:
+    with spawnable_std_streams():  # shared memory may start multiprocessing's resource tracker
+        return StopFlag()
 
 
 def child_entry(conn: Any, stop: Any, threads: int,
